@@ -1,0 +1,131 @@
+from django.contrib import admin, messages
+
+from matching.models import ApiClientKey, Resort, Search, SearchEvent, SearchResult, SkierProfile
+from matching.services import api_key_create, api_key_revoke, profile_fields
+
+
+@admin.register(Resort)
+class ResortAdmin(admin.ModelAdmin):
+    list_display = ["id", "name_en", "name_ja", "region", "country"]
+    list_filter = ["region"]
+    search_fields = ["id", "name", "name_en", "name_ja"]
+
+
+@admin.register(SkierProfile)
+class SkierProfileAdmin(admin.ModelAdmin):
+    list_display = ["user_id", "nickname", "role", "skill_level", "open_to_matching", "knowledge_score", "updated_at"]
+    list_filter = ["role", "open_to_matching", "skill_level"]
+    search_fields = ["user_id", "nickname"]
+    readonly_fields = ["region_mask", "updated_at"]
+    show_full_result_count = False
+
+    def save_model(self, request, obj, form, change):
+        # The derived region mask is computed by the same service every other writer uses.
+        for field, value in profile_fields(resorts=obj.resorts, regions=obj.regions).items():
+            setattr(obj, field, value)
+        super().save_model(request, obj, form, change)
+
+
+class SearchResultInline(admin.TabularInline):
+    model = SearchResult
+    extra = 0
+    can_delete = False
+    fields = ["attempt", "rank", "user_id", "nickname", "score", "breakdown"]
+    readonly_fields = fields
+    ordering = ["-attempt", "rank"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class SearchEventInline(admin.TabularInline):
+    model = SearchEvent
+    extra = 0
+    can_delete = False
+    fields = ["at", "attempt", "kind", "from_status", "to_status", "actor", "detail"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Search)
+class SearchAdmin(admin.ModelAdmin):
+    list_display = [
+        "search_id",
+        "seeker_id",
+        "status",
+        "engine",
+        "attempt",
+        "result_count",
+        "created_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "engine"]
+    search_fields = ["=search_id", "=seeker_id"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+    readonly_fields = [
+        "search_id",
+        "seeker_id",
+        "preferences",
+        "status",
+        "engine",
+        "attempt",
+        "created_at",
+        "updated_at",
+        "started_at",
+        "finished_at",
+        "deadline_at",
+        "error",
+        "result_count",
+    ]
+    inlines = [SearchEventInline, SearchResultInline]
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        return qs.defer("preferences") if request.resolver_match.url_name.endswith("changelist") else qs
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(SearchEvent)
+class SearchEventAdmin(admin.ModelAdmin):
+    list_display = ["at", "search", "attempt", "kind", "from_status", "to_status", "actor"]
+    list_filter = ["kind"]
+    list_select_related = ["search"]
+    search_fields = ["=search__search_id", "actor"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ApiClientKey)
+class ApiClientKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    fields = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke_keys"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        key, raw_key = api_key_create(name=obj.name)
+        obj.pk = key.pk
+        self.message_user(
+            request,
+            f"New key for {key.name}: {raw_key} — copy it now, it is not stored and will not be shown again.",
+            messages.WARNING,
+        )
+
+    @admin.action(description="Revoke selected keys", permissions=["change"])
+    def revoke_keys(self, request, queryset):
+        count = sum(api_key_revoke(key=key) for key in queryset)
+        self.message_user(request, f"Revoked {count} key(s).")

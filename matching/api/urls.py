@@ -1,0 +1,9 @@
+from rest_framework.routers import SimpleRouter
+
+from matching.api.views import SearchViewSet
+
+# The old service's paths have no trailing slash; SnowTrace calls them as they are.
+router = SimpleRouter(trailing_slash=False)
+router.register("searches", SearchViewSet, basename="search")
+
+urlpatterns = router.urls

@@ -1,0 +1,186 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from matching.regions import KNOWN_REGIONS
+
+
+class Resort(models.Model):
+    id = models.SlugField(primary_key=True, max_length=64)
+    name = models.CharField(max_length=200)
+    name_en = models.CharField(max_length=200)
+    name_ja = models.CharField(max_length=200, blank=True)
+    region = models.CharField(max_length=100, choices=[(r, r) for r in KNOWN_REGIONS])
+    country = models.CharField(max_length=2, default="JP")
+
+    class Meta:
+        ordering = ["region", "name_en"]
+        indexes = [models.Index(fields=["region"], name="resort_region_idx")]
+
+    def __str__(self) -> str:
+        return self.name_en
+
+
+class Role(models.TextChoices):
+    BUDDY = "buddy", "Buddy"
+    STUDENT = "student", "Student"
+    COACH = "coach", "Coach"
+
+
+class SkierProfile(models.Model):
+    """A candidate. Set-valued fields are JSON lists in the engine's own wire form."""
+
+    user_id = models.CharField(max_length=64, unique=True)
+    nickname = models.CharField(max_length=64)
+    skill_level = models.PositiveSmallIntegerField()
+    role = models.CharField(max_length=16, choices=Role.choices)
+    resorts = models.JSONField(default=list, blank=True)
+    regions = models.JSONField(default=list, blank=True)
+    available_dates = models.JSONField(default=list, blank=True)
+    open_to_matching = models.BooleanField(default=True)
+    knowledge_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    certifications = models.JSONField(default=list, blank=True)
+    languages = models.JSONField(default=list, blank=True)
+    # Bit i set when the profile reaches region i (its regions plus its resorts' regions);
+    # lets the database prefilter location overlap with one bitwise AND. Written by
+    # matching.services.profile_upsert.
+    region_mask = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["user_id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(skill_level__gte=1, skill_level__lte=10), name="profile_skill_1_10"),
+            models.CheckConstraint(
+                condition=Q(knowledge_score__isnull=True) | Q(knowledge_score__lte=100),
+                name="profile_knowledge_0_100",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["open_to_matching", "skill_level"], name="profile_open_skill_idx"),
+            models.Index(fields=["role"], name="profile_role_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.nickname} ({self.user_id})"
+
+
+class SearchStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DISPATCHED = "dispatched", "Dispatched"
+    RUNNING = "running", "Running"
+    AWAITING_VETTING = "awaiting_vetting", "Awaiting vetting"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+    TIMED_OUT = "timed_out", "Timed out"
+
+
+TERMINAL_STATUSES = frozenset(
+    {SearchStatus.SUCCEEDED, SearchStatus.FAILED, SearchStatus.CANCELLED, SearchStatus.TIMED_OUT}
+)
+ACTIVE_STATUSES = frozenset(set(SearchStatus) - TERMINAL_STATUSES)
+
+
+class Engine(models.TextChoices):
+    CELERY = "celery", "Celery"
+    DURABLE = "durable", "Durable (Lambda)"
+
+
+class Search(models.Model):
+    search_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    seeker_id = models.CharField(max_length=64)
+    preferences = models.JSONField()
+    status = models.CharField(max_length=20, choices=SearchStatus.choices, default=SearchStatus.PENDING)
+    engine = models.CharField(max_length=10, choices=Engine.choices)
+    attempt = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deadline_at = models.DateTimeField()
+    error = models.TextField(blank=True)
+    result_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "searches"
+        indexes = [
+            models.Index(fields=["seeker_id", "-created_at"], name="search_seeker_created_idx"),
+            models.Index(fields=["status", "-created_at"], name="search_status_created_idx"),
+            models.Index(fields=["engine", "-created_at"], name="search_engine_created_idx"),
+            models.Index(fields=["-created_at"], name="search_created_idx"),
+            models.Index(fields=["status", "deadline_at"], name="search_status_deadline_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.search_id} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class SearchResult(models.Model):
+    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="results")
+    attempt = models.PositiveIntegerField()
+    rank = models.PositiveIntegerField()
+    user_id = models.CharField(max_length=64)
+    nickname = models.CharField(max_length=64, blank=True)
+    score = models.FloatField()
+    breakdown = models.JSONField()
+
+    class Meta:
+        ordering = ["search", "attempt", "rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["search", "attempt", "user_id"], name="result_unique_candidate"),
+            models.UniqueConstraint(fields=["search", "attempt", "rank"], name="result_unique_rank"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.rank} {self.user_id} {self.score:.2f}"
+
+
+class ApiClientKey(models.Model):
+    """A SnowTrace backend's API key. Only a SHA-256 hash is stored; the key is shown once."""
+
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True)
+    key_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API client key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class SearchEvent(models.Model):
+    """An append-only audit line: every lifecycle transition, and who or what caused it."""
+
+    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="events")
+    attempt = models.PositiveIntegerField()
+    at = models.DateTimeField(auto_now_add=True)
+    kind = models.CharField(max_length=40)
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20, blank=True)
+    actor = models.CharField(max_length=150, default="system")
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["search", "at", "id"]
+        indexes = [models.Index(fields=["search", "at"], name="event_search_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.from_status}→{self.to_status}"

@@ -1,0 +1,85 @@
+"""Candidates for a search, prefiltered in the database.
+
+The database narrows by skill range, `open_to_matching`, location overlap (one bitwise AND
+on `region_mask`) and the seeker; the engine then applies the exact rules. Over-inclusion
+here is harmless, exclusion is not, so every test here is a necessary condition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from django.db.models import F, QuerySet
+
+from matching.engine import Profile
+from matching.models import SkierProfile
+from matching.regions import region_mask
+
+PROFILE_FIELDS = (
+    "id",
+    "user_id",
+    "nickname",
+    "skill_level",
+    "role",
+    "resorts",
+    "regions",
+    "available_dates",
+    "open_to_matching",
+    "knowledge_score",
+    "certifications",
+    "languages",
+)
+
+
+def seeker_region_mask(preferences: dict, resort_regions: dict[str, str]) -> int:
+    reach = set(preferences.get("regions") or [])
+    reach.update(resort_regions[r] for r in preferences.get("resorts") or [] if r in resort_regions)
+    return region_mask(reach)
+
+
+def prefiltered_profiles_queryset(
+    *, seeker_id: str, preferences: dict, resort_regions: dict[str, str]
+) -> QuerySet[SkierProfile]:
+    qs = SkierProfile.objects.filter(
+        open_to_matching=True,
+        skill_level__gte=preferences["skill_level_min"],
+        skill_level__lte=preferences["skill_level_max"],
+    ).exclude(user_id=seeker_id)
+    if preferences.get("resorts") or preferences.get("regions"):
+        mask = seeker_region_mask(preferences, resort_regions)
+        qs = qs.annotate(region_overlap=F("region_mask").bitand(mask)).filter(region_overlap__gt=0)
+    return qs.order_by("id").values(*PROFILE_FIELDS)
+
+
+def to_engine_profile(row: dict) -> Profile:
+    return Profile(
+        user_id=row["user_id"],
+        nickname=row["nickname"],
+        skill_level=row["skill_level"],
+        role=row["role"],
+        resorts=tuple(row["resorts"]),
+        regions=tuple(row["regions"]),
+        available_dates=tuple(row["available_dates"]),
+        open_to_matching=row["open_to_matching"],
+        knowledge_score=row["knowledge_score"],
+        certifications=tuple(row["certifications"]),
+        languages=tuple(row["languages"]),
+    )
+
+
+def prefiltered_profiles(
+    *, seeker_id: str, preferences: dict, resort_regions: dict[str, str], chunk_size: int = 2000
+) -> Iterator[Profile]:
+    qs = prefiltered_profiles_queryset(seeker_id=seeker_id, preferences=preferences, resort_regions=resort_regions)
+    for row in qs.iterator(chunk_size=chunk_size):
+        yield to_engine_profile(row)
+
+
+def prefiltered_profile_page(
+    *, seeker_id: str, preferences: dict, resort_regions: dict[str, str], after_id: int, size: int
+) -> tuple[list[Profile], int | None]:
+    """One keyset page (by primary key) for the durable workflow's candidates endpoint."""
+    qs = prefiltered_profiles_queryset(seeker_id=seeker_id, preferences=preferences, resort_regions=resort_regions)
+    rows = list(qs.filter(id__gt=after_id)[: size + 1])
+    next_after = rows[size - 1]["id"] if len(rows) > size else None
+    return [to_engine_profile(row) for row in rows[:size]], next_after

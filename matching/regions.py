@@ -1,0 +1,24 @@
+"""The regions resorts belong to, in a fixed order.
+
+A profile's `region_mask` sets bit i for KNOWN_REGIONS[i], so this list is append-only:
+reordering it would silently change the meaning of every stored mask.
+"""
+
+KNOWN_REGIONS: tuple[str, ...] = (
+    "Hokkaido",
+    "Iwate Prefecture",
+    "Yamagata Prefecture",
+    "Fukushima Prefecture",
+    "Tochigi Prefecture",
+    "Gunma Prefecture",
+    "Niigata Prefecture",
+    "Nagano Prefecture",
+)
+REGION_BIT = {name: 1 << i for i, name in enumerate(KNOWN_REGIONS)}
+
+
+def region_mask(regions: set[str] | list[str] | tuple[str, ...]) -> int:
+    mask = 0
+    for name in regions:
+        mask |= REGION_BIT.get(name, 0)
+    return mask

@@ -1,0 +1,292 @@
+"""Every write to the matching domain. The API, admin, tasks and webhooks call these.
+
+Lifecycle transitions are conditional updates (`UPDATE … WHERE status IN (…) AND attempt = …`)
+so two actors racing (a worker finishing and a cancel) produce exactly one winner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from matching.engine import Match
+from matching.models import (
+    ACTIVE_STATUSES,
+    ApiClientKey,
+    Search,
+    SearchEvent,
+    SearchResult,
+    SearchStatus,
+    SkierProfile,
+)
+from matching.regions import region_mask
+from matching.selectors import resort_regions
+
+logger = logging.getLogger(__name__)
+
+SYSTEM = "system"
+
+
+# --- API keys ------------------------------------------------------------------------------
+
+
+def hash_api_key(raw_key: str) -> str:
+    # Keys are 256-bit random tokens, so a fast hash is enough (no password stretching).
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def api_key_create(*, name: str) -> tuple[ApiClientKey, str]:
+    """Create a key and return it with its raw value, which is never stored or shown again."""
+    prefix = secrets.token_hex(4)
+    raw_key = f"sbk_{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiClientKey.objects.create(name=name, prefix=prefix, key_hash=hash_api_key(raw_key))
+    return key, raw_key
+
+
+def api_key_revoke(*, key: ApiClientKey) -> bool:
+    return bool(ApiClientKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()))
+
+
+# --- Profiles ------------------------------------------------------------------------------
+
+
+def profile_upsert(
+    *,
+    user_id: str,
+    nickname: str,
+    skill_level: int,
+    role: str,
+    resorts: Sequence[str] = (),
+    regions: Sequence[str] = (),
+    available_dates: Sequence[str] = (),
+    open_to_matching: bool = True,
+    knowledge_score: int | None = None,
+    certifications: Sequence[str] = (),
+    languages: Sequence[str] = (),
+) -> SkierProfile:
+    profile, _ = SkierProfile.objects.update_or_create(
+        user_id=user_id,
+        defaults=profile_fields(
+            nickname=nickname,
+            skill_level=skill_level,
+            role=role,
+            resorts=resorts,
+            regions=regions,
+            available_dates=available_dates,
+            open_to_matching=open_to_matching,
+            knowledge_score=knowledge_score,
+            certifications=certifications,
+            languages=languages,
+        ),
+    )
+    return profile
+
+
+def profile_fields(*, resorts: Sequence[str], regions: Sequence[str], **fields) -> dict:
+    """Column values for a profile, with the derived region mask the prefilter relies on."""
+    mapping = resort_regions()
+    reach = set(regions) | {mapping[r] for r in resorts if r in mapping}
+    return {**fields, "resorts": list(resorts), "regions": list(regions), "region_mask": region_mask(reach)}
+
+
+# --- Searches ------------------------------------------------------------------------------
+
+
+def _record(
+    search_id, attempt: int, kind: str, *, frm: str = "", to: str = "", actor: str = SYSTEM, detail: str = ""
+) -> None:
+    SearchEvent.objects.create(
+        search_id=search_id,
+        attempt=attempt,
+        kind=kind,
+        from_status=frm,
+        to_status=to,
+        actor=actor,
+        detail=detail[:2000],
+    )
+
+
+def _transition(
+    search_id,
+    *,
+    attempt: int,
+    allowed_from: Iterable[str],
+    to: str,
+    kind: str,
+    actor: str = SYSTEM,
+    detail: str = "",
+    **fields,
+) -> bool:
+    """Move one search to `to` if it is still in one of `allowed_from` for this attempt."""
+    allowed = list(allowed_from)
+    current = (
+        Search.objects.filter(pk=search_id, attempt=attempt, status__in=allowed)
+        .values_list("status", flat=True)
+        .first()
+    )
+    if current is None:
+        return False
+    changed = Search.objects.filter(pk=search_id, attempt=attempt, status=current).update(
+        status=to, updated_at=timezone.now(), **fields
+    )
+    if changed:
+        _record(search_id, attempt, kind, frm=current, to=to, actor=actor, detail=detail)
+    return bool(changed)
+
+
+def search_submit(*, seeker_id: str, preferences: dict, acting_user: str | None = None) -> Search:
+    """Store a validated search and its dispatch record together; dispatch after commit."""
+    from workflows.orchestrator import choose_engine
+    from workflows.services import dispatch_create
+
+    engine = choose_engine()
+    deadline = timezone.now() + timedelta(seconds=settings.MATCHING_WORKFLOW_TIMEOUT_SECONDS)
+    with transaction.atomic(durable=True):
+        search = Search.objects.create(
+            seeker_id=seeker_id, preferences=preferences, engine=engine, deadline_at=deadline
+        )
+        _record(
+            search.pk,
+            1,
+            "submitted",
+            to=SearchStatus.PENDING,
+            actor=acting_user or f"user:{seeker_id}",
+            detail=f"engine={engine}",
+        )
+        dispatch_create(search=search)
+    return search
+
+
+def search_mark_dispatched(*, search_id, attempt: int) -> bool:
+    return _transition(
+        search_id, attempt=attempt, allowed_from=[SearchStatus.PENDING], to=SearchStatus.DISPATCHED, kind="dispatched"
+    )
+
+
+def search_claim(*, search_id, attempt: int, worker: str = SYSTEM) -> Search | None:
+    """Claim a search for running. A redelivered message may re-claim a `running` search:
+    the engine is deterministic and completion is conditional, so a rerun is harmless."""
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        claimed = _transition(
+            search_id,
+            attempt=attempt,
+            allowed_from=[SearchStatus.PENDING, SearchStatus.DISPATCHED, SearchStatus.RUNNING],
+            to=SearchStatus.RUNNING,
+            kind="claimed",
+            actor=worker,
+            started_at=now,
+        )
+    if not claimed:
+        return None
+    return Search.objects.get(pk=search_id)
+
+
+def search_succeed(
+    *, search_id, attempt: int, matches: Sequence[Match], nicknames: dict[str, str] | None = None
+) -> bool:
+    nicknames = nicknames or {}
+    with transaction.atomic(durable=True):
+        done = _transition(
+            search_id,
+            attempt=attempt,
+            allowed_from=[SearchStatus.RUNNING, SearchStatus.AWAITING_VETTING],
+            to=SearchStatus.SUCCEEDED,
+            kind="succeeded",
+            detail=f"{len(matches)} results",
+            finished_at=timezone.now(),
+            result_count=len(matches),
+            error="",
+        )
+        if not done:
+            return False
+        SearchResult.objects.bulk_create(
+            SearchResult(
+                search_id=search_id,
+                attempt=attempt,
+                rank=m.rank,
+                user_id=m.user_id,
+                nickname=nicknames.get(m.user_id, ""),
+                score=m.score,
+                breakdown=m.breakdown.to_dict(),
+            )
+            for m in matches
+        )
+        transaction.on_commit(lambda: _after_finish(search_id))
+    return True
+
+
+def search_fail(*, search_id, attempt: int, error: str, actor: str = SYSTEM) -> bool:
+    with transaction.atomic(durable=True):
+        done = _transition(
+            search_id,
+            attempt=attempt,
+            allowed_from=ACTIVE_STATUSES,
+            to=SearchStatus.FAILED,
+            kind="failed",
+            actor=actor,
+            detail=error,
+            finished_at=timezone.now(),
+            error=error[:2000],
+        )
+        if done:
+            transaction.on_commit(lambda: _after_finish(search_id))
+    return done
+
+
+def search_cancel(*, search: Search, reason: str, acting_user: str) -> bool:
+    with transaction.atomic(durable=True):
+        done = _transition(
+            search.pk,
+            attempt=search.attempt,
+            allowed_from=ACTIVE_STATUSES,
+            to=SearchStatus.CANCELLED,
+            kind="cancelled",
+            actor=acting_user,
+            detail=reason,
+            finished_at=timezone.now(),
+            error=f"cancelled: {reason}"[:2000],
+        )
+    return done
+
+
+def search_time_out(*, search_id, attempt: int) -> bool:
+    with transaction.atomic(durable=True):
+        done = _transition(
+            search_id,
+            attempt=attempt,
+            allowed_from=ACTIVE_STATUSES,
+            to=SearchStatus.TIMED_OUT,
+            kind="timed_out",
+            finished_at=timezone.now(),
+            error="the search did not finish before its deadline",
+        )
+        if done:
+            transaction.on_commit(lambda: _after_finish(search_id))
+    return done
+
+
+def searches_expire_overdue(*, now=None, batch_size: int = 500) -> int:
+    """Time out active searches past their deadline. The database holds every deadline."""
+    now = now or timezone.now()
+    overdue = Search.objects.filter(status__in=ACTIVE_STATUSES, deadline_at__lt=now).values_list("pk", "attempt")[
+        :batch_size
+    ]
+    return sum(search_time_out(search_id=pk, attempt=attempt) for pk, attempt in list(overdue))
+
+
+def _after_finish(search_id) -> None:
+    if settings.MATCHING_NOTIFICATION_WEBHOOK_URL:
+        from workflows.tasks import notify_search_finished
+
+        try:
+            notify_search_finished.delay(str(search_id))
+        except Exception:  # best effort: a broker hiccup must not fail a finished search
+            logger.warning("could not queue the completion notification for %s", search_id, exc_info=True)

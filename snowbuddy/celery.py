@@ -1,0 +1,48 @@
+"""The Celery app: the fallback matching engine and the periodic housekeeping tasks.
+
+Configured so a worker killed mid-task loses nothing: the message is acknowledged only after
+the task returns (late acks), re-queued if the worker process dies, one message prefetched at
+a time, and the hard time limit is shorter than the broker's visibility timeout.
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "snowbuddy.settings")
+
+app = Celery("snowbuddy")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    task_ignore_result=True,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_soft_time_limit=None,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
+
+
+@app.on_after_finalize.connect
+def _configure_limits_and_beat(sender: Celery, **_kwargs) -> None:
+    from django.conf import settings
+
+    sender.conf.task_time_limit = settings.CELERY_TASK_TIME_LIMIT
+    sender.conf.task_soft_time_limit = max(settings.CELERY_TASK_TIME_LIMIT - 30, 5)
+    sender.conf.beat_schedule = {
+        "sweep-undispatched-searches": {
+            "task": "workflows.tasks.sweep_dispatch_outbox",
+            "schedule": float(settings.CELERY_SWEEP_INTERVAL_SECONDS),
+        },
+        "expire-overdue-searches": {
+            "task": "workflows.tasks.expire_overdue_searches",
+            "schedule": float(settings.CELERY_SWEEP_INTERVAL_SECONDS),
+        },
+    }
+
+
+app.autodiscover_tasks()

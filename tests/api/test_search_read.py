@@ -1,0 +1,62 @@
+import uuid
+
+import pytest
+
+from matching.models import Search, SearchResult, SearchStatus
+
+pytestmark = pytest.mark.django_db
+
+VALID = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 7}
+
+
+@pytest.fixture(autouse=True)
+def _no_dispatch(monkeypatch):
+    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+
+
+def test_another_users_search_is_a_404(owner, another_user, resorts):
+    search_id = owner.post("/matching/searches", VALID).json()["search_id"]
+    assert another_user.get(f"/matching/searches/{search_id}").status_code == 404
+
+
+@pytest.mark.parametrize("search_id", [str(uuid.uuid4()), "not-a-uuid", "1"])
+def test_an_unknown_or_malformed_id_is_a_404(owner, resorts, search_id):
+    assert owner.get(f"/matching/searches/{search_id}").status_code == 404
+
+
+def test_results_come_ranked_with_their_breakdown_for_the_current_attempt(owner, resorts):
+    search_id = owner.post("/matching/searches", VALID).json()["search_id"]
+    Search.objects.filter(pk=search_id).update(status=SearchStatus.SUCCEEDED, attempt=2, result_count=2)
+    breakdown = {"skill": 1.0, "location": 0.0, "availability": 0.2, "role": 1.0, "knowledge": None}
+    SearchResult.objects.bulk_create(
+        [
+            SearchResult(search_id=search_id, attempt=1, rank=1, user_id="old", score=0.9, breakdown=breakdown),
+            SearchResult(search_id=search_id, attempt=2, rank=2, user_id="b", score=0.5, breakdown=breakdown),
+            SearchResult(search_id=search_id, attempt=2, rank=1, user_id="a", score=0.6, breakdown=breakdown),
+        ]
+    )
+    body = owner.get(f"/matching/searches/{search_id}").json()
+    assert [r["user_id"] for r in body["results"]] == ["a", "b"]
+    assert body["results"][0]["breakdown"] == breakdown
+
+
+def test_the_list_shows_only_the_callers_searches_newest_first_and_paginated(owner, another_user, resorts):
+    mine = [owner.post("/matching/searches", VALID).json()["search_id"] for _ in range(3)]
+    another_user.post("/matching/searches", VALID)
+    body = owner.get("/matching/searches").json()
+    assert body["count"] == 3
+    assert [s["search_id"] for s in body["results"]] == list(reversed(mine))
+    page = owner.get("/matching/searches", {"page": 2}).json() if body["next"] else None
+    assert page is None
+
+
+def test_the_list_filters_by_status(owner, resorts):
+    first, _second = (owner.post("/matching/searches", VALID).json()["search_id"] for _ in range(2))
+    Search.objects.filter(pk=first).update(status=SearchStatus.SUCCEEDED)
+    body = owner.get("/matching/searches", {"status": "succeeded"}).json()
+    assert [s["search_id"] for s in body["results"]] == [first]
+    assert owner.get("/matching/searches", {"status": "bogus"}).status_code == 400
+
+
+def test_a_page_past_the_end_is_a_404_not_a_500(owner, resorts):
+    assert owner.get("/matching/searches", {"page": 99}).status_code == 404

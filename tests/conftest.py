@@ -1,0 +1,187 @@
+"""Shared fixtures: users, API keys, resorts, and a real Celery worker process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from django.core.cache import cache
+from django.core.management import call_command
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # Throttle counters and the resort map live in the cache; tests must not share them.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def resorts(db):
+    call_command("loaddata", "resorts", verbosity=0)
+
+
+@pytest.fixture
+def api_key(db) -> str:
+    from matching.services import api_key_create
+
+    return api_key_create(name="snowtrace-test")[1]
+
+
+class SnowTraceClient:
+    """Speaks to the REST API as SnowTrace's backend does, for one acting user."""
+
+    def __init__(self, client, key: str, user_id: str):
+        self.client, self.key, self.user_id = client, key, user_id
+
+    def _headers(self, extra=None):
+        return {"X-API-Key": self.key, "X-User-Id": self.user_id, **(extra or {})}
+
+    def post(self, path, data=None, *, raw: bytes | str | None = None, headers=None):
+        body = raw if raw is not None else json.dumps(data)
+        return self.client.post(path, data=body, content_type="application/json", headers=self._headers(headers))
+
+    def get(self, path, params=None, *, headers=None):
+        return self.client.get(path, params or {}, headers=self._headers(headers))
+
+
+@pytest.fixture
+def owner(client, api_key) -> SnowTraceClient:
+    return SnowTraceClient(client, api_key, "owner-1")
+
+
+@pytest.fixture
+def another_user(client, api_key) -> SnowTraceClient:
+    return SnowTraceClient(client, api_key, "other-2")
+
+
+@pytest.fixture
+def staff_reviewer(django_user_model):
+    return django_user_model.objects.create_user("reviewer", password="x-reviewer-pw", is_staff=True)
+
+
+@pytest.fixture
+def staff_operator(django_user_model):
+    return django_user_model.objects.create_user("operator", password="x-operator-pw", is_staff=True)
+
+
+@pytest.fixture
+def outsider(django_user_model):
+    return django_user_model.objects.create_user("outsider", password="x-outsider-pw")
+
+
+# --- A local receiver for outgoing notifications (the far side of the network) -------------
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        self.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def notification_receiver():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/notify", _Receiver.received
+    server.shutdown()
+
+
+# --- A real Celery worker ---------------------------------------------------------------------
+
+
+def _database_url(settings_dict: dict) -> str:
+    if "postgresql" not in settings_dict["ENGINE"]:
+        pytest.fail("worker tests need PostgreSQL: run them through `make test` (DATABASE_URL=postgres://…)")
+    user = settings_dict.get("USER") or ""
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, django_db_blocker, notification_receiver, tmp_path_factory):
+    """A worker in its own process, on the test database and the real broker."""
+    from django.conf import settings
+    from django.db import connection
+
+    if not settings.REDIS_URL:
+        pytest.fail("worker tests need Redis: run them through `make test` (REDIS_URL=redis://…)")
+    import redis
+
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": _database_url(connection.settings_dict),
+        "DATABASE_CONN_MAX_AGE": "0",
+        "MATCHING_NOTIFICATION_WEBHOOK_URL": notification_receiver[0],
+        "MATCHING_WORKFLOW_URL": "",
+    }
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "snowbuddy",
+            "worker",
+            "--pool",
+            "solo",
+            "-l",
+            "info",
+            "-n",
+            f"test-{os.getpid()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while "ready." not in log_path.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the Celery worker did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.2)
+    yield proc, log_path
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):
+    """Poll until predicate() is truthy; fail (never hang) after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)

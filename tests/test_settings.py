@@ -1,0 +1,59 @@
+"""Bad configuration stops the process at start-up with a message naming the variable."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _check(env_overrides: dict) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MATCHING_", "DJANGO_", "CELERY_"))}
+    env.update(env_overrides)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DJANGO_DEBUG", "maybe"),
+        ("MATCHING_WORKFLOW_TIMEOUT_SECONDS", "soon"),
+        ("MATCHING_WORKFLOW_TIMEOUT_SECONDS", "0"),
+        ("MATCHING_WORKFLOW_AUTH_MODE", "password"),
+        ("MATCHING_WORKFLOW_SIGV4_SERVICE", "s3"),
+        ("MATCHING_WORKFLOW_URL", "ftp://example"),
+        ("MATCHING_NOTIFICATION_WEBHOOK_URL", "not a url"),
+        ("REDIS_URL", "localhost:6379"),
+        ("DATABASE_URL", "nosuchdb://x"),
+        ("DJANGO_SECRET_KEY_FILE", "/nonexistent/secret"),
+    ],
+)
+def test_a_bad_value_fails_start_up_naming_the_variable(name, value):
+    result = _check({name: value})
+    assert result.returncode != 0
+    assert name.removesuffix("_FILE") in result.stderr
+
+
+def test_time_limits_must_stay_under_the_visibility_timeout():
+    result = _check({"CELERY_TASK_TIME_LIMIT": "4000", "CELERY_BROKER_VISIBILITY_TIMEOUT": "3600"})
+    assert result.returncode != 0
+    assert "CELERY_TASK_TIME_LIMIT" in result.stderr
+
+
+def test_the_defaults_start_with_no_servers(tmp_path):
+    result = _check({"SNOWBUDDY_VAR_DIR": str(tmp_path), "DATABASE_URL": "", "REDIS_URL": ""})
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_worker_is_configured_not_to_lose_a_search_when_killed():
+    from snowbuddy.celery import app
+
+    assert app.conf.task_acks_late and app.conf.task_reject_on_worker_lost
+    assert app.conf.worker_prefetch_multiplier == 1
+    assert app.conf.accept_content == ["json"]
+    assert app.conf.task_time_limit < app.conf.broker_transport_options.get("visibility_timeout", 3600)

@@ -1,0 +1,98 @@
+"""The Celery engine end to end: a real worker process, PostgreSQL and Redis."""
+
+import pytest
+from django.db import connection
+
+from matching.demo import demo_profiles
+from matching.engine import ProfileIndex, SearchRequest
+from matching.models import Search, SearchResult, SearchStatus, SkierProfile
+from matching.profile_source import PROFILE_FIELDS, to_engine_profile
+from matching.selectors import resort_regions
+from matching.services import profile_fields
+from tests.conftest import wait_for
+from workflows.models import SearchDispatch
+from workflows.services import dispatch_sweep
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+PREFS = {
+    "role": "buddy",
+    "skill_level_min": 3,
+    "skill_level_max": 8,
+    "resorts": ["yuzawa_naeba"],
+    "regions": ["Nagano Prefecture"],
+    "dates": ["2027-01-05", "2027-01-06"],
+    "include_knowledge_score": True,
+    "knowledge_score": 60,
+    "limit": 25,
+}
+
+
+@pytest.fixture
+def profiles(resorts):
+    regions = resort_regions()
+    SkierProfile.objects.bulk_create(SkierProfile(**profile_fields(**p)) for p in demo_profiles(800, regions, seed=7))
+    return regions
+
+
+def _status(search_id):
+    connection.close()  # see the worker's commits, not a cached snapshot
+    return Search.objects.get(pk=search_id).status
+
+
+def test_a_submitted_search_succeeds_on_a_real_worker_with_the_engines_ranking(
+    celery_worker_process, owner, profiles, notification_receiver
+):
+    response = owner.post("/matching/searches", PREFS)
+    assert response.status_code == 202
+    search_id = response.json()["search_id"]
+
+    wait_for(lambda: _status(search_id) == SearchStatus.SUCCEEDED, timeout=30, message="the search to succeed")
+
+    body = owner.get(f"/matching/searches/{search_id}").json()
+    everyone = [to_engine_profile(row) for row in SkierProfile.objects.values(*PROFILE_FIELDS)]
+    expected = ProfileIndex.build(everyone, profiles).search(SearchRequest.from_preferences("owner-1", PREFS))
+    assert len(expected) == 25
+    assert [(r["user_id"], r["score"]) for r in body["results"]] == [(m.user_id, m.score) for m in expected]
+    assert body["results"][0]["breakdown"]["knowledge"] is not None
+    assert SearchDispatch.objects.get(search_id=search_id).sent_at is not None
+    wait_for(
+        lambda: any(n["search_id"] == search_id for n in notification_receiver[1]),
+        timeout=15,
+        message="the completion notification",
+    )
+
+
+def test_a_search_whose_dispatch_was_lost_is_sent_by_the_sweeper(
+    celery_worker_process, owner, profiles, monkeypatch, settings
+):
+    # Simulate a crash between commit and send: the after-commit send never happens.
+    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: False)
+    search_id = owner.post("/matching/searches", PREFS).json()["search_id"]
+    monkeypatch.undo()
+    assert _status(search_id) == SearchStatus.PENDING
+    assert SearchDispatch.objects.get(search_id=search_id).sent_at is None
+
+    settings.DISPATCH_GRACE_SECONDS = 0
+    assert dispatch_sweep() == 1
+
+    wait_for(lambda: _status(search_id) == SearchStatus.SUCCEEDED, timeout=30, message="the swept search to succeed")
+    assert SearchResult.objects.filter(search_id=search_id).count() == 25
+    assert dispatch_sweep() == 0
+
+
+def test_sending_the_same_attempt_twice_runs_it_once(celery_worker_process, owner, profiles):
+    from workflows.tasks import run_search
+
+    search_id = owner.post("/matching/searches", PREFS).json()["search_id"]
+    wait_for(lambda: _status(search_id) == SearchStatus.SUCCEEDED, timeout=30, message="the search to succeed")
+    run_search.apply_async(args=[search_id, 1])
+    marker = run_search.apply_async(args=[search_id, 1])
+    log_path = celery_worker_process[1]
+    wait_for(
+        lambda: marker.id in log_path.read_text() and "succeeded in" in log_path.read_text().split(marker.id)[-1],
+        timeout=30,
+        message="the duplicate task to finish",
+    )
+    assert SearchResult.objects.filter(search_id=search_id).count() == 25
+    assert Search.objects.get(pk=search_id).events.filter(kind="succeeded").count() == 1

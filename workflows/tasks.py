@@ -1,0 +1,63 @@
+"""Thin Celery tasks: take ids, call one service. Retries only on named transient errors."""
+
+from __future__ import annotations
+
+import logging
+
+import requests
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+
+from matching.services import search_fail, searches_expire_overdue
+from workflows.services import dispatch_sweep, notification_send, search_run_on_celery
+
+logger = logging.getLogger(__name__)
+
+# Errors worth another try: the database or the network blinked.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError)
+MAX_RUN_RETRIES = 3
+
+
+@shared_task(bind=True, name="workflows.tasks.run_search", max_retries=MAX_RUN_RETRIES)
+def run_search(self, search_id: str, attempt: int) -> str:
+    try:
+        outcome = search_run_on_celery(search_id=search_id, attempt=attempt, worker=f"celery:{self.request.hostname}")
+    except TRANSIENT_ERRORS as exc:
+        if self.request.retries >= self.max_retries:
+            search_fail(
+                search_id=search_id,
+                attempt=attempt,
+                error=f"gave up after {self.max_retries + 1} tries: {type(exc).__name__}: {exc}",
+            )
+            return "failed: transient errors persisted"
+        raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 1)) from exc
+    except Exception as exc:
+        # A bug or bad data: retrying would fail the same way. Fail the search readably.
+        logger.exception("search %s attempt %s failed", search_id, attempt)
+        search_fail(search_id=search_id, attempt=attempt, error=f"internal error: {type(exc).__name__}")
+        return "failed: internal error"
+    logger.info("search %s attempt %s: %s", search_id, attempt, outcome)
+    return outcome
+
+
+@shared_task(name="workflows.tasks.sweep_dispatch_outbox")
+def sweep_dispatch_outbox() -> int:
+    return dispatch_sweep()
+
+
+@shared_task(name="workflows.tasks.expire_overdue_searches")
+def expire_overdue_searches() -> int:
+    return searches_expire_overdue()
+
+
+@shared_task(
+    name="workflows.tasks.notify_search_finished",
+    autoretry_for=(requests.ConnectionError, requests.Timeout),
+    retry_backoff=True,
+    max_retries=3,
+)
+def notify_search_finished(search_id: str) -> None:
+    try:
+        notification_send(search_id=search_id)
+    except requests.HTTPError as exc:
+        logger.warning("completion notification for %s was refused: %s", search_id, exc)
