@@ -20,6 +20,7 @@ from matching.engine import Match
 from matching.models import (
     ACTIVE_STATUSES,
     ApiClientKey,
+    Engine,
     Search,
     SearchEvent,
     SearchResult,
@@ -125,20 +126,19 @@ def _transition(
     **fields,
 ) -> bool:
     """Move one search to `to` if it is still in one of `allowed_from` for this attempt."""
-    allowed = list(allowed_from)
-    current = (
-        Search.objects.filter(pk=search_id, attempt=attempt, status__in=allowed)
-        .values_list("status", flat=True)
-        .first()
-    )
-    if current is None:
-        return False
-    changed = Search.objects.filter(pk=search_id, attempt=attempt, status=current).update(
-        status=to, updated_at=timezone.now(), **fields
-    )
-    if changed:
+    with transaction.atomic():
+        # Lock the row so the status we record as `from` is the one we replace.
+        current = (
+            Search.objects.select_for_update()
+            .filter(pk=search_id, attempt=attempt, status__in=list(allowed_from))
+            .values_list("status", flat=True)
+            .first()
+        )
+        if current is None:
+            return False
+        Search.objects.filter(pk=search_id).update(status=to, updated_at=timezone.now(), **fields)
         _record(search_id, attempt, kind, frm=current, to=to, actor=actor, detail=detail)
-    return bool(changed)
+    return True
 
 
 def search_submit(*, seeker_id: str, preferences: dict, acting_user: str | None = None) -> Search:
@@ -189,24 +189,57 @@ def search_claim(*, search_id, attempt: int, worker: str = SYSTEM) -> Search | N
     return Search.objects.get(pk=search_id)
 
 
-def search_succeed(
-    *, search_id, attempt: int, matches: Sequence[Match], nicknames: dict[str, str] | None = None
+# What each status an engine reports may follow. Terminal outcomes may follow any active
+# status: the durable engine may report `succeeded` without having reported `running`.
+_ENGINE_STATUS_FROM = {
+    SearchStatus.RUNNING: [SearchStatus.PENDING, SearchStatus.DISPATCHED, SearchStatus.AWAITING_VETTING],
+    SearchStatus.AWAITING_VETTING: [SearchStatus.PENDING, SearchStatus.DISPATCHED, SearchStatus.RUNNING],
+    SearchStatus.SUCCEEDED: ACTIVE_STATUSES,
+    SearchStatus.FAILED: ACTIVE_STATUSES,
+    SearchStatus.TIMED_OUT: ACTIVE_STATUSES,
+    SearchStatus.CANCELLED: ACTIVE_STATUSES,
+}
+
+
+def search_record_engine_status(
+    *,
+    search_id,
+    attempt: int,
+    status: str,
+    matches: Sequence[Match] = (),
+    nicknames: dict[str, str] | None = None,
+    error: str = "",
+    actor: str = SYSTEM,
 ) -> bool:
-    nicknames = nicknames or {}
-    with transaction.atomic(durable=True):
-        done = _transition(
-            search_id,
-            attempt=attempt,
-            allowed_from=[SearchStatus.RUNNING, SearchStatus.AWAITING_VETTING],
-            to=SearchStatus.SUCCEEDED,
-            kind="succeeded",
-            detail=f"{len(matches)} results",
-            finished_at=timezone.now(),
-            result_count=len(matches),
-            error="",
-        )
-        if not done:
-            return False
+    """Apply a status an engine reports for one attempt. Runs inside the caller's transaction.
+
+    Returns False, changing nothing, when the search has moved past that status already
+    (finished, cancelled, or superseded by a newer attempt).
+    """
+    now = timezone.now()
+    fields: dict = {}
+    detail = error
+    if status == SearchStatus.RUNNING:
+        fields["started_at"] = now
+    elif status == SearchStatus.SUCCEEDED:
+        fields.update(finished_at=now, result_count=len(matches), error="")
+        detail = f"{len(matches)} results"
+    elif status in (SearchStatus.FAILED, SearchStatus.TIMED_OUT, SearchStatus.CANCELLED):
+        fields.update(finished_at=now, error=error[:2000])
+    done = _transition(
+        search_id,
+        attempt=attempt,
+        allowed_from=_ENGINE_STATUS_FROM[status],
+        to=status,
+        kind=status,
+        actor=actor,
+        detail=detail,
+        **fields,
+    )
+    if not done:
+        return False
+    if status == SearchStatus.SUCCEEDED:
+        nicknames = nicknames or {}
         SearchResult.objects.bulk_create(
             SearchResult(
                 search_id=search_id,
@@ -219,29 +252,29 @@ def search_succeed(
             )
             for m in matches
         )
+    if status in (SearchStatus.SUCCEEDED, SearchStatus.FAILED, SearchStatus.TIMED_OUT):
         transaction.on_commit(lambda: _after_finish(search_id))
     return True
 
 
+def search_succeed(
+    *, search_id, attempt: int, matches: Sequence[Match], nicknames: dict[str, str] | None = None
+) -> bool:
+    with transaction.atomic(durable=True):
+        return search_record_engine_status(
+            search_id=search_id, attempt=attempt, status=SearchStatus.SUCCEEDED, matches=matches, nicknames=nicknames
+        )
+
+
 def search_fail(*, search_id, attempt: int, error: str, actor: str = SYSTEM) -> bool:
     with transaction.atomic(durable=True):
-        done = _transition(
-            search_id,
-            attempt=attempt,
-            allowed_from=ACTIVE_STATUSES,
-            to=SearchStatus.FAILED,
-            kind="failed",
-            actor=actor,
-            detail=error,
-            finished_at=timezone.now(),
-            error=error[:2000],
+        return search_record_engine_status(
+            search_id=search_id, attempt=attempt, status=SearchStatus.FAILED, error=error, actor=actor
         )
-        if done:
-            transaction.on_commit(lambda: _after_finish(search_id))
-    return done
 
 
 def search_cancel(*, search: Search, reason: str, acting_user: str) -> bool:
+    """Cancel in the console first (the system of record), then stop the durable execution."""
     with transaction.atomic(durable=True):
         done = _transition(
             search.pk,
@@ -254,23 +287,23 @@ def search_cancel(*, search: Search, reason: str, acting_user: str) -> bool:
             finished_at=timezone.now(),
             error=f"cancelled: {reason}"[:2000],
         )
+        if done and search.engine == Engine.DURABLE:
+            from workflows.services import durable_cancel_send
+
+            transaction.on_commit(
+                lambda: durable_cancel_send(search_id=search.pk, attempt=search.attempt, reason=reason)
+            )
     return done
 
 
 def search_time_out(*, search_id, attempt: int) -> bool:
     with transaction.atomic(durable=True):
-        done = _transition(
-            search_id,
+        return search_record_engine_status(
+            search_id=search_id,
             attempt=attempt,
-            allowed_from=ACTIVE_STATUSES,
-            to=SearchStatus.TIMED_OUT,
-            kind="timed_out",
-            finished_at=timezone.now(),
+            status=SearchStatus.TIMED_OUT,
             error="the search did not finish before its deadline",
         )
-        if done:
-            transaction.on_commit(lambda: _after_finish(search_id))
-    return done
 
 
 def searches_expire_overdue(*, now=None, batch_size: int = 500) -> int:

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.core.management import call_command
 
@@ -21,6 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     # Throttle counters and the resort map live in the cache; tests must not share them.
+    # (Plain-Python tests, e.g. the engine's under `-p no:django`, have no Django to reset.)
+    if not settings.configured:
+        yield
+        return
     cache.clear()
     yield
     cache.clear()

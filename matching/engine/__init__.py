@@ -1,0 +1,15 @@
+"""The matching engine: plain Python and numpy, no Django (the Lambda workflow runs it too)."""
+
+from .index import ProfileIndex
+from .rules import match_baseline, score_profile
+from .types import Breakdown, Match, Profile, SearchRequest
+
+__all__ = [
+    "Breakdown",
+    "Match",
+    "Profile",
+    "ProfileIndex",
+    "SearchRequest",
+    "match_baseline",
+    "score_profile",
+]
