@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from matching.api.views import HealthView
+from workflows import views as workflow_views
 
 admin.site.site_header = "Snowbuddy matching console"
 admin.site.site_title = "Snowbuddy console"
@@ -14,4 +15,10 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("health", HealthView.as_view(), name="health"),
+    path("webhooks/matching", workflow_views.matching_callback, name="matching-callback"),
+    path(
+        "internal/searches/<uuid:search_id>/candidates",
+        workflow_views.search_candidates,
+        name="internal-search-candidates",
+    ),
 ]

@@ -31,3 +31,51 @@ class SearchDispatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.search_id} attempt {self.attempt} via {self.engine}"
+
+
+class WorkflowExecution(models.Model):
+    """The console's mirror of one attempt's execution on its engine.
+
+    `version` is the DynamoDB item version last applied; anything older is ignored, so
+    callbacks and syncs arriving out of order never roll the picture back.
+    """
+
+    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="executions")
+    attempt = models.PositiveIntegerField()
+    engine = models.CharField(max_length=10, choices=Engine.choices)
+    execution_name = models.CharField(max_length=64, blank=True)
+    execution_arn = models.CharField(max_length=400, blank=True)
+    status = models.CharField(max_length=20, blank=True)
+    version = models.BigIntegerField(default=0)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["search", "attempt"]
+        constraints = [models.UniqueConstraint(fields=["search", "attempt"], name="execution_unique_attempt")]
+
+    def __str__(self) -> str:
+        return f"{self.search_id} attempt {self.attempt} ({self.status or 'unknown'})"
+
+
+class WebhookDelivery(models.Model):
+    """Each signed callback received, keyed by its `webhook-id`: a redelivery changes nothing."""
+
+    webhook_id = models.CharField(max_length=200, unique=True)
+    search = models.ForeignKey(
+        Search, on_delete=models.SET_NULL, null=True, blank=True, related_name="webhook_deliveries"
+    )
+    received_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(max_length=20)
+    version = models.BigIntegerField()
+    outcome = models.CharField(max_length=40)
+
+    class Meta:
+        ordering = ["-received_at"]
+        verbose_name_plural = "webhook deliveries"
+        indexes = [models.Index(fields=["search", "-received_at"], name="webhook_search_received_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.webhook_id} → {self.outcome}"

@@ -7,17 +7,31 @@ from datetime import timedelta
 
 import requests
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
-from matching.engine import ProfileIndex, SearchRequest
-from matching.models import Engine, Search
+from matching.engine import Match, ProfileIndex, SearchRequest
+from matching.models import Engine, Search, SearchEvent, SearchStatus
 from matching.profile_source import prefiltered_profiles
 from matching.selectors import resort_regions
-from matching.services import search_claim, search_mark_dispatched, search_succeed, search_time_out
-from workflows.models import SearchDispatch
+from matching.services import (
+    search_claim,
+    search_fail,
+    search_mark_dispatched,
+    search_record_engine_status,
+    search_succeed,
+    search_time_out,
+)
+from workflows.client import (
+    DurableApiClient,
+    DurableApiConfigError,
+    DurableApiError,
+    DurableApiRejected,
+    DurableApiUnavailable,
+)
+from workflows.models import SearchDispatch, WebhookDelivery, WorkflowExecution
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +54,16 @@ def dispatch_send(*, dispatch_id: int) -> bool:
         return True
     try:
         _send_to_engine(dispatch)
-    except (BrokerError, ConnectionError, OSError) as exc:
+    except (DurableApiRejected, DurableApiConfigError) as exc:
+        # The request itself is wrong; resending cannot help. Fail the search readably.
+        SearchDispatch.objects.filter(pk=dispatch.pk).update(
+            sent_at=timezone.now(), send_count=F("send_count") + 1, last_error=str(exc)[:2000]
+        )
+        search_fail(
+            search_id=search.pk, attempt=dispatch.attempt, error=f"the durable engine refused the search: {exc}"
+        )
+        return False
+    except (BrokerError, DurableApiUnavailable, ConnectionError, OSError) as exc:
         # Left unsent: the sweeper tries again. Nothing is lost.
         SearchDispatch.objects.filter(pk=dispatch.pk).update(
             send_count=F("send_count") + 1, last_error=f"{type(exc).__name__}: {exc}"[:2000]
@@ -56,12 +79,34 @@ def dispatch_send(*, dispatch_id: int) -> bool:
 
 
 def _send_to_engine(dispatch: SearchDispatch) -> None:
+    search = dispatch.search
     if dispatch.engine == Engine.CELERY:
         from workflows.tasks import run_search
 
-        run_search.apply_async(args=[str(dispatch.search_id), dispatch.attempt], retry=False)
+        run_search.apply_async(args=[str(search.pk), dispatch.attempt], retry=False)
+        WorkflowExecution.objects.get_or_create(
+            search=search, attempt=dispatch.attempt, defaults={"engine": Engine.CELERY, "status": "dispatched"}
+        )
         return
-    raise NotImplementedError(f"engine {dispatch.engine!r} has no dispatcher yet")
+    if not settings.MATCHING_WORKFLOW_CALLBACK_URL:
+        raise DurableApiConfigError("MATCHING_WORKFLOW_CALLBACK_URL is required for the durable engine")
+    started = DurableApiClient.from_settings().start(
+        search_id=str(search.pk),
+        attempt=dispatch.attempt,
+        seeker_id=search.seeker_id,
+        preferences=search.preferences,
+        callback_webhook=settings.MATCHING_WORKFLOW_CALLBACK_URL,
+        timeout_seconds=max(int((search.deadline_at - timezone.now()).total_seconds()), 1),
+    )
+    WorkflowExecution.objects.update_or_create(
+        search=search,
+        attempt=dispatch.attempt,
+        defaults={
+            "engine": Engine.DURABLE,
+            "execution_name": started.get("execution_name", "")[:64],
+            "execution_arn": started.get("execution_arn") or "",
+        },
+    )
 
 
 def dispatch_sweep(*, now=None, batch_size: int = 200) -> int:
@@ -107,3 +152,72 @@ def notification_send(*, search_id: str) -> None:
     }
     response = requests.post(url, json=body, timeout=(3, 5))
     response.raise_for_status()
+
+
+def durable_cancel_send(*, search_id, attempt: int, reason: str) -> None:
+    """Stop the durable execution of a search the console has already cancelled."""
+    try:
+        DurableApiClient.from_settings().cancel(str(search_id), reason=reason)
+        detail = "durable execution stopped"
+    except DurableApiError as exc:
+        logger.warning("could not stop the durable execution of %s: %s", search_id, exc)
+        detail = f"could not stop the durable execution: {exc}"
+    SearchEvent.objects.create(search_id=search_id, attempt=attempt, kind="remote_cancel", detail=detail[:2000])
+
+
+WEBHOOK_STATUSES = frozenset(SearchStatus) - {SearchStatus.PENDING}
+
+
+def workflow_callback_apply(*, webhook_id: str, body: dict) -> str:
+    """Apply one verified workflow callback. Returns the outcome, which is also stored.
+
+    Idempotent by `webhook-id`; an item `version` not newer than the last applied one, or
+    anything after the search finished, changes nothing.
+    """
+    search_id, attempt, status, version = body["search_id"], body["attempt"], body["status"], body["version"]
+    payload = body.get("payload") or {}
+    with transaction.atomic(durable=True):
+        search = Search.objects.select_for_update().filter(pk=search_id).first()
+        try:
+            with transaction.atomic():
+                delivery = WebhookDelivery.objects.create(
+                    webhook_id=webhook_id, search=search, status=status, version=version, outcome="received"
+                )
+        except IntegrityError:
+            return "duplicate"
+        outcome = _apply_callback(search, attempt=attempt, status=status, version=version, payload=payload)
+        WebhookDelivery.objects.filter(pk=delivery.pk).update(outcome=outcome)
+    return outcome
+
+
+def _apply_callback(search: Search | None, *, attempt: int, status: str, version: int, payload: dict) -> str:
+    if search is None:
+        return "unknown_search"
+    if attempt != search.attempt:
+        return "superseded_attempt"
+    execution, _ = WorkflowExecution.objects.select_for_update().get_or_create(
+        search=search, attempt=attempt, defaults={"engine": search.engine}
+    )
+    if version <= execution.version:
+        return "stale_version"
+    now = timezone.now()
+    execution.version, execution.status, execution.last_synced_at = version, status, now
+    execution.error = (payload.get("error") or "")[:2000] if isinstance(payload.get("error"), str) else ""
+    if status == SearchStatus.RUNNING and execution.started_at is None:
+        execution.started_at = now
+    if status in (SearchStatus.SUCCEEDED, SearchStatus.FAILED, SearchStatus.CANCELLED, SearchStatus.TIMED_OUT):
+        execution.ended_at = now
+    execution.save()
+    if search.is_terminal:
+        return "ignored_terminal"
+    matches = [Match.from_dict(m) for m in payload.get("results") or []] if status == SearchStatus.SUCCEEDED else []
+    changed = search_record_engine_status(
+        search_id=search.pk,
+        attempt=attempt,
+        status=status,
+        matches=matches,
+        nicknames={m["user_id"]: m.get("nickname", "") for m in payload.get("results") or []},
+        error=execution.error or (f"the workflow reported {status}" if status != SearchStatus.SUCCEEDED else ""),
+        actor="durable-callback",
+    )
+    return "applied" if changed else "no_transition"

@@ -1,0 +1,61 @@
+import pytest
+
+from matching.demo import demo_profiles
+from matching.models import SkierProfile
+from matching.selectors import resort_regions
+from matching.services import profile_fields, search_submit
+
+pytestmark = pytest.mark.django_db
+
+TOKEN = "internal-token-for-tests"
+PREFS = {"role": "buddy", "skill_level_min": 1, "skill_level_max": 10, "resorts": ["yuzawa_naeba"], "regions": []}
+
+
+@pytest.fixture
+def search(resorts, settings, monkeypatch):
+    settings.MATCHING_INTERNAL_TOKEN = TOKEN
+    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    SkierProfile.objects.bulk_create(
+        SkierProfile(**profile_fields(**p)) for p in demo_profiles(300, resort_regions(), seed=3)
+    )
+    return search_submit(seeker_id="u000005", preferences=PREFS)
+
+
+def _get(client, search, token=TOKEN, **params):
+    return client.get(
+        f"/internal/searches/{search.pk}/candidates", params, headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+def test_pages_cover_every_prefiltered_candidate_exactly_once(client, search):
+    seen, cursor, pages = [], None, 0
+    while True:
+        body = _get(client, search, page_size=25, **({"cursor": cursor} if cursor else {})).json()
+        seen += [p["user_id"] for p in body["profiles"]]
+        cursor, pages = body["next_cursor"], pages + 1
+        if cursor is None or pages > 100:
+            break
+    assert pages > 1 and len(seen) == len(set(seen))
+    assert "u000005" not in seen
+    expected = SkierProfile.objects.filter(open_to_matching=True, region_mask__gt=0).exclude(user_id="u000005")
+    assert set(seen) <= set(expected.values_list("user_id", flat=True))
+    assert len(seen) > 0
+
+
+@pytest.mark.parametrize("token", ["", "wrong", TOKEN + "x"])
+def test_a_wrong_service_token_is_a_401(client, search, token):
+    assert _get(client, search, token=token).status_code == 401
+
+
+def test_bad_paging_parameters_are_a_400(client, search):
+    assert _get(client, search, page_size=0).status_code == 400
+    assert _get(client, search, page_size=5000).status_code == 400
+    assert _get(client, search, cursor="abc").status_code == 400
+
+
+def test_an_unknown_search_is_a_404(client, search):
+    response = client.get(
+        "/internal/searches/8d3e4c52-9d43-4c2e-9c1a-4f0f9a9b7c11/candidates",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert response.status_code == 404

@@ -1,0 +1,167 @@
+"""The signed Durable API client against a loopback server that really checks SigV4."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from workflows.client import (
+    DurableApiClient,
+    DurableApiConfig,
+    DurableApiConfigError,
+    DurableApiRejected,
+    DurableApiUnavailable,
+)
+from workflows.durable.local.sigv4 import AuthError, SigV4Config, verify_sigv4
+
+ACCESS_KEY, SECRET_KEY, REGION = "AKIDLOCALTEST", "local-secret-for-tests", "ap-northeast-1"
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    def _handle(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.server.seen.append((self.command, self.path, list(self.headers.items()), body))
+        status = self.server.statuses.pop(0) if self.server.statuses else 200
+        payload = json.dumps({"ok": status < 400, "execution_name": "s-1"}).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = _handle
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def durable_api():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server.seen, server.statuses = [], []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def aws_env(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+def _client(server, **overrides) -> DurableApiClient:
+    config = {
+        "base_url": f"http://127.0.0.1:{server.server_port}",
+        "auth_mode": "iam_sigv4",
+        "sigv4_service": "lambda",
+        "region": REGION,
+        "backoff_seconds": 0.01,
+        **overrides,
+    }
+    return DurableApiClient(DurableApiConfig(**config))
+
+
+def _verify(seen, *, service="lambda", region=REGION):
+    method, path, headers, body = seen
+    return verify_sigv4(
+        method=method,
+        raw_path=path,
+        headers=headers,
+        body=body,
+        config=SigV4Config(credentials={ACCESS_KEY: SECRET_KEY}, region=region, service=service),
+    )
+
+
+START = {
+    "search_id": "s-1",
+    "attempt": 1,
+    "seeker_id": "u1",
+    "preferences": {"role": "coach"},
+    "callback_webhook": "http://127.0.0.1/webhooks/matching",
+    "timeout_seconds": 3600,
+}
+
+
+def test_a_start_request_is_signed_over_exactly_the_bytes_sent(durable_api, aws_env):
+    assert _client(durable_api).start(**START)["execution_name"] == "s-1"
+    (request,) = durable_api.seen
+    assert request[0] == "POST" and request[1] == "/workflows/matching/start"
+    assert _verify(request) == ACCESS_KEY
+    assert json.loads(request[3]) == START
+
+
+def test_the_signature_names_the_configured_service_and_region(durable_api, aws_env):
+    _client(durable_api, sigv4_service="execute-api").get("s-1", include_candidates=True)
+    (request,) = durable_api.seen
+    assert request[1] == "/workflows/matching/s-1?include_candidates=true"
+    assert _verify(request, service="execute-api")
+    with pytest.raises(AuthError):
+        _verify(request, service="lambda")
+    with pytest.raises(AuthError):
+        _verify(request, service="execute-api", region="us-east-1")
+
+
+def test_a_5xx_is_retried_and_every_try_is_signed_afresh(durable_api, aws_env):
+    durable_api.statuses = [503, 502]
+    _client(durable_api).cancel("s-1", reason="user asked")
+    assert len(durable_api.seen) == 3
+    for request in durable_api.seen:
+        assert _verify(request) == ACCESS_KEY
+
+
+def test_a_4xx_is_not_retried(durable_api, aws_env):
+    durable_api.statuses = [409]
+    with pytest.raises(DurableApiRejected) as excinfo:
+        _client(durable_api).intervene("s-1", decision="approve", approved_user_ids=["u2"])
+    assert excinfo.value.status_code == 409
+    assert len(durable_api.seen) == 1
+
+
+def test_persistent_5xx_raise_unavailable_after_the_last_try(durable_api, aws_env):
+    durable_api.statuses = [500, 500, 500]
+    with pytest.raises(DurableApiUnavailable):
+        _client(durable_api).status_batch(["s-1"])
+    assert len(durable_api.seen) == 3
+
+
+def test_an_unreachable_api_raises_unavailable(aws_env):
+    client = DurableApiClient(
+        DurableApiConfig(base_url="http://127.0.0.1:9", auth_mode="iam_sigv4", region=REGION, backoff_seconds=0.01)
+    )
+    with pytest.raises(DurableApiUnavailable):
+        client.get("s-1")
+
+
+def test_api_key_mode_sends_the_key_in_the_configured_header(durable_api):
+    client = _client(durable_api, auth_mode="api_key", api_key="k-123", api_key_header="X-Workflow-Key")
+    client.get("s-1")
+    headers = dict(durable_api.seen[0][2])
+    assert headers["X-Workflow-Key"] == "k-123"
+    assert "Authorization" not in headers
+
+
+def test_batch_status_refuses_more_than_a_hundred_ids(durable_api):
+    with pytest.raises(ValueError):
+        _client(durable_api, auth_mode="api_key", api_key="k").status_batch([str(i) for i in range(101)])
+    assert durable_api.seen == []
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"MATCHING_WORKFLOW_URL": ""}, "MATCHING_WORKFLOW_URL"),
+        ({"MATCHING_WORKFLOW_AUTH_MODE": "api_key", "MATCHING_WORKFLOW_API_KEY": ""}, "MATCHING_WORKFLOW_API_KEY"),
+        ({"MATCHING_WORKFLOW_AUTH_MODE": "iam_sigv4", "AWS_REGION": ""}, "AWS_REGION"),
+    ],
+)
+def test_missing_settings_fail_fast_with_their_name(settings, overrides, message):
+    settings.MATCHING_WORKFLOW_URL = "https://example.invalid"
+    for name, value in overrides.items():
+        setattr(settings, name, value)
+    with pytest.raises(DurableApiConfigError, match=message):
+        DurableApiClient.from_settings()
