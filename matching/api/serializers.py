@@ -4,8 +4,9 @@ import datetime
 
 from rest_framework import serializers
 
-from matching.models import Role, Search, SearchResult
+from matching.models import Engine, Role, Search, SearchResult
 from matching.selectors import resort_regions
+from workflows.orchestrator import choose_engine
 
 MAX_DATES = 60
 
@@ -87,6 +88,8 @@ class SearchPreferencesSerializer(serializers.Serializer):
             for field in ("required_certifications", "vetting_required"):
                 if attrs.get(field):
                     errors[field] = ["Only allowed when role is coach."]
+        elif attrs.get("vetting_required") and choose_engine() != Engine.DURABLE:
+            errors["vetting_required"] = ["Certification vetting needs the durable engine, which is not enabled."]
         if errors:
             raise serializers.ValidationError(errors)
         return attrs

@@ -92,6 +92,12 @@ def test_sixty_dates_are_allowed(owner, resorts):
     assert owner.post("/matching/searches", {**VALID, "dates": dates}).status_code == 202
 
 
+def test_vetting_is_refused_while_the_celery_engine_is_in_use(owner, resorts):
+    response = owner.post("/matching/searches", {**VALID, "role": "coach", "vetting_required": True})
+    assert response.status_code == 400
+    assert "durable engine" in response.json()["vetting_required"][0]
+
+
 def test_certifications_are_accepted_on_a_coach_search(owner, resorts):
     body = {**VALID, "role": "coach", "required_certifications": ["CASI-3"]}
     assert owner.post("/matching/searches", body).status_code == 202
