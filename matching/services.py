@@ -19,6 +19,7 @@ from django.utils import timezone
 from matching.engine import Match
 from matching.models import (
     ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
     ApiClientKey,
     Engine,
     Search,
@@ -162,6 +163,56 @@ def search_submit(*, seeker_id: str, preferences: dict, acting_user: str | None 
         )
         dispatch_create(search=search)
     return search
+
+
+def search_retry(
+    *,
+    search: Search,
+    acting_user: str,
+    reason: str,
+    allowed_from: Iterable[str] = TERMINAL_STATUSES,
+) -> bool:
+    """Start a new attempt (attempt + 1) of a search, with a fresh deadline and dispatch record.
+
+    Staff retry finished searches; the drift reconciler may also retry a stuck active one by
+    passing `allowed_from`. Results of earlier attempts are kept; reads show the current one.
+    """
+    from workflows.orchestrator import choose_engine
+    from workflows.services import dispatch_create
+
+    engine = choose_engine()
+    deadline = timezone.now() + timedelta(seconds=settings.MATCHING_WORKFLOW_TIMEOUT_SECONDS)
+    with transaction.atomic(durable=True):
+        locked = Search.objects.select_for_update().filter(
+            pk=search.pk, attempt=search.attempt, status__in=list(allowed_from)
+        )
+        previous = locked.values_list("status", flat=True).first()
+        if previous is None:
+            return False
+        new_attempt = search.attempt + 1
+        Search.objects.filter(pk=search.pk).update(
+            attempt=new_attempt,
+            status=SearchStatus.PENDING,
+            engine=engine,
+            deadline_at=deadline,
+            started_at=None,
+            finished_at=None,
+            error="",
+            result_count=0,
+            updated_at=timezone.now(),
+        )
+        _record(
+            search.pk,
+            new_attempt,
+            "retried",
+            frm=previous,
+            to=SearchStatus.PENDING,
+            actor=acting_user,
+            detail=f"attempt {new_attempt} on {engine}: {reason}",
+        )
+        search.refresh_from_db()
+        dispatch_create(search=search)
+    return True
 
 
 def search_mark_dispatched(*, search_id, attempt: int) -> bool:

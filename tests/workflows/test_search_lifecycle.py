@@ -139,3 +139,24 @@ def test_a_bug_in_the_engine_fails_the_search_without_retrying(search, monkeypat
     assert run_search.run(str(search.pk), 1) == "failed: internal error"
     search.refresh_from_db()
     assert search.status == SearchStatus.FAILED and search.error == "internal error: KeyError"
+
+
+def test_a_retry_starts_a_new_attempt_with_a_new_dispatch_and_keeps_old_results(search):
+    from matching.services import search_retry
+
+    search_claim(search_id=search.pk, attempt=1)
+    search_succeed(search_id=search.pk, attempt=1, matches=[MATCH])
+    assert search_retry(search=search, acting_user="staff:op", reason="stale profiles")
+    search.refresh_from_db()
+    assert (search.attempt, search.status, search.result_count, search.finished_at) == (2, "pending", 0, None)
+    assert SearchDispatch.objects.filter(search=search, attempt=2, sent_at__isnull=True).exists()
+    assert SearchResult.objects.filter(search=search, attempt=1).count() == 1
+    assert search.events.last().kind == "retried"
+
+
+def test_an_active_search_is_not_retried_by_staff(search):
+    from matching.services import search_retry
+
+    assert not search_retry(search=search, acting_user="staff:op", reason="impatient")
+    search.refresh_from_db()
+    assert search.attempt == 1
