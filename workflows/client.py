@@ -129,7 +129,9 @@ class DurableApiClient:
     def intervene(
         self, search_id: str, *, decision: str, note: str = "", approved_user_ids: list[str] | None = None
     ) -> dict:
-        body: dict[str, Any] = {"decision": decision, "note": note}
+        body: dict[str, Any] = {"decision": decision}
+        if note:
+            body["note"] = note
         if approved_user_ids is not None:
             body["approved_user_ids"] = approved_user_ids
         return self._call("POST", f"/workflows/matching/{quote(search_id)}/intervene", body)

@@ -1,0 +1,437 @@
+"""Fixtures for the durable (AWS) side: moto DynamoDB in server mode, the in-process durable runner,
+and small local HTTP servers for the far side of the network (the console's candidates endpoint,
+GlobalCoach, the console's callback webhook).
+
+No Django here: run with ``pytest -p no:django tests/durable``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from botocore.validate import ParamValidator
+
+from workflows.durable import api as durable_api
+from workflows.durable import signing, workflow
+from workflows.durable.state import WorkflowStateStore, create_table
+
+REGION = "us-east-1"
+INTERNAL_TOKEN = "internal-token-for-tests"
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"durable-tests-webhook-secret-32b").decode()
+
+# Resorts and regions from matching/fixtures/resorts.json.
+INAWASHIRO = "fukushima_inawashiro"
+NEKOMA = "fukushima_nekoma_mountain"
+FUKUSHIMA = "Fukushima Prefecture"
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- AWS: credentials, moto, the table -------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # botocore needs a region and (dummy) credentials in every process; never touch a real account.
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_LAMBDA"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def dynamodb(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch, aws_env: None) -> Any:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", moto_endpoint)
+    return boto3.client("dynamodb", region_name=REGION, endpoint_url=moto_endpoint)
+
+
+@pytest.fixture
+def table(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh table per test (moto's server is shared by the whole session)."""
+    name = f"matching-workflow-state-{uuid.uuid4().hex[:10]}"
+    create_table(dynamodb, name)
+    monkeypatch.setenv("MATCHING_STATE_TABLE", name)
+    return name
+
+
+@pytest.fixture
+def store(table: str, dynamodb: Any) -> WorkflowStateStore:
+    return WorkflowStateStore(table, dynamodb)
+
+
+# --- the far side of the network -------------------------------------------------------------------
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class FakeHttpService:
+    """A threaded HTTP server whose answers a test scripts; it records every request."""
+
+    respond: Callable[[Recorded], tuple[int, Any]]
+    requests: list[Recorded] = field(default_factory=list)
+    url: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> None:
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:  # keep pytest output clean
+                pass
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                parts = urlsplit(self.path)
+                recorded = Recorded(
+                    method=self.command,
+                    path=parts.path,
+                    query=parse_qs(parts.query),
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=self.rfile.read(length) if length else b"",
+                )
+                with service._lock:
+                    service.requests.append(recorded)
+                status, body = service.respond(recorded)
+                payload = json.dumps(body).encode() if body is not None else b""
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = _serve
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def snapshot(self) -> list[Recorded]:
+        with self._lock:
+            return list(self.requests)
+
+
+def profile(
+    user_id: str,
+    *,
+    skill: int = 5,
+    role: str = "coach",
+    resorts: tuple[str, ...] = (INAWASHIRO,),
+    dates: tuple[str, ...] = (),
+    open_to_matching: bool = True,
+    certifications: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    return {
+        "user_id": user_id,
+        "nickname": f"nick-{user_id}",
+        "skill_level": skill,
+        "role": role,
+        "resorts": list(resorts),
+        "regions": [],
+        "available_dates": list(dates),
+        "open_to_matching": open_to_matching,
+        "knowledge_score": None,
+        "certifications": list(certifications),
+        "languages": ["en"],
+    }
+
+
+class FakeConsole:
+    """The console's internal candidates endpoint: cursor pagination over ``profiles``."""
+
+    def __init__(self) -> None:
+        self.profiles: list[dict[str, Any]] = []
+        self.failures: list[int] = []  # statuses to answer before serving normally
+        self.service = FakeHttpService(self._respond)
+
+    def _respond(self, request: Recorded) -> tuple[int, Any]:
+        if request.headers.get("authorization") != f"Bearer {INTERNAL_TOKEN}":
+            return 401, {"error": "unauthorized"}
+        if self.failures:
+            return self.failures.pop(0), {"error": "scripted failure"}
+        if not request.path.startswith("/internal/searches/") or not request.path.endswith("/candidates"):
+            return 404, {"error": "not found"}
+        size = int(request.query.get("page_size", ["500"])[0])
+        start = int(request.query.get("cursor", ["0"])[0])
+        page = self.profiles[start : start + size]
+        more = start + size < len(self.profiles)
+        return 200, {"profiles": page, "next_cursor": str(start + size) if more else None}
+
+    def candidate_requests(self) -> list[Recorded]:
+        return [r for r in self.service.snapshot() if r.path.endswith("/candidates")]
+
+
+class FakeGlobalCoach:
+    """The vetting provider: accepts vetting requests (or fails as scripted)."""
+
+    def __init__(self) -> None:
+        self.failures: list[int] = []
+        self.service = FakeHttpService(self._respond)
+
+    def _respond(self, request: Recorded) -> tuple[int, Any]:
+        if self.failures:
+            return self.failures.pop(0), {"error": "scripted failure"}
+        if request.method == "POST" and request.path == "/vetting-requests":
+            return 202, {"status": "queued"}
+        return 404, {"error": "not found"}
+
+    def vetting_requests(self) -> list[dict[str, Any]]:
+        return [r.json() for r in self.service.snapshot() if r.path == "/vetting-requests"]
+
+
+class FakeReceiver:
+    """The console's callback webhook: verifies the Standard Webhooks signature of every delivery."""
+
+    def __init__(self) -> None:
+        self.status = 204
+        self.service = FakeHttpService(self._respond)
+
+    def _respond(self, request: Recorded) -> tuple[int, Any]:
+        signing.verify(WEBHOOK_SECRET, request.headers, request.body)  # raises: the test sees a 500
+        return self.status, None
+
+    @property
+    def url(self) -> str:
+        return self.service.url + "/webhooks/matching"
+
+    def deliveries(self) -> list[Recorded]:
+        return [r for r in self.service.snapshot() if r.path == "/webhooks/matching"]
+
+    def bodies(self, status: str | None = None) -> list[dict[str, Any]]:
+        bodies = [r.json() for r in self.deliveries()]
+        return [b for b in bodies if status is None or b["status"] == status]
+
+
+@pytest.fixture
+def console() -> Iterator[FakeConsole]:
+    fake = FakeConsole()
+    fake.service.start()
+    yield fake
+    fake.service.stop()
+
+
+@pytest.fixture
+def globalcoach() -> Iterator[FakeGlobalCoach]:
+    fake = FakeGlobalCoach()
+    fake.service.start()
+    yield fake
+    fake.service.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[FakeReceiver]:
+    fake = FakeReceiver()
+    fake.service.start()
+    yield fake
+    fake.service.stop()
+
+
+@pytest.fixture
+def workflow_env(
+    monkeypatch: pytest.MonkeyPatch,
+    table: str,
+    console: FakeConsole,
+    globalcoach: FakeGlobalCoach,
+) -> None:
+    monkeypatch.setenv("MATCHING_CONSOLE_BASE_URL", console.service.url)
+    monkeypatch.setenv("MATCHING_INTERNAL_TOKEN", INTERNAL_TOKEN)
+    monkeypatch.setenv("MATCHING_WEBHOOK_SECRET", WEBHOOK_SECRET)
+    monkeypatch.setenv("MATCHING_VETTING_URL", globalcoach.service.url)
+    monkeypatch.setenv("MATCHING_VETTING_CALLBACK_URL", "http://127.0.0.1:9/workflows/matching/vetting-callback")
+    monkeypatch.setenv("MATCHING_VETTING_TOP_N", "3")
+    monkeypatch.setenv("MATCHING_FETCH_MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("MATCHING_CALLBACK_MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("MATCHING_RETRY_INITIAL_DELAY_SECONDS", "1")
+    monkeypatch.setenv("MATCHING_HTTP_TIMEOUT_SECONDS", "5")
+
+
+# --- the durable runner ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def runner() -> Iterator[Any]:
+    """AWS's in-process durable runner; retry backoffs are skipped, callback timeouts are real."""
+    from aws_durable_execution_sdk_python_testing import DurableFunctionTestRunner
+
+    with DurableFunctionTestRunner(handler=workflow.handler, poll_interval=0.05) as durable_runner:
+        yield durable_runner
+
+
+class RunnerLambdaClient:
+    """The slice of the boto3 Lambda client the Durable API calls, served by the durable runner.
+
+    Parameters are validated against botocore's own Lambda service model, so a call the real
+    client would reject fails here too; the operations then act on real durable executions.
+    """
+
+    def __init__(self, durable_runner: Any) -> None:
+        self.runner = durable_runner
+        self.invocations: list[dict[str, Any]] = []
+        self.fail_invokes = 0
+        self._model = boto3.client("lambda", region_name=REGION).meta.service_model
+        self._lock = threading.Lock()
+
+    def _validate(self, operation: str, params: dict[str, Any]) -> None:
+        report = ParamValidator().validate(params, self._model.operation_model(operation).input_shape)
+        if report.has_errors():
+            raise AssertionError(report.generate_report())
+
+    @staticmethod
+    def _error_object(error: dict[str, Any]) -> Any:
+        from aws_durable_execution_sdk_python.lambda_service import ErrorObject
+
+        return ErrorObject(message=error.get("ErrorMessage"), type=error.get("ErrorType"), data=None, stack_trace=None)
+
+    @staticmethod
+    def _client_error(code: str, message: str, operation: str) -> ClientError:
+        return ClientError({"Error": {"Code": code, "Message": message}}, operation)
+
+    def invoke(self, **params: Any) -> dict[str, Any]:
+        self._validate("Invoke", params)
+        with self._lock:
+            if self.fail_invokes:
+                self.fail_invokes -= 1
+                raise self._client_error("ServiceException", "scripted failure", "Invoke")
+            self.invocations.append(params)
+        arn = self.runner.run_async(
+            input=params["Payload"].decode(),
+            function_name=params["FunctionName"].split(":")[0],
+            execution_name=params["DurableExecutionName"],
+        )
+        return {"StatusCode": 202, "DurableExecutionArn": arn}
+
+    def stop_durable_execution(self, **params: Any) -> dict[str, Any]:
+        self._validate("StopDurableExecution", params)
+        error = self._error_object(params.get("Error") or {})
+        self.runner._executor.stop_execution(params["DurableExecutionArn"], error)
+        return {}
+
+    def send_durable_execution_callback_success(self, **params: Any) -> dict[str, Any]:
+        self._validate("SendDurableExecutionCallbackSuccess", params)
+        try:
+            self.runner.send_callback_success(params["CallbackId"], params.get("Result"))
+        except Exception as exc:  # the runner reports any unknown/finished callback this way
+            raise self._client_error("ResourceNotFoundException", str(exc), "CallbackSuccess") from None
+        return {}
+
+    def send_durable_execution_callback_failure(self, **params: Any) -> dict[str, Any]:
+        self._validate("SendDurableExecutionCallbackFailure", params)
+        try:
+            self.runner.send_callback_failure(params["CallbackId"], self._error_object(params.get("Error") or {}))
+        except Exception as exc:
+            raise self._client_error("ResourceNotFoundException", str(exc), "CallbackFailure") from None
+        return {}
+
+
+@pytest.fixture
+def lambda_client(runner: Any) -> RunnerLambdaClient:
+    return RunnerLambdaClient(runner)
+
+
+@pytest.fixture
+def api_config(table: str) -> durable_api.ApiConfig:
+    return durable_api.ApiConfig(table_name=table, workflow_function="matching-workflow:$LATEST")
+
+
+@pytest.fixture
+def durable(
+    api_config: durable_api.ApiConfig,
+    store: WorkflowStateStore,
+    lambda_client: RunnerLambdaClient,
+    workflow_env: None,
+) -> durable_api.DurableApi:
+    return durable_api.DurableApi(api_config, store, lambda_client)
+
+
+def function_url_event(
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    iam: bool = False,
+    raw_body: str | None = None,
+) -> dict[str, Any]:
+    """A Function URL payload-v2.0 event, as AWS (or the local API server) hands it to the handler."""
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": "$default",
+        "rawPath": path,
+        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
+        "headers": {"content-type": "application/json", **{k.lower(): v for k, v in (headers or {}).items()}},
+        "requestContext": {"http": {"method": method, "path": path}, "requestId": str(uuid.uuid4())},
+        "isBase64Encoded": False,
+    }
+    if query:
+        event["queryStringParameters"] = query
+    if raw_body is not None:
+        event["body"] = raw_body
+    elif body is not None:
+        event["body"] = json.dumps(body)
+    if iam:
+        event["requestContext"]["authorizer"] = {"iam": {"accessKey": "AKIDEXAMPLE", "accountId": "123456789012"}}
+    return event
+
+
+def call(api: durable_api.DurableApi, method: str, path: str, body: Any = None, **kwargs: Any) -> tuple[int, Any]:
+    response = api.handle(function_url_event(method, path, body, **kwargs))
+    return response["statusCode"], json.loads(response["body"])
