@@ -221,3 +221,38 @@ def _apply_callback(search: Search | None, *, attempt: int, status: str, version
         actor="durable-callback",
     )
     return "applied" if changed else "no_transition"
+
+
+class InterventionNotAllowed(Exception):
+    """Only a durable search waiting on certification vetting can be answered by staff."""
+
+
+def search_intervene(
+    *,
+    search: Search,
+    decision: str,
+    acting_user: str,
+    note: str = "",
+    approved_user_ids: list[str] | None = None,
+) -> dict:
+    """Answer a pending GlobalCoach vetting request in the provider's place.
+
+    The Durable API completes the workflow's pending callback; the outcome then reaches the
+    console through the signed webhook like any other.
+    """
+    if decision not in ("approve", "reject"):
+        raise ValueError("decision must be approve or reject")
+    if search.engine != Engine.DURABLE or search.status != SearchStatus.AWAITING_VETTING:
+        raise InterventionNotAllowed(f"search {search.pk} is {search.status} on {search.engine}, not awaiting vetting")
+    answer = DurableApiClient.from_settings().intervene(
+        str(search.pk), decision=decision, note=note, approved_user_ids=approved_user_ids
+    )
+    approved = "all" if approved_user_ids is None else ", ".join(approved_user_ids) or "none"
+    SearchEvent.objects.create(
+        search=search,
+        attempt=search.attempt,
+        kind="intervened",
+        actor=acting_user,
+        detail=f"{decision} (approved: {approved}) {note}".strip()[:2000],
+    )
+    return answer
