@@ -8,7 +8,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: setup run test lint format bench clean
+.PHONY: setup run run-durable durable test lint format bench bench-durable clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,25 @@ run: setup
 	$(PY) manage.py seed_demo
 	@echo "Console: http://$(HOST):$(PORT)/admin/  API docs: http://$(HOST):$(PORT)/api/docs/  (Ctrl-C stops all)"
 	trap 'kill 0' EXIT; \
+	$(VENV)/bin/celery -A snowbuddy worker --beat --loglevel info --concurrency 2 & \
+	$(VENV)/bin/gunicorn snowbuddy.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile - ; \
+	wait
+
+# The local durable stack alone (emulator, Lambda stand-in, Durable API, moto, GlobalCoach).
+durable: setup
+	$(PY) -m workflows.durable.local.stack --console-url http://$(HOST):$(PORT)
+
+# The console on the durable engine: the local durable stack, then the console pointed at it.
+run-durable: setup
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_demo
+	rm -f var/durable/console.env
+	trap 'kill 0' EXIT; \
+	$(PY) -m workflows.durable.local.stack --console-url http://$(HOST):$(PORT) --env-file var/durable/console.env & \
+	for i in $$(seq 1 120); do test -s var/durable/console.env && break; sleep 0.5; done; \
+	test -s var/durable/console.env || { echo "the local durable stack did not start: see var/durable/logs"; exit 1; }; \
+	set -a; . var/durable/console.env; set +a; \
+	echo "Console on the durable engine: http://$(HOST):$(PORT)/admin/ (Ctrl-C stops all)"; \
 	$(VENV)/bin/celery -A snowbuddy worker --beat --loglevel info --concurrency 2 & \
 	$(VENV)/bin/gunicorn snowbuddy.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile - ; \
 	wait
@@ -43,6 +62,9 @@ format: setup
 
 bench: setup
 	$(PY) bench/engine_bench.py
+
+bench-durable: setup
+	$(PY) bench/durable_bench.py
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

@@ -58,7 +58,11 @@ def start_body(search_id: str, receiver: FakeReceiver, prefs: dict[str, Any] | N
 def expected_results(prefs: dict[str, Any], profiles: list[dict[str, Any]]) -> list[dict[str, Any]]:
     request = SearchRequest.from_preferences("seeker-1", prefs)
     parsed = [Profile.from_dict(p) for p in profiles]
-    return [m.to_dict() for m in match_baseline(request, parsed, workflow.load_resort_regions())]
+    nicknames = {p.user_id: p.nickname for p in parsed}
+    return [
+        {**m.to_dict(), "nickname": nicknames[m.user_id]}
+        for m in match_baseline(request, parsed, workflow.load_resort_regions())
+    ]
 
 
 def status_of(api: durable_api.DurableApi, search_id: str) -> dict[str, Any]:

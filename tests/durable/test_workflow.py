@@ -56,7 +56,9 @@ def start(runner: Any, search_id: str, prefs: dict[str, Any], receiver: FakeRece
 def expected_ranking(prefs: dict[str, Any], profiles: list[dict[str, Any]]) -> list[dict[str, Any]]:
     request = SearchRequest.from_preferences("seeker-1", prefs)
     regions = workflow.load_resort_regions()
-    return [m.to_dict() for m in match_baseline(request, [Profile.from_dict(p) for p in profiles], regions)]
+    parsed = [Profile.from_dict(p) for p in profiles]
+    nicknames = {p.user_id: p.nickname for p in parsed}
+    return [{**m.to_dict(), "nickname": nicknames[m.user_id]} for m in match_baseline(request, parsed, regions)]
 
 
 def awaiting_vetting(store: WorkflowStateStore, search_id: str) -> dict[str, Any]:

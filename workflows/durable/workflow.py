@@ -108,9 +108,10 @@ MAX_CANDIDATE_PAGES = 200
 CHECKPOINT_BUDGET_BYTES = 240 * 1024  # the service caps one checkpoint at 256 KB
 VETTING_CALLBACK_NAME = "vetting"
 JSON_SERDES: JsonSerDes[Any] = JsonSerDes()
-# Only the fields the engine reads cross the checkpoint, to keep pages small.
+# Only the fields the engine reads (and the nickname shown with results) cross the checkpoint.
 _ENGINE_PROFILE_FIELDS = (
     "user_id",
+    "nickname",
     "skill_level",
     "role",
     "resorts",
@@ -450,7 +451,12 @@ def score_candidates(cfg: WorkflowConfig, job: SearchJob, profiles: list[dict[st
     except (ValueError, TypeError, KeyError) as exc:
         raise PermanentError(f"invalid search input: {exc}") from None
     matches = ProfileIndex.build(parsed, load_resort_regions(cfg.resorts_file)).search(request)
-    return {"matches": [m.to_dict() for m in matches], "candidate_count": len(parsed)}
+    # Nicknames travel with the results so the console can show them without another lookup.
+    nicknames = {p.user_id: p.nickname for p in parsed}
+    return {
+        "matches": [{**m.to_dict(), "nickname": nicknames.get(m.user_id, "")} for m in matches],
+        "candidate_count": len(parsed),
+    }
 
 
 def prepare_vetting(cfg: WorkflowConfig, job: SearchJob, deadline: str) -> dict[str, Any]:

@@ -382,6 +382,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-time", action="store_true", help="durable waits complete at once (emulator)")
     parser.add_argument("--fresh", action="store_true", help="forget the emulator's stored executions")
     parser.add_argument("--log-level", default="INFO")
+    parser.add_argument(
+        "--env-file", type=Path, help="also write the console's environment here (KEY=value lines) once up"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
@@ -415,6 +418,12 @@ def main(argv: list[str] | None = None) -> None:
         print("# Local durable stack is up. Point the console at it with:", flush=True)
         for key, value in stack.env.items():
             print(f"export {key}={shlex.quote(value)}", flush=True)
+        if args.env_file:
+            # Written whole, then renamed: a reader polling for the file never sees half of it.
+            partial = args.env_file.with_suffix(".partial")
+            partial.write_text("".join(f"{key}={shlex.quote(value)}\n" for key, value in stack.env.items()))
+            partial.chmod(0o600)
+            partial.replace(args.env_file)
         print(
             f"# emulator {stack.emulator_url}  lambda stand-in {stack.lambda_url}  "
             f"GlobalCoach {stack.globalcoach_url}  logs {config.state_dir / 'logs'}\n# Ctrl-C stops everything.",
