@@ -8,7 +8,7 @@ A script, not a test. Everything runs on this machine, on loopback only:
   on Redis (database 14 by default, flushed first).
 
 Each search is submitted alone and polled until it succeeds, so the figures are latencies,
-not throughput. The time is the console's own `finished_at − created_at`.
+not throughput. The time is the console's own `finished_at - created_at`.
 
     .venv/bin/python bench/durable_bench.py [--searches 20] [--redis-url redis://127.0.0.1:6379/14]
 """

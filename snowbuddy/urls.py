@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.http import JsonResponse
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
@@ -22,3 +23,10 @@ urlpatterns = [
         name="internal-search-candidates",
     ),
 ]
+
+
+def server_error(request, *args, **kwargs):
+    return JsonResponse({"detail": "Internal error."}, status=500)
+
+
+handler500 = server_error

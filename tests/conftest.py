@@ -31,6 +31,25 @@ def _fresh_cache():
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _no_server_errors(request):
+    """Fail any test during which a request raised an unhandled exception (a 500)."""
+    if not settings.configured or request.node.get_closest_marker("allow_server_error"):
+        yield
+        return
+    from django.core.signals import got_request_exception
+
+    raised: list = []
+
+    def record(sender, request=None, **kwargs):
+        raised.append(getattr(request, "path", "?"))
+
+    got_request_exception.connect(record, weak=False)
+    yield
+    got_request_exception.disconnect(record)
+    assert not raised, f"requests raised unhandled exceptions (500s): {raised}"
+
+
 @pytest.fixture
 def resorts(db):
     call_command("loaddata", "resorts", verbosity=0)
