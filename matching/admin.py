@@ -129,3 +129,17 @@ class ApiClientKeyAdmin(admin.ModelAdmin):
     def revoke_keys(self, request, queryset):
         count = sum(api_key_revoke(key=key) for key in queryset)
         self.message_user(request, f"Revoked {count} key(s).")
+
+
+@admin.register(SearchResult)
+class SearchResultAdmin(admin.ModelAdmin):
+    list_display = ["search", "attempt", "rank", "user_id", "nickname", "score"]
+    list_select_related = ["search"]
+    search_fields = ["=search__search_id", "=user_id"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
