@@ -32,7 +32,9 @@ def _configure_limits_and_beat(sender: Celery, **_kwargs) -> None:
     from django.conf import settings
 
     sender.conf.task_time_limit = settings.CELERY_TASK_TIME_LIMIT
-    sender.conf.task_soft_time_limit = max(settings.CELERY_TASK_TIME_LIMIT - 30, 5)
+    # The soft limit leaves the task a moment to fail the search readably before the hard kill.
+    limit = settings.CELERY_TASK_TIME_LIMIT
+    sender.conf.task_soft_time_limit = limit - max(1, min(30, limit // 10))
     sender.conf.beat_schedule = {
         "sweep-undispatched-searches": {
             "task": "workflows.tasks.sweep_dispatch_outbox",

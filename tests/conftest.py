@@ -141,9 +141,39 @@ def _database_url(settings_dict: dict) -> str:
     return f"postgres://{user}@{host}:{port}/{settings_dict['NAME']}"
 
 
+def start_celery_worker(
+    log_path: Path, env: dict[str, str], *, queues: str = "celery", pool: str = "solo"
+) -> subprocess.Popen:
+    """A worker in its own process group, started and ready, logging to `log_path`."""
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "snowbuddy", "worker", "--pool", pool, "--concurrency", "1",
+         "-l", "info", "-Q", queues, "-n", f"test-{os.getpid()}-{log_path.stem}@%h",
+         "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    log.close()
+    deadline = time.monotonic() + 60
+    while "ready." not in log_path.read_text():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the Celery worker did not start:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.2)
+    return proc
+
+
+def stop_celery_worker(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, django_db_blocker, notification_receiver, tmp_path_factory):
-    """A worker in its own process, on the test database and the real broker."""
+def worker_env(django_db_setup, django_db_blocker, notification_receiver) -> dict[str, str]:
+    """The environment of a worker on the test database and the test Redis (flushed once)."""
     from django.conf import settings
     from django.db import connection
 
@@ -152,51 +182,22 @@ def celery_worker_process(django_db_setup, django_db_blocker, notification_recei
     import redis
 
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
-    env = {
+    return {
         **os.environ,
         "DATABASE_URL": _database_url(connection.settings_dict),
         "DATABASE_CONN_MAX_AGE": "0",
         "MATCHING_NOTIFICATION_WEBHOOK_URL": notification_receiver[0],
         "MATCHING_WORKFLOW_URL": "",
     }
-    log = log_path.open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "snowbuddy",
-            "worker",
-            "--pool",
-            "solo",
-            "-l",
-            "info",
-            "-n",
-            f"test-{os.getpid()}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while "ready." not in log_path.read_text():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the Celery worker did not start:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.2)
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(worker_env, tmp_path_factory):
+    """A worker in its own process, on the test database and the real broker."""
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    proc = start_celery_worker(log_path, worker_env)
     yield proc, log_path
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    stop_celery_worker(proc)
 
 
 def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):
