@@ -44,6 +44,14 @@ def _configure_limits_and_beat(sender: Celery, **_kwargs) -> None:
             "task": "workflows.tasks.expire_overdue_searches",
             "schedule": float(settings.CELERY_SWEEP_INTERVAL_SECONDS),
         },
+        "sync-workflow-state": {
+            "task": "workflows.tasks.sync_workflow_state",
+            "schedule": float(settings.MATCHING_MIRROR_SYNC_INTERVAL_SECONDS),
+        },
+        "reconcile-drift": {
+            "task": "workflows.tasks.reconcile_drift",
+            "schedule": float(settings.MATCHING_RECONCILE_INTERVAL_SECONDS),
+        },
     }
 
 

@@ -1,6 +1,12 @@
 from django.contrib import admin
 
-from workflows.models import SearchDispatch, WebhookDelivery, WorkflowExecution
+from workflows.models import (
+    ExecutionTimelineEntry,
+    SearchDispatch,
+    SyncWatermark,
+    WebhookDelivery,
+    WorkflowExecution,
+)
 
 
 @admin.register(SearchDispatch)
@@ -16,10 +22,25 @@ class SearchDispatchAdmin(admin.ModelAdmin):
         return False
 
 
+class ExecutionTimelineInline(admin.TabularInline):
+    model = ExecutionTimelineEntry
+    fields = ["at", "source", "kind", "name", "event", "detail"]
+    readonly_fields = fields
+    ordering = ["at", "id"]
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(WorkflowExecution)
 class WorkflowExecutionAdmin(admin.ModelAdmin):
-    list_display = ["search", "attempt", "engine", "status", "version", "started_at", "ended_at", "last_synced_at"]
-    list_filter = ["engine", "status"]
+    list_display = [
+        "search", "attempt", "engine", "status", "version", "drift_state", "drift_checked_at", "last_synced_at",
+    ]  # fmt: skip
+    list_filter = ["engine", "status", "drift_state"]
+    inlines = [ExecutionTimelineInline]
     list_select_related = ["search"]
     search_fields = ["=search__search_id", "execution_name"]
     show_full_result_count = False
@@ -40,4 +61,29 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ExecutionTimelineEntry)
+class ExecutionTimelineEntryAdmin(admin.ModelAdmin):
+    list_display = ["at", "execution", "source", "kind", "name", "event"]
+    list_filter = ["source", "kind"]
+    list_select_related = ["execution"]
+    search_fields = ["=execution__search__search_id"]
+    show_full_result_count = False
+    readonly_fields = ["execution", "key", "at", "source", "kind", "name", "event", "detail"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SyncWatermark)
+class SyncWatermarkAdmin(admin.ModelAdmin):
+    list_display = ["name", "position", "updated_at", "last_full_sync_at"]
+    readonly_fields = ["name", "position", "updated_at", "last_full_sync_at"]
+
+    def has_add_permission(self, request):
         return False

@@ -33,6 +33,12 @@ class SearchDispatch(models.Model):
         return f"{self.search_id} attempt {self.attempt} via {self.engine}"
 
 
+class DriftState(models.TextChoices):
+    OK = "ok", "In agreement"
+    REPAIRED = "repaired", "Repaired"
+    FLAGGED = "flagged", "Flagged for staff"
+
+
 class WorkflowExecution(models.Model):
     """The console's mirror of one attempt's execution on its engine.
 
@@ -51,10 +57,26 @@ class WorkflowExecution(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    # Mirror bookkeeping (workflows/mirror.py, workflows/reconcile.py).
+    celery_task_id = models.CharField(max_length=255, blank=True)
+    item_updated_at = models.DateTimeField(null=True, blank=True)  # the DynamoDB item's updated_at
+    history_synced_at = models.DateTimeField(null=True, blank=True)
+    history_complete = models.BooleanField(default=False)  # the execution ended and its history is copied
+    drift_state = models.CharField(max_length=10, choices=DriftState.choices, blank=True)
+    drift_reason = models.TextField(blank=True)
+    drift_checked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["search", "attempt"]
         constraints = [models.UniqueConstraint(fields=["search", "attempt"], name="execution_unique_attempt")]
+        indexes = [
+            models.Index(fields=["drift_state", "-drift_checked_at"], name="execution_drift_idx"),
+            models.Index(
+                fields=["last_synced_at"],
+                name="execution_history_due_idx",
+                condition=Q(history_complete=False) & ~Q(execution_arn=""),
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.search_id} attempt {self.attempt} ({self.status or 'unknown'})"
@@ -79,3 +101,51 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.webhook_id} → {self.outcome}"
+
+
+class TimelineSource(models.TextChoices):
+    ITEM = "item", "DynamoDB item"
+    HISTORY = "history", "Durable execution history"
+    CONSOLE = "console", "Console transition"
+    WEBHOOK = "webhook", "Webhook delivery"
+
+
+class ExecutionTimelineEntry(models.Model):
+    """One line of an attempt's timeline, copied into the console so it outlives the engine's retention.
+
+    `key` identifies the entry at its source (a history event id, a hash of an item timeline entry,
+    a SearchEvent id, a webhook id), so repeated syncs insert each entry once.
+    """
+
+    execution = models.ForeignKey(WorkflowExecution, on_delete=models.CASCADE, related_name="timeline")
+    key = models.CharField(max_length=120)
+    at = models.DateTimeField()
+    source = models.CharField(max_length=10, choices=TimelineSource.choices)
+    kind = models.CharField(max_length=20)  # step, wait, callback, execution, invocation, webhook, transition
+    name = models.CharField(max_length=200, blank=True)
+    event = models.CharField(max_length=60)
+    detail = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["execution", "at", "id"]
+        verbose_name_plural = "execution timeline entries"
+        constraints = [models.UniqueConstraint(fields=["execution", "key"], name="timeline_unique_key")]
+        indexes = [models.Index(fields=["execution", "at"], name="timeline_execution_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind} {self.name} {self.event}".strip()
+
+
+class SyncWatermark(models.Model):
+    """How far a pull sync has read a source: an ISO timestamp (the DynamoDB sync index) or a row id."""
+
+    name = models.CharField(max_length=200, unique=True)
+    position = models.CharField(max_length=64, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_full_sync_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} @ {self.position or '-'}"

@@ -83,9 +83,12 @@ def _send_to_engine(dispatch: SearchDispatch) -> None:
     if dispatch.engine == Engine.CELERY:
         from workflows.tasks import run_search
 
-        run_search.apply_async(args=[str(search.pk), dispatch.attempt], retry=False)
-        WorkflowExecution.objects.get_or_create(
-            search=search, attempt=dispatch.attempt, defaults={"engine": Engine.CELERY, "status": "dispatched"}
+        sent = run_search.apply_async(args=[str(search.pk), dispatch.attempt], retry=False)
+        WorkflowExecution.objects.update_or_create(
+            search=search,
+            attempt=dispatch.attempt,
+            defaults={"celery_task_id": sent.id},
+            create_defaults={"engine": Engine.CELERY, "status": "dispatched", "celery_task_id": sent.id},
         )
         return
     if not settings.MATCHING_WORKFLOW_CALLBACK_URL:

@@ -10,6 +10,7 @@ from django.db import InterfaceError, OperationalError
 
 from matching.services import search_fail, searches_expire_overdue
 from workflows.services import dispatch_sweep, notification_send, search_run_on_celery
+from workflows.tasks_mirror import reconcile_drift, sync_workflow_state  # noqa: F401 - registers the mirror's tasks
 
 logger = logging.getLogger(__name__)
 

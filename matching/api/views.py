@@ -21,6 +21,7 @@ from matching.api.serializers import (
 from matching.api.throttling import SearchSubmitThrottle
 from matching.models import Search, SearchStatus
 from matching.services import search_submit
+from workflows.mirror import mirror_refresh_if_stale
 
 USER_PARAMETER = OpenApiParameter(
     "X-User-Id", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True, description="The acting SnowTrace user."
@@ -67,6 +68,12 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
 
     def get_throttles(self):
         return [SearchSubmitThrottle()] if self.action == "create" else []
+
+    def retrieve(self, request, *args, **kwargs):
+        search = self.get_object()
+        # Durable searches answer from the console's mirror, refreshed first if it is stale.
+        mirror_refresh_if_stale(search=search)
+        return Response(SearchDetailSerializer(search).data)
 
     @extend_schema(request=SearchPreferencesSerializer, responses={202: SearchSubmittedSerializer})
     def create(self, request, *args, **kwargs):

@@ -56,7 +56,8 @@ def console_on_durable(request, durable_stack, settings, monkeypatch, resorts):
     settings.MATCHING_WEBHOOK_SECRET = env["MATCHING_WEBHOOK_SECRET"]
     settings.MATCHING_INTERNAL_TOKEN = env["MATCHING_INTERNAL_TOKEN"]
     settings.AWS_REGION = env["AWS_REGION"]
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+    settings.MATCHING_WORKFLOW_STATE_TABLE = env["MATCHING_STATE_TABLE"]
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_DYNAMODB"):
         monkeypatch.setenv(name, env[name])
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
     SkierProfile.objects.bulk_create(
@@ -103,6 +104,7 @@ def test_a_vetted_coach_search_runs_on_the_durable_engine_end_to_end(console_on_
     wait_for(
         lambda: _search(search_id).status == SearchStatus.AWAITING_VETTING, timeout=30, message="the console to show it"
     )
+    assert owner.get(f"/matching/searches/{search_id}").json()["status"] == "awaiting_vetting"
 
     search = _search(search_id)
     approved = candidates[:3]

@@ -1,0 +1,51 @@
+"""Thin periodic tasks of the execution mirror (imported by workflows/tasks.py, scheduled by beat)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+
+from workflows.dynamo import DynamoConfigError, DynamoStateUnavailable
+from workflows.mirror import console_events_sync, single_flight, workflow_history_sync, workflow_state_sync
+from workflows.reconcile import searches_reconcile_drift
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="workflows.tasks.sync_workflow_state",
+    autoretry_for=(DynamoStateUnavailable, OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=2,
+)
+def sync_workflow_state() -> str:
+    with single_flight("sync-workflow-state", timeout=settings.CELERY_TASK_TIME_LIMIT) as mine:
+        if not mine:
+            return "skipped: another sync is running"
+        try:
+            report = workflow_state_sync()
+        except DynamoConfigError as exc:
+            # A console that never ran the durable engine: its Celery timelines still need the events.
+            added = console_events_sync()
+            return f"DynamoDB not configured ({exc}); {added} console timeline entries"
+        history = workflow_history_sync()
+    logger.info("workflow state sync: %s; history of %d executions", report.line(), history.executions)
+    return report.line()
+
+
+@shared_task(
+    name="workflows.tasks.reconcile_drift",
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    max_retries=2,
+)
+def reconcile_drift() -> str:
+    with single_flight("reconcile-drift", timeout=settings.CELERY_TASK_TIME_LIMIT) as mine:
+        if not mine:
+            return "skipped: another drift check is running"
+        report = searches_reconcile_drift()
+    logger.info("drift check: %s", report.line())
+    return report.line()
