@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -91,8 +91,12 @@ class DurableApiClient:
                 raise DurableApiConfigError("iam_sigv4 mode found no AWS credentials (AWS_ACCESS_KEY_ID …)")
 
     @classmethod
-    def from_settings(cls) -> DurableApiClient:
-        return cls(DurableApiConfig.from_settings())
+    def from_settings(cls, *, quick: bool = False) -> DurableApiClient:
+        """`quick`: one try with short timeouts, for calls made while a user waits (a sweeper retries)."""
+        config = DurableApiConfig.from_settings()
+        if quick:
+            config = replace(config, max_attempts=1, connect_timeout=1.0, read_timeout=5.0)
+        return cls(config)
 
     # --- the Durable API -------------------------------------------------------------------
 

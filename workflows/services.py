@@ -39,11 +39,12 @@ logger = logging.getLogger(__name__)
 def dispatch_create(*, search: Search) -> SearchDispatch:
     """Write the dispatch record inside the caller's transaction; send it after commit."""
     dispatch = SearchDispatch.objects.create(search=search, attempt=search.attempt, engine=search.engine)
-    transaction.on_commit(lambda: dispatch_send(dispatch_id=dispatch.pk))
+    # One quick try after commit keeps the request fast; the sweeper sends whatever that missed.
+    transaction.on_commit(lambda: dispatch_send(dispatch_id=dispatch.pk, quick=True))
     return dispatch
 
 
-def dispatch_send(*, dispatch_id: int) -> bool:
+def dispatch_send(*, dispatch_id: int, quick: bool = False) -> bool:
     """Hand one dispatch record to its engine. Safe to call twice: the engine's claim dedups."""
     dispatch = SearchDispatch.objects.select_related("search").get(pk=dispatch_id)
     if dispatch.sent_at is not None:
@@ -53,7 +54,7 @@ def dispatch_send(*, dispatch_id: int) -> bool:
         SearchDispatch.objects.filter(pk=dispatch.pk, sent_at__isnull=True).update(sent_at=timezone.now())
         return True
     try:
-        _send_to_engine(dispatch)
+        _send_to_engine(dispatch, quick=quick)
     except (DurableApiRejected, DurableApiConfigError) as exc:
         # The request itself is wrong; resending cannot help. Fail the search readably.
         SearchDispatch.objects.filter(pk=dispatch.pk).update(
@@ -78,7 +79,7 @@ def dispatch_send(*, dispatch_id: int) -> bool:
     return True
 
 
-def _send_to_engine(dispatch: SearchDispatch) -> None:
+def _send_to_engine(dispatch: SearchDispatch, *, quick: bool) -> None:
     search = dispatch.search
     if dispatch.engine == Engine.CELERY:
         from workflows.tasks import run_search
@@ -93,7 +94,8 @@ def _send_to_engine(dispatch: SearchDispatch) -> None:
         return
     if not settings.MATCHING_WORKFLOW_CALLBACK_URL:
         raise DurableApiConfigError("MATCHING_WORKFLOW_CALLBACK_URL is required for the durable engine")
-    started = DurableApiClient.from_settings().start(
+    client = DurableApiClient.from_settings(quick=quick)
+    started = client.start(
         search_id=str(search.pk),
         attempt=dispatch.attempt,
         seeker_id=search.seeker_id,

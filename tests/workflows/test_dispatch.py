@@ -1,0 +1,46 @@
+"""Dispatch to the durable engine when the Durable API is down: the user is not kept waiting,
+nothing is lost, and the sweeper sends it later."""
+
+import time
+
+import pytest
+
+from matching.models import Search, SearchStatus
+from workflows.models import SearchDispatch
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+VETTED = {"role": "coach", "skill_level_min": 6, "skill_level_max": 10, "vetting_required": True}
+
+
+@pytest.fixture
+def durable_api_down(settings):
+    settings.MATCHING_WORKFLOW_URL = "http://127.0.0.1:9"  # discard port: connection refused
+    settings.MATCHING_WORKFLOW_AUTH_MODE = "api_key"
+    settings.MATCHING_WORKFLOW_API_KEY = "k"
+    settings.MATCHING_WORKFLOW_CALLBACK_URL = "http://127.0.0.1:8000/webhooks/matching"
+
+
+def test_a_search_is_accepted_quickly_and_kept_when_the_durable_api_is_down(owner, resorts, durable_api_down):
+    began = time.monotonic()
+    response = owner.post("/matching/searches", VETTED)
+    elapsed = time.monotonic() - began
+    assert response.status_code == 202 and response.json()["engine"] == "durable"
+    assert elapsed < 3, f"the request waited {elapsed:.1f}s on an unreachable Durable API"
+    search = Search.objects.get(pk=response.json()["search_id"])
+    assert search.status == SearchStatus.PENDING
+    dispatch = SearchDispatch.objects.get(search=search)
+    assert dispatch.sent_at is None and dispatch.send_count == 1
+    assert "failed after 1 tries" in dispatch.last_error
+
+
+def test_the_sweeper_retries_a_dispatch_the_durable_api_missed(owner, resorts, durable_api_down, settings):
+    from workflows.services import dispatch_sweep
+
+    search_id = owner.post("/matching/searches", VETTED).json()["search_id"]
+    settings.DISPATCH_GRACE_SECONDS = 0
+    assert dispatch_sweep() == 0  # still down: nothing sent, nothing lost
+    dispatch = SearchDispatch.objects.get(search_id=search_id)
+    assert dispatch.sent_at is None and dispatch.send_count == 2
+    assert "failed after 3 tries" in dispatch.last_error
+    assert Search.objects.get(pk=search_id).status == SearchStatus.PENDING
