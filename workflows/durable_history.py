@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
+
+from workflows.aws import cached_client
 
 # GetDurableExecution's `Status`.
 RUNNING = "RUNNING"
@@ -98,30 +97,14 @@ class LambdaReadConfig:
         return cls(region=region)
 
 
-_clients: dict[tuple, Any] = {}
-_clients_lock = threading.Lock()
-
-
 def _lambda_client(config: LambdaReadConfig) -> Any:
-    key = (
-        config,
-        os.environ.get("AWS_ENDPOINT_URL_LAMBDA", ""),
-        os.environ.get("AWS_ENDPOINT_URL", ""),
+    return cached_client(
+        "lambda",
+        region=config.region,
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.read_timeout,
+        max_attempts=config.max_attempts,
     )
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = boto3.session.Session().client(
-                "lambda",
-                region_name=config.region,
-                config=Config(
-                    retries={"mode": "standard", "max_attempts": config.max_attempts},
-                    connect_timeout=config.connect_timeout,
-                    read_timeout=config.read_timeout,
-                ),
-            )
-            _clients[key] = client
-    return client
 
 
 class DurableExecutionsReader:

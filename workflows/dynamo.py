@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 
+from workflows.aws import cached_client
 from workflows.durable.state import (
     DEFAULT_TABLE_NAME,
     SYNC_BUCKET,
@@ -75,35 +73,16 @@ class DynamoConfig:
         return cls.from_settings(connect_timeout=timeout, read_timeout=timeout, max_attempts=1)
 
 
-_clients: dict[tuple, Any] = {}
-_clients_lock = threading.Lock()
-
-
 def dynamodb_client(config: DynamoConfig) -> Any:
     """A low-level client (thread-safe), one per process and configuration."""
-    key = (
-        config.region,
-        config.connect_timeout,
-        config.read_timeout,
-        config.max_attempts,
-        os.environ.get("AWS_ENDPOINT_URL_DYNAMODB", ""),
-        os.environ.get("AWS_ENDPOINT_URL", ""),
+    return cached_client(
+        "dynamodb",
+        region=config.region,
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.read_timeout,
+        max_attempts=config.max_attempts,
+        max_pool_connections=20,
     )
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = boto3.session.Session().client(
-                "dynamodb",
-                region_name=config.region,
-                config=Config(
-                    retries={"mode": "standard", "max_attempts": config.max_attempts},
-                    connect_timeout=config.connect_timeout,
-                    read_timeout=config.read_timeout,
-                    max_pool_connections=20,
-                ),
-            )
-            _clients[key] = client
-    return client
 
 
 # What the mirror reads of an item. Leaves out what only the workflow needs (preferences,
