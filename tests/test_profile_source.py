@@ -43,3 +43,13 @@ def test_prefiltering_in_the_database_gives_the_same_ranking_as_scoring_everyone
         request = SearchRequest.from_preferences("u000001", prefs)
         assert ProfileIndex.build(candidates, regions).search(request) == full_index.search(request)
     assert narrowed_something
+
+
+def test_a_profile_reaching_a_region_only_through_a_resort_is_not_prefiltered_out(resorts):
+    from tests.factories import SkierProfileFactory
+
+    via_resort = SkierProfileFactory(resorts=["yuzawa_naeba"])  # Niigata, by its resort only
+    elsewhere = SkierProfileFactory(regions=["Hokkaido"])
+    prefs = {"role": "buddy", "skill_level_min": 1, "skill_level_max": 10, "regions": ["Niigata Prefecture"]}
+    found = {p.user_id for p in prefiltered_profiles(seeker_id="x", preferences=prefs, resort_regions=resort_regions())}
+    assert via_resort.user_id in found and elsewhere.user_id not in found

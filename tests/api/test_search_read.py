@@ -2,7 +2,8 @@ import uuid
 
 import pytest
 
-from matching.models import Search, SearchResult, SearchStatus
+from matching.models import Search, SearchStatus
+from tests.factories import SearchFactory, SearchResultFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -25,19 +26,13 @@ def test_an_unknown_or_malformed_id_is_a_404(owner, resorts, search_id):
 
 
 def test_results_come_ranked_with_their_breakdown_for_the_current_attempt(owner, resorts):
-    search_id = owner.post("/matching/searches", VALID).json()["search_id"]
-    Search.objects.filter(pk=search_id).update(status=SearchStatus.SUCCEEDED, attempt=2, result_count=2)
-    breakdown = {"skill": 1.0, "location": 0.0, "availability": 0.2, "role": 1.0, "knowledge": None}
-    SearchResult.objects.bulk_create(
-        [
-            SearchResult(search_id=search_id, attempt=1, rank=1, user_id="old", score=0.9, breakdown=breakdown),
-            SearchResult(search_id=search_id, attempt=2, rank=2, user_id="b", score=0.5, breakdown=breakdown),
-            SearchResult(search_id=search_id, attempt=2, rank=1, user_id="a", score=0.6, breakdown=breakdown),
-        ]
-    )
-    body = owner.get(f"/matching/searches/{search_id}").json()
+    search = SearchFactory(status=SearchStatus.SUCCEEDED, attempt=2, result_count=2)
+    SearchResultFactory(search=search, attempt=1, rank=1, user_id="old", score=0.9)
+    SearchResultFactory(search=search, attempt=2, rank=2, user_id="b", score=0.5)
+    top = SearchResultFactory(search=search, attempt=2, rank=1, user_id="a", score=0.6)
+    body = owner.get(f"/matching/searches/{search.pk}").json()
     assert [r["user_id"] for r in body["results"]] == ["a", "b"]
-    assert body["results"][0]["breakdown"] == breakdown
+    assert body["results"][0]["breakdown"] == top.breakdown
 
 
 def test_the_list_shows_only_the_callers_searches_newest_first_and_paginated(owner, another_user, resorts):
