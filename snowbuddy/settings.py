@@ -136,8 +136,13 @@ REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://")):
     raise ImproperlyConfigured(f"REDIS_URL: expected redis:// or rediss://, got {REDIS_URL!r}")
 
-if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+# The cache may live in its own Redis database (the test suite clears it between tests and
+# must not flush the broker's queues with it).
+REDIS_CACHE_URL = env_str("REDIS_CACHE_URL") or REDIS_URL
+if REDIS_CACHE_URL and not REDIS_CACHE_URL.startswith(("redis://", "rediss://")):
+    raise ImproperlyConfigured(f"REDIS_CACHE_URL: expected redis:// or rediss://, got {REDIS_CACHE_URL!r}")
+if REDIS_CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_CACHE_URL}}
 else:
     # File-based so the throttle is shared by every local process.
     CACHES = {

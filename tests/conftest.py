@@ -19,9 +19,16 @@ from django.core.management import call_command
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cache_apart_from_the_broker():
+    if settings.configured and settings.REDIS_URL and settings.REDIS_CACHE_URL == settings.REDIS_URL:
+        pytest.exit("REDIS_CACHE_URL must name another Redis database than REDIS_URL (make test sets both)", 2)
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     # Throttle counters and the resort map live in the cache; tests must not share them.
+    # (`make test` gives the cache its own Redis database: clearing it leaves the broker alone.)
     # (Plain-Python tests, e.g. the engine's under `-p no:django`, have no Django to reset.)
     if not settings.configured:
         yield
