@@ -205,15 +205,3 @@ def celery_worker_process(worker_env, tmp_path_factory):
     proc = start_celery_worker(log_path, worker_env)
     yield proc, log_path
     stop_celery_worker(proc)
-
-
-def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.1, message: str = "condition"):
-    """Poll until predicate() is truthy; fail (never hang) after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {message}")
-        time.sleep(interval)

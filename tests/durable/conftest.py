@@ -11,7 +11,6 @@ import base64
 import json
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,18 +35,6 @@ WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"durable-tests-webhook-secret-32b"
 INAWASHIRO = "fukushima_inawashiro"
 NEKOMA = "fukushima_nekoma_mountain"
 FUKUSHIMA = "Fukushima Prefecture"
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 def _free_port() -> int:

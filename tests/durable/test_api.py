@@ -12,6 +12,7 @@ import pytest
 from botocore.stub import Stubber
 
 from matching.engine import Profile, SearchRequest, match_baseline
+from tests.polling import wait_for
 from workflows.durable import api as durable_api
 from workflows.durable import workflow
 from workflows.durable.state import WorkflowStateStore
@@ -25,7 +26,6 @@ from .conftest import (
     call,
     function_url_event,
     profile,
-    wait_until,
 )
 
 BUDDY_PREFS = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 8, "resorts": [INAWASHIRO]}
@@ -70,7 +70,7 @@ def status_of(api: durable_api.DurableApi, search_id: str) -> dict[str, Any]:
 
 
 def settled(api: durable_api.DurableApi, search_id: str, status: str, timeout: float = 20) -> dict[str, Any]:
-    return wait_until(lambda: (body := status_of(api, search_id)).get("status") == status and body, timeout)
+    return wait_for(lambda: (body := status_of(api, search_id)).get("status") == status and body, timeout=timeout)
 
 
 # --- start ------------------------------------------------------------------------------------------
@@ -94,7 +94,7 @@ def test_a_repeated_start_returns_the_same_execution_and_starts_only_one(
 
     done = settled(durable, "s-idem", "succeeded")
     assert done["results"] == expected_results(BUDDY_PREFS, seeded.profiles)
-    wait_until(lambda: receiver.bodies("succeeded"))  # delivered in the step after the write
+    wait_for(lambda: receiver.bodies("succeeded"))  # delivered in the step after the write
     assert len(receiver.bodies("succeeded")) == 1
     # Even after it finished, a late repeat neither restarts nor changes it.
     assert call(durable, "POST", "/workflows/matching/start", start_body("s-idem", receiver))[0] == 200
@@ -135,7 +135,7 @@ def test_a_new_attempt_needs_the_previous_one_finished_and_then_runs_afresh(
     durable: durable_api.DurableApi, lambda_client: RunnerLambdaClient, receiver: FakeReceiver
 ) -> None:
     call(durable, "POST", "/workflows/matching/start", start_body("s-retry", receiver, COACH_PREFS))
-    wait_until(lambda: status_of(durable, "s-retry").get("status") == "awaiting_vetting")
+    wait_for(lambda: status_of(durable, "s-retry").get("status") == "awaiting_vetting")
     status, body = call(durable, "POST", "/workflows/matching/start", start_body("s-retry", receiver, attempt=2))
     assert (status, body["error"]) == (409, "attempt_in_progress")
 
@@ -215,7 +215,7 @@ def test_cancel_stops_the_execution_and_the_workflow_never_reports_a_result(
     durable: durable_api.DurableApi, runner: Any, receiver: FakeReceiver
 ) -> None:
     _, started = call(durable, "POST", "/workflows/matching/start", start_body("s-cancel", receiver, COACH_PREFS))
-    wait_until(lambda: status_of(durable, "s-cancel").get("status") == "awaiting_vetting")
+    wait_for(lambda: status_of(durable, "s-cancel").get("status") == "awaiting_vetting")
 
     status, body = call(durable, "POST", "/workflows/matching/s-cancel/cancel", {"reason": "user gave up"})
     assert status == 200
@@ -251,7 +251,7 @@ def test_staff_approval_completes_the_pending_vetting_with_the_chosen_candidates
     durable: durable_api.DurableApi, receiver: FakeReceiver
 ) -> None:
     call(durable, "POST", "/workflows/matching/start", start_body("s-approve", receiver, COACH_PREFS))
-    waiting = wait_until(lambda: (b := status_of(durable, "s-approve")).get("status") == "awaiting_vetting" and b)
+    waiting = wait_for(lambda: (b := status_of(durable, "s-approve")).get("status") == "awaiting_vetting" and b)
     vetted = waiting["pending_callback"]["candidate_ids"]
     assert "token_sha256" not in waiting["pending_callback"]
 
@@ -273,7 +273,7 @@ def test_staff_approval_completes_the_pending_vetting_with_the_chosen_candidates
 
 def test_staff_rejection_fails_the_search(durable: durable_api.DurableApi, receiver: FakeReceiver) -> None:
     call(durable, "POST", "/workflows/matching/start", start_body("s-reject", receiver, COACH_PREFS))
-    wait_until(lambda: status_of(durable, "s-reject").get("status") == "awaiting_vetting")
+    wait_for(lambda: status_of(durable, "s-reject").get("status") == "awaiting_vetting")
 
     status, _ = call(
         durable, "POST", "/workflows/matching/s-reject/intervene", {"decision": "reject", "note": "no licence"}
@@ -281,14 +281,14 @@ def test_staff_rejection_fails_the_search(durable: durable_api.DurableApi, recei
     assert status == 202
     done = settled(durable, "s-reject", "failed")
     assert done["error"] == {"code": "vetting_rejected", "message": "no licence"}
-    assert wait_until(lambda: receiver.bodies("failed"))[0]["payload"]["error"]["code"] == "vetting_rejected"
+    assert wait_for(lambda: receiver.bodies("failed"))[0]["payload"]["error"]["code"] == "vetting_rejected"
 
 
 def test_intervene_validates_the_decision_and_the_approved_ids(
     durable: durable_api.DurableApi, receiver: FakeReceiver
 ) -> None:
     call(durable, "POST", "/workflows/matching/start", start_body("s-bad-iv", receiver, COACH_PREFS))
-    wait_until(lambda: status_of(durable, "s-bad-iv").get("status") == "awaiting_vetting")
+    wait_for(lambda: status_of(durable, "s-bad-iv").get("status") == "awaiting_vetting")
     path = "/workflows/matching/s-bad-iv/intervene"
 
     assert call(durable, "POST", path, {"decision": "maybe"})[0] == 400
@@ -307,7 +307,7 @@ def test_globalcoachs_callback_with_the_right_token_resumes_the_search_exactly_o
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     call(durable, "POST", "/workflows/matching/start", start_body("s-provider", receiver, COACH_PREFS))
-    [request] = wait_until(globalcoach.vetting_requests)
+    [request] = wait_for(globalcoach.vetting_requests)
     token, vetted = request["token"], request["candidate_ids"]
     path = "/workflows/matching/vetting-callback"
 

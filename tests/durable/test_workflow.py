@@ -12,10 +12,11 @@ import boto3
 import pytest
 
 from matching.engine import Profile, SearchRequest, match_baseline
+from tests.polling import wait_for
 from workflows.durable import signing, workflow
 from workflows.durable.state import WorkflowStateStore, execution_name_for
 
-from .conftest import INAWASHIRO, NEKOMA, WEBHOOK_SECRET, FakeConsole, FakeReceiver, profile, wait_until
+from .conftest import INAWASHIRO, NEKOMA, WEBHOOK_SECRET, FakeConsole, FakeReceiver, profile
 
 BUDDY_PREFS = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 8, "resorts": [INAWASHIRO], "limit": 10}
 COACH_PREFS = {
@@ -62,7 +63,7 @@ def expected_ranking(prefs: dict[str, Any], profiles: list[dict[str, Any]]) -> l
 
 
 def awaiting_vetting(store: WorkflowStateStore, search_id: str) -> dict[str, Any]:
-    return wait_until(
+    return wait_for(
         lambda: (item := store.get(search_id)) and item["status"] == "awaiting_vetting" and item,
         timeout=15,
     )
@@ -182,14 +183,14 @@ def test_vetting_waits_for_globalcoach_and_keeps_only_approved_candidates(
     assert pending["candidate_ids"] == top3
     assert pending["callback_id"] and pending["deadline"] > item["updated_at"]
     assert item["candidates"] == ranking  # staff can see whom they are vetting
-    [vetting_request] = wait_until(globalcoach.vetting_requests)
+    [vetting_request] = wait_for(globalcoach.vetting_requests)
     assert vetting_request["candidate_ids"] == top3
     assert vetting_request["callback_url"].endswith("/workflows/matching/vetting-callback")
     token = vetting_request["token"]
     assert token.startswith("search-vet-ok.")
     assert hashlib.sha256(token.encode()).hexdigest() == pending["token_sha256"]
     # The console was told early that the search is waiting for vetting.
-    notice = wait_until(lambda: receiver.bodies("awaiting_vetting"))[0]
+    notice = wait_for(lambda: receiver.bodies("awaiting_vetting"))[0]
     assert notice["payload"]["pending_callback"]["candidate_ids"] == top3
     assert "callback_id" not in notice["payload"]["pending_callback"]
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -23,18 +22,6 @@ from botocore.credentials import Credentials
 
 from workflows.durable import signing
 from workflows.durable.local.stack import LocalDurableStack, StackConfig
-
-
-def wait_for(predicate: Callable[[], Any], *, timeout: float, interval: float = 0.2, what: str = "condition") -> Any:
-    """Poll until ``predicate`` returns something truthy; fail the test at the deadline."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}; last value: {last!r}")
 
 
 def profile(user_id: str, role: str = "buddy", skill: int = 5, **extra: Any) -> dict[str, Any]:

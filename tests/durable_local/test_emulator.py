@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.durable_local.conftest import wait_for
+from tests.polling import wait_for
 from workflows.durable.local._http import HEALTH_PATH, free_port, http_ok
 from workflows.durable.local._process import ManagedProcess
 from workflows.durable.local.emulator import EmulatorProcess
@@ -105,13 +105,15 @@ def test_waits_and_timeouts_pending_across_a_crash_still_fire(emulator_and_lambd
     emulator.kill()
     emulator.start()
 
-    done = wait_for(lambda: _finished(client, waiting), timeout=10, what="the wait to complete")
+    done = wait_for(lambda: _finished(client, waiting), timeout=10, message="the wait to complete")
     assert done["Status"] == "SUCCEEDED"
     assert json.loads(done["Result"]) == {"waited": 2}
-    timed_out_callback = wait_for(lambda: _finished(client, short_callback), timeout=10, what="the callback timeout")
+    timed_out_callback = wait_for(lambda: _finished(client, short_callback), timeout=10, message="the callback timeout")
     assert timed_out_callback["Status"] == "FAILED"
     assert "timed out" in timed_out_callback["Error"]["ErrorMessage"].lower()
-    whole = wait_for(lambda: _finished(client, unanswered), timeout=EXECUTION_TIMEOUT + 5, what="the execution timeout")
+    whole = wait_for(
+        lambda: _finished(client, unanswered), timeout=EXECUTION_TIMEOUT + 5, message="the execution timeout"
+    )
     assert whole["Status"] == "TIMED_OUT"
     # The timeout counts from the original start, not from the restart.
     assert time.monotonic() - started < EXECUTION_TIMEOUT + 3
@@ -132,14 +134,14 @@ def test_a_callback_answered_after_a_crash_resumes_the_execution(
             None,
         ),
         timeout=10,
-        what="the callback to start",
+        message="the callback to start",
     )
 
     emulator.kill()
     emulator.start()
     client.send_durable_execution_callback_success(CallbackId=callback_id, Result=b'{"answer": 42}')
 
-    done = wait_for(lambda: _finished(client, arn), timeout=10, what="the execution to finish")
+    done = wait_for(lambda: _finished(client, arn), timeout=10, message="the execution to finish")
     assert done["Status"] == "SUCCEEDED"
     assert json.loads(json.loads(done["Result"])) == {"answer": 42}
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.durable_local.conftest import wait_for
+from tests.polling import wait_for
 from workflows.durable.local import globalcoach
 from workflows.durable.local._http import ServerThread
 
@@ -101,7 +101,7 @@ def test_the_provider_calls_back_with_its_decision_and_the_token(
     response = _request(provider, receiver, ["a", "b", "c", "d"])
 
     assert response.status_code == 202
-    answers = wait_for(lambda: receiver.received, timeout=5, what="the vetting callback")
+    answers = wait_for(lambda: receiver.received, timeout=5, message="the vetting callback")
     assert answers == [{"token": "search-1.secret", "approved_user_ids": approved, "rejected_user_ids": rejected}]
 
 
@@ -126,7 +126,7 @@ def test_a_repeated_request_with_the_same_idempotency_key_is_answered_once(
     second = _request(provider, receiver, ["a"], **{"Idempotency-Key": "exec-1-vetting"})
 
     assert first.json()["request_id"] == second.json()["request_id"]
-    wait_for(lambda: receiver.received, timeout=5, what="the vetting callback")
+    wait_for(lambda: receiver.received, timeout=5, message="the vetting callback")
     time.sleep(0.4)
     assert len(receiver.received) == 1
 
@@ -160,7 +160,7 @@ def test_the_mode_can_be_changed_while_running(provider_factory: Any, receiver: 
     assert changed.json()["mode"] == "reject_all"
     assert bad.status_code == 400
     _request(provider, receiver, ["a"])
-    answers = wait_for(lambda: receiver.received, timeout=5, what="the vetting callback")
+    answers = wait_for(lambda: receiver.received, timeout=5, message="the vetting callback")
     assert answers[0]["rejected_user_ids"] == ["a"]
 
 
@@ -169,8 +169,8 @@ def test_a_failing_callback_is_retried(provider_factory: Any) -> None:
     try:
         provider = provider_factory(mode="approve_all")
         _request(provider, flaky, ["a"])
-        wait_for(lambda: len(flaky.received) >= 1, timeout=5, what="the first callback")
+        wait_for(lambda: len(flaky.received) >= 1, timeout=5, message="the first callback")
         flaky.status = 202
-        wait_for(lambda: len(flaky.received) >= 2, timeout=8, what="the retried callback")
+        wait_for(lambda: len(flaky.received) >= 2, timeout=8, message="the retried callback")
     finally:
         flaky.close()

@@ -11,7 +11,8 @@ import boto3
 import pytest
 import requests
 
-from tests.durable_local.conftest import DurableApiClient, FakeConsole, profile, wait_for
+from tests.durable_local.conftest import DurableApiClient, FakeConsole, profile
+from tests.polling import wait_for
 from workflows.durable.local.stack import LocalDurableStack
 
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
@@ -44,7 +45,7 @@ def _wait_status(api: DurableApiClient, search_id: str, statuses: set[str], time
     return wait_for(
         lambda: (item := api.status(search_id)) and item["status"] in statuses and item,
         timeout=timeout,
-        what=f"search {search_id} to reach {sorted(statuses)}",
+        message=f"search {search_id} to reach {sorted(statuses)}",
     )
 
 
@@ -81,7 +82,7 @@ def test_a_signed_start_runs_a_search_to_success_and_the_console_gets_a_signed_c
     item = _wait_status(durable_api, search_id, TERMINAL)
     assert item["status"] == "succeeded", item
     assert [r["user_id"] for r in item["results"]] == ["u-near", "u-ok"]  # u-far is outside the skill range
-    webhooks = wait_for(lambda: fake_console.webhooks_for(search_id), timeout=15, what="the callback webhook")
+    webhooks = wait_for(lambda: fake_console.webhooks_for(search_id), timeout=15, message="the callback webhook")
     assert webhooks[-1]["status"] == "succeeded"
     # The webhook carries the version write-result made; recording its delivery bumps it later.
     assert webhooks[-1]["version"] <= item["version"]
@@ -146,7 +147,7 @@ def test_a_step_retry_pending_across_an_emulator_crash_is_re_armed_and_runs(
     fake_console.unavailable.add(search_id)
     assert durable_api.start(**_start_body(search_id, _buddy_prefs(), fake_console)).status_code == 202
     # The fetch step failed once and now waits for its retry timer, which lives only in memory.
-    wait_for(lambda: fake_console.candidate_requests.get(search_id), timeout=15, what="a first fetch")
+    wait_for(lambda: fake_console.candidate_requests.get(search_id), timeout=15, message="a first fetch")
 
     local_stack.emulator.kill()
     fake_console.unavailable.discard(search_id)
@@ -191,7 +192,7 @@ def test_a_cancel_stops_a_waiting_execution(
     executions = wait_for(
         lambda: [e for e in _executions_named(local_stack, waiting["execution_name"]) if e["Status"] != "RUNNING"],
         timeout=10,
-        what="the execution to stop",
+        message="the execution to stop",
     )
     assert executions[0]["Status"] == "STOPPED"
     assert durable_api.status(search_id)["status"] == "cancelled"
@@ -256,7 +257,7 @@ def test_the_consoles_own_client_talks_to_the_local_durable_api(
     item = wait_for(
         lambda: (got := client.get(search_id, include_candidates=True)) and got["status"] in TERMINAL and got,
         timeout=30,
-        what="the search to finish",
+        message="the search to finish",
     )
     assert item["status"] == "succeeded"
     assert [c["user_id"] for c in item["candidates"]] == ["u-client"]

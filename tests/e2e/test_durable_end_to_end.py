@@ -16,7 +16,7 @@ from matching.demo import demo_profiles
 from matching.models import Search, SearchStatus, SkierProfile
 from matching.selectors import resort_regions
 from matching.services import profile_fields, search_cancel
-from tests.conftest import wait_for
+from tests.polling import wait_for
 from workflows.client import DurableApiClient
 from workflows.durable.local.stack import LocalDurableStack, StackConfig
 from workflows.services import search_intervene

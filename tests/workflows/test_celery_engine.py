@@ -9,7 +9,7 @@ from matching.models import Search, SearchResult, SearchStatus, SkierProfile
 from matching.profile_source import PROFILE_FIELDS, to_engine_profile
 from matching.selectors import resort_regions
 from matching.services import profile_fields
-from tests.conftest import wait_for
+from tests.polling import wait_for
 from workflows.models import SearchDispatch
 from workflows.services import dispatch_sweep
 
