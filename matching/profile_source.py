@@ -11,24 +11,12 @@ from collections.abc import Iterator
 
 from django.db.models import F, QuerySet
 
-from matching.engine import Profile
+from matching.engine import PROFILE_FIELDS, Profile
 from matching.models import SkierProfile
 from matching.regions import region_mask
 
-PROFILE_FIELDS = (
-    "id",
-    "user_id",
-    "nickname",
-    "skill_level",
-    "role",
-    "resorts",
-    "regions",
-    "available_dates",
-    "open_to_matching",
-    "knowledge_score",
-    "certifications",
-    "languages",
-)
+# The columns a candidate row is read with: its id (for keyset paging) and the engine's fields.
+ROW_FIELDS = ("id", *PROFILE_FIELDS)
 
 
 def seeker_region_mask(preferences: dict, resort_regions: dict[str, str]) -> int:
@@ -48,23 +36,11 @@ def prefiltered_profiles_queryset(
     if preferences.get("resorts") or preferences.get("regions"):
         mask = seeker_region_mask(preferences, resort_regions)
         qs = qs.annotate(region_overlap=F("region_mask").bitand(mask)).filter(region_overlap__gt=0)
-    return qs.order_by("id").values(*PROFILE_FIELDS)
+    return qs.order_by("id").values(*ROW_FIELDS)
 
 
 def to_engine_profile(row: dict) -> Profile:
-    return Profile(
-        user_id=row["user_id"],
-        nickname=row["nickname"],
-        skill_level=row["skill_level"],
-        role=row["role"],
-        resorts=tuple(row["resorts"]),
-        regions=tuple(row["regions"]),
-        available_dates=tuple(row["available_dates"]),
-        open_to_matching=row["open_to_matching"],
-        knowledge_score=row["knowledge_score"],
-        certifications=tuple(row["certifications"]),
-        languages=tuple(row["languages"]),
-    )
+    return Profile.from_dict(row)
 
 
 def prefiltered_profiles(

@@ -7,7 +7,7 @@ import pytest
 from matching.demo import demo_profiles
 from matching.engine import ProfileIndex, SearchRequest
 from matching.models import SkierProfile
-from matching.profile_source import PROFILE_FIELDS, prefiltered_profiles, to_engine_profile
+from matching.profile_source import ROW_FIELDS, prefiltered_profiles, to_engine_profile
 from matching.selectors import resort_regions
 from matching.services import profile_fields
 
@@ -32,7 +32,7 @@ def _random_preferences(rng: random.Random, regions: dict[str, str]) -> dict:
 def test_prefiltering_in_the_database_gives_the_same_ranking_as_scoring_everyone(resorts):
     regions = resort_regions()
     SkierProfile.objects.bulk_create(SkierProfile(**profile_fields(**p)) for p in demo_profiles(600, regions, seed=11))
-    everyone = [to_engine_profile(row) for row in SkierProfile.objects.values(*PROFILE_FIELDS)]
+    everyone = [to_engine_profile(row) for row in SkierProfile.objects.values(*ROW_FIELDS)]
     full_index = ProfileIndex.build(everyone, regions)
     rng = random.Random(5)
     narrowed_something = False

@@ -2,9 +2,10 @@
 
 from .index import ProfileIndex
 from .rules import match_baseline, score_profile
-from .types import Breakdown, Match, Profile, SearchRequest
+from .types import PROFILE_FIELDS, Breakdown, Match, Profile, SearchRequest
 
 __all__ = [
+    "PROFILE_FIELDS",
     "Breakdown",
     "Match",
     "Profile",

@@ -6,7 +6,7 @@ Plain dataclasses only: the Lambda workflow imports this package, so no Django h
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 ROLES = ("buddy", "student", "coach")
@@ -85,6 +85,10 @@ class Profile:
             "certifications": list(self.certifications),
             "languages": list(self.languages),
         }
+
+
+# The profile's JSON (wire) fields, in declaration order: what the console sends the workflow.
+PROFILE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Profile))
 
 
 @dataclass(frozen=True, slots=True)

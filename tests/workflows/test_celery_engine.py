@@ -6,7 +6,7 @@ from django.db import connection
 from matching.demo import demo_profiles
 from matching.engine import ProfileIndex, SearchRequest
 from matching.models import Search, SearchResult, SearchStatus, SkierProfile
-from matching.profile_source import PROFILE_FIELDS, to_engine_profile
+from matching.profile_source import ROW_FIELDS, to_engine_profile
 from matching.selectors import resort_regions
 from matching.services import profile_fields
 from tests.polling import wait_for
@@ -50,7 +50,7 @@ def test_a_submitted_search_succeeds_on_a_real_worker_with_the_engines_ranking(
     wait_for(lambda: _status(search_id) == SearchStatus.SUCCEEDED, timeout=30, message="the search to succeed")
 
     body = owner.get(f"/matching/searches/{search_id}").json()
-    everyone = [to_engine_profile(row) for row in SkierProfile.objects.values(*PROFILE_FIELDS)]
+    everyone = [to_engine_profile(row) for row in SkierProfile.objects.values(*ROW_FIELDS)]
     expected = ProfileIndex.build(everyone, profiles).search(SearchRequest.from_preferences("owner-1", PREFS))
     assert len(expected) == 25
     assert [(r["user_id"], r["score"]) for r in body["results"]] == [(m.user_id, m.score) for m in expected]

@@ -82,6 +82,8 @@ from aws_durable_execution_sdk_python.serdes import JsonSerDes
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from matching.engine import PROFILE_FIELDS
+
 from . import signing
 from .state import (
     AWAITING_VETTING,
@@ -109,18 +111,7 @@ CHECKPOINT_BUDGET_BYTES = 240 * 1024  # the service caps one checkpoint at 256 K
 VETTING_CALLBACK_NAME = "vetting"
 JSON_SERDES: JsonSerDes[Any] = JsonSerDes()
 # Only the fields the engine reads (and the nickname shown with results) cross the checkpoint.
-_ENGINE_PROFILE_FIELDS = (
-    "user_id",
-    "nickname",
-    "skill_level",
-    "role",
-    "resorts",
-    "regions",
-    "available_dates",
-    "open_to_matching",
-    "knowledge_score",
-    "certifications",
-)
+_ENGINE_PROFILE_FIELDS = tuple(f for f in PROFILE_FIELDS if f != "languages")
 
 
 # --- errors ----------------------------------------------------------------------------------------
