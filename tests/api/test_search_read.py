@@ -35,14 +35,21 @@ def test_results_come_ranked_with_their_breakdown_for_the_current_attempt(owner,
     assert body["results"][0]["breakdown"] == top.breakdown
 
 
-def test_the_list_shows_only_the_callers_searches_newest_first_and_paginated(owner, another_user, resorts):
+def test_the_list_shows_only_the_callers_searches_newest_first(owner, another_user, resorts):
     mine = [owner.post("/matching/searches", VALID).json()["search_id"] for _ in range(3)]
     another_user.post("/matching/searches", VALID)
     body = owner.get("/matching/searches").json()
-    assert body["count"] == 3
+    assert body["count"] == 3 and body["next"] is None
     assert [s["search_id"] for s in body["results"]] == list(reversed(mine))
-    page = owner.get("/matching/searches", {"page": 2}).json() if body["next"] else None
-    assert page is None
+
+
+def test_the_list_is_paginated_twenty_a_page(owner, resorts):
+    SearchFactory.create_batch(21, seeker_id=owner.user_id)
+    first = owner.get("/matching/searches").json()
+    assert first["count"] == 21 and len(first["results"]) == 20 and first["next"]
+    second = owner.get("/matching/searches", {"page": 2}).json()
+    assert len(second["results"]) == 1 and second["next"] is None
+    assert not {s["search_id"] for s in first["results"]} & {s["search_id"] for s in second["results"]}
 
 
 def test_the_list_filters_by_status(owner, resorts):
