@@ -8,11 +8,21 @@ from celery import shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from matching.models import ACTIVE_STATUSES, Engine, Search
 from workflows.dynamo import DynamoConfigError, DynamoStateUnavailable
 from workflows.mirror import console_events_sync, single_flight, workflow_history_sync, workflow_state_sync
+from workflows.orchestrator import choose_engine
 from workflows.reconcile import searches_reconcile_drift
 
 logger = logging.getLogger(__name__)
+
+
+def _durable_side_in_use() -> bool:
+    """The durable engine takes new searches, or searches it took are still unfinished (after a rollback)."""
+    return (
+        choose_engine() == Engine.DURABLE
+        or Search.objects.filter(engine=Engine.DURABLE, status__in=ACTIVE_STATUSES).exists()
+    )
 
 
 @shared_task(
@@ -25,6 +35,9 @@ def sync_workflow_state() -> str:
     with single_flight("sync-workflow-state", timeout=settings.CELERY_TASK_TIME_LIMIT) as mine:
         if not mine:
             return "skipped: another sync is running"
+        if not _durable_side_in_use():
+            # A Celery-only console: no DynamoDB to ask (and no AWS call from a laptop's beat).
+            return f"durable engine not in use; {console_events_sync()} console timeline entries"
         try:
             report = workflow_state_sync()
         except DynamoConfigError as exc:

@@ -409,3 +409,17 @@ def test_the_periodic_task_syncs_and_skips_while_another_run_holds_the_lock(stat
     assert sync_workflow_state.run().startswith("incremental: 1 pages, 1 items")
     search.refresh_from_db()
     assert search.status == SearchStatus.RUNNING
+
+
+def test_the_periodic_task_leaves_dynamodb_alone_when_the_durable_engine_is_not_in_use(state, make_search, settings):
+    from workflows.tasks_mirror import sync_workflow_state
+
+    settings.MATCHING_WORKFLOW_URL = ""
+    finished = make_search(status="succeeded")  # a durable search from before a rollback, finished
+    state.put(finished, status="succeeded", version=9)
+    assert sync_workflow_state.run().startswith("durable engine not in use")
+    assert not WorkflowExecution.objects.filter(search=finished, version=9).exists()
+
+    waiting = make_search(status="awaiting_vetting")  # still unfinished: the mirror keeps following it
+    state.put(waiting, status="running", version=3)
+    assert sync_workflow_state.run().startswith("incremental")
