@@ -1,6 +1,14 @@
 from django.contrib import admin, messages
 
-from matching.models import ApiClientKey, Resort, Search, SearchEvent, SearchResult, SkierProfile
+from matching.models import (
+    ApiClientKey,
+    Resort,
+    Search,
+    SearchEvent,
+    SearchNotification,
+    SearchResult,
+    SkierProfile,
+)
 from matching.services import api_key_create, api_key_revoke, profile_fields
 
 
@@ -107,9 +115,9 @@ class SearchEventAdmin(admin.ModelAdmin):
 
 @admin.register(ApiClientKey)
 class ApiClientKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
-    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
-    fields = ["name", "prefix", "created_at", "last_used_at", "revoked_at"]
+    list_display = ["name", "prefix", "is_trusted_service", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["is_trusted_service", ("revoked_at", admin.EmptyFieldListFilter)]
+    fields = ["name", "is_trusted_service", "prefix", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke_keys"]
 
@@ -117,7 +125,7 @@ class ApiClientKeyAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        key, raw_key = api_key_create(name=obj.name)
+        key, raw_key = api_key_create(name=obj.name, is_trusted_service=obj.is_trusted_service)
         obj.pk = key.pk
         self.message_user(
             request,
@@ -137,6 +145,21 @@ class SearchResultAdmin(admin.ModelAdmin):
     list_select_related = ["search"]
     search_fields = ["=search__search_id", "=user_id"]
     show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SearchNotification)
+class SearchNotificationAdmin(admin.ModelAdmin):
+    list_display = ["search", "attempt", "status", "created_at", "sent_at", "tries", "last_error"]
+    list_filter = ["status", ("sent_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["search"]
+    show_full_result_count = False
+    readonly_fields = ["search", "attempt", "status", "created_at", "sent_at", "tries", "last_error"]
 
     def has_add_permission(self, request):
         return False

@@ -153,6 +153,9 @@ class ApiClientKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # A SnowTrace service (not a user-facing client): may name the acting user in X-User-Id and
+    # push profiles. Set by staff in the admin.
+    is_trusted_service = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -184,3 +187,26 @@ class SearchEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.from_status}→{self.to_status}"
+
+
+class SearchNotification(models.Model):
+    """The outbox of completion notifications to SnowTrace: one row per finished attempt, written in
+    the same transaction as the finishing transition; the engine layer delivers it after commit."""
+
+    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="notifications")
+    attempt = models.PositiveIntegerField()
+    status = models.CharField(max_length=20, choices=SearchStatus.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    tries = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["search", "attempt"], name="notification_unique_attempt")]
+        indexes = [
+            models.Index(fields=["created_at"], name="notification_unsent_idx", condition=Q(sent_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.search_id} attempt {self.attempt} {self.status}"

@@ -21,9 +21,9 @@ from matching.models import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
     ApiClientKey,
-    Engine,
     Search,
     SearchEvent,
+    SearchNotification,
     SearchResult,
     SearchStatus,
     SkierProfile,
@@ -44,11 +44,13 @@ def hash_api_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
-def api_key_create(*, name: str) -> tuple[ApiClientKey, str]:
+def api_key_create(*, name: str, is_trusted_service: bool = False) -> tuple[ApiClientKey, str]:
     """Create a key and return it with its raw value, which is never stored or shown again."""
     prefix = secrets.token_hex(4)
     raw_key = f"sbk_{prefix}_{secrets.token_urlsafe(32)}"
-    key = ApiClientKey.objects.create(name=name, prefix=prefix, key_hash=hash_api_key(raw_key))
+    key = ApiClientKey.objects.create(
+        name=name, prefix=prefix, key_hash=hash_api_key(raw_key), is_trusted_service=is_trusted_service
+    )
     return key, raw_key
 
 
@@ -139,80 +141,71 @@ def _transition(
             return False
         Search.objects.filter(pk=search_id).update(status=to, updated_at=timezone.now(), **fields)
         _record(search_id, attempt, kind, frm=current, to=to, actor=actor, detail=detail)
+        if to in TERMINAL_STATUSES and settings.MATCHING_NOTIFICATION_WEBHOOK_URL:
+            SearchNotification.objects.get_or_create(search_id=search_id, attempt=attempt, defaults={"status": to})
     return True
 
 
-def search_submit(*, seeker_id: str, preferences: dict, acting_user: str | None = None) -> Search:
-    """Store a validated search and its dispatch record together; dispatch after commit."""
-    from workflows.orchestrator import choose_engine
-    from workflows.services import dispatch_create
-
-    engine = choose_engine()
+def search_create(*, seeker_id: str, preferences: dict, engine: str, acting_user: str | None = None) -> Search:
+    """Store a validated search as attempt 1. Runs inside the caller's transaction, which also
+    writes the engine's dispatch record (workflows.services.search_submit)."""
     deadline = timezone.now() + timedelta(seconds=settings.MATCHING_WORKFLOW_TIMEOUT_SECONDS)
-    with transaction.atomic(durable=True):
-        search = Search.objects.create(
-            seeker_id=seeker_id, preferences=preferences, engine=engine, deadline_at=deadline
-        )
-        _record(
-            search.pk,
-            1,
-            "submitted",
-            to=SearchStatus.PENDING,
-            actor=acting_user or f"user:{seeker_id}",
-            detail=f"engine={engine}",
-        )
-        dispatch_create(search=search)
+    search = Search.objects.create(seeker_id=seeker_id, preferences=preferences, engine=engine, deadline_at=deadline)
+    _record(
+        search.pk,
+        1,
+        "submitted",
+        to=SearchStatus.PENDING,
+        actor=acting_user or f"user:{seeker_id}",
+        detail=f"engine={engine}",
+    )
     return search
 
 
-def search_retry(
+def search_new_attempt(
     *,
     search: Search,
+    engine: str,
     acting_user: str,
     reason: str,
     allowed_from: Iterable[str] = TERMINAL_STATUSES,
-) -> bool:
-    """Start a new attempt (attempt + 1) of a search, with a fresh deadline and dispatch record.
+) -> Search | None:
+    """Start attempt + 1 of a search with a fresh deadline, if its current attempt is still in one
+    of `allowed_from`. Runs inside the caller's transaction; returns the updated search or None.
 
-    Staff retry finished searches; the drift reconciler may also retry a stuck active one by
-    passing `allowed_from`. Results of earlier attempts are kept; reads show the current one.
+    Results of earlier attempts are kept; reads show the current one.
     """
-    from workflows.orchestrator import choose_engine
-    from workflows.services import dispatch_create
-
-    engine = choose_engine()
-    deadline = timezone.now() + timedelta(seconds=settings.MATCHING_WORKFLOW_TIMEOUT_SECONDS)
-    with transaction.atomic(durable=True):
-        locked = Search.objects.select_for_update().filter(
-            pk=search.pk, attempt=search.attempt, status__in=list(allowed_from)
-        )
-        previous = locked.values_list("status", flat=True).first()
-        if previous is None:
-            return False
-        new_attempt = search.attempt + 1
-        Search.objects.filter(pk=search.pk).update(
-            attempt=new_attempt,
-            status=SearchStatus.PENDING,
-            engine=engine,
-            deadline_at=deadline,
-            started_at=None,
-            finished_at=None,
-            error="",
-            result_count=0,
-            updated_at=timezone.now(),
-        )
-        _record(
-            search.pk,
-            new_attempt,
-            "retried",
-            frm=previous,
-            to=SearchStatus.PENDING,
-            actor=acting_user,
-            detail=f"attempt {new_attempt} on {engine}: {reason}",
-        )
-        search.refresh_from_db()
-        dispatch_create(search=search)
-    return True
+    previous = (
+        Search.objects.select_for_update()
+        .filter(pk=search.pk, attempt=search.attempt, status__in=list(allowed_from))
+        .values_list("status", flat=True)
+        .first()
+    )
+    if previous is None:
+        return None
+    new_attempt = search.attempt + 1
+    Search.objects.filter(pk=search.pk).update(
+        attempt=new_attempt,
+        status=SearchStatus.PENDING,
+        engine=engine,
+        deadline_at=timezone.now() + timedelta(seconds=settings.MATCHING_WORKFLOW_TIMEOUT_SECONDS),
+        started_at=None,
+        finished_at=None,
+        error="",
+        result_count=0,
+        updated_at=timezone.now(),
+    )
+    _record(
+        search.pk,
+        new_attempt,
+        "retried",
+        frm=previous,
+        to=SearchStatus.PENDING,
+        actor=acting_user,
+        detail=f"attempt {new_attempt} on {engine}, rerunning attempt {search.attempt}: {reason}",
+    )
+    search.refresh_from_db()
+    return search
 
 
 def search_mark_dispatched(*, search_id, attempt: int) -> bool:
@@ -303,8 +296,6 @@ def search_record_engine_status(
             )
             for m in matches
         )
-    if status in (SearchStatus.SUCCEEDED, SearchStatus.FAILED, SearchStatus.TIMED_OUT):
-        transaction.on_commit(lambda: _after_finish(search_id))
     return True
 
 
@@ -324,27 +315,20 @@ def search_fail(*, search_id, attempt: int, error: str, actor: str = SYSTEM) -> 
         )
 
 
-def search_cancel(*, search: Search, reason: str, acting_user: str) -> bool:
-    """Cancel in the console first (the system of record), then stop the durable execution."""
-    with transaction.atomic(durable=True):
-        done = _transition(
-            search.pk,
-            attempt=search.attempt,
-            allowed_from=ACTIVE_STATUSES,
-            to=SearchStatus.CANCELLED,
-            kind="cancelled",
-            actor=acting_user,
-            detail=reason,
-            finished_at=timezone.now(),
-            error=f"cancelled: {reason}"[:2000],
-        )
-        if done and search.engine == Engine.DURABLE:
-            from workflows.services import durable_cancel_send
-
-            transaction.on_commit(
-                lambda: durable_cancel_send(search_id=search.pk, attempt=search.attempt, reason=reason)
-            )
-    return done
+def search_mark_cancelled(*, search: Search, reason: str, acting_user: str) -> bool:
+    """Cancel the current attempt in the console, the system of record. Runs inside the caller's
+    transaction; stopping the engine's work is the engine layer's job (workflows.services)."""
+    return _transition(
+        search.pk,
+        attempt=search.attempt,
+        allowed_from=ACTIVE_STATUSES,
+        to=SearchStatus.CANCELLED,
+        kind="cancelled",
+        actor=acting_user,
+        detail=reason,
+        finished_at=timezone.now(),
+        error=f"cancelled: {reason}"[:2000],
+    )
 
 
 def search_time_out(*, search_id, attempt: int) -> bool:
@@ -364,13 +348,3 @@ def searches_expire_overdue(*, now=None, batch_size: int = 500) -> int:
         :batch_size
     ]
     return sum(search_time_out(search_id=pk, attempt=attempt) for pk, attempt in list(overdue))
-
-
-def _after_finish(search_id) -> None:
-    if settings.MATCHING_NOTIFICATION_WEBHOOK_URL:
-        from workflows.tasks import notify_search_finished
-
-        try:
-            notify_search_finished.delay(str(search_id))
-        except Exception:  # best effort: a broker hiccup must not fail a finished search
-            logger.warning("could not queue the completion notification for %s", search_id, exc_info=True)

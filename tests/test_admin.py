@@ -4,7 +4,8 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from matching.services import api_key_create, search_submit
+from matching.services import api_key_create
+from workflows.services import search_submit
 
 pytestmark = pytest.mark.django_db
 

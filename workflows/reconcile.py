@@ -35,7 +35,7 @@ from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from matching.models import ACTIVE_STATUSES, Engine, Search, SearchEvent, SearchStatus
-from matching.services import search_fail, search_record_engine_status, search_retry
+from matching.services import search_fail, search_record_engine_status
 from workflows import durable_history
 from workflows.durable_history import (
     DurableExecution,
@@ -46,6 +46,7 @@ from workflows.durable_history import (
 from workflows.dynamo import DynamoStateError, WorkflowStateReader
 from workflows.mirror import APPLIED_STATUSES, mirror_apply_item_status, mirror_apply_items
 from workflows.models import DriftState, WorkflowExecution
+from workflows.services import search_retry
 
 logger = logging.getLogger(__name__)
 

@@ -1,11 +1,14 @@
-"""Writes that move searches through the engines: dispatch (the outbox) and the Celery run."""
+"""Writes that move searches through the engines: submit, retry and cancel (they start or stop
+engine work), dispatch (the outbox), the Celery run, workflow callbacks and notifications."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import timedelta
 
 import requests
+from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -13,13 +16,23 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from matching.engine import Match, ProfileIndex, SearchRequest
-from matching.models import Engine, Search, SearchEvent, SearchStatus
+from matching.models import (
+    TERMINAL_STATUSES,
+    Engine,
+    Search,
+    SearchEvent,
+    SearchNotification,
+    SearchStatus,
+)
 from matching.profile_source import prefiltered_profiles
 from matching.selectors import resort_regions
 from matching.services import (
     search_claim,
+    search_create,
     search_fail,
+    search_mark_cancelled,
     search_mark_dispatched,
+    search_new_attempt,
     search_record_engine_status,
     search_succeed,
     search_time_out,
@@ -32,8 +45,56 @@ from workflows.client import (
     DurableApiUnavailable,
 )
 from workflows.models import SearchDispatch, WebhookDelivery, WorkflowExecution
+from workflows.orchestrator import choose_engine
 
 logger = logging.getLogger(__name__)
+
+RUN_SEARCH_TASK = "workflows.tasks.run_search"
+
+
+def search_submit(*, seeker_id: str, preferences: dict, acting_user: str | None = None) -> Search:
+    """Store a validated search and its dispatch record together; dispatch after commit."""
+    engine = choose_engine()
+    with transaction.atomic(durable=True):
+        search = search_create(seeker_id=seeker_id, preferences=preferences, engine=engine, acting_user=acting_user)
+        dispatch_create(search=search)
+    return search
+
+
+def search_retry(
+    *,
+    search: Search,
+    acting_user: str,
+    reason: str,
+    engine: str | None = None,
+    allowed_from: Iterable[str] = TERMINAL_STATUSES,
+) -> bool:
+    """Start a new attempt with a fresh deadline and dispatch record, on `engine` or, when None, on
+    the engine new searches go to. Staff retry finished searches; the drift reconciler may also
+    retry a stuck active one by passing `allowed_from`."""
+    engine = engine or choose_engine()
+    with transaction.atomic(durable=True):
+        retried = search_new_attempt(
+            search=search, engine=engine, acting_user=acting_user, reason=reason, allowed_from=allowed_from
+        )
+        if retried is None:
+            return False
+        dispatch_create(search=retried)
+    return True
+
+
+def search_cancel(*, search: Search, reason: str, acting_user: str) -> bool:
+    """Cancel in the console first (the system of record), then, after commit, stop the engine's
+    work: the durable execution, or the Celery task (a task that starts anyway finds the search
+    cancelled and does nothing)."""
+    attempt = search.attempt
+    with transaction.atomic(durable=True):
+        done = search_mark_cancelled(search=search, reason=reason, acting_user=acting_user)
+        if done and search.engine == Engine.DURABLE:
+            transaction.on_commit(lambda: durable_cancel_send(search_id=search.pk, attempt=attempt, reason=reason))
+        elif done:
+            transaction.on_commit(lambda: celery_revoke_send(search_id=search.pk, attempt=attempt))
+    return done
 
 
 def dispatch_create(*, search: Search) -> SearchDispatch:
@@ -82,9 +143,7 @@ def dispatch_send(*, dispatch_id: int, quick: bool = False) -> bool:
 def _send_to_engine(dispatch: SearchDispatch, *, quick: bool) -> None:
     search = dispatch.search
     if dispatch.engine == Engine.CELERY:
-        from workflows.tasks import run_search
-
-        sent = run_search.apply_async(args=[str(search.pk), dispatch.attempt], retry=False)
+        sent = current_app.send_task(RUN_SEARCH_TASK, args=[str(search.pk), dispatch.attempt], retry=False)
         WorkflowExecution.objects.update_or_create(
             search=search,
             attempt=dispatch.attempt,
@@ -142,21 +201,66 @@ def search_run_on_celery(*, search_id: str, attempt: int, worker: str = "celery"
     return "finished, but the search had already moved on (cancelled or timed out)"
 
 
-def notification_send(*, search_id: str) -> None:
-    """Best effort: post the outcome to MATCHING_NOTIFICATION_WEBHOOK_URL and log failures."""
+def notification_send(*, notification_id: int) -> bool:
+    """Post one finished attempt to MATCHING_NOTIFICATION_WEBHOOK_URL; True once it is delivered.
+
+    Best effort: a refusal or a network error is recorded on the outbox row, and the sweeper tries
+    again, up to NOTIFICATION_MAX_TRIES.
+    """
     url = settings.MATCHING_NOTIFICATION_WEBHOOK_URL
-    if not url:
-        return
-    search = Search.objects.get(pk=search_id)
+    notification = SearchNotification.objects.select_related("search").get(pk=notification_id)
+    if not url or notification.sent_at is not None:
+        return notification.sent_at is not None
+    search = notification.search
     body = {
         "search_id": str(search.pk),
-        "status": search.status,
-        "attempt": search.attempt,
-        "result_count": search.result_count,
+        "status": notification.status,
+        "attempt": notification.attempt,
+        "result_count": search.result_count if search.attempt == notification.attempt else 0,
         "finished_at": search.finished_at.isoformat() if search.finished_at else None,
     }
-    response = requests.post(url, json=body, timeout=(3, 5))
-    response.raise_for_status()
+    try:
+        response = requests.post(url, json=body, timeout=(3, 5))
+        response.raise_for_status()
+    except requests.RequestException as exc:
+        SearchNotification.objects.filter(pk=notification.pk).update(
+            tries=F("tries") + 1, last_error=f"{type(exc).__name__}: {exc}"[:2000]
+        )
+        logger.warning("completion notification for %s failed: %s", search.pk, exc)
+        return False
+    SearchNotification.objects.filter(pk=notification.pk).update(
+        sent_at=timezone.now(), tries=F("tries") + 1, last_error=""
+    )
+    return True
+
+
+NOTIFICATION_MAX_TRIES = 4
+
+
+def notifications_send_pending(*, search_id=None, batch_size: int = 200) -> int:
+    """Send unsent notifications (of one search, or the oldest ones). Returns how many were delivered."""
+    pending = SearchNotification.objects.filter(sent_at__isnull=True, tries__lt=NOTIFICATION_MAX_TRIES)
+    if search_id is not None:
+        pending = pending.filter(search_id=search_id)
+    ids = list(pending.order_by("created_at").values_list("pk", flat=True)[:batch_size])
+    return sum(notification_send(notification_id=pk) for pk in ids)
+
+
+def celery_revoke_send(*, search_id, attempt: int) -> None:
+    """Revoke the queued Celery task of a cancelled attempt (best effort: the claim refuses it anyway)."""
+    task_id = (
+        WorkflowExecution.objects.filter(search_id=search_id, attempt=attempt)
+        .values_list("celery_task_id", flat=True)
+        .first()
+    )
+    if not task_id:
+        return
+    try:
+        current_app.control.revoke(task_id)
+        detail = f"celery task {task_id} revoked"
+    except (BrokerError, ConnectionError, OSError) as exc:
+        detail = f"could not revoke celery task {task_id}: {type(exc).__name__}"
+    SearchEvent.objects.create(search_id=search_id, attempt=attempt, kind="remote_cancel", detail=detail)
 
 
 def durable_cancel_send(*, search_id, attempt: int, reason: str) -> None:

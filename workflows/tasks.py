@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import logging
 
-import requests
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from matching.services import search_fail, searches_expire_overdue
-from workflows.services import dispatch_sweep, notification_send, search_run_on_celery
+from workflows.services import dispatch_sweep, notifications_send_pending, search_run_on_celery
 from workflows.tasks_mirror import reconcile_drift, sync_workflow_state  # noqa: F401 - registers the mirror's tasks
 
 logger = logging.getLogger(__name__)
@@ -38,6 +37,7 @@ def run_search(self, search_id: str, attempt: int) -> str:
         search_fail(search_id=search_id, attempt=attempt, error=f"internal error: {type(exc).__name__}")
         return "failed: internal error"
     logger.info("search %s attempt %s: %s", search_id, attempt, outcome)
+    notifications_send_pending(search_id=search_id)
     return outcome
 
 
@@ -51,14 +51,6 @@ def expire_overdue_searches() -> int:
     return searches_expire_overdue()
 
 
-@shared_task(
-    name="workflows.tasks.notify_search_finished",
-    autoretry_for=(requests.ConnectionError, requests.Timeout),
-    retry_backoff=True,
-    max_retries=3,
-)
-def notify_search_finished(search_id: str) -> None:
-    try:
-        notification_send(search_id=search_id)
-    except requests.HTTPError as exc:
-        logger.warning("completion notification for %s was refused: %s", search_id, exc)
+@shared_task(name="workflows.tasks.send_notifications")
+def send_notifications() -> int:
+    return notifications_send_pending()

@@ -20,8 +20,8 @@ from matching.api.serializers import (
 )
 from matching.api.throttling import SearchSubmitThrottle
 from matching.models import Search, SearchStatus
-from matching.services import search_submit
 from workflows.mirror import mirror_refresh_if_stale
+from workflows.services import search_submit
 
 USER_PARAMETER = OpenApiParameter(
     "X-User-Id", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True, description="The acting SnowTrace user."

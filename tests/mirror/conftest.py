@@ -20,9 +20,9 @@ import pytest
 from django.utils import timezone
 
 from matching.models import Engine, Search
-from matching.services import search_submit
 from workflows.durable.state import WorkflowStateStore, create_table, serialize_item, utc_now_iso
 from workflows.dynamo import DynamoConfig, dynamodb_client
+from workflows.services import search_submit
 
 REGION = "us-east-1"
 PREFS = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 7}

@@ -3,7 +3,8 @@ import pytest
 from matching.demo import demo_profiles
 from matching.models import SkierProfile
 from matching.selectors import resort_regions
-from matching.services import profile_fields, search_submit
+from matching.services import profile_fields
+from workflows.services import search_submit
 
 pytestmark = pytest.mark.django_db
 

@@ -5,16 +5,15 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from matching.engine import Breakdown, Match
-from matching.models import Search, SearchResult, SearchStatus
+from matching.models import Engine, Search, SearchNotification, SearchResult, SearchStatus
 from matching.services import (
-    search_cancel,
     search_claim,
     search_fail,
-    search_submit,
     search_succeed,
     searches_expire_overdue,
 )
-from workflows.models import SearchDispatch
+from workflows.models import SearchDispatch, WorkflowExecution
+from workflows.services import notifications_send_pending, search_cancel, search_retry, search_submit
 
 pytestmark = pytest.mark.django_db
 
@@ -142,8 +141,6 @@ def test_a_bug_in_the_engine_fails_the_search_without_retrying(search, monkeypat
 
 
 def test_a_retry_starts_a_new_attempt_with_a_new_dispatch_and_keeps_old_results(search):
-    from matching.services import search_retry
-
     search_claim(search_id=search.pk, attempt=1)
     search_succeed(search_id=search.pk, attempt=1, matches=[MATCH])
     assert search_retry(search=search, acting_user="staff:op", reason="stale profiles")
@@ -155,8 +152,57 @@ def test_a_retry_starts_a_new_attempt_with_a_new_dispatch_and_keeps_old_results(
 
 
 def test_an_active_search_is_not_retried_by_staff(search):
-    from matching.services import search_retry
-
     assert not search_retry(search=search, acting_user="staff:op", reason="impatient")
     search.refresh_from_db()
     assert search.attempt == 1
+
+
+def test_staff_can_rerun_a_finished_search_on_the_other_engine(search):
+    search_fail(search_id=search.pk, attempt=1, error="boom")
+    assert search_retry(search=search, acting_user="staff:op", reason="try durable", engine=Engine.DURABLE)
+    search.refresh_from_db()
+    assert (search.attempt, search.engine) == (2, Engine.DURABLE)
+    assert SearchDispatch.objects.get(search=search, attempt=2).engine == Engine.DURABLE
+    assert "rerunning attempt 1" in search.events.last().detail
+
+
+def test_each_finished_attempt_writes_one_notification_when_snowtrace_listens(search, settings):
+    settings.MATCHING_NOTIFICATION_WEBHOOK_URL = "http://127.0.0.1:9/notify"
+    search_fail(search_id=search.pk, attempt=1, error="boom")
+    search_retry(search=search, acting_user="staff:op", reason="again")
+    search.refresh_from_db()
+    search_cancel(search=search, reason="enough", acting_user="staff:op")
+    rows = list(SearchNotification.objects.filter(search=search).order_by("attempt").values_list("attempt", "status"))
+    assert rows == [(1, "failed"), (2, "cancelled")]
+
+
+def test_no_notification_is_written_when_nobody_listens(search, settings):
+    settings.MATCHING_NOTIFICATION_WEBHOOK_URL = ""
+    search_fail(search_id=search.pk, attempt=1, error="boom")
+    assert not SearchNotification.objects.exists()
+
+
+def test_a_notification_is_delivered_once_and_a_refused_one_is_kept_for_the_sweeper(
+    search, settings, notification_receiver
+):
+    url, received = notification_receiver
+    settings.MATCHING_NOTIFICATION_WEBHOOK_URL = url
+    search_fail(search_id=search.pk, attempt=1, error="boom")
+    assert notifications_send_pending(search_id=search.pk) == 1
+    assert notifications_send_pending(search_id=search.pk) == 0
+    assert [n for n in received if n["search_id"] == str(search.pk)][-1]["status"] == "failed"
+
+    search_retry(search=search, acting_user="staff:op", reason="again")
+    search.refresh_from_db()
+    search_fail(search_id=search.pk, attempt=2, error="boom")
+    settings.MATCHING_NOTIFICATION_WEBHOOK_URL = "http://127.0.0.1:9/closed"  # nothing listens on port 9
+    assert notifications_send_pending(search_id=search.pk) == 0
+    row = SearchNotification.objects.get(search=search, attempt=2)
+    assert row.sent_at is None and row.tries == 1 and "ConnectionError" in row.last_error
+
+
+def test_cancelling_a_celery_search_revokes_its_queued_task(search, django_capture_on_commit_callbacks):
+    WorkflowExecution.objects.create(search=search, attempt=1, engine=Engine.CELERY, celery_task_id="task-123")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert search_cancel(search=search, reason="duplicate", acting_user="staff:op")
+    assert search.events.filter(kind="remote_cancel", detail="celery task task-123 revoked").exists()

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from matching.models import Search, SearchEvent, SearchResult, SearchStatus
-from matching.services import search_submit
 from workflows.durable.signing import signature_headers
 from workflows.models import WebhookDelivery, WorkflowExecution
+from workflows.services import search_submit
 
 pytestmark = pytest.mark.django_db
 

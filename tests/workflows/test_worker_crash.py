@@ -14,9 +14,9 @@ import pytest
 from django.db import connection
 
 from matching.models import Search, SearchStatus
-from matching.services import search_submit
 from tests.conftest import start_celery_worker, stop_celery_worker
 from tests.polling import wait_for
+from workflows.services import search_submit
 from workflows.tasks import run_search
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
