@@ -250,13 +250,11 @@ def _weighted_total(
     location: np.ndarray, availability: np.ndarray, role: np.ndarray, knowledge: np.ndarray | None
 ) -> np.ndarray:
     # Mirrors rules.weighted_total term by term (skill is 1.0) so the floats come out equal.
-    if knowledge is None:
-        w_skill, w_location, w_availability, w_role = rules.WEIGHTS_WITHOUT_KNOWLEDGE
-        return w_skill * 1.0 + w_location * location + w_availability * availability + w_role * role
     w_skill, w_location, w_availability, w_role, w_knowledge = rules.WEIGHTS_WITH_KNOWLEDGE
-    return (
-        w_skill * 1.0 + w_location * location + w_availability * availability + w_role * role + w_knowledge * knowledge
-    )
+    base = w_skill * 1.0 + w_location * location + w_availability * availability + w_role * role
+    if knowledge is None:
+        return base + rules.KNOWLEDGE_SHARE * (1.0 + location + availability + role)
+    return base + w_knowledge * knowledge
 
 
 def _round_scores(total: np.ndarray) -> np.ndarray:

@@ -13,7 +13,9 @@ from .types import Breakdown, Match, Profile, SearchRequest
 
 MIN_SCORE = 0.2  # rounded totals must be strictly above this
 WEIGHTS_WITH_KNOWLEDGE = (0.3, 0.25, 0.2, 0.15, 0.1)  # skill, location, availability, role, knowledge
-WEIGHTS_WITHOUT_KNOWLEDGE = (0.325, 0.275, 0.225, 0.175)
+# Without knowledge the old service adds the knowledge weight back spread evenly over the four
+# other scores, as a second term: (0.3·s + 0.25·l + 0.2·a + 0.15·r) + 0.025·(s + l + a + r).
+KNOWLEDGE_SHARE = WEIGHTS_WITH_KNOWLEDGE[4] / 4
 KNOWLEDGE_DIGITS = 4  # the breakdown's knowledge value is rounded for display; the total is not
 
 LOCATION_RESORT = 1.0
@@ -78,18 +80,14 @@ def knowledge_score(seeker_score: float | None, candidate_score: float | None) -
 
 
 def weighted_total(skill: float, location: float, availability: float, role: float, knowledge: float | None) -> float:
-    """The unrounded total. The vectorised path repeats exactly these operations in this order."""
-    if knowledge is None:
-        w_skill, w_location, w_availability, w_role = WEIGHTS_WITHOUT_KNOWLEDGE
-        return w_skill * skill + w_location * location + w_availability * availability + w_role * role
+    """The unrounded total, with the old service's float operations in the old service's order
+    (ARCHITECTURE.md): folding the weights into one sum rounds 0.545 to 0.54 where it gave 0.55.
+    The vectorised path repeats exactly these operations in this order."""
     w_skill, w_location, w_availability, w_role, w_knowledge = WEIGHTS_WITH_KNOWLEDGE
-    return (
-        w_skill * skill
-        + w_location * location
-        + w_availability * availability
-        + w_role * role
-        + w_knowledge * knowledge
-    )
+    base = w_skill * skill + w_location * location + w_availability * availability + w_role * role
+    if knowledge is None:
+        return base + KNOWLEDGE_SHARE * (skill + location + availability + role)
+    return base + w_knowledge * knowledge
 
 
 def round_score(total: float) -> float:
