@@ -218,8 +218,16 @@ if MATCHING_CELERY_STUCK_SECONDS <= CELERY_TASK_TIME_LIMIT:
 
 # --- REST API ------------------------------------------------------------------------------
 MATCHING_SEARCH_RATE = env_str("MATCHING_SEARCH_RATE", "15/min")
+# SnowTrace user tokens (matching/api/authentication.py): HS256 with a shared secret, as the old
+# service verified them. JWT_SECRET is the old service's other name for the secret.
+JWT_SECRET_KEY = env_secret("JWT_SECRET_KEY") or env_secret("JWT_SECRET")
+JWT_FALLBACK_SECRET = env_secret("JWT_FALLBACK_SECRET")
+JWT_AUDIENCE = env_str("JWT_AUDIENCE", "user_core") or "user_core"
+JWT_ISSUER = env_str("JWT_ISSUER")
+if JWT_FALLBACK_SECRET and not JWT_SECRET_KEY:
+    raise ImproperlyConfigured("JWT_FALLBACK_SECRET: set JWT_SECRET_KEY too (the fallback only helps a rotation)")
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["matching.api.authentication.SnowTraceApiKeyAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["matching.api.authentication.SnowTraceAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],

@@ -64,9 +64,42 @@ def resorts(db):
 
 @pytest.fixture
 def api_key(db) -> str:
+    """SnowTrace's backend key: a trusted service, so it may name the user in X-User-Id."""
     from matching.services import api_key_create
 
-    return api_key_create(name="snowtrace-test")[1]
+    return api_key_create(name="snowtrace-test", is_trusted_service=True)[1]
+
+
+@pytest.fixture
+def untrusted_api_key(db) -> str:
+    """A key not flagged as a trusted service: it needs the user's bearer token."""
+    from matching.services import api_key_create
+
+    return api_key_create(name="partner-test")[1]
+
+
+JWT_TEST_SECRET = "test-jwt-secret-that-is-at-least-32-bytes-long"
+
+
+@pytest.fixture
+def jwt_secret(settings) -> str:
+    """User tokens verify with this secret (and the default audience) during the test."""
+    settings.JWT_SECRET_KEY = JWT_TEST_SECRET
+    settings.JWT_FALLBACK_SECRET = ""
+    settings.JWT_AUDIENCE = "user_core"
+    settings.JWT_ISSUER = ""
+    return JWT_TEST_SECRET
+
+
+def user_token(
+    sub: str, *, secret: str = JWT_TEST_SECRET, audience: str = "user_core", ttl: int | None = 300, **claims
+) -> str:
+    """A token as SnowTrace's user service signs it (HS256); `ttl=None` leaves out the expiry."""
+    import jwt
+
+    now = int(time.time())
+    payload = {"sub": sub, "aud": audience, "iat": now, "exp": None if ttl is None else now + ttl, **claims}
+    return jwt.encode({k: v for k, v in payload.items() if v is not None}, secret, algorithm="HS256")
 
 
 class SnowTraceClient:

@@ -1,7 +1,10 @@
+import uuid
+
 import pytest
 
-from matching.models import ApiClientKey
+from matching.models import ApiClientKey, Search
 from matching.services import api_key_revoke
+from tests.conftest import user_token
 
 pytestmark = pytest.mark.django_db
 
@@ -48,10 +51,112 @@ def test_keys_are_stored_only_as_hashes(api_key):
     assert len(stored.key_hash) == 64
 
 
-def test_create_api_key_command_prints_a_working_key(client, resorts, capsys):
+@pytest.mark.parametrize("trusted", [True, False])
+def test_create_api_key_command_prints_a_working_key(client, resorts, capsys, trusted):
     from django.core.management import call_command
 
-    call_command("create_api_key", "partner")
+    call_command("create_api_key", "partner", *(["--trusted-service"] if trusted else []))
     key = capsys.readouterr().out.strip()
     response = client.get("/matching/searches", headers={"X-API-Key": key, "X-User-Id": "u1"})
-    assert response.status_code == 200
+    assert response.status_code == (200 if trusted else 401)
+
+
+# --- X-User-Id only from trusted services; bearer tokens for everyone ------------------------
+
+USER = str(uuid.uuid4())
+
+
+@pytest.fixture(autouse=True)
+def _no_dispatch(monkeypatch):
+    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+
+
+def test_a_key_that_is_not_a_trusted_service_cannot_name_the_user(client, untrusted_api_key, resorts):
+    response = client.get("/matching/searches", headers={"X-API-Key": untrusted_api_key, "X-User-Id": "u1"})
+    assert response.status_code == 401
+    assert "trusted service" in response.json()["detail"]
+
+
+def test_a_bearer_token_names_the_user_for_any_valid_key(client, untrusted_api_key, resorts, jwt_secret):
+    headers = {"X-API-Key": untrusted_api_key, "Authorization": f"Bearer {user_token(USER)}"}
+    response = client.post("/matching/searches", VALID, content_type="application/json", headers=headers)
+    assert response.status_code == 202
+    assert Search.objects.get().seeker_id == USER
+
+
+def test_the_tokens_sub_is_stored_in_its_canonical_form(client, api_key, resorts, jwt_secret):
+    headers = {"X-API-Key": api_key, "Authorization": f"Bearer {user_token(USER.upper())}"}
+    assert client.post("/matching/searches", VALID, content_type="application/json", headers=headers).status_code == 202
+    assert Search.objects.get().seeker_id == USER
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        (lambda: user_token(USER, ttl=-30), "expired"),
+        (lambda: user_token(USER, audience="someone_else"), "audience"),
+        (lambda: user_token(USER, secret="another-secret-of-at-least-thirty-two-bytes"), "signature"),
+        (lambda: user_token("not-a-uuid"), "UUID"),
+        (lambda: user_token(USER, ttl=None), "'exp'"),
+        (lambda: "not.a.token", "malformed"),
+    ],
+)
+def test_a_bad_token_is_a_401_that_says_why_and_nothing_of_the_secret(
+    client, api_key, resorts, jwt_secret, token, reason
+):
+    headers = {"X-API-Key": api_key, "Authorization": f"Bearer {token()}"}
+    response = client.get("/matching/searches", headers=headers)
+    assert response.status_code == 401
+    assert reason in response.json()["detail"]
+    assert jwt_secret not in response.content.decode()
+
+
+def test_a_token_signed_with_the_old_secret_verifies_during_a_rotation(client, api_key, resorts, jwt_secret, settings):
+    old = "the-previous-secret-that-is-also-32-bytes-long"
+    token = user_token(USER, secret=old)
+    headers = {"X-API-Key": api_key, "Authorization": f"Bearer {token}"}
+    assert client.get("/matching/searches", headers=headers).status_code == 401
+    settings.JWT_FALLBACK_SECRET = old
+    assert client.get("/matching/searches", headers=headers).status_code == 200
+
+
+def test_a_wrong_issuer_is_refused_when_an_issuer_is_configured(client, api_key, resorts, jwt_secret, settings):
+    settings.JWT_ISSUER = "user-core"
+    good = {"X-API-Key": api_key, "Authorization": f"Bearer {user_token(USER, iss='user-core')}"}
+    bad = {"X-API-Key": api_key, "Authorization": f"Bearer {user_token(USER, iss='elsewhere')}"}
+    assert client.get("/matching/searches", headers=good).status_code == 200
+    response = client.get("/matching/searches", headers=bad)
+    assert response.status_code == 401 and "issuer" in response.json()["detail"]
+
+
+def test_a_token_with_another_algorithm_is_refused(client, api_key, resorts, jwt_secret):
+    import jwt
+
+    token = jwt.encode({"sub": USER, "aud": "user_core", "exp": 2**40}, jwt_secret, algorithm="HS512")
+    response = client.get("/matching/searches", headers={"X-API-Key": api_key, "Authorization": f"Bearer {token}"})
+    assert response.status_code == 401 and "HS256" in response.json()["detail"]
+
+
+def test_x_user_id_must_agree_with_the_token(client, api_key, resorts, jwt_secret):
+    headers = {"X-API-Key": api_key, "Authorization": f"Bearer {user_token(USER)}", "X-User-Id": "someone-else"}
+    response = client.get("/matching/searches", headers=headers)
+    assert response.status_code == 401 and "another user" in response.json()["detail"]
+
+
+def test_a_token_alone_reads_but_cannot_submit(client, resorts, jwt_secret):
+    headers = {"Authorization": f"Bearer {user_token(USER)}"}
+    assert client.get("/matching/searches", headers=headers).status_code == 200
+    response = client.post("/matching/searches", VALID, content_type="application/json", headers=headers)
+    assert response.status_code == 401 and "X-API-Key" in response.json()["detail"]
+
+
+def test_a_token_is_refused_while_no_secret_is_configured(client, api_key, resorts, settings):
+    settings.JWT_SECRET_KEY = ""
+    headers = {"X-API-Key": api_key, "Authorization": f"Bearer {user_token(USER)}"}
+    response = client.get("/matching/searches", headers=headers)
+    assert response.status_code == 401 and "no token secret" in response.json()["detail"]
+
+
+def test_a_bad_key_is_refused_even_with_a_good_token(client, resorts, jwt_secret):
+    headers = {"X-API-Key": "sbk_00000000_" + "a" * 43, "Authorization": f"Bearer {user_token(USER)}"}
+    assert client.get("/matching/searches", headers=headers).status_code == 401
