@@ -14,6 +14,7 @@ KNOWN_REGIONS: tuple[str, ...] = (
     "Niigata Prefecture",
     "Nagano Prefecture",
 )
+REGION_CHOICES = [(name, name) for name in KNOWN_REGIONS]
 REGION_BIT = {name: 1 << i for i, name in enumerate(KNOWN_REGIONS)}
 
 

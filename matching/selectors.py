@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.cache import cache
 
-from matching.models import Resort
+from matching.models import Resort, SkierProfile
 
 _RESORT_MAP_CACHE_KEY = "matching:resort-regions:v1"
 
@@ -20,3 +20,14 @@ def resort_regions() -> dict[str, str]:
 
 def forget_resort_regions() -> None:
     cache.delete(_RESORT_MAP_CACHE_KEY)
+
+
+def profile_knowledge_score(user_id: str) -> int | None:
+    """The user's own knowledge score, from the console's copy of their profile (None if unknown)."""
+    return SkierProfile.objects.filter(user_id=user_id).values_list("knowledge_score", flat=True).first()
+
+
+def result_candidate_facts(user_ids: list[str]) -> dict[str, tuple[int, str]]:
+    """user id -> (skill_level, role) of the candidates that still have a profile."""
+    rows = SkierProfile.objects.filter(user_id__in=user_ids).values_list("user_id", "skill_level", "role")
+    return {user_id: (skill, role) for user_id, skill, role in rows}

@@ -249,6 +249,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "matching.models.Role",
+        "SearchStatusEnum": "matching.models.SearchStatus",
+        "RegionEnum": "matching.regions.REGION_CHOICES",
+    },
 }
 
 # --- Security --------------------------------------------------------------------------------

@@ -102,14 +102,18 @@ def user_token(
     return jwt.encode({k: v for k, v in payload.items() if v is not None}, secret, algorithm="HS256")
 
 
-class SnowTraceClient:
-    """Speaks to the REST API as SnowTrace's backend does, for one acting user."""
+CONSOLE_ANSWERS = "application/json; version=2"  # the console's richer answers (docs/contracts.md)
 
-    def __init__(self, client, key: str, user_id: str):
-        self.client, self.key, self.user_id = client, key, user_id
+
+class SnowTraceClient:
+    """Speaks to the REST API as a trusted SnowTrace service does, for one acting user. It asks for
+    the console's answers (API version 2); tests/compat speaks as SnowTrace's original client."""
+
+    def __init__(self, client, key: str, user_id: str, accept: str = CONSOLE_ANSWERS):
+        self.client, self.key, self.user_id, self.accept = client, key, user_id, accept
 
     def _headers(self, extra=None):
-        return {"X-API-Key": self.key, "X-User-Id": self.user_id, **(extra or {})}
+        return {"X-API-Key": self.key, "X-User-Id": self.user_id, "Accept": self.accept, **(extra or {})}
 
     def post(self, path, data=None, *, raw: bytes | str | None = None, headers=None):
         body = raw if raw is not None else json.dumps(data)

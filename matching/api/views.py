@@ -6,26 +6,55 @@ import django_filters
 from django.db import connection
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+from rest_framework.versioning import AcceptHeaderVersioning
 from rest_framework.views import APIView
 
 from matching.api.serializers import (
+    ResortListSerializer,
+    ResortSerializer,
+    SearchCancelledSerializer,
+    SearchCancelSerializer,
     SearchDetailSerializer,
     SearchPreferencesSerializer,
     SearchSubmittedSerializer,
     SearchSummarySerializer,
+    SnowTraceSearchPreferencesSerializer,
+    SnowTraceSearchSerializer,
+    SnowTraceSearchSubmittedSerializer,
+    search_preferences_serializer,
 )
 from matching.api.throttling import SearchSubmitThrottle
-from matching.models import Search, SearchStatus
+from matching.models import Resort, Search, SearchStatus
+from matching.regions import KNOWN_REGIONS
 from workflows.mirror import mirror_refresh_if_stale
-from workflows.services import search_submit
+from workflows.services import search_cancel, search_submit
 
 USER_PARAMETER = OpenApiParameter(
-    "X-User-Id", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True, description="The acting SnowTrace user."
+    "X-User-Id",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description="The acting SnowTrace user, from trusted-service API keys only; others send the user's "
+    "bearer token (Authorization: Bearer <JWT>).",
 )
+SEARCH_BODY = PolymorphicProxySerializer(
+    component_name="SearchCreateBody",
+    serializers=[SnowTraceSearchPreferencesSerializer, SearchPreferencesSerializer],
+    resource_type_field_name=None,
+)
+
+
+class SearchApiVersioning(AcceptHeaderVersioning):
+    """`Accept: application/json; version=2` asks for the console's answers; no version (or 1) gets
+    the answers SnowTrace's original client reads (docs/contracts.md, "Answers")."""
+
+    default_version = "1"
+    allowed_versions = ("1", "2")
 
 
 class SearchFilter(django_filters.FilterSet):
@@ -43,6 +72,9 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
     lookup_field = "search_id"
     lookup_value_regex = "[^/]+"
     filterset_class = SearchFilter
+    versioning_class = SearchApiVersioning
+    detail_serializers = {"1": SnowTraceSearchSerializer, "2": SearchDetailSerializer}
+    submitted_serializers = {"1": SnowTraceSearchSubmittedSerializer, "2": SearchSubmittedSerializer}
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -61,9 +93,11 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
 
     def get_serializer_class(self):
         if self.action == "create":
-            return SearchPreferencesSerializer
+            return self.submitted_serializers[self.request.version]
         if self.action == "retrieve":
-            return SearchDetailSerializer
+            return self.detail_serializers[self.request.version]
+        if self.action == "cancel":
+            return SearchCancelledSerializer
         return SearchSummarySerializer
 
     def get_throttles(self):
@@ -73,18 +107,66 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
         search = self.get_object()
         # Durable searches answer from the console's mirror, refreshed first if it is stale.
         mirror_refresh_if_stale(search=search)
-        return Response(SearchDetailSerializer(search).data)
+        return Response(self.get_serializer(search).data)
 
-    @extend_schema(request=SearchPreferencesSerializer, responses={202: SearchSubmittedSerializer})
+    @extend_schema(request=SEARCH_BODY, responses={202: SnowTraceSearchSubmittedSerializer}, versions=["1"])
+    @extend_schema(request=SEARCH_BODY, responses={202: SearchSubmittedSerializer}, versions=["2"])
     def create(self, request, *args, **kwargs):
-        serializer = SearchPreferencesSerializer(data=request.data)
+        if not request.body:
+            return Response(
+                {"non_field_errors": ["A JSON object is required; {} searches with every default."]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        serializer = search_preferences_serializer(request.data, seeker_id=request.user.user_id)
         serializer.is_valid(raise_exception=True)
         search = search_submit(
             seeker_id=request.user.user_id,
             preferences=serializer.validated_data,
             acting_user=f"user:{request.user.user_id}",
         )
-        return Response(SearchSubmittedSerializer(search).data, status=status.HTTP_202_ACCEPTED)
+        return Response(self.get_serializer(search).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=SearchCancelSerializer,
+        responses={
+            202: SearchCancelledSerializer,
+            404: OpenApiResponse(description="No such search of the acting user."),
+            409: OpenApiResponse(description="The search already finished (succeeded, failed or timed out)."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, *args, **kwargs):
+        """Cancel the acting user's search. Cancelling a cancelled search answers 202 again."""
+        search = self.get_object()
+        body = SearchCancelSerializer(data=request.data if request.body else {})
+        body.is_valid(raise_exception=True)
+        reason = body.validated_data["reason"] or "cancelled by the user"
+        search_cancel(search=search, reason=reason, acting_user=f"user:{request.user.user_id}")
+        search.refresh_from_db()
+        if search.status != SearchStatus.CANCELLED:
+            return Response(
+                {
+                    "detail": f"The search already {search.status}; it can no longer be cancelled.",
+                    "status": search.status,
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response(SearchCancelledSerializer(search).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ResortListView(APIView):
+    """The resort ids and region names searches accept, so clients need not guess spellings."""
+
+    @extend_schema(parameters=[USER_PARAMETER], responses={200: ResortListSerializer})
+    def get(self, request):
+        resorts = Resort.objects.order_by("region", "id")
+        present = set(resorts.values_list("region", flat=True))
+        return Response(
+            {
+                "regions": [r for r in KNOWN_REGIONS if r in present],
+                "resorts": ResortSerializer(resorts, many=True).data,
+            }
+        )
 
 
 class HealthView(APIView):
