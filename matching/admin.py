@@ -10,6 +10,7 @@ from matching.models import (
     SkierProfile,
 )
 from matching.services import api_key_create, api_key_revoke, profile_fields
+from workflows.notifications import notification_redeliver
 
 
 @admin.register(Resort)
@@ -155,11 +156,54 @@ class SearchResultAdmin(admin.ModelAdmin):
 
 @admin.register(SearchNotification)
 class SearchNotificationAdmin(admin.ModelAdmin):
-    list_display = ["search", "attempt", "status", "created_at", "sent_at", "tries", "last_error"]
-    list_filter = ["status", ("sent_at", admin.EmptyFieldListFilter)]
+    """Completion notifications to SnowTrace: what was delivered, what is retrying, what is dead."""
+
+    list_display = [
+        "search",
+        "attempt",
+        "status",
+        "state",
+        "tries",
+        "last_status_code",
+        "last_attempt_at",
+        "next_attempt_at",
+        "sent_at",
+        "last_error",
+    ]
+    list_filter = ["state", "status"]
     list_select_related = ["search"]
+    search_fields = ["=search__search_id"]
     show_full_result_count = False
-    readonly_fields = ["search", "attempt", "status", "created_at", "sent_at", "tries", "last_error"]
+    fields = [
+        "search",
+        "attempt",
+        "status",
+        "state",
+        "webhook_id",
+        "created_at",
+        "tries",
+        "last_attempt_at",
+        "last_status_code",
+        "last_error",
+        "next_attempt_at",
+        "retry_until",
+        "sent_at",
+    ]
+    readonly_fields = fields
+    actions = ["redeliver"]
+
+    @admin.display(description="webhook-id")
+    def webhook_id(self, obj: SearchNotification) -> str:
+        return obj.webhook_id
+
+    @admin.action(description="Redeliver selected notifications (same webhook-id)", permissions=["view"])
+    def redeliver(self, request, queryset):
+        count = sum(notification_redeliver(notification=n, acting_user=f"staff:{request.user.get_username()}")
+                    for n in queryset)  # fmt: skip
+        skipped = queryset.count() - count
+        self.message_user(request, f"Queued {count} notification(s) for redelivery.")
+        if skipped:
+            self.message_user(request, f"{skipped} already pending: left to their next try.", messages.WARNING)
 
     def has_add_permission(self, request):
         return False

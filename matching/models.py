@@ -189,24 +189,47 @@ class SearchEvent(models.Model):
         return f"{self.kind} {self.from_status}→{self.to_status}"
 
 
+class NotificationState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    DEAD_LETTER = "dead_letter", "Dead letter"
+
+
 class SearchNotification(models.Model):
     """The outbox of completion notifications to SnowTrace: one row per finished attempt, written in
-    the same transaction as the finishing transition; the engine layer delivers it after commit."""
+    the same transaction as the finishing transition; the engine layer delivers it after commit
+    (workflows/notifications.py), retrying on timeouts and 5xx until `retry_until`, then dead-letters it.
+    """
 
     search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="notifications")
     attempt = models.PositiveIntegerField()
     status = models.CharField(max_length=20, choices=SearchStatus.choices)
+    state = models.CharField(max_length=12, choices=NotificationState.choices, default=NotificationState.PENDING)
     created_at = models.DateTimeField(auto_now_add=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)  # when a pending row is due
+    retry_until = models.DateTimeField(null=True, blank=True)  # set by the first try; then dead letter
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)  # delivered (a 2xx)
     tries = models.PositiveIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["search", "attempt"], name="notification_unique_attempt")]
         indexes = [
-            models.Index(fields=["created_at"], name="notification_unsent_idx", condition=Q(sent_at__isnull=True)),
+            models.Index(
+                fields=["next_attempt_at"],
+                name="notification_due_idx",
+                condition=Q(state="pending"),
+            ),
+            models.Index(fields=["state", "-created_at"], name="notification_state_created_idx"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.search_id} attempt {self.attempt} {self.status}"
+        return f"{self.search_id} attempt {self.attempt} {self.status} ({self.state})"
+
+    @property
+    def webhook_id(self) -> str:
+        """The Standard Webhooks `webhook-id`: the same on every try, so receivers can dedupe."""
+        return f"msg_{uuid.UUID(str(self.search_id)).hex}_{self.attempt}"

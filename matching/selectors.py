@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.cache import cache
 
-from matching.models import Resort, SkierProfile
+from matching.models import Resort, SearchResult, SearchStatus, SkierProfile
 
 _RESORT_MAP_CACHE_KEY = "matching:resort-regions:v1"
 
@@ -31,3 +31,28 @@ def result_candidate_facts(user_ids: list[str]) -> dict[str, tuple[int, str]]:
     """user id -> (skill_level, role) of the candidates that still have a profile."""
     rows = SkierProfile.objects.filter(user_id__in=user_ids).values_list("user_id", "skill_level", "role")
     return {user_id: (skill, role) for user_id, skill, role in rows}
+
+
+def snowtrace_results(*, search_id, attempt: int, status: str) -> list[dict]:
+    """An attempt's results, best first, in the shape SnowTrace's original client reads (the old
+    service's `MatchSummary`). `skill_level` and `self_role` come from the candidate's profile as it
+    is now; a candidate whose profile has since been deleted is left out."""
+    if status != SearchStatus.SUCCEEDED:
+        return []
+    rows = list(
+        SearchResult.objects.filter(search_id=search_id, attempt=attempt)
+        .order_by("rank")
+        .values_list("user_id", "nickname", "score")
+    )
+    facts = result_candidate_facts([user_id for user_id, _, _ in rows])
+    return [
+        {
+            "user_id": user_id,
+            "nickname": nickname,
+            "skill_level": facts[user_id][0],
+            "self_role": facts[user_id][1],
+            "match_score": score,
+        }
+        for user_id, nickname, score in rows
+        if user_id in facts
+    ]

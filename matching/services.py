@@ -142,7 +142,9 @@ def _transition(
         Search.objects.filter(pk=search_id).update(status=to, updated_at=timezone.now(), **fields)
         _record(search_id, attempt, kind, frm=current, to=to, actor=actor, detail=detail)
         if to in TERMINAL_STATUSES and settings.MATCHING_NOTIFICATION_WEBHOOK_URL:
-            SearchNotification.objects.get_or_create(search_id=search_id, attempt=attempt, defaults={"status": to})
+            SearchNotification.objects.get_or_create(
+                search_id=search_id, attempt=attempt, defaults={"status": to, "next_attempt_at": timezone.now()}
+            )
     return True
 
 

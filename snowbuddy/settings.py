@@ -6,6 +6,8 @@ Production turns real services on by setting variables; see .env.example.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from pathlib import Path
 
 import dj_database_url
@@ -191,6 +193,24 @@ MATCHING_WORKFLOW_SIGV4_SERVICE = env_choice(
 MATCHING_WORKFLOW_CALLBACK_URL = env_url("MATCHING_WORKFLOW_CALLBACK_URL")
 MATCHING_WORKFLOW_TIMEOUT_SECONDS = env_int("MATCHING_WORKFLOW_TIMEOUT_SECONDS", 3600, minimum=1)
 MATCHING_NOTIFICATION_WEBHOOK_URL = env_url("MATCHING_NOTIFICATION_WEBHOOK_URL")
+# Completion notifications to SnowTrace (workflows/notifications.py, docs/contracts.md).
+MATCHING_NOTIFICATION_WEBHOOK_SECRET = env_secret("MATCHING_NOTIFICATION_WEBHOOK_SECRET")
+MATCHING_NOTIFICATION_TIMEOUT_SECONDS = env_int("MATCHING_NOTIFICATION_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+MATCHING_NOTIFICATION_RETRY_SECONDS = env_int("MATCHING_NOTIFICATION_RETRY_SECONDS", 86400, minimum=1)
+MATCHING_NOTIFICATION_BACKOFF_SECONDS = env_int("MATCHING_NOTIFICATION_BACKOFF_SECONDS", 30, minimum=1)
+MATCHING_NOTIFICATION_BACKOFF_MAX_SECONDS = env_int("MATCHING_NOTIFICATION_BACKOFF_MAX_SECONDS", 3600, minimum=1)
+if MATCHING_NOTIFICATION_WEBHOOK_URL:
+    if not MATCHING_NOTIFICATION_WEBHOOK_SECRET.startswith("whsec_"):
+        raise ImproperlyConfigured(
+            "MATCHING_NOTIFICATION_WEBHOOK_SECRET: required with MATCHING_NOTIFICATION_WEBHOOK_URL, "
+            "as whsec_<base64> (the Standard Webhooks form receivers' libraries expect)"
+        )
+    try:
+        _decoded = base64.b64decode(MATCHING_NOTIFICATION_WEBHOOK_SECRET[6:], validate=True)
+    except (binascii.Error, ValueError):
+        _decoded = b""
+    if len(_decoded) < 16:
+        raise ImproperlyConfigured("MATCHING_NOTIFICATION_WEBHOOK_SECRET: whsec_ and at least 16 base64 bytes")
 MATCHING_WEBHOOK_SECRET = env_secret("MATCHING_WEBHOOK_SECRET")
 MATCHING_INTERNAL_TOKEN = env_secret("MATCHING_INTERNAL_TOKEN")
 AWS_REGION = env_str("AWS_REGION") or env_str("AWS_DEFAULT_REGION")

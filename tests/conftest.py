@@ -6,9 +6,7 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -151,26 +149,26 @@ def outsider(django_user_model):
 # --- A local receiver for outgoing notifications (the far side of the network) -------------
 
 
-class _Receiver(BaseHTTPRequestHandler):
-    received: list[dict] = []
-
-    def do_POST(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        self.received.append(json.loads(self.rfile.read(length)))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture(scope="session")
 def notification_receiver():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/notify", _Receiver.received
-    server.shutdown()
+    """SnowTrace's notification endpoint on loopback (tests/webhook_receiver.py)."""
+    from tests.webhook_receiver import WebhookReceiver
+
+    receiver = WebhookReceiver()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def notifications_to(settings, notification_receiver):
+    """Notifications on, to the loopback receiver, with quick backoffs; the receiver starts empty."""
+    from tests.webhook_receiver import NOTIFICATION_SECRET
+
+    settings.MATCHING_NOTIFICATION_WEBHOOK_URL = notification_receiver.url
+    settings.MATCHING_NOTIFICATION_WEBHOOK_SECRET = NOTIFICATION_SECRET
+    settings.MATCHING_NOTIFICATION_TIMEOUT_SECONDS = 1
+    notification_receiver.reset()
+    return notification_receiver
 
 
 # --- A real Celery worker ---------------------------------------------------------------------
@@ -221,6 +219,8 @@ def worker_env(django_db_setup, django_db_blocker, notification_receiver) -> dic
     from django.conf import settings
     from django.db import connection
 
+    from tests.webhook_receiver import NOTIFICATION_SECRET
+
     if not settings.REDIS_URL:
         pytest.fail("worker tests need Redis: run them through `make test` (REDIS_URL=redis://…)")
     import redis
@@ -230,7 +230,8 @@ def worker_env(django_db_setup, django_db_blocker, notification_receiver) -> dic
         **os.environ,
         "DATABASE_URL": _database_url(connection.settings_dict),
         "DATABASE_CONN_MAX_AGE": "0",
-        "MATCHING_NOTIFICATION_WEBHOOK_URL": notification_receiver[0],
+        "MATCHING_NOTIFICATION_WEBHOOK_URL": notification_receiver.url,
+        "MATCHING_NOTIFICATION_WEBHOOK_SECRET": NOTIFICATION_SECRET,
         "MATCHING_WORKFLOW_URL": "",
     }
 

@@ -39,6 +39,24 @@ def test_a_bad_value_fails_start_up_naming_the_variable(name, value):
     assert name.removesuffix("_FILE") in result.stderr
 
 
+@pytest.mark.parametrize("secret", ["", "raw-text-secret", "whsec_c2hvcnQ="])
+def test_notifications_need_a_standard_webhooks_secret(secret):
+    result = _check(
+        {
+            "MATCHING_NOTIFICATION_WEBHOOK_URL": "https://snowtrace.example/hooks",
+            "MATCHING_NOTIFICATION_WEBHOOK_SECRET": secret,
+        }
+    )
+    assert result.returncode != 0
+    assert "MATCHING_NOTIFICATION_WEBHOOK_SECRET" in result.stderr
+
+
+def test_a_jwt_fallback_secret_alone_is_refused():
+    result = _check({"JWT_FALLBACK_SECRET": "an-old-secret", "JWT_SECRET_KEY": "", "JWT_SECRET": ""})
+    assert result.returncode != 0
+    assert "JWT_FALLBACK_SECRET" in result.stderr
+
+
 def test_time_limits_must_stay_under_the_visibility_timeout():
     result = _check({"CELERY_TASK_TIME_LIMIT": "4000", "CELERY_BROKER_VISIBILITY_TIMEOUT": "3600"})
     assert result.returncode != 0

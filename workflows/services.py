@@ -7,7 +7,6 @@ import logging
 from collections.abc import Iterable
 from datetime import timedelta
 
-import requests
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -21,7 +20,6 @@ from matching.models import (
     Engine,
     Search,
     SearchEvent,
-    SearchNotification,
     SearchStatus,
 )
 from matching.profile_source import prefiltered_profiles
@@ -45,6 +43,7 @@ from workflows.client import (
     DurableApiUnavailable,
 )
 from workflows.models import SearchDispatch, WebhookDelivery, WorkflowExecution
+from workflows.notifications import notifications_kick
 from workflows.orchestrator import choose_engine
 
 logger = logging.getLogger(__name__)
@@ -90,6 +89,8 @@ def search_cancel(*, search: Search, reason: str, acting_user: str) -> bool:
     attempt = search.attempt
     with transaction.atomic(durable=True):
         done = search_mark_cancelled(search=search, reason=reason, acting_user=acting_user)
+        if done:
+            notifications_kick(search_id=search.pk)
         if done and search.engine == Engine.DURABLE:
             transaction.on_commit(lambda: durable_cancel_send(search_id=search.pk, attempt=attempt, reason=reason))
         elif done:
@@ -201,51 +202,6 @@ def search_run_on_celery(*, search_id: str, attempt: int, worker: str = "celery"
     return "finished, but the search had already moved on (cancelled or timed out)"
 
 
-def notification_send(*, notification_id: int) -> bool:
-    """Post one finished attempt to MATCHING_NOTIFICATION_WEBHOOK_URL; True once it is delivered.
-
-    Best effort: a refusal or a network error is recorded on the outbox row, and the sweeper tries
-    again, up to NOTIFICATION_MAX_TRIES.
-    """
-    url = settings.MATCHING_NOTIFICATION_WEBHOOK_URL
-    notification = SearchNotification.objects.select_related("search").get(pk=notification_id)
-    if not url or notification.sent_at is not None:
-        return notification.sent_at is not None
-    search = notification.search
-    body = {
-        "search_id": str(search.pk),
-        "status": notification.status,
-        "attempt": notification.attempt,
-        "result_count": search.result_count if search.attempt == notification.attempt else 0,
-        "finished_at": search.finished_at.isoformat() if search.finished_at else None,
-    }
-    try:
-        response = requests.post(url, json=body, timeout=(3, 5))
-        response.raise_for_status()
-    except requests.RequestException as exc:
-        SearchNotification.objects.filter(pk=notification.pk).update(
-            tries=F("tries") + 1, last_error=f"{type(exc).__name__}: {exc}"[:2000]
-        )
-        logger.warning("completion notification for %s failed: %s", search.pk, exc)
-        return False
-    SearchNotification.objects.filter(pk=notification.pk).update(
-        sent_at=timezone.now(), tries=F("tries") + 1, last_error=""
-    )
-    return True
-
-
-NOTIFICATION_MAX_TRIES = 4
-
-
-def notifications_send_pending(*, search_id=None, batch_size: int = 200) -> int:
-    """Send unsent notifications (of one search, or the oldest ones). Returns how many were delivered."""
-    pending = SearchNotification.objects.filter(sent_at__isnull=True, tries__lt=NOTIFICATION_MAX_TRIES)
-    if search_id is not None:
-        pending = pending.filter(search_id=search_id)
-    ids = list(pending.order_by("created_at").values_list("pk", flat=True)[:batch_size])
-    return sum(notification_send(notification_id=pk) for pk in ids)
-
-
 def celery_revoke_send(*, search_id, attempt: int) -> None:
     """Revoke the queued Celery task of a cancelled attempt (best effort: the claim refuses it anyway)."""
     task_id = (
@@ -296,6 +252,8 @@ def workflow_callback_apply(*, webhook_id: str, body: dict) -> str:
             return "duplicate"
         outcome = _apply_callback(search, attempt=attempt, status=status, version=version, payload=payload)
         WebhookDelivery.objects.filter(pk=delivery.pk).update(outcome=outcome)
+        if outcome == "applied" and status in TERMINAL_STATUSES:
+            notifications_kick(search_id=search_id)
     return outcome
 
 

@@ -8,7 +8,8 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from matching.services import search_fail, searches_expire_overdue
-from workflows.services import dispatch_sweep, notifications_send_pending, search_run_on_celery
+from workflows.notifications import notifications_deliver_due, notifications_kick
+from workflows.services import dispatch_sweep, search_run_on_celery
 from workflows.tasks_mirror import reconcile_drift, sync_workflow_state  # noqa: F401 - registers the mirror's tasks
 
 logger = logging.getLogger(__name__)
@@ -29,15 +30,18 @@ def run_search(self, search_id: str, attempt: int) -> str:
                 attempt=attempt,
                 error=f"gave up after {self.max_retries + 1} tries: {type(exc).__name__}: {exc}",
             )
+            notifications_kick(search_id=search_id)
             return "failed: transient errors persisted"
         raise self.retry(exc=exc, countdown=2 ** (self.request.retries + 1)) from exc
     except Exception as exc:
         # A bug or bad data: retrying would fail the same way. Fail the search readably.
         logger.exception("search %s attempt %s failed", search_id, attempt)
         search_fail(search_id=search_id, attempt=attempt, error=f"internal error: {type(exc).__name__}")
+        notifications_kick(search_id=search_id)
         return "failed: internal error"
     logger.info("search %s attempt %s: %s", search_id, attempt, outcome)
-    notifications_send_pending(search_id=search_id)
+    # The notification goes out from its own task: a slow receiver must not hold a search worker.
+    notifications_kick(search_id=search_id)
     return outcome
 
 
@@ -48,9 +52,19 @@ def sweep_dispatch_outbox() -> int:
 
 @shared_task(name="workflows.tasks.expire_overdue_searches")
 def expire_overdue_searches() -> int:
-    return searches_expire_overdue()
+    expired = searches_expire_overdue()
+    if expired:
+        notifications_deliver_due()
+    return expired
 
 
 @shared_task(name="workflows.tasks.send_notifications")
 def send_notifications() -> int:
-    return notifications_send_pending()
+    """Beat's sweep: every due notification (first tries that missed their kick, and retries)."""
+    return notifications_deliver_due()
+
+
+@shared_task(name="workflows.tasks.deliver_notifications")
+def deliver_notifications(search_id: str) -> int:
+    """The prompt first try after a search finished."""
+    return notifications_deliver_due(search_id=search_id)

@@ -5,9 +5,9 @@ import datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from matching.models import TERMINAL_STATUSES, Resort, Role, Search, SearchResult, SearchStatus
+from matching.models import TERMINAL_STATUSES, Resort, Role, Search, SearchResult
 from matching.regions import REGION_CHOICES
-from matching.selectors import profile_knowledge_score, resort_regions, result_candidate_facts
+from matching.selectors import profile_knowledge_score, resort_regions, snowtrace_results
 
 MAX_DATES = 60
 MAX_RESORTS = 43
@@ -286,28 +286,6 @@ class SnowTraceMatchSerializer(serializers.Serializer):
     match_score = serializers.FloatField()
 
 
-def snowtrace_matches(search: Search) -> list[dict]:
-    """The current attempt's results, best first, in the old shape. `skill_level` and `self_role`
-    are the candidate's profile now; a candidate whose profile has since been deleted is left out."""
-    if search.status != SearchStatus.SUCCEEDED:
-        return []
-    rows = list(
-        search.results.filter(attempt=search.attempt).order_by("rank").values_list("user_id", "nickname", "score")
-    )
-    facts = result_candidate_facts([user_id for user_id, _, _ in rows])
-    return [
-        {
-            "user_id": user_id,
-            "nickname": nickname,
-            "skill_level": facts[user_id][0],
-            "self_role": facts[user_id][1],
-            "match_score": score,
-        }
-        for user_id, nickname, score in rows
-        if user_id in facts
-    ]
-
-
 class SnowTraceSearchSerializer(serializers.Serializer):
     """GET /matching/searches/{id} as the old service answered it."""
 
@@ -320,7 +298,8 @@ class SnowTraceSearchSerializer(serializers.Serializer):
 
     @extend_schema_field(SnowTraceMatchSerializer(many=True))
     def get_results(self, search: Search) -> list[dict]:
-        return SnowTraceMatchSerializer(snowtrace_matches(search), many=True).data
+        results = snowtrace_results(search_id=search.pk, attempt=search.attempt, status=search.status)
+        return SnowTraceMatchSerializer(results, many=True).data
 
 
 class SnowTraceSearchSubmittedSerializer(serializers.Serializer):

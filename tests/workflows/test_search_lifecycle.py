@@ -13,7 +13,7 @@ from matching.services import (
     searches_expire_overdue,
 )
 from workflows.models import SearchDispatch, WorkflowExecution
-from workflows.services import notifications_send_pending, search_cancel, search_retry, search_submit
+from workflows.services import search_cancel, search_retry, search_submit
 
 pytestmark = pytest.mark.django_db
 
@@ -180,25 +180,6 @@ def test_no_notification_is_written_when_nobody_listens(search, settings):
     settings.MATCHING_NOTIFICATION_WEBHOOK_URL = ""
     search_fail(search_id=search.pk, attempt=1, error="boom")
     assert not SearchNotification.objects.exists()
-
-
-def test_a_notification_is_delivered_once_and_a_refused_one_is_kept_for_the_sweeper(
-    search, settings, notification_receiver
-):
-    url, received = notification_receiver
-    settings.MATCHING_NOTIFICATION_WEBHOOK_URL = url
-    search_fail(search_id=search.pk, attempt=1, error="boom")
-    assert notifications_send_pending(search_id=search.pk) == 1
-    assert notifications_send_pending(search_id=search.pk) == 0
-    assert [n for n in received if n["search_id"] == str(search.pk)][-1]["status"] == "failed"
-
-    search_retry(search=search, acting_user="staff:op", reason="again")
-    search.refresh_from_db()
-    search_fail(search_id=search.pk, attempt=2, error="boom")
-    settings.MATCHING_NOTIFICATION_WEBHOOK_URL = "http://127.0.0.1:9/closed"  # nothing listens on port 9
-    assert notifications_send_pending(search_id=search.pk) == 0
-    row = SearchNotification.objects.get(search=search, attempt=2)
-    assert row.sent_at is None and row.tries == 1 and "ConnectionError" in row.last_error
 
 
 def test_cancelling_a_celery_search_revokes_its_queued_task(search, django_capture_on_commit_callbacks):

@@ -1,0 +1,100 @@
+"""A webhook receiver on loopback, as SnowTrace would run one: it verifies each delivery with the
+Standard Webhooks reference library, dedupes on `webhook-id`, and can be told to fail or stall."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+NOTIFICATION_SECRET = "whsec_dGVzdC1ub3RpZmljYXRpb24tc2VjcmV0LTMyLWJ5dGVz"  # base64 of 32 test bytes
+MAX_STALL_SECONDS = 10.0
+
+
+class WebhookReceiver:
+    """`script` holds what the next requests get: an HTTP status, or ("stall", seconds) to answer
+    only after that long (the sender times out first). When it is empty every request gets 204."""
+
+    def __init__(self, secret: str = NOTIFICATION_SECRET) -> None:
+        self.verifier = Webhook(secret)
+        self.lock = threading.Lock()
+        self.script: deque = deque()
+        self.received: list[dict] = []  # every verified body, duplicates included
+        self.by_webhook_id: dict[str, dict] = {}  # what the receiver acted on: once per webhook-id
+        self.requests: list[tuple[float, str, int | str]] = []  # (monotonic time, webhook-id, answer)
+        self.rejected: list[str] = []
+        self._stop = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                webhook_id = self.headers.get("webhook-id", "")
+                with receiver.lock:
+                    action = receiver.script.popleft() if receiver.script else 204
+                    receiver.requests.append((time.monotonic(), webhook_id, action))
+                if isinstance(action, tuple):
+                    receiver._stop.wait(min(float(action[1]), MAX_STALL_SECONDS))
+                    action = 204
+                if action >= 300:
+                    self._answer(action)
+                    return
+                try:
+                    body = receiver.verifier.verify(raw, dict(self.headers.items()))
+                except WebhookVerificationError as exc:
+                    receiver.rejected.append(str(exc))
+                    self._answer(401)
+                    return
+                with receiver.lock:
+                    receiver.received.append(body)
+                    receiver.by_webhook_id.setdefault(webhook_id, body)
+                self._answer(action)
+
+            def _answer(self, status: int) -> None:
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:
+                    pass  # the sender gave up waiting (a stall)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/snowtrace/matching-notifications"
+
+    def for_search(self, search_id: str) -> list[dict]:
+        with self.lock:
+            return [b for b in self.received if b["search_id"] == str(search_id)]
+
+    def reset(self, *script) -> None:
+        with self.lock:
+            self.script = deque(script)
+            self.received.clear()
+            self.by_webhook_id.clear()
+            self.requests.clear()
+            self.rejected.clear()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    # The old fixture was a (url, received) pair; keep that reading working.
+    def __getitem__(self, index: int):
+        return (self.url, self.received)[index]
+
+    @staticmethod
+    def parse(raw: bytes) -> dict:
+        return json.loads(raw)

@@ -1,0 +1,210 @@
+"""Completion notifications to SnowTrace: delivery of the `SearchNotification` outbox.
+
+The domain writes one outbox row per finished attempt, in the transaction that finishes it (either
+engine). This module is the only place that knows the notification's wire form:
+
+    POST MATCHING_NOTIFICATION_WEBHOOK_URL
+    webhook-id: msg_<search id hex>_<attempt>      (the same on every try: receivers dedupe on it)
+    webhook-timestamp, webhook-signature: v1,...   (Standard Webhooks, MATCHING_NOTIFICATION_WEBHOOK_SECRET)
+    {"search_id", "attempt", "status", "payload": {"seeker_id", "finished_at", "error", "result_count", "results"}}
+
+A 2xx delivers it. A timeout, a connection error, a 5xx, 408, 425 or 429 is tried again after an
+exponential backoff (`MATCHING_NOTIFICATION_BACKOFF_SECONDS` doubling up to `..._BACKOFF_MAX_SECONDS`)
+until `MATCHING_NOTIFICATION_RETRY_SECONDS` after the first try; then, or at once on any other
+answer, the row is dead-lettered for staff to redeliver from the admin. The first try follows the
+finishing commit (`notifications_kick`); beat's sweep (`notifications_deliver_due`) does the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import requests
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerError
+
+from matching.models import NotificationState, Search, SearchEvent, SearchNotification
+from matching.selectors import snowtrace_results
+from workflows.durable import signing
+
+logger = logging.getLogger(__name__)
+
+DELIVER_TASK = "workflows.tasks.deliver_notifications"
+RETRYABLE_STATUS = frozenset({408, 425, 429})
+USER_AGENT = "snowbuddy-console/notifications"
+
+
+class NotificationConfigError(RuntimeError):
+    """Notifications are wanted (a URL is set) but cannot be signed."""
+
+
+@dataclass(frozen=True)
+class NotificationConfig:
+    url: str
+    secret: str
+    timeout_seconds: float
+    retry_period: timedelta
+    backoff_seconds: float
+    backoff_max_seconds: float
+
+    @classmethod
+    def from_settings(cls) -> NotificationConfig | None:
+        """The configuration, or None when nobody listens (no URL)."""
+        if not settings.MATCHING_NOTIFICATION_WEBHOOK_URL:
+            return None
+        if not settings.MATCHING_NOTIFICATION_WEBHOOK_SECRET:
+            raise NotificationConfigError("MATCHING_NOTIFICATION_WEBHOOK_SECRET is required to sign notifications")
+        return cls(
+            url=settings.MATCHING_NOTIFICATION_WEBHOOK_URL,
+            secret=settings.MATCHING_NOTIFICATION_WEBHOOK_SECRET,
+            timeout_seconds=float(settings.MATCHING_NOTIFICATION_TIMEOUT_SECONDS),
+            retry_period=timedelta(seconds=settings.MATCHING_NOTIFICATION_RETRY_SECONDS),
+            backoff_seconds=float(settings.MATCHING_NOTIFICATION_BACKOFF_SECONDS),
+            backoff_max_seconds=float(settings.MATCHING_NOTIFICATION_BACKOFF_MAX_SECONDS),
+        )
+
+    def backoff(self, tries: int) -> timedelta:
+        """The wait after the `tries`-th failed try: backoff, twice that, four times, and so on, capped."""
+        return timedelta(seconds=min(self.backoff_seconds * 2 ** max(tries - 1, 0), self.backoff_max_seconds))
+
+    @property
+    def lease(self) -> timedelta:
+        # A claimed row is not due again while its try may still be running.
+        return timedelta(seconds=self.timeout_seconds + 5)
+
+
+def notification_body(notification: SearchNotification) -> bytes:
+    """The JSON body, the same bytes on every try (results are fixed once an attempt finished)."""
+    search = Search.objects.only("seeker_id", "attempt", "finished_at", "error").get(pk=notification.search_id)
+    results = snowtrace_results(
+        search_id=notification.search_id, attempt=notification.attempt, status=notification.status
+    )
+    current = search.attempt == notification.attempt
+    body = {
+        "search_id": str(notification.search_id),
+        "attempt": notification.attempt,
+        "status": notification.status,
+        "payload": {
+            "seeker_id": search.seeker_id,
+            "finished_at": search.finished_at.isoformat() if current and search.finished_at else None,
+            "error": (search.error or None) if current else None,
+            "result_count": len(results),
+            "results": results,
+        },
+    }
+    return json.dumps(body, separators=(",", ":"), sort_keys=True).encode()
+
+
+def notification_deliver(*, notification_id: int, now=None) -> str:
+    """Try one due notification once. Returns `delivered`, `retry`, `dead_letter` or `skipped`
+    (not due, already delivered, or another worker holds it)."""
+    config = NotificationConfig.from_settings()
+    if config is None:
+        return "skipped"
+    now = now or timezone.now()
+    # The claim: one sender per try, even when the after-commit kick and the sweep race.
+    claimed = SearchNotification.objects.filter(
+        pk=notification_id, state=NotificationState.PENDING, next_attempt_at__lte=now
+    ).update(
+        next_attempt_at=now + config.lease,
+        last_attempt_at=now,
+        retry_until=Coalesce(F("retry_until"), now + config.retry_period),
+    )
+    if not claimed:
+        return "skipped"
+    notification = SearchNotification.objects.get(pk=notification_id)
+    body = notification_body(notification)
+    headers = signing.signature_headers(config.secret, body, msg_id=notification.webhook_id)
+    headers.update({"Content-Type": "application/json", "User-Agent": USER_AGENT})
+    status_code, error, retryable = None, "", True
+    try:
+        response = requests.post(
+            config.url, data=body, headers=headers, timeout=(3, config.timeout_seconds), allow_redirects=False
+        )
+    except requests.Timeout:
+        error = f"no answer within {config.timeout_seconds:g}s"
+    except requests.RequestException as exc:
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+    else:
+        status_code = response.status_code
+        if 200 <= status_code < 300:
+            retryable = False
+        else:
+            error = f"HTTP {status_code}"
+            retryable = status_code >= 500 or status_code in RETRYABLE_STATUS
+    return _record_try(notification, config, status_code=status_code, error=error, retryable=retryable)
+
+
+def _record_try(
+    notification: SearchNotification, config: NotificationConfig, *, status_code, error: str, retryable: bool
+) -> str:
+    now = timezone.now()
+    mine = SearchNotification.objects.filter(
+        pk=notification.pk, state=NotificationState.PENDING, last_attempt_at=notification.last_attempt_at
+    )
+    common = {"tries": F("tries") + 1, "last_status_code": status_code, "last_error": error}
+    if not error:
+        mine.update(state=NotificationState.DELIVERED, sent_at=now, next_attempt_at=None, **common)
+        return "delivered"
+    # Backoff counts from the start of this try, so the waits between tries are 1x, 2x, 4x, ...
+    next_try = notification.last_attempt_at + config.backoff(notification.tries + 1)
+    if retryable and next_try <= notification.retry_until:
+        mine.update(next_attempt_at=next_try, **common)
+        logger.info("notification %s not delivered (%s); next try at %s", notification.webhook_id, error, next_try)
+        return "retry"
+    mine.update(state=NotificationState.DEAD_LETTER, next_attempt_at=None, **common)
+    logger.warning("notification %s dead-lettered after %s: %s", notification.webhook_id, notification.tries + 1, error)
+    return "dead_letter"
+
+
+def notifications_deliver_due(*, search_id=None, now=None, batch_size: int = 100) -> int:
+    """Try every due notification (of one search, or the oldest due ones). Returns how many were delivered."""
+    now = now or timezone.now()
+    due = SearchNotification.objects.filter(state=NotificationState.PENDING, next_attempt_at__lte=now)
+    if search_id is not None:
+        due = due.filter(search_id=search_id)
+    ids = list(due.order_by("next_attempt_at").values_list("pk", flat=True)[:batch_size])
+    return sum(notification_deliver(notification_id=pk, now=now) == "delivered" for pk in ids)
+
+
+def notifications_kick(*, search_id) -> None:
+    """A prompt first try, on a worker, once the finishing transaction commits. Best effort: if the
+    broker is down, beat's sweep delivers it anyway."""
+
+    def send() -> None:
+        try:
+            current_app.send_task(DELIVER_TASK, args=[str(search_id)], retry=False)
+        except (BrokerError, ConnectionError, OSError) as exc:
+            logger.warning("could not queue the notification of %s: %s", search_id, exc)
+
+    if settings.MATCHING_NOTIFICATION_WEBHOOK_URL:
+        transaction.on_commit(send)
+
+
+def notification_redeliver(*, notification: SearchNotification, acting_user: str) -> bool:
+    """Staff: deliver this notification again (same webhook-id), with a fresh retry period.
+    Returns False when it is pending already (it will be tried anyway)."""
+    with transaction.atomic(durable=True):
+        changed = (
+            SearchNotification.objects.filter(pk=notification.pk)
+            .exclude(state=NotificationState.PENDING)
+            .update(state=NotificationState.PENDING, next_attempt_at=timezone.now(), retry_until=None)
+        )
+        if changed:
+            SearchEvent.objects.create(
+                search_id=notification.search_id,
+                attempt=notification.attempt,
+                kind="notification_redelivery",
+                actor=acting_user,
+                detail=f"{notification.webhook_id} was {notification.state}",
+            )
+            notifications_kick(search_id=notification.search_id)
+    return bool(changed)
