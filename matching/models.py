@@ -233,3 +233,50 @@ class SearchNotification(models.Model):
     def webhook_id(self) -> str:
         """The Standard Webhooks `webhook-id`: the same on every try, so receivers can dedupe."""
         return f"msg_{uuid.UUID(str(self.search_id)).hex}_{self.attempt}"
+
+
+class SearchVetting(models.Model):
+    """A Celery-engine search's GlobalCoach vetting request: one per attempt of a vetted coach search.
+
+    It is also the outbox of the request (sent after the commit that moved the search to
+    `awaiting_vetting`, re-sent by beat until it is acknowledged) and the record of the answer.
+    Only the SHA-256 of the callback token is stored; with the console's secret key, `token_nonce`
+    lets the sender re-derive the same token for a resend.
+    """
+
+    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="vettings")
+    attempt = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    deadline_at = models.DateTimeField()
+    candidates = models.JSONField()  # the top matches sent for vetting, best first, with nicknames
+    token_nonce = models.CharField(max_length=64)
+    token_sha256 = models.CharField(max_length=64)
+    # The request (outbox)
+    request_next_at = models.DateTimeField(null=True, blank=True)
+    request_tries = models.PositiveIntegerField(default=0)
+    request_error = models.TextField(blank=True)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    provider_request_id = models.CharField(max_length=100, blank=True)
+    # The answer
+    answered_at = models.DateTimeField(null=True, blank=True)
+    answered_by = models.CharField(max_length=150, blank=True)
+    approved_user_ids = models.JSONField(default=list, blank=True)
+    rejected_user_ids = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["search", "attempt"], name="vetting_unique_attempt")]
+        indexes = [
+            models.Index(
+                fields=["request_next_at"],
+                name="vetting_request_due_idx",
+                condition=Q(requested_at__isnull=True, answered_at__isnull=True),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"vetting of {self.search_id} attempt {self.attempt}"
+
+    @property
+    def candidate_ids(self) -> list[str]:
+        return [c["user_id"] for c in self.candidates]

@@ -14,9 +14,10 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from matching.engine import Match
+from matching.engine import Breakdown, Match
 from matching.models import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -26,6 +27,7 @@ from matching.models import (
     SearchNotification,
     SearchResult,
     SearchStatus,
+    SearchVetting,
     SkierProfile,
 )
 from matching.regions import region_mask
@@ -333,20 +335,126 @@ def search_mark_cancelled(*, search: Search, reason: str, acting_user: str) -> b
     )
 
 
-def search_time_out(*, search_id, attempt: int) -> bool:
+DEADLINE_ERROR = "the search did not finish before its deadline"
+# The durable workflow's vetting policy (docs/durable-state.md), so both engines read alike.
+VETTING_TIMEOUT_ERROR = "vetting_timeout: no vetting answer before the search deadline"
+
+
+def search_time_out(*, search_id, attempt: int, error: str = DEADLINE_ERROR) -> bool:
     with transaction.atomic(durable=True):
         return search_record_engine_status(
-            search_id=search_id,
-            attempt=attempt,
-            status=SearchStatus.TIMED_OUT,
-            error="the search did not finish before its deadline",
+            search_id=search_id, attempt=attempt, status=SearchStatus.TIMED_OUT, error=error
         )
 
 
 def searches_expire_overdue(*, now=None, batch_size: int = 500) -> int:
-    """Time out active searches past their deadline. The database holds every deadline."""
+    """Time out active searches past their deadline. The database holds every deadline, including
+    that of a search waiting on GlobalCoach (its vetting deadline is the search's)."""
     now = now or timezone.now()
-    overdue = Search.objects.filter(status__in=ACTIVE_STATUSES, deadline_at__lt=now).values_list("pk", "attempt")[
-        :batch_size
-    ]
-    return sum(search_time_out(search_id=pk, attempt=attempt) for pk, attempt in list(overdue))
+    overdue = Search.objects.filter(status__in=ACTIVE_STATUSES, deadline_at__lt=now).values_list(
+        "pk", "attempt", "status"
+    )[:batch_size]
+    return sum(
+        search_time_out(
+            search_id=pk,
+            attempt=attempt,
+            error=VETTING_TIMEOUT_ERROR if status == SearchStatus.AWAITING_VETTING else DEADLINE_ERROR,
+        )
+        for pk, attempt, status in list(overdue)
+    )
+
+
+# --- Vetting on the Celery engine (the durable engine keeps its own state in DynamoDB) -----------
+
+
+def search_await_vetting(
+    *, search_id, attempt: int, candidates: list[dict], token_nonce: str, token_sha256: str
+) -> SearchVetting | None:
+    """Move a running search to `awaiting_vetting` and record what was sent for vetting, together.
+    The request goes out after commit (workflows/vetting.py). None when the search moved on."""
+    with transaction.atomic(durable=True):
+        deadline = Search.objects.filter(pk=search_id).values_list("deadline_at", flat=True).first()
+        moved = _transition(
+            search_id,
+            attempt=attempt,
+            allowed_from=[SearchStatus.RUNNING],
+            to=SearchStatus.AWAITING_VETTING,
+            kind="awaiting_vetting",
+            detail=f"{len(candidates)} candidate(s) sent to GlobalCoach for vetting",
+        )
+        if not moved:
+            return None
+        return SearchVetting.objects.create(
+            search_id=search_id,
+            attempt=attempt,
+            deadline_at=deadline,
+            candidates=candidates,
+            token_nonce=token_nonce,
+            token_sha256=token_sha256,
+            request_next_at=timezone.now(),
+        )
+
+
+def search_finish_vetting(
+    *,
+    search_id,
+    attempt: int,
+    approved_user_ids: Sequence[str],
+    rejected_user_ids: Sequence[str] = (),
+    decided_by: str,
+    note: str = "",
+) -> str:
+    """Apply a vetting answer: the approved ones among the vetted candidates are the results,
+    re-ranked 1..n; nobody approved fails the search (`vetting_rejected`). One answer wins.
+
+    Returns `succeeded`, `failed`, `already_answered` or `not_awaiting` (finished, cancelled, or
+    timed out meanwhile).
+    """
+    with transaction.atomic(durable=True):
+        vetting = SearchVetting.objects.select_for_update().filter(search_id=search_id, attempt=attempt).first()
+        if vetting is None:
+            return "not_awaiting"
+        if vetting.answered_at is not None:
+            return "already_answered"
+        status = Search.objects.filter(pk=search_id, attempt=attempt).values_list("status", flat=True).first()
+        if status != SearchStatus.AWAITING_VETTING:
+            return "not_awaiting"
+        approved = set(approved_user_ids)
+        kept = [c for c in vetting.candidates if c["user_id"] in approved]
+        SearchVetting.objects.filter(pk=vetting.pk).update(
+            answered_at=timezone.now(),
+            answered_by=decided_by[:150],
+            approved_user_ids=[c["user_id"] for c in kept],
+            rejected_user_ids=[c for c in vetting.candidate_ids if c in set(rejected_user_ids)],
+        )
+        if not kept:
+            error = f"vetting_rejected: {note or 'no candidate was approved'}"
+            search_record_engine_status(
+                search_id=search_id, attempt=attempt, status=SearchStatus.FAILED, error=error, actor=decided_by
+            )
+            return "failed"
+        matches = [
+            Match(user_id=c["user_id"], score=c["score"], breakdown=Breakdown.from_dict(c["breakdown"]), rank=rank)
+            for rank, c in enumerate(kept, start=1)
+        ]
+        search_record_engine_status(
+            search_id=search_id,
+            attempt=attempt,
+            status=SearchStatus.SUCCEEDED,
+            matches=matches,
+            nicknames={c["user_id"]: c.get("nickname", "") for c in kept},
+            actor=decided_by,
+        )
+        return "succeeded"
+
+
+def vetting_record_request(
+    *, vetting_id: int, sent: bool, provider_request_id: str = "", error: str = "", next_at=None
+) -> None:
+    """Bookkeeping of one try to send a vetting request (the engine layer sends it)."""
+    fields: dict = {"request_tries": F("request_tries") + 1, "request_error": error[:2000]}
+    if sent:
+        fields.update(requested_at=timezone.now(), request_next_at=None, provider_request_id=provider_request_id[:100])
+    else:
+        fields["request_next_at"] = next_at
+    SearchVetting.objects.filter(pk=vetting_id).update(**fields)

@@ -44,6 +44,10 @@ def _configure_limits_and_beat(sender: Celery, **_kwargs) -> None:
             "task": "workflows.tasks.send_notifications",
             "schedule": float(settings.CELERY_SWEEP_INTERVAL_SECONDS),
         },
+        "send-vetting-requests": {
+            "task": "workflows.tasks.send_vetting_requests",
+            "schedule": float(settings.CELERY_SWEEP_INTERVAL_SECONDS),
+        },
         "expire-overdue-searches": {
             "task": "workflows.tasks.expire_overdue_searches",
             "schedule": float(settings.CELERY_SWEEP_INTERVAL_SECONDS),

@@ -212,6 +212,14 @@ if MATCHING_NOTIFICATION_WEBHOOK_URL:
     if len(_decoded) < 16:
         raise ImproperlyConfigured("MATCHING_NOTIFICATION_WEBHOOK_SECRET: whsec_ and at least 16 base64 bytes")
 MATCHING_WEBHOOK_SECRET = env_secret("MATCHING_WEBHOOK_SECRET")
+# GlobalCoach vetting on the Celery engine (workflows/globalcoach.py, workflows/vetting.py). The
+# durable engine's Lambda has its own MATCHING_VETTING_* environment (workflows/durable/workflow.py).
+MATCHING_VETTING_URL = env_url("MATCHING_VETTING_URL")
+MATCHING_VETTING_API_KEY = env_secret("MATCHING_VETTING_API_KEY")
+MATCHING_VETTING_CALLBACK_BASE_URL = env_url("MATCHING_VETTING_CALLBACK_BASE_URL")
+MATCHING_VETTING_TOP_N = env_int("MATCHING_VETTING_TOP_N", 10, minimum=1, maximum=100)
+MATCHING_VETTING_HTTP_TIMEOUT_SECONDS = env_int("MATCHING_VETTING_HTTP_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+MATCHING_VETTING_REQUEST_MAX_TRIES = env_int("MATCHING_VETTING_REQUEST_MAX_TRIES", 5, minimum=1, maximum=50)
 MATCHING_INTERNAL_TOKEN = env_secret("MATCHING_INTERNAL_TOKEN")
 AWS_REGION = env_str("AWS_REGION") or env_str("AWS_DEFAULT_REGION")
 

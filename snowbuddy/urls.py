@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("health", HealthView.as_view(), name="health"),
     path("webhooks/matching", workflow_views.matching_callback, name="matching-callback"),
+    path("webhooks/globalcoach/<uuid:search_id>", workflow_views.globalcoach_callback, name="globalcoach-callback"),
     path(
         "internal/searches/<uuid:search_id>/candidates",
         workflow_views.search_candidates,

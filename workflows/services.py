@@ -45,6 +45,7 @@ from workflows.client import (
 from workflows.models import SearchDispatch, WebhookDelivery, WorkflowExecution
 from workflows.notifications import notifications_kick
 from workflows.orchestrator import choose_engine
+from workflows.vetting import VettingDecisionInvalid, vetting_intervene, vetting_start, vetting_wanted
 
 logger = logging.getLogger(__name__)
 
@@ -197,6 +198,8 @@ def search_run_on_celery(*, search_id: str, attempt: int, worker: str = "celery"
     request = SearchRequest.from_preferences(search.seeker_id, search.preferences)
     matches = ProfileIndex.build(profiles, regions).search(request)
     nicknames = {p.user_id: p.nickname for p in profiles}
+    if matches and vetting_wanted(search.preferences):
+        return vetting_start(search=search, matches=matches, nicknames=nicknames)
     if search_succeed(search_id=search.pk, attempt=attempt, matches=matches, nicknames=nicknames):
         return f"succeeded with {len(matches)} results from {len(profiles)} candidates"
     return "finished, but the search had already moved on (cancelled or timed out)"
@@ -291,7 +294,8 @@ def _apply_callback(search: Search | None, *, attempt: int, status: str, version
 
 
 class InterventionNotAllowed(Exception):
-    """Only a durable search waiting on certification vetting can be answered by staff."""
+    """Only a search waiting on certification vetting can be answered by staff, and only with a
+    decision that fits its pending request."""
 
 
 def search_intervene(
@@ -302,18 +306,31 @@ def search_intervene(
     note: str = "",
     approved_user_ids: list[str] | None = None,
 ) -> dict:
-    """Answer a pending GlobalCoach vetting request in the provider's place.
+    """Answer a pending GlobalCoach vetting request in the provider's place, on either engine.
 
-    The Durable API completes the workflow's pending callback; the outcome then reaches the
-    console through the signed webhook like any other.
+    Durable: the Durable API completes the workflow's pending callback; the outcome then reaches
+    the console through the signed webhook like any other. Celery: the answer finishes the search
+    here, through the same service as GlobalCoach's own answer.
     """
     if decision not in ("approve", "reject"):
         raise ValueError("decision must be approve or reject")
-    if search.engine != Engine.DURABLE or search.status != SearchStatus.AWAITING_VETTING:
+    if search.status != SearchStatus.AWAITING_VETTING:
         raise InterventionNotAllowed(f"search {search.pk} is {search.status} on {search.engine}, not awaiting vetting")
-    answer = DurableApiClient.from_settings().intervene(
-        str(search.pk), decision=decision, note=note, approved_user_ids=approved_user_ids
-    )
+    if search.engine == Engine.DURABLE:
+        answer = DurableApiClient.from_settings().intervene(
+            str(search.pk), decision=decision, note=note, approved_user_ids=approved_user_ids
+        )
+    else:
+        try:
+            answer = vetting_intervene(
+                search=search,
+                decision=decision,
+                acting_user=acting_user,
+                note=note,
+                approved_user_ids=approved_user_ids,
+            )
+        except VettingDecisionInvalid as exc:
+            raise InterventionNotAllowed(str(exc)) from None
     approved = "all" if approved_user_ids is None else ", ".join(approved_user_ids) or "none"
     SearchEvent.objects.create(
         search=search,

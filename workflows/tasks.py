@@ -11,6 +11,7 @@ from matching.services import search_fail, searches_expire_overdue
 from workflows.notifications import notifications_deliver_due, notifications_kick
 from workflows.services import dispatch_sweep, search_run_on_celery
 from workflows.tasks_mirror import reconcile_drift, sync_workflow_state  # noqa: F401 - registers the mirror's tasks
+from workflows.vetting import vetting_requests_send_due
 
 logger = logging.getLogger(__name__)
 
@@ -68,3 +69,9 @@ def send_notifications() -> int:
 def deliver_notifications(search_id: str) -> int:
     """The prompt first try after a search finished."""
     return notifications_deliver_due(search_id=search_id)
+
+
+@shared_task(name="workflows.tasks.send_vetting_requests")
+def send_vetting_requests() -> int:
+    """Beat: GlobalCoach requests a crash or an outage left unsent (Celery engine)."""
+    return vetting_requests_send_due()

@@ -16,7 +16,9 @@ from matching.models import Search
 from matching.profile_source import prefiltered_profile_page
 from matching.selectors import resort_regions
 from workflows.durable.signing import WebhookVerificationError, verify
+from workflows.globalcoach import InvalidVettingAnswer, MissingVettingToken, parse_vetting_answer
 from workflows.services import WEBHOOK_STATUSES, workflow_callback_apply
+from workflows.vetting import vetting_answer_apply, vetting_callback_verify
 
 logger = logging.getLogger(__name__)
 
@@ -97,3 +99,32 @@ def search_candidates(request: HttpRequest, search_id: str) -> JsonResponse:
     return JsonResponse(
         {"profiles": [p.to_dict() for p in profiles], "next_cursor": str(next_after) if next_after else None}
     )
+
+
+@csrf_exempt
+@require_POST
+def globalcoach_callback(request: HttpRequest, search_id) -> JsonResponse:
+    """GlobalCoach's answer to a Celery-engine search's vetting request. The per-attempt token in
+    the body is the credential (only its hash is stored; compared in constant time)."""
+    try:
+        answer = parse_vetting_answer(request.body)
+    except MissingVettingToken:
+        return JsonResponse({"detail": "Invalid token.", "reason": "invalid_token"}, status=401)
+    except InvalidVettingAnswer as exc:
+        return JsonResponse({"detail": f"Malformed vetting answer: {exc}"}, status=400)
+    vetting = vetting_callback_verify(search_id=search_id, token=answer.token)
+    if vetting is None:
+        logger.warning("rejected a GlobalCoach callback for %s: invalid token", search_id)
+        return JsonResponse({"detail": "Invalid token.", "reason": "invalid_token"}, status=401)
+    outcome = vetting_answer_apply(
+        search_id=search_id,
+        attempt=vetting.attempt,
+        approved_user_ids=answer.approved_user_ids,
+        rejected_user_ids=answer.rejected_user_ids,
+        decided_by="globalcoach",
+    )
+    if outcome == "already_answered":
+        return JsonResponse({"accepted": False, "reason": outcome})
+    if outcome == "not_awaiting":
+        return JsonResponse({"accepted": False, "reason": "the search is no longer waiting for vetting"}, status=409)
+    return JsonResponse({"accepted": True, "outcome": outcome}, status=202)
