@@ -171,6 +171,38 @@ def notifications_to(settings, notification_receiver):
     return notification_receiver
 
 
+# --- The simulated GlobalCoach (workflows/durable/local/globalcoach.py), on loopback ----------
+
+
+@pytest.fixture(scope="session")
+def globalcoach_server():
+    from workflows.durable.local.globalcoach import ProviderConfig, start_in_thread
+
+    server = start_in_thread(ProviderConfig(mode="staff", delay_seconds=0.2))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def globalcoach(globalcoach_server, settings):
+    """GlobalCoach for this test: answers as `set_mode` says (staff: never), forgets old requests."""
+    from workflows.durable.local.globalcoach import ProviderConfig
+
+    provider = globalcoach_server.server
+
+    def set_mode(mode: str = "staff", delay_seconds: float = 0.2, fraction: float = 0.5) -> None:
+        provider.config = ProviderConfig(mode=mode, delay_seconds=delay_seconds, fraction=fraction)
+
+    with provider.lock:
+        provider.requests.clear()
+        provider.by_idempotency_key.clear()
+    set_mode()
+    settings.MATCHING_VETTING_URL = globalcoach_server.url
+    settings.MATCHING_VETTING_CALLBACK_BASE_URL = settings.MATCHING_VETTING_CALLBACK_BASE_URL or "http://127.0.0.1:9"
+    provider.set_mode = set_mode
+    return provider
+
+
 # --- A real Celery worker ---------------------------------------------------------------------
 
 
@@ -214,7 +246,9 @@ def stop_celery_worker(proc: subprocess.Popen) -> None:
 
 
 @pytest.fixture(scope="session")
-def worker_env(django_db_setup, django_db_blocker, notification_receiver) -> dict[str, str]:
+def worker_env(
+    django_db_setup, django_db_blocker, notification_receiver, globalcoach_server, live_server
+) -> dict[str, str]:
     """The environment of a worker on the test database and the test Redis (flushed once)."""
     from django.conf import settings
     from django.db import connection
@@ -233,6 +267,9 @@ def worker_env(django_db_setup, django_db_blocker, notification_receiver) -> dic
         "MATCHING_NOTIFICATION_WEBHOOK_URL": notification_receiver.url,
         "MATCHING_NOTIFICATION_WEBHOOK_SECRET": NOTIFICATION_SECRET,
         "MATCHING_WORKFLOW_URL": "",
+        # Vetting on the Celery engine: the simulated GlobalCoach calls back the live console.
+        "MATCHING_VETTING_URL": globalcoach_server.url,
+        "MATCHING_VETTING_CALLBACK_BASE_URL": live_server.url,
     }
 
 
