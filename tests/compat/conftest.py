@@ -1,0 +1,83 @@
+"""SnowTrace's original client against a running console: pytest-django's live server (a real
+HTTP server on loopback, on the test database) and a real Celery worker process."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import requests
+from django.db import connection
+
+from matching.demo import demo_profiles
+from matching.models import Search, SkierProfile
+from matching.selectors import resort_regions
+from matching.services import profile_fields
+from tests.conftest import user_token
+from tests.polling import wait_for
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+SNOWTRACE_USER = str(uuid.UUID("6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"))
+
+
+class OldClient:
+    """Calls the console the way SnowTrace's backend called the old service: JSON over HTTP, its API
+    key, the user's bearer token, no API version."""
+
+    def __init__(self, base_url: str, api_key: str | None, token: str | None, headers: dict | None = None) -> None:
+        self.base_url, self.api_key, self.token, self.extra = base_url, api_key, token, headers or {}
+
+    def headers(self, **more) -> dict:
+        headers = {"Accept": "application/json", **self.extra}
+        if self.api_key:
+            headers["X-API-Key"] = self.api_key
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return {**headers, **more}
+
+    def post(self, path: str, body=None, **headers) -> requests.Response:
+        return requests.post(self.base_url + path, json=body, headers=self.headers(**headers), timeout=10)
+
+    def get(self, path: str, **headers) -> requests.Response:
+        return requests.get(self.base_url + path, headers=self.headers(**headers), timeout=10)
+
+    def search(self, body: dict) -> str:
+        response = self.post("/matching/searches", body)
+        assert response.status_code == 202, response.text
+        assert response.json().keys() == {"search_id"}
+        return response.json()["search_id"]
+
+    def completed(self, search_id: str, timeout: float = 30) -> dict:
+        """Poll as the old client did until the search is `completed`."""
+
+        def answer():
+            body = self.get(f"/matching/searches/{search_id}").json()
+            return body if body["status"] == "completed" else None
+
+        return wait_for(answer, timeout=timeout, message=f"search {search_id} to complete")
+
+
+@pytest.fixture
+def console(live_server, celery_worker_process, resorts, jwt_secret, settings):
+    """The live console's base URL, with SnowTrace's token secret configured."""
+    settings.MATCHING_WORKFLOW_URL = ""
+    return live_server.url
+
+
+@pytest.fixture
+def profiles(resorts):
+    regions = resort_regions()
+    SkierProfile.objects.bulk_create(SkierProfile(**profile_fields(**p)) for p in demo_profiles(600, regions, seed=11))
+    return regions
+
+
+@pytest.fixture
+def snowtrace(console, api_key) -> OldClient:
+    """SnowTrace's backend: its API key and the signed-in user's token."""
+    return OldClient(console, api_key, user_token(SNOWTRACE_USER))
+
+
+def stored_search(search_id: str) -> Search:
+    connection.close()  # read what the server and the worker committed
+    return Search.objects.get(pk=search_id)
