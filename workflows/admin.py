@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from matching.models import SearchVetting
 from workflows.models import (
     ExecutionTimelineEntry,
     SearchDispatch,
@@ -86,4 +87,24 @@ class SyncWatermarkAdmin(admin.ModelAdmin):
     readonly_fields = ["name", "position", "updated_at", "last_full_sync_at"]
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(SearchVetting)
+class SearchVettingAdmin(admin.ModelAdmin):
+    """GlobalCoach requests of Celery-engine searches: what was sent, when, and the answer."""
+
+    list_display = ["search", "attempt", "created_at", "requested_at", "request_tries", "answered_at", "answered_by"]
+    list_select_related = ["search"]
+    search_fields = ["=search__search_id"]
+    show_full_result_count = False
+    exclude = ["token_nonce", "token_sha256"]  # the callback credential's ingredients stay out of view
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name not in self.exclude]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

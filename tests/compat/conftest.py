@@ -10,7 +10,7 @@ import requests
 from django.db import connection
 
 from matching.demo import demo_profiles
-from matching.models import Search, SkierProfile
+from matching.models import ACTIVE_STATUSES, NotificationState, Search, SearchNotification, SkierProfile
 from matching.selectors import resort_regions
 from matching.services import profile_fields
 from tests.conftest import user_token
@@ -58,11 +58,21 @@ class OldClient:
         return wait_for(answer, timeout=timeout, message=f"search {search_id} to complete")
 
 
+def _worker_idle() -> bool:
+    """No search the worker may still run, and no notification it has yet to try first."""
+    connection.close()
+    running = Search.objects.filter(status__in=ACTIVE_STATUSES).exclude(status="awaiting_vetting").exists()
+    untried = SearchNotification.objects.filter(state=NotificationState.PENDING, tries=0).exists()
+    return not running and not untried
+
+
 @pytest.fixture
 def console(live_server, celery_worker_process, resorts, jwt_secret, settings):
-    """The live console's base URL, with SnowTrace's token secret configured."""
+    """The live console's base URL, with SnowTrace's token secret configured. At the end the test
+    waits for the worker to be idle, so emptying the tables does not race its writes."""
     settings.MATCHING_WORKFLOW_URL = ""
-    return live_server.url
+    yield live_server.url
+    wait_for(_worker_idle, timeout=60, message="the worker to finish this test's searches")
 
 
 @pytest.fixture

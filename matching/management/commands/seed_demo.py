@@ -41,7 +41,7 @@ class Command(BaseCommand):
         admin.is_staff = admin.is_superuser = True
         admin.set_password(password)
         admin.save()
-        _, raw_key = api_key_create(name="demo")
+        _, raw_key = api_key_create(name="demo", is_trusted_service=True)
 
         self.stdout.write(self.style.SUCCESS("Demo ready."))
         self.stdout.write(f"  admin login:  {admin_username} / {password}")
