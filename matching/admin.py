@@ -87,6 +87,7 @@ class SearchAdmin(admin.ModelAdmin):
         "deadline_at",
         "error",
         "result_count",
+        "api_key",
     ]
     inlines = [SearchEventInline, SearchResultInline]
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 
 from rest_framework import serializers
 
@@ -9,6 +10,7 @@ from matching.selectors import resort_regions
 from workflows.orchestrator import choose_engine
 
 MAX_DATES = 60
+DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -34,6 +36,24 @@ class StrictStringField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class StrictDateField(serializers.Field):
+    """A calendar date written exactly `YYYY-MM-DD`. (DRF's ISO-8601 date field goes through
+    `date.fromisoformat`, which also takes `20260101` and `2026-W01-1`.)"""
+
+    default_error_messages = {"invalid": "Date has wrong format. Use YYYY-MM-DD."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not DATE_RE.fullmatch(data):
+            self.fail("invalid")
+        try:
+            return datetime.date.fromisoformat(data)
+        except ValueError:
+            self.fail("invalid")
+
+    def to_representation(self, value):
+        return value.isoformat() if isinstance(value, datetime.date) else value
+
+
 class SearchPreferencesSerializer(serializers.Serializer):
     """The body of POST /matching/searches (docs/contracts.md). Unknown fields are rejected."""
 
@@ -42,9 +62,7 @@ class SearchPreferencesSerializer(serializers.Serializer):
     skill_level_max = StrictIntegerField(min_value=1, max_value=10)
     resorts = serializers.ListField(child=StrictStringField(max_length=64), max_length=43, default=list)
     regions = serializers.ListField(child=StrictStringField(max_length=100), max_length=20, default=list)
-    dates = serializers.ListField(
-        child=serializers.DateField(input_formats=["iso-8601"]), max_length=MAX_DATES, default=list
-    )
+    dates = serializers.ListField(child=StrictDateField(), max_length=MAX_DATES, default=list)
     include_knowledge_score = StrictBooleanField(default=False)
     knowledge_score = StrictIntegerField(min_value=0, max_value=100, required=False, allow_null=True, default=None)
     required_certifications = serializers.ListField(child=StrictStringField(max_length=32), max_length=10, default=list)

@@ -18,7 +18,7 @@ from matching.api.serializers import (
     SearchSubmittedSerializer,
     SearchSummarySerializer,
 )
-from matching.api.throttling import SearchSubmitThrottle
+from matching.api.throttling import SearchSubmitKeyThrottle, SearchSubmitThrottle
 from matching.models import Search, SearchStatus
 from workflows.mirror import mirror_refresh_if_stale
 from workflows.services import search_submit
@@ -67,7 +67,7 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
         return SearchSummarySerializer
 
     def get_throttles(self):
-        return [SearchSubmitThrottle()] if self.action == "create" else []
+        return [SearchSubmitKeyThrottle(), SearchSubmitThrottle()] if self.action == "create" else []
 
     def retrieve(self, request, *args, **kwargs):
         search = self.get_object()
@@ -83,6 +83,7 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
             seeker_id=request.user.user_id,
             preferences=serializer.validated_data,
             acting_user=f"user:{request.user.user_id}",
+            api_key=request.auth,
         )
         return Response(SearchSubmittedSerializer(search).data, status=status.HTTP_202_ACCEPTED)
 
