@@ -21,11 +21,11 @@ setup: $(VENV)/.installed
 # The console on SQLite with the embedded broker: demo data, a worker and the web server.
 run: setup
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
-	@echo "Console: http://$(HOST):$(PORT)/admin/  API docs: http://$(HOST):$(PORT)/api/docs/  (Ctrl-C stops all)"
+	$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
+	@echo "Console: http://$(HOST):$(PORT)/ (the admin)  API docs: http://$(HOST):$(PORT)/api/docs/  (Ctrl-C stops all)"
 	trap 'kill 0' EXIT; \
 	$(VENV)/bin/celery -A snowbuddy worker --beat --loglevel info --concurrency 2 & \
-	$(VENV)/bin/gunicorn snowbuddy.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile - ; \
+	$(VENV)/bin/gunicorn -c python:snowbuddy.gunicorn_conf snowbuddy.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile - ; \
 	wait
 
 # The local durable stack alone (emulator, Lambda stand-in, Durable API, moto, GlobalCoach).
@@ -35,7 +35,7 @@ durable: setup
 # The console on the durable engine: the local durable stack, then the console pointed at it.
 run-durable: setup
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
 	rm -f var/durable/console.env
 	trap 'kill 0' EXIT; \
 	$(PY) -m workflows.durable.local.stack --console-url http://$(HOST):$(PORT) --env-file var/durable/console.env & \
@@ -44,7 +44,7 @@ run-durable: setup
 	set -a; . var/durable/console.env; set +a; \
 	echo "Console on the durable engine: http://$(HOST):$(PORT)/admin/ (Ctrl-C stops all)"; \
 	$(VENV)/bin/celery -A snowbuddy worker --beat --loglevel info --concurrency 2 & \
-	$(VENV)/bin/gunicorn snowbuddy.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile - ; \
+	$(VENV)/bin/gunicorn -c python:snowbuddy.gunicorn_conf snowbuddy.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile - ; \
 	wait
 
 # The whole suite on PostgreSQL and Redis, with a real Celery worker process.

@@ -1,6 +1,10 @@
 import os
 
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "snowbuddy.settings")
+
 from django.core.wsgi import get_wsgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "snowbuddy.settings")
+from snowbuddy.startup import settings_or_exit
+
+settings_or_exit()
 application = get_wsgi_application()
