@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime
 import re
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from matching.models import Engine, Role, Search, SearchResult
@@ -36,6 +37,7 @@ class StrictStringField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field({"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"})
 class StrictDateField(serializers.Field):
     """A calendar date written exactly `YYYY-MM-DD`. (DRF's ISO-8601 date field goes through
     `date.fromisoformat`, which also takes `20260101` and `2026-W01-1`.)"""
