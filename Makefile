@@ -8,8 +8,14 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_REDIS_CACHE_URL ?= redis://127.0.0.1:6379/12
+SAM_CLI_VERSION ?= 1.170.0
+SAM_VENV ?= var/sam
+# sam build installs the functions' dependencies with the runtime's own Python (python3.13).
+# (A pyenv shim is no use: sam runs `python3.13` by name; take the interpreter itself.)
+LAMBDA_PYTHON ?= $(shell ls $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1 || true)
+LAMBDA_PYTHON := $(or $(LAMBDA_PYTHON),$(shell command -v python3.13 2>/dev/null))
 
-.PHONY: setup run run-durable durable test lint format bench bench-durable clean
+.PHONY: setup run run-durable durable test lint format bench bench-durable lambda-build clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -69,6 +75,17 @@ bench: setup
 
 bench-durable: setup
 	$(PY) bench/durable_bench.py
+
+# The Lambda package of workflows/durable/template.yaml: stage the Lambda side and the engine,
+# sam build (from PyPI, no container), then print each function's size and fail on any Django.
+lambda-build: setup
+	@test -n "$(LAMBDA_PYTHON)" || { echo "sam build needs python3.13 (the functions' runtime)"; exit 1; }
+	$(PY) -m workflows.durable.package
+	test -x $(SAM_VENV)/bin/sam || { $(PYTHON) -m venv $(SAM_VENV) && \
+		$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION); }
+	PATH="$(dir $(LAMBDA_PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build \
+		--template-file workflows/durable/template.yaml --build-dir var/lambda/build
+	$(PY) -m workflows.durable.package --check var/lambda/build
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
