@@ -19,23 +19,26 @@ from urllib.parse import urlsplit, urlunsplit
 from django.core.exceptions import ImproperlyConfigured
 
 EXIT_CODE = 2
+# A gunicorn worker that exits with 4 (its APP_LOAD_ERROR) stops the master; any other code and
+# the master would boot a new worker, forever. wsgi.py uses it.
+WSGI_EXIT_CODE = 4
 SERVICE_TIMEOUT_SECONDS = 3
 
 
-def fail(exc: BaseException) -> None:
+def fail(exc: BaseException, exit_code: int = EXIT_CODE) -> None:
     """Print `ImproperlyConfigured: <VAR>: <reason>` on one line and exit non-zero."""
     message = " ".join(str(exc).split())  # one line, whatever the message held
     print(f"ImproperlyConfigured: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(EXIT_CODE)
+    raise SystemExit(exit_code)
 
 
-def settings_or_exit() -> None:
+def settings_or_exit(exit_code: int = EXIT_CODE) -> None:
     try:
         from django.conf import settings
 
         settings.INSTALLED_APPS  # noqa: B018 - loading the settings is the check
     except ImproperlyConfigured as exc:
-        fail(exc)
+        fail(exc, exit_code)
 
 
 def services_or_exit() -> None:

@@ -66,6 +66,14 @@ def test_every_entry_point_stops_on_a_bad_rate(tmp_path):
         _one_line_naming(_run(argv, {"MATCHING_SEARCH_RATE": "abc"}, tmp_path), "MATCHING_SEARCH_RATE")
 
 
+def test_gunicorn_without_the_config_file_stops_instead_of_rebooting_workers(tmp_path):
+    bare = [str(VENV_BIN / "gunicorn"), "snowbuddy.wsgi", "--bind", "127.0.0.1:0", "--workers", "2"]
+    result = _run(bare, {"MATCHING_SEARCH_RATE": "abc"}, tmp_path, timeout=60)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("ImproperlyConfigured: MATCHING_SEARCH_RATE: ") <= 2  # one per worker booted
+
+
 @pytest.mark.parametrize("argv", [GUNICORN, WORKER, [*MANAGE, "runserver", "127.0.0.1:0", "--noreload"]])
 def test_an_unreachable_broker_stops_the_servers(tmp_path, argv):
     line = _one_line_naming(_run(argv, {"REDIS_URL": UNREACHABLE_REDIS}, tmp_path), "REDIS_URL")
