@@ -8,8 +8,14 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_REDIS_CACHE_URL ?= redis://127.0.0.1:6379/12
+SAM_CLI_VERSION ?= 1.170.0
+SAM_VENV ?= var/sam
+# sam build installs the functions' dependencies with the runtime's own Python (python3.13).
+# (A pyenv shim is no use: sam runs `python3.13` by name; take the interpreter itself.)
+LAMBDA_PYTHON ?= $(shell ls $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1 || true)
+LAMBDA_PYTHON := $(or $(LAMBDA_PYTHON),$(shell command -v python3.13 2>/dev/null))
 
-.PHONY: setup run run-durable durable test lint format bench bench-durable clean
+.PHONY: setup run run-durable durable test lint format bench bench-durable lambda-build clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,11 +27,11 @@ setup: $(VENV)/.installed
 # The console on SQLite with the embedded broker: demo data, a worker and the web server.
 run: setup
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
-	@echo "Console: http://$(HOST):$(PORT)/admin/  API docs: http://$(HOST):$(PORT)/api/docs/  (Ctrl-C stops all)"
+	$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
+	@echo "Console: http://$(HOST):$(PORT)/ (the admin)  API docs: http://$(HOST):$(PORT)/api/docs/  (Ctrl-C stops all)"
 	trap 'kill 0' EXIT; \
 	$(VENV)/bin/celery -A snowbuddy worker --beat --loglevel info --concurrency 2 & \
-	$(VENV)/bin/gunicorn snowbuddy.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile - ; \
+	$(VENV)/bin/gunicorn -c python:snowbuddy.gunicorn_conf snowbuddy.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile - ; \
 	wait
 
 # The local durable stack alone (emulator, Lambda stand-in, Durable API, moto, GlobalCoach).
@@ -35,7 +41,7 @@ durable: setup
 # The console on the durable engine: the local durable stack, then the console pointed at it.
 run-durable: setup
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
 	rm -f var/durable/console.env
 	trap 'kill 0' EXIT; \
 	$(PY) -m workflows.durable.local.stack --console-url http://$(HOST):$(PORT) --env-file var/durable/console.env & \
@@ -44,7 +50,7 @@ run-durable: setup
 	set -a; . var/durable/console.env; set +a; \
 	echo "Console on the durable engine: http://$(HOST):$(PORT)/admin/ (Ctrl-C stops all)"; \
 	$(VENV)/bin/celery -A snowbuddy worker --beat --loglevel info --concurrency 2 & \
-	$(VENV)/bin/gunicorn snowbuddy.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile - ; \
+	$(VENV)/bin/gunicorn -c python:snowbuddy.gunicorn_conf snowbuddy.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile - ; \
 	wait
 
 # The whole suite on PostgreSQL and Redis, with a real Celery worker process.
@@ -69,6 +75,17 @@ bench: setup
 
 bench-durable: setup
 	$(PY) bench/durable_bench.py
+
+# The Lambda package of workflows/durable/template.yaml: stage the Lambda side and the engine,
+# sam build (from PyPI, no container), then print each function's size and fail on any Django.
+lambda-build: setup
+	@test -n "$(LAMBDA_PYTHON)" || { echo "sam build needs python3.13 (the functions' runtime)"; exit 1; }
+	$(PY) -m workflows.durable.package
+	test -x $(SAM_VENV)/bin/sam || { $(PYTHON) -m venv $(SAM_VENV) && \
+		$(SAM_VENV)/bin/pip install --quiet --disable-pip-version-check aws-sam-cli==$(SAM_CLI_VERSION); }
+	PATH="$(dir $(LAMBDA_PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build \
+		--template-file workflows/durable/template.yaml --build-dir var/lambda/build
+	$(PY) -m workflows.durable.package --check var/lambda/build
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

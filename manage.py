@@ -5,9 +5,23 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "snowbuddy.settings")
-    from django.core.management import execute_from_command_line
+    from django.core.exceptions import ImproperlyConfigured
 
-    execute_from_command_line(sys.argv)
+    from snowbuddy.startup import fail, services_or_exit, settings_or_exit
+
+    # A bad setting is one line naming the variable, not a traceback (snowbuddy/startup.py).
+    settings_or_exit()
+    try:
+        if sys.argv[1:2] == ["runserver"]:
+            import django
+
+            django.setup()
+            services_or_exit()
+        from django.core.management import execute_from_command_line
+
+        execute_from_command_line(sys.argv)
+    except ImproperlyConfigured as exc:
+        fail(exc)
 
 
 if __name__ == "__main__":

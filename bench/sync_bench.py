@@ -1,4 +1,4 @@
-"""Pull-sync benchmark: DynamoDB (moto in server mode, started here on 127.0.0.1) → the console's mirror.
+"""Pull-sync benchmark: DynamoDB (moto in server mode started here, or an endpoint you give) → the console's mirror.
 
 A script, not a test. It measures, with 10,000 searches and their 10,000 state items:
 
@@ -13,6 +13,10 @@ on that server (CREATEDB needed), migrates it, and drops it at the end; nothing 
 database named in the URL. Without a PostgreSQL URL it uses a fresh SQLite file under var/bench/.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python bench/sync_bench.py [--items 10000]
+
+DynamoDB: by default a moto server on a free 127.0.0.1 port, stopped at the end. With
+`--endpoint-url http://127.0.0.1:4567` it uses a DynamoDB that is already running there instead
+(dynalite, DynamoDB Local, …; loopback only): the bench table is created on it and deleted at the end.
 """
 
 from __future__ import annotations
@@ -135,21 +139,34 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--changed", type=int, default=100)
     parser.add_argument("--page-size", type=int, default=1000)
-    parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the raw moto timing")
+    parser.add_argument("--no-floor", dest="floor", action="store_false", help="skip the raw DynamoDB timing")
+    parser.add_argument(
+        "--endpoint-url",
+        help="an already running DynamoDB on this machine (e.g. dynalite: http://127.0.0.1:4567); default: moto",
+    )
     args = parser.parse_args()
 
-    from moto.server import ThreadedMotoServer
+    moto = None
+    if args.endpoint_url:
+        host = urlsplit(args.endpoint_url).hostname or ""
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            parser.error("--endpoint-url must be on this machine (127.0.0.1, localhost or ::1)")
+        endpoint, server = args.endpoint_url.rstrip("/"), f"DynamoDB at {args.endpoint_url}"
+    else:
+        from moto.server import ThreadedMotoServer
 
-    port = _free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
+        port = _free_port()
+        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        moto.start()
+        endpoint, server = f"http://127.0.0.1:{port}", f"moto server http://127.0.0.1:{port}"
+    args.server = server
     os.environ.update(
         AWS_ACCESS_KEY_ID="bench",
         AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106 - moto's dummy credentials
         AWS_DEFAULT_REGION=REGION,
         AWS_REGION=REGION,
         AWS_EC2_METADATA_DISABLED="true",
-        AWS_ENDPOINT_URL_DYNAMODB=f"http://127.0.0.1:{port}",
+        AWS_ENDPOINT_URL_DYNAMODB=endpoint,
         LOG_LEVEL="WARNING",
         DJANGO_SETTINGS_MODULE="snowbuddy.settings",
     )
@@ -157,7 +174,8 @@ def main() -> None:
         with _database(os.environ.get("DATABASE_URL", "")) as where:
             _run(args, where)
     finally:
-        moto.stop()
+        if moto is not None:
+            moto.stop()
 
 
 def _run(args: argparse.Namespace, where: str) -> None:
@@ -167,23 +185,39 @@ def _run(args: argparse.Namespace, where: str) -> None:
     django.setup()
     from django.conf import settings
     from django.core.management import call_command
-    from django.utils import timezone
 
-    from matching.models import Engine, Search, SearchStatus
-    from workflows.durable.state import Changes, WorkflowStateStore, create_table, serialize_item, timeline_entry
-    from workflows.dynamo import DynamoConfig, WorkflowStateReader
-    from workflows.mirror import workflow_state_sync
-    from workflows.models import ExecutionTimelineEntry, WorkflowExecution
+    from workflows.durable.state import create_table
 
     call_command("migrate", verbosity=0)
     settings.MATCHING_WORKFLOW_STATE_TABLE = TABLE
     settings.AWS_REGION = REGION
     endpoint = os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
     setup_client = boto3.client("dynamodb", region_name=REGION, endpoint_url=endpoint)
+    try:
+        setup_client.delete_table(TableName=TABLE)  # left over from an interrupted run
+        setup_client.get_waiter("table_not_exists").wait(TableName=TABLE, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    except setup_client.exceptions.ResourceNotFoundException:
+        pass
     create_table(setup_client, TABLE)
+    setup_client.get_waiter("table_exists").wait(TableName=TABLE, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    try:
+        _measure(args, where, endpoint, setup_client)
+    finally:
+        setup_client.delete_table(TableName=TABLE)
+
+
+def _measure(args: argparse.Namespace, where: str, endpoint: str, setup_client) -> None:
+    import boto3
+    from django.utils import timezone
+
+    from matching.models import Engine, Search, SearchStatus
+    from workflows.durable.state import Changes, WorkflowStateStore, serialize_item, timeline_entry
+    from workflows.dynamo import DynamoConfig, WorkflowStateReader
+    from workflows.mirror import workflow_state_sync
+    from workflows.models import ExecutionTimelineEntry, WorkflowExecution
 
     print(f"database: {where}")
-    print(f"DynamoDB: moto server {endpoint}, table {TABLE}, page size {args.page_size}")
+    print(f"DynamoDB: {args.server}, table {TABLE}, page size {args.page_size}")
     began = time.perf_counter()
     deadline = timezone.now() + dt.timedelta(hours=1)
     ids = [uuid.uuid4() for _ in range(args.items)]
@@ -254,7 +288,7 @@ def _run(args: argparse.Namespace, where: str) -> None:
     print(idle.line("next cycle", f"{idle.report.fetched} items read, {idle.report.applied} applied"))
 
     if args.floor:
-        # The same requests with no console work at all: what moto alone needs to answer them.
+        # The same requests with no console work at all: what DynamoDB alone needs to answer them.
         started = time.perf_counter()
         scanned = sum(len(page.items) for page in reader.scan())
         scan_floor = time.perf_counter() - started
@@ -262,18 +296,18 @@ def _run(args: argparse.Namespace, where: str) -> None:
         queried = sum(len(page.items) for page in reader.changed_since(incremental.report.query_from))
         query_floor = time.perf_counter() - started
         print(
-            f"{'moto floor:':18}Scan of {scanned:,} items {scan_floor:.2f}s, Query of {queried} items "
+            f"{'DynamoDB floor:':18}Scan of {scanned:,} items {scan_floor:.2f}s, Query of {queried} items "
             f"{query_floor:.2f}s (requests and parsing only, nothing applied)"
         )
 
     print()
     checks = [
         ("full sync applied every item", full.report.applied == len(ids)),
-        ("full sync <= 10 s (wall clock, moto included)", full.wall <= TARGET_FULL_SECONDS),
+        ("full sync <= 10 s (wall clock, DynamoDB included)", full.wall <= TARGET_FULL_SECONDS),
         ("full sync <= 10 s (console side)", full.console <= TARGET_FULL_SECONDS),
         ("incremental applied exactly the changed items", incremental.report.applied == args.changed),
         ("incremental <= 3 DynamoDB requests", len(incremental.requests) <= TARGET_INCREMENTAL_REQUESTS),
-        ("incremental <= 1 s (wall clock, moto included)", incremental.wall <= TARGET_INCREMENTAL_SECONDS),
+        ("incremental <= 1 s (wall clock, DynamoDB included)", incremental.wall <= TARGET_INCREMENTAL_SECONDS),
         ("incremental <= 1 s (console side)", incremental.console <= TARGET_INCREMENTAL_SECONDS),
     ]
     for name, ok in checks:

@@ -88,6 +88,7 @@ class SearchAdmin(admin.ModelAdmin):
         "deadline_at",
         "error",
         "result_count",
+        "api_key",
     ]
     inlines = [SearchEventInline, SearchResultInline]
 

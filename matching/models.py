@@ -104,6 +104,11 @@ class Search(models.Model):
     deadline_at = models.DateTimeField()
     error = models.TextField(blank=True)
     result_count = models.PositiveIntegerField(default=0)
+    # The API key the search was submitted with (None: made in the console, or before keys were
+    # recorded). Keys are revoked, never deleted; SET_NULL only guards a manual delete.
+    api_key = models.ForeignKey(
+        "ApiClientKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="searches"
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -150,19 +150,29 @@ def _transition(
     return True
 
 
-def search_create(*, seeker_id: str, preferences: dict, engine: str, acting_user: str | None = None) -> Search:
+def search_create(
+    *,
+    seeker_id: str,
+    preferences: dict,
+    engine: str,
+    acting_user: str | None = None,
+    api_key: ApiClientKey | None = None,
+) -> Search:
     """Store a validated search as attempt 1. Runs inside the caller's transaction, which also
-    writes the engine's dispatch record (workflows.services.search_submit)."""
+    writes the engine's dispatch record (workflows.services.search_submit).
+
+    `api_key` is the key the request came with: stored on the search, and named (prefix and name,
+    never the secret) in the actor and detail of the `submitted` event."""
     deadline = timezone.now() + timedelta(seconds=settings.MATCHING_WORKFLOW_TIMEOUT_SECONDS)
-    search = Search.objects.create(seeker_id=seeker_id, preferences=preferences, engine=engine, deadline_at=deadline)
-    _record(
-        search.pk,
-        1,
-        "submitted",
-        to=SearchStatus.PENDING,
-        actor=acting_user or f"user:{seeker_id}",
-        detail=f"engine={engine}",
+    search = Search.objects.create(
+        seeker_id=seeker_id, preferences=preferences, engine=engine, deadline_at=deadline, api_key=api_key
     )
+    actor = acting_user or f"user:{seeker_id}"
+    detail = f"engine={engine}"
+    if api_key is not None:
+        actor = f"{actor} via key:{api_key.prefix}"
+        detail = f"{detail} api_key={api_key.prefix} ({api_key.name})"
+    _record(search.pk, 1, "submitted", to=SearchStatus.PENDING, actor=actor[:150], detail=detail)
     return search
 
 

@@ -7,7 +7,7 @@ a time, and the hard time limit is shorter than the broker's visibility timeout.
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "snowbuddy.settings")
 
@@ -25,6 +25,23 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     worker_hijack_root_logger=False,
 )
+
+
+@app.on_configure.connect
+def _settings_or_exit(**_kwargs) -> None:
+    # Celery reads Django's settings lazily; a bad one is one line naming the variable
+    # (snowbuddy/startup.py), not a traceback from deep inside the worker's start.
+    from snowbuddy.startup import settings_or_exit
+
+    settings_or_exit()
+
+
+@signals.worker_init.connect
+@signals.beat_init.connect
+def _services_or_exit(**_kwargs) -> None:
+    from snowbuddy.startup import services_or_exit
+
+    services_or_exit()
 
 
 @app.on_after_finalize.connect

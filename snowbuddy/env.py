@@ -76,3 +76,37 @@ def env_url(name: str, default: str = "") -> str:
     if value and not value.startswith(("http://", "https://")):
         raise ImproperlyConfigured(f"{name}: expected an http(s) URL, got {value!r}")
     return value.rstrip("/")
+
+
+_RATE_PERIODS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+_RATE_PERIODS.update({"d": 86400, "day": 86400})
+
+
+def env_rate(name: str, default: str) -> str:
+    """A throttle rate `<count>/<period>` (period s|sec|second|m|min|minute|h|hour|d|day), as DRF reads it.
+
+    DRF parses rates only when a request is throttled, so a bad value would otherwise be a 500 on
+    every throttled request instead of a failed start.
+    """
+    value = env_str(name, default) or default
+    count, _, period = value.partition("/")
+    if not (count.isascii() and count.isdigit() and int(count) > 0 and period in _RATE_PERIODS):
+        raise ImproperlyConfigured(
+            f"{name}: expected <count>/<period> with count >= 1 and period s, min, hour or day "
+            f"(e.g. 15/min), got {value!r}"
+        )
+    return value
+
+
+def env_proxy_ssl_header(name: str) -> tuple[str, str] | None:
+    """`X-Forwarded-Proto,https` (or Django's own `HTTP_X_FORWARDED_PROTO,https`) → the settings tuple."""
+    raw = env_str(name)
+    if not raw:
+        return None
+    header, _, value = (part.strip() for part in raw.partition(","))
+    meta = header.upper().replace("-", "_")
+    if not meta.startswith("HTTP_"):
+        meta = f"HTTP_{meta}"
+    if not value or not all(c.isalnum() or c == "_" for c in meta):
+        raise ImproperlyConfigured(f"{name}: expected <header>,<value> such as X-Forwarded-Proto,https, got {raw!r}")
+    return meta, value

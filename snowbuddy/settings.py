@@ -18,6 +18,8 @@ from snowbuddy.env import (
     env_choice,
     env_int,
     env_list,
+    env_proxy_ssl_header,
+    env_rate,
     env_secret,
     env_str,
     env_url,
@@ -50,6 +52,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_standardized_errors",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -60,6 +63,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "snowbuddy.middleware.NoStoreMiddleware",
     "snowbuddy.middleware.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -98,6 +102,11 @@ try:
     }
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL: {exc}") from exc
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # An unreachable server fails the start-up check in seconds, not after the OS's TCP timeout.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1)
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web process read while the worker writes.
     DATABASES["default"]["OPTIONS"] = {
@@ -245,7 +254,9 @@ if MATCHING_CELERY_STUCK_SECONDS <= CELERY_TASK_TIME_LIMIT:
     )
 
 # --- REST API ------------------------------------------------------------------------------
-MATCHING_SEARCH_RATE = env_str("MATCHING_SEARCH_RATE", "15/min")
+MATCHING_SEARCH_RATE = env_rate("MATCHING_SEARCH_RATE", "15/min")
+# Per API key, across every user it names: one key holder rotating X-User-Id cannot go past it.
+MATCHING_KEY_RATE = env_rate("MATCHING_KEY_RATE", "600/min")
 # SnowTrace user tokens (matching/api/authentication.py): HS256 with a shared secret, as the old
 # service verified them. JWT_SECRET is the old service's other name for the secret.
 JWT_SECRET_KEY = env_secret("JWT_SECRET_KEY") or env_secret("JWT_SECRET")
@@ -258,14 +269,18 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["matching.api.authentication.SnowTraceAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["matching.api.parsers.StrictJSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "matching.api.errors.api_exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"search_submit": MATCHING_SEARCH_RATE},
+    "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"search_submit": MATCHING_SEARCH_RATE, "search_submit_key": MATCHING_KEY_RATE},
     "UNAUTHENTICATED_USER": None,
+}
+DRF_STANDARDIZED_ERRORS = {
+    "EXCEPTION_HANDLER_CLASS": "matching.api.errors.ApiExceptionHandler",
+    "ALLOWED_ERROR_STATUS_CODES": ["400", "401", "403", "404", "405", "406", "411", "413", "415", "429", "500"],
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Snowbuddy matching API",
@@ -284,13 +299,22 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# --- Security --------------------------------------------------------------------------------
+# --- Security (production values: .env.production.example; `manage.py check --deploy` is clean) ----
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 if not DEBUG and env_bool("DJANGO_SECURE_COOKIES", False):
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", False)
+# Load balancers probe /health over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^health$"]
+# Only behind a proxy that sets this header itself (and strips it from clients).
+SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("DJANGO_SECURE_PROXY_SSL_HEADER")
+CSRF_FAILURE_VIEW = "snowbuddy.errors.csrf_failure"
 
 LOGGING = {
     "version": 1,

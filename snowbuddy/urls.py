@@ -1,6 +1,6 @@
 from django.contrib import admin
-from django.http import JsonResponse
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from matching.api.views import HealthView
@@ -11,6 +11,7 @@ admin.site.site_title = "Snowbuddy console"
 admin.site.index_title = "Searches, engines and profiles"
 
 urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
     path("admin/", admin.site.urls),
     path("matching/", include("matching.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
@@ -19,15 +20,15 @@ urlpatterns = [
     path("webhooks/matching", workflow_views.matching_callback, name="matching-callback"),
     path("webhooks/globalcoach/<uuid:search_id>", workflow_views.globalcoach_callback, name="globalcoach-callback"),
     path(
-        "internal/searches/<uuid:search_id>/candidates",
+        # Any id reaches the view, which answers a JSON 404 for one that is not a UUID.
+        "internal/searches/<str:search_id>/candidates",
         workflow_views.search_candidates,
         name="internal-search-candidates",
     ),
 ]
 
 
-def server_error(request, *args, **kwargs):
-    return JsonResponse({"detail": "Internal error."}, status=500)
-
-
-handler500 = server_error
+handler400 = "snowbuddy.errors.bad_request"
+handler403 = "snowbuddy.errors.permission_denied"
+handler404 = "snowbuddy.errors.page_not_found"
+handler500 = "snowbuddy.errors.server_error"

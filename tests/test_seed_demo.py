@@ -27,3 +27,9 @@ def test_seed_demo_is_deterministic(capsys):
     assert (
         list(SkierProfile.objects.values_list("user_id", "skill_level", "role", "resorts", "available_dates")) == first
     )
+
+
+def test_the_printed_curl_line_uses_the_given_address(capsys):
+    call_command("seed_demo", "--profiles", "10", "--base-url", "http://127.0.0.1:8123")
+    out = capsys.readouterr().out
+    assert "curl -s -X POST http://127.0.0.1:8123/matching/searches" in out

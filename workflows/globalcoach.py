@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 from django.conf import settings
@@ -115,12 +116,8 @@ class GlobalCoachClient:
             return ""
 
 
-def parse_vetting_answer(raw: bytes) -> VettingAnswer:
-    """A callback body, validated: `token` and two lists of user ids."""
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        raise InvalidVettingAnswer("the body is not JSON") from None
+def parse_vetting_answer(data: Any) -> VettingAnswer:
+    """A parsed callback body, validated: `token` and two lists of user ids."""
     if not isinstance(data, dict):
         raise InvalidVettingAnswer("expected a JSON object")
     token = data.get("token")

@@ -17,6 +17,7 @@ from kombu.exceptions import OperationalError as BrokerError
 from matching.engine import Match, ProfileIndex, SearchRequest
 from matching.models import (
     TERMINAL_STATUSES,
+    ApiClientKey,
     Engine,
     Search,
     SearchEvent,
@@ -52,11 +53,15 @@ logger = logging.getLogger(__name__)
 RUN_SEARCH_TASK = "workflows.tasks.run_search"
 
 
-def search_submit(*, seeker_id: str, preferences: dict, acting_user: str | None = None) -> Search:
+def search_submit(
+    *, seeker_id: str, preferences: dict, acting_user: str | None = None, api_key: ApiClientKey | None = None
+) -> Search:
     """Store a validated search and its dispatch record together; dispatch after commit."""
     engine = choose_engine()
     with transaction.atomic(durable=True):
-        search = search_create(seeker_id=seeker_id, preferences=preferences, engine=engine, acting_user=acting_user)
+        search = search_create(
+            seeker_id=seeker_id, preferences=preferences, engine=engine, acting_user=acting_user, api_key=api_key
+        )
         dispatch_create(search=search)
     return search
 

@@ -1,20 +1,28 @@
-"""HTTP endpoints the durable workflow calls: the signed callback webhook and the candidates feed."""
+"""HTTP endpoints the durable workflow calls: the signed callback webhook and the candidates feed.
+
+Both answer errors in the project's one JSON shape (snowbuddy/errors.py). Every part of a body
+or a query is checked here before a service sees it, so no input reaches the database unchecked.
+"""
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
+import math
 import uuid
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
 
 from matching.models import Search
 from matching.profile_source import prefiltered_profile_page
 from matching.selectors import resort_regions
+from snowbuddy import json_input
+from snowbuddy.errors import error_response, method_not_allowed, validation_body
 from workflows.durable.signing import WebhookVerificationError, verify
 from workflows.globalcoach import InvalidVettingAnswer, MissingVettingToken, parse_vetting_answer
 from workflows.services import WEBHOOK_STATUSES, workflow_callback_apply
@@ -23,72 +31,235 @@ from workflows.vetting import vetting_answer_apply, vetting_callback_verify
 logger = logging.getLogger(__name__)
 
 MAX_CANDIDATE_PAGE = 2000
+MAX_ATTEMPT = 2**31 - 1  # Search.attempt is an integer column
+MAX_VERSION = 2**63 - 1  # WorkflowExecution.version is a bigint column
+MAX_RESULTS = 100  # the largest `limit` a search may ask for
+MAX_ERROR_CHARS = 10_000
+BREAKDOWN_DIMENSIONS = ("skill", "location", "availability", "role")
+
+
+def allow_methods(*methods: str) -> Callable:
+    """Like Django's require_http_methods, but the 405 is JSON in the project's shape."""
+
+    def decorator(view):
+        @wraps(view)
+        def inner(request, *args, **kwargs):
+            if request.method not in methods:
+                return method_not_allowed(request, list(methods))
+            return view(request, *args, **kwargs)
+
+        return inner
+
+    return decorator
+
+
+# --- the callback webhook ----------------------------------------------------------------------
 
 
 @csrf_exempt
-@require_POST
+@allow_methods("POST")
 def matching_callback(request: HttpRequest) -> JsonResponse:
     if not settings.MATCHING_WEBHOOK_SECRET:
         logger.error("MATCHING_WEBHOOK_SECRET is not set; refusing workflow callbacks")
-        return JsonResponse({"detail": "Webhook not configured."}, status=503)
+        return error_response(503, "not_configured", "Webhook not configured.")
     raw = request.body  # the exact bytes that were signed; verify before parsing
     try:
         webhook_id = verify(settings.MATCHING_WEBHOOK_SECRET, request.headers, raw)
     except WebhookVerificationError as exc:
         logger.warning("rejected a workflow callback: %s", exc.reason)
-        return JsonResponse({"detail": "Invalid signature.", "reason": exc.reason}, status=401)
+        return error_response(401, exc.reason, "Invalid signature.")
     try:
-        body = json.loads(raw)
-        _validate_callback(body)
-    except (ValueError, TypeError) as exc:
-        return JsonResponse({"detail": f"Malformed callback: {exc}"}, status=400)
+        body = json_input.loads(raw)
+    except json_input.JsonInputError as exc:
+        return error_response(400, exc.code, exc.detail)
+    errors = callback_errors(body)
+    if errors:
+        return JsonResponse(validation_body(errors), status=400)
     outcome = workflow_callback_apply(webhook_id=webhook_id[:200], body=body)
     if outcome == "unknown_search":
-        return JsonResponse({"detail": "Unknown search.", "outcome": outcome}, status=404)
+        return error_response(404, "unknown_search", "Unknown search.")
     return JsonResponse({"outcome": outcome})
 
 
-def _validate_callback(body) -> None:
+class _Errors:
+    def __init__(self):
+        self.items: list[tuple[str | None, str, str]] = []
+
+    def add(self, attr: str | None, code: str, detail: str) -> None:
+        self.items.append((attr, code, detail))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, float) and math.isfinite(value)) or _is_int(value)
+
+
+def _check_int(errors: _Errors, attr: str, value: Any, low: int, high: int) -> None:
+    if not _is_int(value):
+        errors.add(attr, "invalid", "Must be an integer.")
+    elif not low <= value <= high:
+        errors.add(attr, "out_of_range", f"Must be between {low} and {high}.")
+
+
+def _check_unknown(errors: _Errors, prefix: str, data: dict, known: tuple[str, ...]) -> None:
+    for key in sorted(set(data) - set(known)):
+        errors.add(f"{prefix}{key}", "unknown_field", "Unknown field.")
+
+
+def callback_errors(body: Any) -> list[tuple[str | None, str, str]]:
+    """Every problem of a callback body as (attr, code, detail); empty when it may be applied.
+
+    The shape is docs/contracts.md's "Callback webhook"; the workflow writes exactly these keys.
+    """
+    errors = _Errors()
     if not isinstance(body, dict):
-        raise ValueError("expected a JSON object")
-    uuid.UUID(str(body.get("search_id")))
-    for name in ("attempt", "version"):
-        if isinstance(body.get(name), bool) or not isinstance(body.get(name), int) or body[name] < 0:
-            raise ValueError(f"{name} must be a non-negative integer")
+        errors.add(None, "invalid", "Expected a JSON object.")
+        return errors.items
+    _check_unknown(errors, "", body, ("search_id", "attempt", "status", "version", "payload"))
+    search_id = body.get("search_id")
+    try:
+        if not isinstance(search_id, str):
+            raise ValueError
+        uuid.UUID(search_id)
+    except ValueError:
+        errors.add("search_id", "invalid", "Must be a UUID string.")
+    _check_int(errors, "attempt", body.get("attempt"), 1, MAX_ATTEMPT)
+    _check_int(errors, "version", body.get("version"), 0, MAX_VERSION)
     if body.get("status") not in WEBHOOK_STATUSES:
-        raise ValueError(f"unknown status {body.get('status')!r}")
-    payload = body.get("payload", {})
-    if payload is not None and not isinstance(payload, dict):
-        raise ValueError("payload must be an object")
-    results = (payload or {}).get("results") or []
-    if not isinstance(results, list) or not all(
-        isinstance(r, dict) and {"user_id", "score", "breakdown", "rank"} <= set(r) for r in results
-    ):
-        raise ValueError("payload.results must be a list of matches")
+        errors.add("status", "invalid_choice", f"Must be one of {', '.join(sorted(WEBHOOK_STATUSES))}.")
+    payload = body.get("payload")
+    if payload is None:
+        return errors.items
+    if not isinstance(payload, dict):
+        errors.add("payload", "invalid", "Must be an object or null.")
+        return errors.items
+    _check_unknown(errors, "payload.", payload, ("results", "error", "pending_callback"))
+    _check_error(errors, payload.get("error"))
+    pending = payload.get("pending_callback")
+    if pending is not None and not isinstance(pending, dict):
+        errors.add("payload.pending_callback", "invalid", "Must be an object or null.")
+    results = payload.get("results")
+    if results is None:
+        return errors.items
+    if not isinstance(results, list):
+        errors.add("payload.results", "invalid", "Must be a list or null.")
+    elif len(results) > MAX_RESULTS:
+        errors.add("payload.results", "too_long", f"At most {MAX_RESULTS} results.")
+    else:
+        _check_results(errors, results)
+    return errors.items
+
+
+def _check_error(errors: _Errors, error: Any) -> None:
+    if error is None:
+        return
+    if isinstance(error, str):
+        if len(error) > MAX_ERROR_CHARS:
+            errors.add("payload.error", "too_long", f"At most {MAX_ERROR_CHARS} characters.")
+        return
+    if not isinstance(error, dict):
+        errors.add("payload.error", "invalid", "Must be a string, an object {code, message} or null.")
+        return
+    _check_unknown(errors, "payload.error.", error, ("code", "message"))
+    if not isinstance(error.get("code"), str) or not 1 <= len(error["code"]) <= 100:
+        errors.add("payload.error.code", "invalid", "Must be a string of 1 to 100 characters.")
+    message = error.get("message")
+    if message is not None and (not isinstance(message, str) or len(message) > MAX_ERROR_CHARS):
+        errors.add("payload.error.message", "invalid", f"Must be a string of at most {MAX_ERROR_CHARS} characters.")
+
+
+def _check_results(errors: _Errors, results: list) -> None:
+    ranks: set[int] = set()
+    user_ids: set[str] = set()
+    for i, match in enumerate(results):
+        at = f"payload.results.{i}"
+        if not isinstance(match, dict):
+            errors.add(at, "invalid", "Must be an object.")
+            continue
+        _check_unknown(errors, f"{at}.", match, ("user_id", "nickname", "score", "rank", "breakdown"))
+        user_id = match.get("user_id")
+        if not isinstance(user_id, str) or not 1 <= len(user_id) <= 64:
+            errors.add(f"{at}.user_id", "invalid", "Must be a string of 1 to 64 characters.")
+        elif user_id in user_ids:
+            errors.add(f"{at}.user_id", "duplicate", "The same user appears twice in the results.")
+        else:
+            user_ids.add(user_id)
+        nickname = match.get("nickname", "")
+        if not isinstance(nickname, str) or len(nickname) > 64:
+            errors.add(f"{at}.nickname", "invalid", "Must be a string of at most 64 characters.")
+        score = match.get("score")
+        if not _is_number(score) or not 0 <= score <= 1:
+            errors.add(f"{at}.score", "invalid", "Must be a number from 0 to 1.")
+        rank = match.get("rank")
+        if not _is_int(rank) or not 1 <= rank <= MAX_RESULTS:
+            errors.add(f"{at}.rank", "invalid", f"Must be an integer from 1 to {MAX_RESULTS}.")
+        elif rank in ranks:
+            errors.add(f"{at}.rank", "duplicate", "Two results have the same rank.")
+        else:
+            ranks.add(rank)
+        _check_breakdown(errors, f"{at}.breakdown", match.get("breakdown"))
+
+
+def _check_breakdown(errors: _Errors, at: str, breakdown: Any) -> None:
+    if not isinstance(breakdown, dict):
+        errors.add(at, "invalid", "Must be an object of per-dimension scores.")
+        return
+    _check_unknown(errors, f"{at}.", breakdown, (*BREAKDOWN_DIMENSIONS, "knowledge"))
+    for name in (*BREAKDOWN_DIMENSIONS, "knowledge"):
+        value = breakdown.get(name)
+        if name == "knowledge" and value is None:
+            continue
+        if not _is_number(value) or not 0 <= value <= 1:
+            errors.add(f"{at}.{name}", "invalid", "Must be a number from 0 to 1.")
+
+
+# --- the candidates feed -----------------------------------------------------------------------
 
 
 def _bearer_ok(request: HttpRequest) -> bool:
     expected = settings.MATCHING_INTERNAL_TOKEN
     supplied = request.headers.get("Authorization", "")
-    # compare_digest on equal-length bytes; an unset token never matches.
+    # compare_digest on bytes; an unset token never matches.
     return bool(expected) and hmac.compare_digest(supplied.encode(), f"Bearer {expected}".encode())
 
 
-@require_GET
+def _bounded_int(raw: str | None, default: int, low: int, high: int) -> int | None:
+    """A query parameter as an integer in [low, high], or None. ASCII digits only (no "+1" or " 1")."""
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
+        return None
+    value = int(raw)
+    return value if low <= value <= high else None
+
+
+# Bearer-authenticated, no cookies: CSRF does not apply, and a POST is a 405, not a CSRF 403.
+@csrf_exempt
+@allow_methods("GET")
 def search_candidates(request: HttpRequest, search_id: str) -> JsonResponse:
     """Prefiltered candidates for the durable workflow, one keyset page at a time."""
     if not _bearer_ok(request):
-        return JsonResponse({"detail": "Invalid service token."}, status=401)
+        return error_response(
+            401, "authentication_failed", "Invalid service token.", headers={"WWW-Authenticate": "Bearer"}
+        )
     try:
-        after_id = int(request.GET.get("cursor") or 0)
-        size = int(request.GET.get("page_size") or 1000)
+        search_uuid = uuid.UUID(search_id)
     except ValueError:
-        return JsonResponse({"detail": "cursor and page_size must be integers."}, status=400)
-    if not 1 <= size <= MAX_CANDIDATE_PAGE or after_id < 0:
-        return JsonResponse({"detail": f"page_size must be 1..{MAX_CANDIDATE_PAGE}."}, status=400)
-    search = Search.objects.filter(pk=search_id).only("seeker_id", "preferences").first()
+        return error_response(404, "unknown_search", "Unknown search.")
+    after_id = _bounded_int(request.GET.get("cursor"), 0, 0, 2**63 - 1)
+    if after_id is None:
+        return error_response(400, "invalid", "cursor must be a cursor this feed returned.", attr="cursor")
+    size = _bounded_int(request.GET.get("page_size"), 1000, 1, MAX_CANDIDATE_PAGE)
+    if size is None:
+        return error_response(
+            400, "invalid", f"page_size must be an integer from 1 to {MAX_CANDIDATE_PAGE}.", attr="page_size"
+        )
+    search = Search.objects.filter(pk=search_uuid).only("seeker_id", "preferences").first()
     if search is None:
-        return JsonResponse({"detail": "Unknown search."}, status=404)
+        return error_response(404, "unknown_search", "Unknown search.")
     profiles, next_after = prefiltered_profile_page(
         seeker_id=search.seeker_id,
         preferences=search.preferences,
@@ -102,20 +273,22 @@ def search_candidates(request: HttpRequest, search_id: str) -> JsonResponse:
 
 
 @csrf_exempt
-@require_POST
+@allow_methods("POST")
 def globalcoach_callback(request: HttpRequest, search_id) -> JsonResponse:
     """GlobalCoach's answer to a Celery-engine search's vetting request. The per-attempt token in
     the body is the credential (only its hash is stored; compared in constant time)."""
     try:
-        answer = parse_vetting_answer(request.body)
+        answer = parse_vetting_answer(json_input.loads(request.body))
+    except json_input.JsonInputError as exc:
+        return error_response(400, exc.code, exc.detail)
     except MissingVettingToken:
-        return JsonResponse({"detail": "Invalid token.", "reason": "invalid_token"}, status=401)
+        return error_response(401, "invalid_token", "Invalid token.")
     except InvalidVettingAnswer as exc:
-        return JsonResponse({"detail": f"Malformed vetting answer: {exc}"}, status=400)
+        return error_response(400, "invalid_vetting_answer", f"Malformed vetting answer: {exc}")
     vetting = vetting_callback_verify(search_id=search_id, token=answer.token)
     if vetting is None:
         logger.warning("rejected a GlobalCoach callback for %s: invalid token", search_id)
-        return JsonResponse({"detail": "Invalid token.", "reason": "invalid_token"}, status=401)
+        return error_response(401, "invalid_token", "Invalid token.")
     outcome = vetting_answer_apply(
         search_id=search_id,
         attempt=vetting.attempt,
@@ -126,5 +299,5 @@ def globalcoach_callback(request: HttpRequest, search_id) -> JsonResponse:
     if outcome == "already_answered":
         return JsonResponse({"accepted": False, "reason": outcome})
     if outcome == "not_awaiting":
-        return JsonResponse({"accepted": False, "reason": "the search is no longer waiting for vetting"}, status=409)
+        return error_response(409, "not_awaiting_vetting", "The search is no longer waiting for vetting.")
     return JsonResponse({"accepted": True, "outcome": outcome}, status=202)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -13,6 +14,7 @@ MAX_DATES = 60
 MAX_RESORTS = 43
 MAX_REGIONS = 20
 RESORTS_HINT = "GET /matching/resorts lists the known resort ids and regions."
+DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -38,6 +40,25 @@ class StrictStringField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+@extend_schema_field({"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"})
+class StrictDateField(serializers.Field):
+    """A calendar date written exactly `YYYY-MM-DD`. (DRF's ISO-8601 date field goes through
+    `date.fromisoformat`, which also takes `20260101` and `2026-W01-1`.)"""
+
+    default_error_messages = {"invalid": "Date has wrong format. Use YYYY-MM-DD."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not DATE_RE.fullmatch(data):
+            self.fail("invalid")
+        try:
+            return datetime.date.fromisoformat(data)
+        except ValueError:
+            self.fail("invalid")
+
+    def to_representation(self, value):
+        return value.isoformat() if isinstance(value, datetime.date) else value
+
+
 class SearchPreferencesSerializer(serializers.Serializer):
     """The body of POST /matching/searches (docs/contracts.md). Unknown fields are rejected."""
 
@@ -46,9 +67,7 @@ class SearchPreferencesSerializer(serializers.Serializer):
     skill_level_max = StrictIntegerField(min_value=1, max_value=10)
     resorts = serializers.ListField(child=StrictStringField(max_length=64), max_length=MAX_RESORTS, default=list)
     regions = serializers.ListField(child=StrictStringField(max_length=100), max_length=MAX_REGIONS, default=list)
-    dates = serializers.ListField(
-        child=serializers.DateField(input_formats=["iso-8601"]), max_length=MAX_DATES, default=list
-    )
+    dates = serializers.ListField(child=StrictDateField(), max_length=MAX_DATES, default=list)
     include_knowledge_score = StrictBooleanField(default=False)
     knowledge_score = StrictIntegerField(min_value=0, max_value=100, required=False, allow_null=True, default=None)
     required_certifications = serializers.ListField(child=StrictStringField(max_length=32), max_length=10, default=list)
@@ -130,9 +149,7 @@ class SnowTraceSearchPreferencesSerializer(serializers.Serializer):
     preferred_regions = serializers.ListField(
         child=StrictStringField(max_length=100), max_length=MAX_REGIONS, default=list, allow_null=True
     )
-    availability = serializers.ListField(
-        child=serializers.DateField(input_formats=["iso-8601"]), max_length=MAX_DATES, default=list, allow_null=True
-    )
+    availability = serializers.ListField(child=StrictDateField(), max_length=MAX_DATES, default=list, allow_null=True)
     seeking_role = serializers.ChoiceField(choices=Role.choices, default=Role.BUDDY)
     include_knowledge_score = StrictBooleanField(default=False)
 

@@ -11,3 +11,16 @@ class SearchSubmitThrottle(SimpleRateThrottle):
         if not getattr(user, "is_authenticated", False):
             return None
         return self.cache_format % {"scope": self.scope, "ident": user.pk}
+
+
+class SearchSubmitKeyThrottle(SimpleRateThrottle):
+    """Per API key, whatever user it names (MATCHING_KEY_RATE): a key holder rotating X-User-Id
+    meets this limit."""
+
+    scope = "search_submit_key"
+
+    def get_cache_key(self, request, view):
+        key = getattr(request, "auth", None)
+        if key is None or getattr(key, "pk", None) is None:
+            return None
+        return self.cache_format % {"scope": self.scope, "ident": key.pk}

@@ -9,6 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import APIException
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.versioning import AcceptHeaderVersioning
@@ -28,7 +29,7 @@ from matching.api.serializers import (
     SnowTraceSearchSubmittedSerializer,
     search_preferences_serializer,
 )
-from matching.api.throttling import SearchSubmitThrottle
+from matching.api.throttling import SearchSubmitKeyThrottle, SearchSubmitThrottle
 from matching.models import Resort, Search, SearchStatus
 from matching.regions import KNOWN_REGIONS
 from workflows.mirror import mirror_refresh_if_stale
@@ -47,6 +48,11 @@ SEARCH_BODY = PolymorphicProxySerializer(
     serializers=[SnowTraceSearchPreferencesSerializer, SearchPreferencesSerializer],
     resource_type_field_name=None,
 )
+
+
+class SearchAlreadyFinished(APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "already_finished"
 
 
 class SearchApiVersioning(AcceptHeaderVersioning):
@@ -101,7 +107,7 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
         return SearchSummarySerializer
 
     def get_throttles(self):
-        return [SearchSubmitThrottle()] if self.action == "create" else []
+        return [SearchSubmitKeyThrottle(), SearchSubmitThrottle()] if self.action == "create" else []
 
     def retrieve(self, request, *args, **kwargs):
         search = self.get_object()
@@ -123,6 +129,7 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
             seeker_id=request.user.user_id,
             preferences=serializer.validated_data,
             acting_user=f"user:{request.user.user_id}",
+            api_key=request.auth,
         )
         return Response(self.get_serializer(search).data, status=status.HTTP_202_ACCEPTED)
 
@@ -144,13 +151,7 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
         search_cancel(search=search, reason=reason, acting_user=f"user:{request.user.user_id}")
         search.refresh_from_db()
         if search.status != SearchStatus.CANCELLED:
-            return Response(
-                {
-                    "detail": f"The search already {search.status}; it can no longer be cancelled.",
-                    "status": search.status,
-                },
-                status=status.HTTP_409_CONFLICT,
-            )
+            raise SearchAlreadyFinished(f"The search already {search.status}; it can no longer be cancelled.")
         return Response(SearchCancelledSerializer(search).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -74,7 +74,7 @@ def _no_dispatch(monkeypatch):
 def test_a_key_that_is_not_a_trusted_service_cannot_name_the_user(client, untrusted_api_key, resorts):
     response = client.get("/matching/searches", headers={"X-API-Key": untrusted_api_key, "X-User-Id": "u1"})
     assert response.status_code == 401
-    assert "trusted service" in response.json()["detail"]
+    assert "trusted service" in response.json()["errors"][0]["detail"]
 
 
 def test_a_bearer_token_names_the_user_for_any_valid_key(client, untrusted_api_key, resorts, jwt_secret):
@@ -107,7 +107,7 @@ def test_a_bad_token_is_a_401_that_says_why_and_nothing_of_the_secret(
     headers = {"X-API-Key": api_key, "Authorization": f"Bearer {token()}"}
     response = client.get("/matching/searches", headers=headers)
     assert response.status_code == 401
-    assert reason in response.json()["detail"]
+    assert reason in response.json()["errors"][0]["detail"]
     assert jwt_secret not in response.content.decode()
 
 
@@ -126,7 +126,7 @@ def test_a_wrong_issuer_is_refused_when_an_issuer_is_configured(client, api_key,
     bad = {"X-API-Key": api_key, "Authorization": f"Bearer {user_token(USER, iss='elsewhere')}"}
     assert client.get("/matching/searches", headers=good).status_code == 200
     response = client.get("/matching/searches", headers=bad)
-    assert response.status_code == 401 and "issuer" in response.json()["detail"]
+    assert response.status_code == 401 and "issuer" in response.json()["errors"][0]["detail"]
 
 
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # HS512 wants a longer key
@@ -135,27 +135,27 @@ def test_a_token_with_another_algorithm_is_refused(client, api_key, resorts, jwt
 
     token = jwt.encode({"sub": USER, "aud": "user_core", "exp": 2**40}, jwt_secret, algorithm="HS512")
     response = client.get("/matching/searches", headers={"X-API-Key": api_key, "Authorization": f"Bearer {token}"})
-    assert response.status_code == 401 and "HS256" in response.json()["detail"]
+    assert response.status_code == 401 and "HS256" in response.json()["errors"][0]["detail"]
 
 
 def test_x_user_id_must_agree_with_the_token(client, api_key, resorts, jwt_secret):
     headers = {"X-API-Key": api_key, "Authorization": f"Bearer {user_token(USER)}", "X-User-Id": "someone-else"}
     response = client.get("/matching/searches", headers=headers)
-    assert response.status_code == 401 and "another user" in response.json()["detail"]
+    assert response.status_code == 401 and "another user" in response.json()["errors"][0]["detail"]
 
 
 def test_a_token_alone_reads_but_cannot_submit(client, resorts, jwt_secret):
     headers = {"Authorization": f"Bearer {user_token(USER)}"}
     assert client.get("/matching/searches", headers=headers).status_code == 200
     response = client.post("/matching/searches", VALID, content_type="application/json", headers=headers)
-    assert response.status_code == 401 and "X-API-Key" in response.json()["detail"]
+    assert response.status_code == 401 and "X-API-Key" in response.json()["errors"][0]["detail"]
 
 
 def test_a_token_is_refused_while_no_secret_is_configured(client, api_key, resorts, settings):
     settings.JWT_SECRET_KEY = ""
     headers = {"X-API-Key": api_key, "Authorization": f"Bearer {user_token(USER)}"}
     response = client.get("/matching/searches", headers=headers)
-    assert response.status_code == 401 and "no token secret" in response.json()["detail"]
+    assert response.status_code == 401 and "no token secret" in response.json()["errors"][0]["detail"]
 
 
 def test_a_bad_key_is_refused_even_with_a_good_token(client, resorts, jwt_secret):

@@ -8,6 +8,7 @@ from matching.engine import Breakdown, Match
 from matching.models import Search, SearchStatus, SkierProfile
 from matching.services import profile_upsert, search_claim, search_fail, search_succeed
 from tests.conftest import SnowTraceClient
+from tests.errors import error_of
 
 pytestmark = pytest.mark.django_db
 
@@ -224,8 +225,8 @@ def test_a_finished_search_cannot_be_cancelled(owner, resorts):
     search_id = owner.post("/matching/searches", CONSOLE).json()["search_id"]
     _finished(search_id)
     response = owner.post(f"/matching/searches/{search_id}/cancel", raw="")
-    assert response.status_code == 409
-    assert response.json()["status"] == "succeeded"
+    error = error_of(response, 409)["errors"][0]
+    assert error["code"] == "already_finished" and "succeeded" in error["detail"]
 
 
 def test_another_users_search_cannot_be_cancelled(owner, another_user, resorts):

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from matching.models import Search, SearchStatus
+from tests.errors import error_attrs, error_of
 from workflows.models import SearchDispatch
 
 pytestmark = pytest.mark.django_db
@@ -69,8 +70,8 @@ def test_dates_are_normalised_and_duplicates_dropped(owner, resorts):
 )
 def test_invalid_preferences_get_a_field_level_400(owner, resorts, change, field):
     response = owner.post("/matching/searches", {**VALID, **change})
-    assert response.status_code == 400, response.content
-    assert field in response.json()
+    assert error_of(response, 400)["type"] == "validation_error"
+    assert any(attr == field or attr.startswith(f"{field}.") for attr in error_attrs(response))
     assert Search.objects.count() == 0
 
 
@@ -78,8 +79,8 @@ def test_invalid_preferences_get_a_field_level_400(owner, resorts, change, field
 def test_a_missing_required_field_is_named(owner, resorts, missing):
     body = {k: v for k, v in VALID.items() if k != missing}
     response = owner.post("/matching/searches", body)
-    assert response.status_code == 400
-    assert missing in response.json()
+    error_of(response, 400)
+    assert missing in error_attrs(response)
 
 
 def test_sixty_dates_are_allowed(owner, resorts):
@@ -107,21 +108,20 @@ def test_certifications_are_accepted_on_a_coach_search(owner, resorts):
 @pytest.mark.parametrize("raw", ["{not json", "[1, 2]", "null", '"text"', '{"role": "buddy",}'])
 def test_malformed_or_non_object_json_is_a_400(owner, resorts, raw):
     response = owner.post("/matching/searches", raw=raw)
-    assert response.status_code == 400
-    assert "detail" in response.json() or "non_field_errors" in response.json()
+    error_of(response, 400)
 
 
 def test_an_empty_body_is_a_400_that_says_what_to_send(owner, resorts):
     response = owner.post("/matching/searches", raw="")
-    assert response.status_code == 400
-    assert "{}" in response.json()["non_field_errors"][0]
+    errors = error_of(response, 400)["errors"]
+    assert "{}" in errors[0]["detail"]
     assert Search.objects.count() == 0
 
 
 def test_a_body_over_64_kb_is_a_413(owner, resorts):
     body = json.dumps({**VALID, "padding": "x" * 70_000})
     response = owner.post("/matching/searches", raw=body)
-    assert response.status_code == 413
+    assert error_of(response, 413)["errors"][0]["code"] == "payload_too_large"
     assert Search.objects.count() == 0
 
 
@@ -129,7 +129,7 @@ def test_the_sixteenth_search_in_a_minute_is_throttled_per_user(owner, another_u
     for _ in range(15):
         assert owner.post("/matching/searches", VALID).status_code == 202
     throttled = owner.post("/matching/searches", VALID)
-    assert throttled.status_code == 429
+    assert error_of(throttled, 429)["errors"][0]["code"] == "throttled"
     assert "Retry-After" in throttled.headers
     assert another_user.post("/matching/searches", VALID).status_code == 202
 

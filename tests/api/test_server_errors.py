@@ -12,5 +12,8 @@ def test_an_unexpected_error_is_a_json_500_without_a_stack_trace(client, owner, 
     client.raise_request_exception = False
     response = owner.get("/matching/searches")
     assert response.status_code == 500
-    assert response.json() == {"detail": "Internal error."}
+    assert response.json() == {
+        "type": "server_error",
+        "errors": [{"code": "server_error", "detail": "Internal error.", "attr": None}],
+    }
     assert b"secret internals" not in response.content and b"Traceback" not in response.content

@@ -113,7 +113,7 @@ def test_a_bad_bearer_token_is_a_401_with_the_reason(console, api_key, profiles,
     client = OldClient(console, api_key, token())
     for response in (client.post("/matching/searches", {}), client.get("/matching/searches")):
         assert response.status_code == 401
-        assert reason in response.json()["detail"] and JWT_TEST_SECRET not in response.text
+        assert reason in response.json()["errors"][0]["detail"] and JWT_TEST_SECRET not in response.text
 
 
 def test_a_token_signed_with_the_rotated_out_secret_works_while_it_is_the_fallback(
@@ -133,7 +133,7 @@ def test_x_user_id_is_honoured_from_a_trusted_service_key_only(console, api_key,
     assert stored_search(search_id).seeker_id == "snowtrace-user-7"
     untrusted = OldClient(console, untrusted_api_key, None, headers={"X-User-Id": "snowtrace-user-7"})
     response = untrusted.post("/matching/searches", {})
-    assert response.status_code == 401 and "trusted service" in response.json()["detail"]
+    assert response.status_code == 401 and "trusted service" in response.json()["errors"][0]["detail"]
 
 
 def test_the_users_token_alone_reads_a_search_as_the_old_get_did(snowtrace, console, profiles):

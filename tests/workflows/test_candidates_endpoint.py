@@ -4,6 +4,7 @@ from matching.demo import demo_profiles
 from matching.models import SkierProfile
 from matching.selectors import resort_regions
 from matching.services import profile_fields
+from tests.errors import error_attrs, error_codes
 from workflows.services import search_submit
 
 pytestmark = pytest.mark.django_db
@@ -60,3 +61,39 @@ def test_an_unknown_search_is_a_404(client, search):
         headers={"Authorization": f"Bearer {TOKEN}"},
     )
     assert response.status_code == 404
+
+
+def test_a_non_uuid_id_is_a_json_404(client, search):
+    response = client.get("/internal/searches/not-a-uuid/candidates", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert error_codes(response, 404) == {"unknown_search"}
+
+
+def test_a_post_is_a_json_405_not_a_csrf_403(client, search):
+    csrf_client = type(client)(enforce_csrf_checks=True)
+    response = csrf_client.post(
+        f"/internal/searches/{search.pk}/candidates", {}, headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert error_codes(response, 405) == {"method_not_allowed"}
+    assert response["Allow"] == "GET"
+
+
+@pytest.mark.parametrize(
+    ("params", "attr"),
+    [
+        ({"cursor": "9" * 30}, "cursor"),
+        ({"cursor": "9223372036854775808"}, "cursor"),
+        ({"cursor": "-1"}, "cursor"),
+        ({"cursor": "\u0661"}, "cursor"),
+        ({"page_size": " 5"}, "page_size"),
+        ({"page_size": "1e3"}, "page_size"),
+        ({"page_size": ""}, "page_size"),
+    ],
+)
+def test_out_of_range_paging_is_a_400_naming_the_parameter(client, search, params, attr):
+    response = _get(client, search, **params)
+    assert error_attrs(response, 400) == {attr}
+
+
+def test_the_largest_cursor_is_an_empty_last_page(client, search):
+    body = _get(client, search, cursor=str(2**63 - 1)).json()
+    assert body == {"profiles": [], "next_cursor": None}

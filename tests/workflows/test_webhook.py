@@ -76,7 +76,7 @@ def test_a_body_changed_after_signing_is_a_401(client, search):
 def test_a_timestamp_more_than_five_minutes_off_is_a_401(client, search, skew):
     response = deliver(client, fixture_body("succeeded", search), timestamp=int(time.time()) + skew)
     assert response.status_code == 401
-    assert response.json()["reason"] == "timestamp_out_of_tolerance"
+    assert response.json()["errors"][0]["code"] == "timestamp_out_of_tolerance"
     search.refresh_from_db()
     assert search.status == SearchStatus.PENDING
 

@@ -18,8 +18,11 @@ class Command(BaseCommand):
         parser.add_argument("--profiles", type=int, default=3000, help="how many synthetic profiles (default 3000)")
         parser.add_argument("--seed", type=int, default=2026)
         parser.add_argument("--admin-username", default="admin")
+        parser.add_argument(
+            "--base-url", default="http://127.0.0.1:8000", help="where the console listens, for the printed curl line"
+        )
 
-    def handle(self, *args, profiles: int, seed: int, admin_username: str, **options):
+    def handle(self, *args, profiles: int, seed: int, admin_username: str, base_url: str, **options):
         call_command("loaddata", "resorts", verbosity=0)
         forget_resort_regions()
         regions = resort_regions()
@@ -47,7 +50,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  admin login:  {admin_username} / {password}")
         self.stdout.write(f"  demo API key: {raw_key}")
         self.stdout.write(
-            "  try: curl -s -X POST http://127.0.0.1:8000/matching/searches "
+            f"  try: curl -s -X POST {base_url.rstrip('/')}/matching/searches "
             f"-H 'X-API-Key: {raw_key}' -H 'X-User-Id: demo-user' -H 'Content-Type: application/json' "
             """-d '{"role":"buddy","skill_level_min":3,"skill_level_max":7,"resorts":["yuzawa_naeba"]}'"""
         )

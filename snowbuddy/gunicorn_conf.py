@@ -1,0 +1,19 @@
+"""gunicorn's configuration: `gunicorn -c python:snowbuddy.gunicorn_conf snowbuddy.wsgi`.
+
+The master checks the settings and reaches the database, broker and cache before it forks any
+worker, so a bad environment stops gunicorn with one line naming the variable (snowbuddy/startup.py)
+instead of workers failing to boot one after another.
+"""
+
+import os
+
+
+def on_starting(server) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "snowbuddy.settings")
+    import django
+
+    from snowbuddy.startup import services_or_exit, settings_or_exit
+
+    settings_or_exit()
+    django.setup()
+    services_or_exit()
