@@ -225,7 +225,7 @@ def search_preferences_serializer(data, *, seeker_id: str) -> serializers.Serial
                     f"Both '{console_name}' and '{original_name}' were sent for the same field; send one "
                     f"('{original_name}' is SnowTrace's original name, '{console_name}' the console's)."
                 )
-                errors[console_name] = errors[original_name] = [message]
+                errors[console_name], errors[original_name] = [message], [message]
         if not errors:
             errors["non_field_errors"] = [
                 f"The body mixes SnowTrace's original field names ({', '.join(sorted(original))}) with the "

@@ -9,7 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.versioning import AcceptHeaderVersioning
@@ -119,10 +119,7 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
     @extend_schema(request=SEARCH_BODY, responses={202: SearchSubmittedSerializer}, versions=["2"])
     def create(self, request, *args, **kwargs):
         if not request.body:
-            return Response(
-                {"non_field_errors": ["A JSON object is required; {} searches with every default."]},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+            raise ValidationError({"non_field_errors": ["A JSON object is required; {} searches with every default."]})
         serializer = search_preferences_serializer(request.data, seeker_id=request.user.user_id)
         serializer.is_valid(raise_exception=True)
         search = search_submit(

@@ -26,7 +26,7 @@ def test_one_key_rotating_user_ids_meets_the_per_key_limit(client, api_key, reso
     assert error_codes(throttled, 429) == {"throttled"}
     assert int(throttled["Retry-After"]) > 0
     # Another key is not held back by the first one's traffic.
-    _, other_key = api_key_create(name="other-backend")
+    _, other_key = api_key_create(name="other-backend", is_trusted_service=True)
     assert SnowTraceClient(client, other_key, "rotating-3").post("/matching/searches", VALID).status_code == 202
     assert Search.objects.count() == 4
 

@@ -95,7 +95,8 @@ def test_invalid_old_bodies_are_400s_naming_the_field(snowtrace, profiles):
         ({"seeking_role": "coach", "role": "coach"}, "seeking_role"),
     ]:
         response = snowtrace.post("/matching/searches", body)
-        assert response.status_code == 400 and field in response.json(), (body, response.text)
+        attrs = {error["attr"] for error in response.json()["errors"]}
+        assert response.status_code == 400 and field in attrs, (body, response.text)
 
 
 # --- identity -----------------------------------------------------------------------------------
@@ -178,7 +179,8 @@ def test_a_client_cancels_a_search_and_reads_the_resort_list(snowtrace, profiles
     search_id = snowtrace.search({})
     snowtrace.completed(search_id)
     response = snowtrace.post(f"/matching/searches/{search_id}/cancel")
-    assert response.status_code == 409 and response.json()["status"] == "succeeded"
+    error = response.json()["errors"][0]
+    assert response.status_code == 409 and error["code"] == "already_finished" and "succeeded" in error["detail"]
 
 
 def test_a_finished_search_is_notified_once_with_a_verified_signature(snowtrace, profiles, notification_receiver):
