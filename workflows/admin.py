@@ -1,6 +1,11 @@
+"""The mirror's admin pages: read-only for everyone (the engines, the sync and the services write them)."""
+
 from django.contrib import admin
 
+from matching.admin import ReadOnlyAdmin
+from matching.admin.filters import STATUS_CHOICES, ExactSearchMixin, fixed_filter
 from workflows.models import (
+    EngineRouting,
     ExecutionTimelineEntry,
     SearchDispatch,
     SyncWatermark,
@@ -8,18 +13,21 @@ from workflows.models import (
     WorkflowExecution,
 )
 
+WEBHOOK_OUTCOMES = ["applied", "duplicate", "stale_version", "ignored_terminal", "superseded_attempt",
+                    "no_transition", "unknown_search", "received"]  # fmt: skip
+TIMELINE_KINDS = ["step", "wait", "callback", "execution", "invocation", "invoke", "context", "webhook", "transition",
+                  "api"]  # fmt: skip
+
 
 @admin.register(SearchDispatch)
-class SearchDispatchAdmin(admin.ModelAdmin):
+class SearchDispatchAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = ["search", "attempt", "engine", "created_at", "sent_at", "send_count", "last_error"]
     list_filter = ["engine", ("sent_at", admin.EmptyFieldListFilter)]
     list_select_related = ["search"]
-    search_fields = ["=search__search_id"]
+    search_fields = ["search__seeker_id"]
+    search_help_text = "Search id (or its first characters)."
+    uuid_search = ("search_id",)
     show_full_result_count = False
-    readonly_fields = ["search", "attempt", "engine", "created_at", "sent_at", "send_count", "last_error"]
-
-    def has_add_permission(self, request):
-        return False
 
 
 class ExecutionTimelineInline(admin.TabularInline):
@@ -33,57 +41,59 @@ class ExecutionTimelineInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(WorkflowExecution)
-class WorkflowExecutionAdmin(admin.ModelAdmin):
+class WorkflowExecutionAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = [
         "search", "attempt", "engine", "status", "version", "drift_state", "drift_checked_at", "last_synced_at",
     ]  # fmt: skip
-    list_filter = ["engine", "status", "drift_state"]
+    list_filter = ["engine", fixed_filter("status", "status", STATUS_CHOICES), "drift_state"]
     inlines = [ExecutionTimelineInline]
     list_select_related = ["search"]
-    search_fields = ["=search__search_id", "execution_name"]
+    search_fields = ["execution_name"]
+    search_help_text = "Search id (or its first characters), or an exact execution name."
+    exact_search = ("execution_name",)
+    uuid_search = ("search_id",)
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = ["webhook_id", "search", "status", "version", "outcome", "received_at"]
-    list_filter = ["outcome", "status"]
+    list_filter = [
+        fixed_filter("outcome", "outcome", [(o, o) for o in WEBHOOK_OUTCOMES]),
+        fixed_filter("status", "status", STATUS_CHOICES),
+    ]
     list_select_related = ["search"]
-    search_fields = ["=webhook_id", "=search__search_id"]
+    search_fields = ["webhook_id"]
+    search_help_text = "Search id (or its first characters), or an exact webhook id."
+    exact_search = ("webhook_id",)
+    uuid_search = ("search_id",)
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ExecutionTimelineEntry)
-class ExecutionTimelineEntryAdmin(admin.ModelAdmin):
+class ExecutionTimelineEntryAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = ["at", "execution", "source", "kind", "name", "event"]
-    list_filter = ["source", "kind"]
+    list_filter = ["source", fixed_filter("kind", "kind", [(k, k) for k in TIMELINE_KINDS])]
     list_select_related = ["execution"]
-    search_fields = ["=execution__search__search_id"]
+    search_fields = ["name"]
+    search_help_text = "Search id (or its first characters)."
+    uuid_search = ("execution__search_id",)
     show_full_result_count = False
     readonly_fields = ["execution", "key", "at", "source", "kind", "name", "event", "detail"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(SyncWatermark)
-class SyncWatermarkAdmin(admin.ModelAdmin):
+class SyncWatermarkAdmin(ReadOnlyAdmin):
     list_display = ["name", "position", "updated_at", "last_full_sync_at"]
-    readonly_fields = ["name", "position", "updated_at", "last_full_sync_at"]
 
-    def has_add_permission(self, request):
-        return False
+
+@admin.register(EngineRouting)
+class EngineRoutingAdmin(ReadOnlyAdmin):
+    """Shown for the record; staff switch it from the dashboard's routing page (audited)."""
+
+    list_display = ["mode", "changed_at", "changed_by", "reason"]
