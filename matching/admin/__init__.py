@@ -274,6 +274,8 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
     # --- the search page ---------------------------------------------------------------------------
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method != "GET":
+            raise PermissionDenied("a search is read-only: act on it through its actions")
         search = self.get_object(request, object_id)
         if search is None:
             raise Http404("no such search")
