@@ -9,7 +9,7 @@ TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 TEST_REDIS_CACHE_URL ?= redis://127.0.0.1:6379/12
 
-.PHONY: setup run run-durable durable test lint format bench bench-durable clean
+.PHONY: setup chromium run run-durable durable test lint format bench bench-durable clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 setup: $(VENV)/.installed
+
+# The browser test drives Debian's Chromium (Playwright's own browser download is not used).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 # The console on SQLite with the embedded broker: demo data, a worker and the web server.
 run: setup
@@ -47,8 +51,8 @@ run-durable: setup
 	$(VENV)/bin/gunicorn snowbuddy.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile - ; \
 	wait
 
-# The whole suite on PostgreSQL and Redis, with a real Celery worker process.
-test: setup
+# The whole suite on PostgreSQL and Redis, with a real Celery worker process and a real browser.
+test: setup chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports

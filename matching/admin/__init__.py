@@ -44,6 +44,8 @@ from workflows.selectors import search_attempts
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Records nobody edits from the console: the engines and services write them."""
 
+    show_facets = admin.ShowFacets.NEVER  # these tables grow large: no per-choice COUNT(*)
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -64,7 +66,9 @@ class ResortAdmin(admin.ModelAdmin):
 @admin.register(SkierProfile)
 class SkierProfileAdmin(ExactSearchMixin, admin.ModelAdmin):
     list_display = ["user_id", "nickname", "role", "skill_level", "open_to_matching", "knowledge_score", "updated_at"]
-    list_filter = ["role", "open_to_matching", "skill_level"]
+    list_filter = ["role", "open_to_matching",
+                   fixed_filter("skill_level", "skill level", [(str(n), str(n)) for n in range(1, 11)])]  # fmt: skip
+    show_facets = admin.ShowFacets.NEVER
     search_fields = ["user_id"]
     search_help_text = "Exact user id or nickname."
     exact_search = ("user_id", "nickname")
@@ -119,6 +123,7 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
     )
     ordering = ["-created_at"]
     show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts would COUNT(*) the table once per filter choice
     list_per_page = 50
     list_select_related = False  # no relation is shown in the list
     actions_on_bottom = True

@@ -210,7 +210,9 @@ def report(request, message_user: Callable, spec: ActionSpec, outcomes: list[tup
     level = messages.ERROR if counts["failed"] else messages.WARNING if counts["skipped"] else messages.SUCCESS
     message_user(request, f"{spec.label}: {summary}.", level)
     for search, result in outcomes[:50]:
-        message_user(request, f"{str(search.pk)[:8]}: {result.outcome}: {result.message}", LEVELS[result.outcome])
+        message_user(
+            request, f"Search {str(search.pk)[:8]}: {result.outcome}: {result.message}", LEVELS[result.outcome]
+        )
     if len(outcomes) > 50:
         message_user(request, f"… and {len(outcomes) - 50} more (see the audit trail).", messages.INFO)
 

@@ -98,7 +98,7 @@ def hourly_chart(counts: dict, now, *, width: int = 720, height: int = 160) -> d
     bars = []
     for i, hour in enumerate(hours):
         n = counts.get(hour, 0)
-        h = round((height - 20) * n / peak, 1)
+        h = round((height - 32) * n / peak, 1)
         bars.append({"x": round(i * slot + 2, 1), "y": round(height - 16 - h, 1), "w": round(slot - 4, 1), "h": h,
                      "n": n, "label": hour.strftime("%H"), "title": f"{hour:%Y-%m-%d %H:00} UTC: {n} searches",
                      "tx": round(i * slot + slot / 2, 1)})  # fmt: skip

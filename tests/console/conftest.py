@@ -31,7 +31,18 @@ def _fresh_routing_and_no_dispatch(monkeypatch):
     routing_forget()
 
 
+def ensure_console_groups() -> None:
+    """The groups the data migration creates (a transactional test's flush removes them)."""
+    import importlib
+
+    from django.apps import apps
+
+    if Group.objects.filter(name__in=[OPERATORS, REVIEWERS]).count() < 2:
+        importlib.import_module("workflows.migrations.0005_console_groups").create_groups(apps, None)
+
+
 def _staff(django_user_model, name: str, group: str):
+    ensure_console_groups()
     user = django_user_model.objects.create_user(name, password=f"x-{name}-pw", is_staff=True)
     user.groups.add(Group.objects.get(name=group))
     return user

@@ -72,7 +72,7 @@ def test_retry_starts_a_new_attempt_on_the_same_engine_and_audits_it(operator_cl
     assert (row.user, row.action, row.attempt, row.reason) == (operator, "retry", 1, "worker bug fixed")
     assert (row.status_before, row.status_after, row.outcome) == ("failed", "pending", "done")
     assert row.parameters == {"engine": "celery", "rerun_of_attempt": 1}
-    assert ("success", f"{str(search.pk)[:8]}: done: attempt 2 started on celery") in messages_of(response)
+    assert ("success", f"Search {str(search.pk)[:8]}: done: attempt 2 started on celery") in messages_of(response)
 
 
 def test_rerun_on_durable_moves_a_celery_search_to_the_durable_engine(operator_client, durable_api):
@@ -115,7 +115,7 @@ def test_bulk_retry_reports_each_search_done_or_skipped(operator_client, celery_
     assert response.status_code == 302
     said = messages_of(response)
     assert said[0] == ("warning", "Retry: 2 done, 1 skipped.")
-    assert ("warning", f"{str(running.pk)[:8]}: skipped: it is running, not finished") in said
+    assert ("warning", f"Search {str(running.pk)[:8]}: skipped: it is running, not finished") in said
     assert [Search.objects.get(pk=s.pk).attempt for s in failed] == [2, 2]
     assert Search.objects.get(pk=running.pk).attempt == 1
     assert StaffAction.objects.filter(action="retry").count() == 3

@@ -49,7 +49,7 @@ def test_when_the_callback_finishes_first_the_cancel_is_skipped_and_says_so(oper
     assert search.status == SearchStatus.SUCCEEDED and search.result_count == 1
     assert (
         "warning",
-        f"{str(search.pk)[:8]}: skipped: it had already succeeded (durable-callback was first)",
+        f"Search {str(search.pk)[:8]}: skipped: it had already succeeded (durable-callback was first)",
     ) in messages_of(response)
     action = StaffAction.objects.get(search=search)
     assert (action.outcome, action.status_before, action.status_after) == ("skipped", "succeeded", "succeeded")
@@ -61,7 +61,7 @@ def test_when_the_callback_finishes_first_the_cancel_is_skipped_and_says_so(oper
 def test_when_the_cancel_comes_first_the_callback_changes_nothing(operator_client, client):
     search = make_search(status="running", engine=Engine.DURABLE)
     response = confirm_single(operator_client, search, "cancel", reason="seeker withdrew")
-    assert ("success", f"{str(search.pk)[:8]}: done: cancelled; the durable execution is being stopped") in (
+    assert ("success", f"Search {str(search.pk)[:8]}: done: cancelled; the durable execution is being stopped") in (
         messages_of(response)
     )
     assert succeeded_callback(client, search) == "ignored_terminal"
