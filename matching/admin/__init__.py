@@ -41,6 +41,17 @@ from matching.services import api_key_create, api_key_revoke, profile_fields
 from workflows.selectors import search_attempts
 
 
+def chosen_action_name(request, default: str) -> str:
+    """The admin action picked in the list: the list has an action form at the top and the bottom,
+    and `index` says which one was submitted."""
+    names = request.POST.getlist("action")
+    try:
+        index = int(request.POST.get("index") or 0)
+    except ValueError:
+        index = 0
+    return (names[index] if index < len(names) else "") or next(filter(None, names), default)
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Records nobody edits from the console: the engines and services write them."""
 
@@ -212,11 +223,11 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
         return action
 
     def changelist_view(self, request, extra_context=None):
-        if request.method == "POST" and request.POST.get("action"):
-            name = request.POST["action"]
-            key = "intervene" if name in ("approve_vetting", "reject_vetting") else name
-            if key in ACTIONS and not request.user.has_perm(ACTIONS[key].perm):
-                raise PermissionDenied(f"you may not {ACTIONS[key].label.lower()}")
+        if request.method == "POST":
+            for name in request.POST.getlist("action"):
+                key = "intervene" if name in ("approve_vetting", "reject_vetting") else name
+                if key in ACTIONS and not request.user.has_perm(ACTIONS[key].perm):
+                    raise PermissionDenied(f"you may not {ACTIONS[key].label.lower()}")
         extra_context = {**(extra_context or {}), "dashboard_url": reverse("admin:matching_search_dashboard")}
         return super().changelist_view(request, extra_context)
 
@@ -250,7 +261,7 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
             "count": len(searches),
             "form": form,
             "single": single,
-            "action_name": request.POST.get("action", spec.key),
+            "action_name": chosen_action_name(request, spec.key),
             "selected_ids": [str(s.pk) for s in searches],
             "media": self.media + form.media,
         }

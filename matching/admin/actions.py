@@ -74,6 +74,9 @@ class InterveneForm(ReasonForm):
         if search is None:  # bulk: a subset only makes sense for one search
             self.fields["decision"].choices = [d for d in self.DECISIONS if d[0] != "approve_some"]
             del self.fields["approved"], self.fields["approved_other"]
+        elif not candidates:
+            # The Durable API could not list them: staff type the ids.
+            del self.fields["approved"]
 
     def clean(self):
         data = super().clean()

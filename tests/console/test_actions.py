@@ -303,3 +303,15 @@ def test_every_audit_record_names_who_when_what_why_and_the_statuses(operator_cl
     row = audit(search)
     assert row.at and row.username == "olga-operator" and row.action == "cancel" and row.reason == "why not"
     assert (row.status_before, row.status_after, row.outcome) == ("succeeded", "succeeded", "skipped")
+
+
+def test_a_bulk_action_from_the_top_action_bar_confirms_the_right_action(operator_client):
+    # The list has two action bars; the browser posts both selects and the index of the one used.
+    searches = [make_search(status="running") for _ in range(2)]
+    ids = [str(s.pk) for s in searches]
+    page = operator_client.post(
+        reverse(CHANGELIST), {"action": ["cancel", ""], "index": "0", "_selected_action": ids}
+    ).content.decode()
+    assert '<input type="hidden" name="action" value="cancel">' in page
+    response = confirm_bulk(operator_client, searches, "cancel")
+    assert messages_of(response)[0] == ("success", "Cancel: 2 done.")
