@@ -67,7 +67,7 @@ def test_retry_starts_a_new_attempt_on_the_same_engine_and_audits_it(operator_cl
     search.refresh_from_db()
     assert (search.attempt, search.status, search.engine) == (2, "pending", "celery")
     retried = SearchEvent.objects.get(search=search, kind="retried")
-    assert retried.actor == "staff:olga-operator" and "rerun of attempt 1" in retried.detail
+    assert retried.actor == "staff:olga-operator" and "rerunning attempt 1" in retried.detail
     row = audit(search)
     assert (row.user, row.action, row.attempt, row.reason) == (operator, "retry", 1, "worker bug fixed")
     assert (row.status_before, row.status_after, row.outcome) == ("failed", "pending", "done")
@@ -124,20 +124,23 @@ def test_bulk_retry_reports_each_search_done_or_skipped(operator_client, celery_
 # --- cancel ---------------------------------------------------------------------------------------
 
 
-def test_cancel_stops_a_running_celery_search_and_revokes_its_task(operator_client, operator):
+def test_cancel_stops_a_running_celery_search_and_revokes_its_task(
+    operator_client, operator, django_capture_on_commit_callbacks
+):
     search = make_search(status="running")
     WorkflowExecution.objects.create(search=search, attempt=1, engine="celery", celery_task_id="task-123")
-    response = confirm_single(operator_client, search, "cancel", reason="seeker asked")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = confirm_single(operator_client, search, "cancel", reason="seeker asked")
     search.refresh_from_db()
     assert search.status == "cancelled" and search.error == "cancelled: seeker asked"
     assert SearchEvent.objects.filter(
-        search=search, kind="remote_cancel", detail="Celery task task-123 revoked"
+        search=search, kind="remote_cancel", detail="celery task task-123 revoked"
     ).exists()
     row = audit(search)
     assert (row.status_before, row.status_after, row.outcome, row.username) == (
         "running", "cancelled", "done", "olga-operator",
     )  # fmt: skip
-    assert "done: cancelled; its Celery task revoked" in texts(response)
+    assert "done: cancelled; its Celery task is being revoked" in texts(response)
 
 
 def test_cancel_of_a_durable_search_stops_its_execution_after_commit(
