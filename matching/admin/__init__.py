@@ -17,6 +17,7 @@ from matching.admin import dashboard
 from matching.admin.actions import ACTIONS, MAX_BULK, ActionSpec, export, report, run_one
 from matching.admin.filters import (
     AttentionFilter,
+    CappedCountPaginator,
     CreatedFilter,
     ExactSearchMixin,
     RoleFilter,
@@ -56,6 +57,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     """Records nobody edits from the console: the engines and services write them."""
 
     show_facets = admin.ShowFacets.NEVER  # these tables grow large: no per-choice COUNT(*)
+    paginator = CappedCountPaginator
 
     def has_add_permission(self, request, obj=None):
         return False

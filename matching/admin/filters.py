@@ -7,9 +7,11 @@ import uuid
 from datetime import timedelta
 
 from django.contrib import admin
+from django.core.paginator import Paginator
 from django.db.models import Q
 from django.db.models.fields.json import KT
 from django.utils import timezone
+from django.utils.functional import cached_property
 
 from matching.models import Role, SearchResult, SearchStatus
 from matching.selectors import needs_attention_q, stuck_q, vetting_overdue_q
@@ -129,3 +131,18 @@ def fixed_filter(field: str, title: str, choices: list[tuple[str, str]]) -> type
 
 
 STATUS_CHOICES = list(SearchStatus.choices)
+
+
+class CappedCountPaginator(Paginator):
+    """Counts at most COUNT_CAP + 1 rows (`SELECT count(*) FROM (… LIMIT cap + 1)`), so a list of a
+    million rows never counts them all; past the cap the page says "more than 10,000"."""
+
+    COUNT_CAP = 10_000
+
+    @cached_property
+    def count(self) -> int:
+        return self.object_list[: self.COUNT_CAP + 1].count()
+
+    @property
+    def capped(self) -> bool:
+        return self.count > self.COUNT_CAP

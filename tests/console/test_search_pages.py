@@ -184,3 +184,15 @@ def test_why_not_for_an_unknown_user(reviewer_client):
     search = make_search(status="succeeded")
     page = reviewer_client.get(reverse("admin:matching_search_change", args=[search.pk]), {"why": "ghost"})
     assert "no profile with this user id" in page.content.decode()
+
+
+def test_the_list_counts_no_further_than_its_cap(reviewer_client, monkeypatch):
+    from matching.admin.filters import CappedCountPaginator
+
+    monkeypatch.setattr(CappedCountPaginator, "COUNT_CAP", 5)
+    for _ in range(7):
+        make_search(status="succeeded")
+    page = reviewer_client.get(reverse(CHANGELIST)).content.decode()
+    assert "more than 5 searches" in page
+    make_search(status="failed")
+    assert "1 search\n" in reviewer_client.get(reverse(CHANGELIST), {"status__exact": "failed"}).content.decode()

@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, connections
 
 from matching.demo import demo_profiles
 from matching.models import Engine, Search, SearchStatus, SkierProfile
@@ -76,14 +76,20 @@ def browser():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
         yield browser
         browser.close()
+        # ORM calls made while Playwright's loop runs get their own connections (asgiref's context-local
+        # storage): close them here, or the test database cannot be dropped at the end of the run.
+        connections.close_all()
 
 
 @pytest.fixture(scope="module")
-def shots_dir() -> Path:
+def shots_dir(request) -> Path:
     folder = ROOT / "var" / "screenshots" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     folder.mkdir(parents=True, exist_ok=True)
     yield folder
-    print(f"\nconsole screenshots: {folder}")
+    # Printed past pytest's output capture, so `make test` shows where the screenshots are.
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print(f"\nconsole screenshots: {folder}")
 
 
 def _fresh(search_id) -> Search:
