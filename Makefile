@@ -15,7 +15,7 @@ SAM_VENV ?= var/sam
 LAMBDA_PYTHON ?= $(shell ls $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1 || true)
 LAMBDA_PYTHON := $(or $(LAMBDA_PYTHON),$(shell command -v python3.13 2>/dev/null))
 
-.PHONY: setup run run-durable durable test lint format bench bench-durable lambda-build clean
+.PHONY: setup chromium run run-durable durable test lint format bench bench-durable lambda-build clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 setup: $(VENV)/.installed
+
+# The browser test drives Debian's Chromium (Playwright's own browser download is not used).
+chromium:
+	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
 
 # The console on SQLite with the embedded broker: demo data, a worker and the web server.
 run: setup
@@ -53,8 +57,8 @@ run-durable: setup
 	$(VENV)/bin/gunicorn -c python:snowbuddy.gunicorn_conf snowbuddy.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile - ; \
 	wait
 
-# The whole suite on PostgreSQL and Redis, with a real Celery worker process.
-test: setup
+# The whole suite on PostgreSQL and Redis, with a real Celery worker process and a real browser.
+test: setup chromium
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports

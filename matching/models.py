@@ -2,8 +2,10 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.fields.json import KT
 
 from matching.regions import KNOWN_REGIONS
 
@@ -109,6 +111,11 @@ class Search(models.Model):
     api_key = models.ForeignKey(
         "ApiClientKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="searches"
     )
+    # Staff-attention markers, kept by the services that raise and clear them (the drift check,
+    # the mirror, a drift acknowledgement), so the console's "needs attention" filter is one
+    # small partial index rather than a join into the mirror.
+    drift_flagged = models.BooleanField(default=False)
+    callback_dead_lettered = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -119,6 +126,27 @@ class Search(models.Model):
             models.Index(fields=["engine", "-created_at"], name="search_engine_created_idx"),
             models.Index(fields=["-created_at"], name="search_created_idx"),
             models.Index(fields=["status", "deadline_at"], name="search_status_deadline_idx"),
+            # The console's role filter reads the sought role out of the preferences.
+            models.Index(KT("preferences__role"), models.F("created_at").desc(), name="search_role_created_idx"),
+            # "Needs attention": flagged searches, and unfinished ones idle past the stuck threshold.
+            models.Index(
+                fields=["-created_at"],
+                name="search_attention_idx",
+                condition=Q(drift_flagged=True) | Q(callback_dead_lettered=True),
+            ),
+            models.Index(
+                fields=["updated_at"],
+                name="search_idle_active_idx",
+                condition=Q(status__in=["pending", "dispatched", "running"]),
+            ),
+        ]
+        permissions = [
+            ("retry_search", "Can retry a search or rerun it on the other engine"),
+            ("cancel_search", "Can cancel a running or waiting search"),
+            ("intervene_search", "Can answer a pending vetting request"),
+            ("resync_search", "Can resync a search's mirror from DynamoDB"),
+            ("acknowledge_drift", "Can acknowledge a drift flag"),
+            ("export_search", "Can export search results"),
         ]
 
     def __str__(self) -> str:
@@ -140,6 +168,8 @@ class SearchResult(models.Model):
 
     class Meta:
         ordering = ["search", "attempt", "rank"]
+        # "Searches in which this person was a result" (the console's candidate search).
+        indexes = [models.Index(fields=["user_id"], name="result_user_idx")]
         constraints = [
             models.UniqueConstraint(fields=["search", "attempt", "user_id"], name="result_unique_candidate"),
             models.UniqueConstraint(fields=["search", "attempt", "rank"], name="result_unique_rank"),
@@ -230,6 +260,7 @@ class SearchNotification(models.Model):
             ),
             models.Index(fields=["state", "-created_at"], name="notification_state_created_idx"),
         ]
+        permissions = [("redeliver_searchnotification", "Can redeliver a completion notification to SnowTrace")]
 
     def __str__(self) -> str:
         return f"{self.search_id} attempt {self.attempt} {self.status} ({self.state})"
@@ -285,3 +316,46 @@ class SearchVetting(models.Model):
     @property
     def candidate_ids(self) -> list[str]:
         return [c["user_id"] for c in self.candidates]
+
+
+class StaffActionKind(models.TextChoices):
+    RETRY = "retry", "Retry"
+    CANCEL = "cancel", "Cancel"
+    INTERVENE = "intervene", "Answer vetting"
+    RESYNC = "resync", "Resync mirror"
+    ACKNOWLEDGE_DRIFT = "acknowledge_drift", "Acknowledge drift"
+    EXPORT = "export", "Export results"
+    ROUTING = "routing", "Switch routing"
+
+
+class StaffActionOutcome(models.TextChoices):
+    DONE = "done", "Done"
+    SKIPPED = "skipped", "Skipped"
+    FAILED = "failed", "Failed"
+
+
+class StaffAction(models.Model):
+    """The audit trail of the staff console: who did what to which search, why, and what came of it."""
+
+    at = models.DateTimeField(auto_now_add=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    username = models.CharField(max_length=150)  # kept even if the user is deleted
+    action = models.CharField(max_length=20, choices=StaffActionKind.choices)
+    search = models.ForeignKey(Search, on_delete=models.CASCADE, null=True, blank=True, related_name="staff_actions")
+    attempt = models.PositiveIntegerField(null=True, blank=True)
+    reason = models.TextField()
+    parameters = models.JSONField(default=dict, blank=True)  # engine, decision, approved ids, routing mode
+    status_before = models.CharField(max_length=40, blank=True)
+    status_after = models.CharField(max_length=40, blank=True)
+    outcome = models.CharField(max_length=10, choices=StaffActionOutcome.choices)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["search", "at"], name="staffaction_search_at_idx"),
+            models.Index(fields=["-at"], name="staffaction_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.username} {self.action} {self.search_id or ''} → {self.outcome}"

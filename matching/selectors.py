@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from django.core.cache import cache
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from matching.models import Resort, SearchResult, SearchStatus, SkierProfile
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
+
+from matching.engine import PROFILE_FIELDS, Profile, SearchRequest
+from matching.engine.explain import check_candidate, engine_match, rank_among
+from matching.models import Engine, Resort, Search, SearchResult, SearchStatus, SkierProfile
+from matching.reasons import dimension_reasons
 
 _RESORT_MAP_CACHE_KEY = "matching:resort-regions:v1"
 
@@ -56,3 +64,134 @@ def snowtrace_results(*, search_id, attempt: int, status: str) -> list[dict]:
         for user_id, nickname, score in rows
         if user_id in facts
     ]
+
+
+# --- The staff console ---------------------------------------------------------------------
+
+IDLE_STATUSES = (SearchStatus.PENDING, SearchStatus.DISPATCHED, SearchStatus.RUNNING)
+
+
+def stuck_after_seconds(engine: str) -> int:
+    """How long an unfinished search may go without a transition before staff should look: the drift
+    check's own thresholds (a Celery search is re-dispatched after it, a durable one flagged)."""
+    if engine == Engine.CELERY:
+        return int(getattr(settings, "MATCHING_CELERY_STUCK_SECONDS", 900))
+    return int(getattr(settings, "MATCHING_DURABLE_START_GRACE_SECONDS", 300))
+
+
+def stuck_q(now: datetime) -> Q:
+    """Unfinished (not waiting on vetting) with no transition past its engine's threshold.
+    Served by the partial index `search_idle_active_idx`."""
+    return Q(
+        status__in=IDLE_STATUSES,
+        engine=Engine.CELERY,
+        updated_at__lt=now - timedelta(seconds=stuck_after_seconds(Engine.CELERY)),
+    ) | Q(
+        status__in=IDLE_STATUSES,
+        engine=Engine.DURABLE,
+        updated_at__lt=now - timedelta(seconds=stuck_after_seconds(Engine.DURABLE)),
+    )
+
+
+def vetting_overdue_q(now: datetime) -> Q:
+    """Awaiting vetting for more than half the time it had left when it started waiting:
+    now - updated_at > deadline_at - now. Served by `search_status_deadline_idx`."""
+    halfway = ExpressionWrapper(Value(now) + (Value(now) - F("updated_at")), output_field=DateTimeField())
+    return Q(status=SearchStatus.AWAITING_VETTING, deadline_at__lt=halfway)
+
+
+def needs_attention_q(now: datetime) -> Q:
+    return Q(drift_flagged=True) | Q(callback_dead_lettered=True) | stuck_q(now) | vetting_overdue_q(now)
+
+
+def attention_reasons(search: Search, now: datetime) -> list[str]:
+    """Why a search needs staff attention, from its own columns (no query)."""
+    reasons = []
+    if search.drift_flagged:
+        reasons.append("drift flagged")
+    if search.callback_dead_lettered:
+        reasons.append("callback dead-lettered")
+    if search.status in IDLE_STATUSES and (now - search.updated_at).total_seconds() > stuck_after_seconds(
+        search.engine
+    ):
+        reasons.append("stuck")
+    if search.status == SearchStatus.AWAITING_VETTING and (now - search.updated_at) > (search.deadline_at - now):
+        reasons.append("vetting past half its deadline")
+    return reasons
+
+
+def resort_names() -> dict[str, str]:
+    return dict(Resort.objects.values_list("id", "name_en"))
+
+
+@dataclass(frozen=True)
+class CandidateVerdict:
+    """ "Why not this person?": the engine's verdict on one profile as it is now, for one search."""
+
+    user_id: str
+    nickname: str = ""
+    found: bool = True
+    excluded_by: str | None = None  # a filter of matching.engine.explain, "cap", or None (a result)
+    reason: str = ""
+    score: float | None = None
+    breakdown: dict | None = None
+    reasons: dict[str, str] = field(default_factory=dict)
+    rank: int | None = None  # where it would rank among the current results
+    limit: int = 0
+    stored_rank: int | None = None  # its rank in the stored results of the current attempt, if there
+    engine_agrees: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+def search_candidate_verdict(*, search: Search, user_id: str) -> CandidateVerdict:
+    """Run the search's own rules (the matching engine) against one profile as it is now."""
+    user_id = user_id.strip()
+    row = SkierProfile.objects.filter(user_id=user_id).values(*PROFILE_FIELDS).first()
+    if row is None:
+        return CandidateVerdict(
+            user_id=user_id, found=False, reason="no profile with this user id in the console's copy of the profiles"
+        )
+    profile = Profile.from_dict(row)
+    regions = resort_regions()
+    request = SearchRequest.from_preferences(search.seeker_id, search.preferences)
+    check = check_candidate(request, profile, regions)
+    match = engine_match(request, profile, regions)
+    agrees = check.passes == (match is not None) and (match is None or match.score == check.score)
+    results = list(
+        SearchResult.objects.filter(search=search, attempt=search.attempt).values_list("score", "user_id", "rank")
+    )
+    stored_rank = next((rank for _, uid, rank in results if uid == user_id), None)
+    notes = []
+    if request.vetting_required:
+        notes.append("a vetted search keeps only the candidates GlobalCoach (or staff) approved among those vetted")
+    if not search.is_terminal:
+        notes.append(f"the search is {search.get_status_display().lower()}: its results are not final")
+    verdict = dict(
+        user_id=user_id,
+        nickname=profile.nickname,
+        excluded_by=check.excluded_by,
+        reason=check.reason,
+        score=check.score,
+        breakdown=check.breakdown.to_dict() if check.breakdown else None,
+        limit=request.limit,
+        stored_rank=stored_rank,
+        engine_agrees=agrees,
+        notes=notes,
+    )
+    if check.breakdown is not None:
+        verdict["reasons"] = dimension_reasons(
+            breakdown=check.breakdown.to_dict(),
+            preferences=search.preferences,
+            profile=profile.to_dict(),
+            resort_names=resort_names(),
+            resort_regions=regions,
+        )
+    if check.passes:
+        rank = rank_among(check.score, user_id, [(score, uid) for score, uid, _ in results])
+        verdict["rank"] = rank
+        if rank > request.limit:
+            verdict["excluded_by"] = "cap"
+            verdict["reason"] = f"scored {check.score:.2f}, which would rank {rank}: below the top-{request.limit} cap"
+        else:
+            verdict["reason"] = f"scored {check.score:.2f}: would rank {rank} of the current results"
+    return CandidateVerdict(**verdict)

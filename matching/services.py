@@ -29,6 +29,7 @@ from matching.models import (
     SearchStatus,
     SearchVetting,
     SkierProfile,
+    StaffAction,
 )
 from matching.regions import region_mask
 from matching.selectors import resort_regions
@@ -208,6 +209,9 @@ def search_new_attempt(
         error="",
         result_count=0,
         updated_at=timezone.now(),
+        # Attention markers belong to the attempt that raised them.
+        drift_flagged=False,
+        callback_dead_lettered=False,
     )
     _record(
         search.pk,
@@ -468,3 +472,50 @@ def vetting_record_request(
     else:
         fields["request_next_at"] = next_at
     SearchVetting.objects.filter(pk=vetting_id).update(**fields)
+
+
+# --- Staff console -------------------------------------------------------------------------
+
+
+def search_attention_mark(
+    *, search_id, attempt: int, drift: bool | None = None, dead_letter: bool | None = None
+) -> bool:
+    """Raise or clear a search's attention markers for its current attempt (an older attempt's
+    verdict changes nothing). Runs in the caller's transaction if there is one."""
+    fields = {}
+    if drift is not None:
+        fields["drift_flagged"] = drift
+    if dead_letter is not None:
+        fields["callback_dead_lettered"] = dead_letter
+    if not fields:
+        return False
+    return bool(Search.objects.filter(pk=search_id, attempt=attempt).exclude(**fields).update(**fields))
+
+
+def staff_action_record(
+    *,
+    user,
+    action: str,
+    reason: str,
+    outcome: str,
+    search: Search | None = None,
+    attempt: int | None = None,
+    status_before: str = "",
+    status_after: str = "",
+    parameters: dict | None = None,
+    detail: str = "",
+) -> StaffAction:
+    """One line of the staff audit trail: who, when, what, why, the status before and after."""
+    return StaffAction.objects.create(
+        user=user if getattr(user, "pk", None) else None,
+        username=getattr(user, "username", "") or str(user),
+        action=action,
+        search=search,
+        attempt=attempt if attempt is not None else (search.attempt if search is not None else None),
+        reason=reason[:2000],
+        parameters=parameters or {},
+        status_before=status_before,
+        status_after=status_after,
+        outcome=outcome,
+        detail=detail[:2000],
+    )

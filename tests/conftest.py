@@ -31,9 +31,13 @@ def _fresh_cache():
     if not settings.configured:
         yield
         return
+    from workflows.routing import routing_forget
+
     cache.clear()
+    routing_forget()  # the routing switch's per-process memory
     yield
     cache.clear()
+    routing_forget()
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,12 @@
+"""The mirror's admin pages: read-only for everyone (the engines, the sync and the services write them)."""
+
 from django.contrib import admin
 
+from matching.admin import ReadOnlyAdmin
+from matching.admin.filters import STATUS_CHOICES, ExactSearchMixin, fixed_filter
 from matching.models import SearchVetting
 from workflows.models import (
+    EngineRouting,
     ExecutionTimelineEntry,
     SearchDispatch,
     SyncWatermark,
@@ -9,18 +14,21 @@ from workflows.models import (
     WorkflowExecution,
 )
 
+WEBHOOK_OUTCOMES = ["applied", "duplicate", "stale_version", "ignored_terminal", "superseded_attempt",
+                    "no_transition", "unknown_search", "received"]  # fmt: skip
+TIMELINE_KINDS = ["step", "wait", "callback", "execution", "invocation", "invoke", "context", "webhook", "transition",
+                  "api"]  # fmt: skip
+
 
 @admin.register(SearchDispatch)
-class SearchDispatchAdmin(admin.ModelAdmin):
+class SearchDispatchAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = ["search", "attempt", "engine", "created_at", "sent_at", "send_count", "last_error"]
     list_filter = ["engine", ("sent_at", admin.EmptyFieldListFilter)]
     list_select_related = ["search"]
-    search_fields = ["=search__search_id"]
+    search_fields = ["search__seeker_id"]
+    search_help_text = "Search id (or its first characters)."
+    uuid_search = ("search_id",)
     show_full_result_count = False
-    readonly_fields = ["search", "attempt", "engine", "created_at", "sent_at", "send_count", "last_error"]
-
-    def has_add_permission(self, request):
-        return False
 
 
 class ExecutionTimelineInline(admin.TabularInline):
@@ -34,77 +42,72 @@ class ExecutionTimelineInline(admin.TabularInline):
     def has_add_permission(self, request, obj=None):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        return False
+
 
 @admin.register(WorkflowExecution)
-class WorkflowExecutionAdmin(admin.ModelAdmin):
+class WorkflowExecutionAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = [
         "search", "attempt", "engine", "status", "version", "drift_state", "drift_checked_at", "last_synced_at",
     ]  # fmt: skip
-    list_filter = ["engine", "status", "drift_state"]
+    list_filter = ["engine", fixed_filter("status", "status", STATUS_CHOICES), "drift_state"]
     inlines = [ExecutionTimelineInline]
     list_select_related = ["search"]
-    search_fields = ["=search__search_id", "execution_name"]
+    search_fields = ["execution_name"]
+    search_help_text = "Search id (or its first characters), or an exact execution name."
+    exact_search = ("execution_name",)
+    uuid_search = ("search_id",)
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = ["webhook_id", "search", "status", "version", "outcome", "received_at"]
-    list_filter = ["outcome", "status"]
+    list_filter = [
+        fixed_filter("outcome", "outcome", [(o, o) for o in WEBHOOK_OUTCOMES]),
+        fixed_filter("status", "status", STATUS_CHOICES),
+    ]
     list_select_related = ["search"]
-    search_fields = ["=webhook_id", "=search__search_id"]
+    search_fields = ["webhook_id"]
+    search_help_text = "Search id (or its first characters), or an exact webhook id."
+    exact_search = ("webhook_id",)
+    uuid_search = ("search_id",)
     show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ExecutionTimelineEntry)
-class ExecutionTimelineEntryAdmin(admin.ModelAdmin):
+class ExecutionTimelineEntryAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = ["at", "execution", "source", "kind", "name", "event"]
-    list_filter = ["source", "kind"]
+    list_filter = ["source", fixed_filter("kind", "kind", [(k, k) for k in TIMELINE_KINDS])]
     list_select_related = ["execution"]
-    search_fields = ["=execution__search__search_id"]
+    search_fields = ["name"]
+    search_help_text = "Search id (or its first characters)."
+    uuid_search = ("execution__search_id",)
     show_full_result_count = False
     readonly_fields = ["execution", "key", "at", "source", "kind", "name", "event", "detail"]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(SyncWatermark)
-class SyncWatermarkAdmin(admin.ModelAdmin):
+class SyncWatermarkAdmin(ReadOnlyAdmin):
     list_display = ["name", "position", "updated_at", "last_full_sync_at"]
-    readonly_fields = ["name", "position", "updated_at", "last_full_sync_at"]
 
-    def has_add_permission(self, request):
-        return False
+
+@admin.register(EngineRouting)
+class EngineRoutingAdmin(ReadOnlyAdmin):
+    """Shown for the record; staff switch it from the dashboard's routing page (audited)."""
+
+    list_display = ["mode", "changed_at", "changed_by", "reason"]
 
 
 @admin.register(SearchVetting)
-class SearchVettingAdmin(admin.ModelAdmin):
+class SearchVettingAdmin(ExactSearchMixin, ReadOnlyAdmin):
     """GlobalCoach requests of Celery-engine searches: what was sent, when, and the answer."""
 
     list_display = ["search", "attempt", "created_at", "requested_at", "request_tries", "answered_at", "answered_by"]
     list_select_related = ["search"]
-    search_fields = ["=search__search_id"]
+    search_fields = ["search__search_id"]  # shows the box; the lookup is a uuid prefix (get_search_results)
+    search_help_text = "Search id (or its first characters)."
+    uuid_search = ("search_id",)
     show_full_result_count = False
     exclude = ["token_nonce", "token_sha256"]  # the callback credential's ingredients stay out of view
-
-    def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields if f.name not in self.exclude]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

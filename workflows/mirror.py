@@ -37,7 +37,7 @@ from django.utils import timezone
 
 from matching.engine import Match
 from matching.models import TERMINAL_STATUSES, Engine, Search, SearchEvent, SearchStatus
-from matching.services import search_record_engine_status
+from matching.services import search_attention_mark, search_record_engine_status
 from workflows.durable.state import parse_iso, utc_now_iso
 from workflows.durable_history import (
     DurableExecutionNotFound,
@@ -229,6 +229,10 @@ def mirror_apply_items(*, items: Sequence[dict[str, Any]], actor: str = ACTOR) -
         for search_id, item in timeline_work:
             entries.extend(_item_timeline(item, lambda attempt, sid=search_id: executions.get((sid, attempt))))
         result.timeline_added = _insert_timeline(entries, new_executions={e.pk for e in to_create})
+        for search_id, item in timeline_work:
+            if (item.get("callback_delivery") or {}).get("state") == "dead_letter":
+                # The workflow gave up posting its callback: staff should know (the console's "needs attention").
+                search_attention_mark(search_id=search_id, attempt=int(item["attempt"]), dead_letter=True)
         for search, item in status_work:
             result.status_changes += mirror_apply_item_status(search=search, item=item, actor=actor)
     return result
@@ -778,6 +782,45 @@ def mirror_refresh_if_stale(*, search: Search) -> bool:
         search.refresh_from_db()
         return True
     return False
+
+
+class MirrorNotApplicable(Exception):
+    """The search has nothing in DynamoDB to resync from (it never ran on the durable engine)."""
+
+
+def search_mirror_resync(*, search: Search) -> str:
+    """Staff's "resync now": read the search's DynamoDB item at once (strongly consistent) and apply it
+    with the version rule, then copy its execution's history. Returns what changed, in words.
+
+    Raises `MirrorNotApplicable` for a search that never ran on the durable engine, and
+    `DynamoStateError` when DynamoDB cannot be read. Network reads happen outside transactions.
+    """
+    durable_attempts = WorkflowExecution.objects.filter(search_id=search.pk, engine=Engine.DURABLE).exists()
+    if search.engine != Engine.DURABLE and not durable_attempts:
+        raise MirrorNotApplicable("it ran on Celery only: its timeline comes from the console's own events")
+    item = WorkflowStateReader(DynamoConfig.from_settings()).get(str(search.pk))
+    if item is None:
+        WorkflowExecution.objects.filter(search_id=search.pk, attempt=search.attempt).update(
+            last_synced_at=timezone.now()
+        )
+        return "DynamoDB has no item for it (never started on the durable side, or deleted)"
+    before = search.status
+    applied = mirror_apply_items(items=[item], actor="staff-resync")
+    search.refresh_from_db()
+    if applied.applied:
+        said = f"applied item v{item.get('version')} ({item.get('status')}), {applied.timeline_added} timeline entries"
+    else:
+        said = f"already at item v{item.get('version')} ({item.get('status')})"
+    if search.status != before:
+        said += f"; the search went from {before} to {search.status}"
+    execution = WorkflowExecution.objects.filter(search_id=search.pk, attempt=int(item["attempt"])).first()
+    if execution is not None and execution.execution_arn:
+        try:
+            added, ended = execution_history_sync(execution=execution, reader=DurableExecutionsReader.from_settings())
+            said += f"; history: {added} new event(s){' (complete)' if ended else ''}"
+        except DurableExecutionsError as exc:
+            said += f"; history not read: {exc}"
+    return said
 
 
 # --- single flight ---------------------------------------------------------------------------------

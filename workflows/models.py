@@ -37,6 +37,7 @@ class DriftState(models.TextChoices):
     OK = "ok", "In agreement"
     REPAIRED = "repaired", "Repaired"
     FLAGGED = "flagged", "Flagged for staff"
+    ACKNOWLEDGED = "acknowledged", "Flagged, acknowledged by staff"
 
 
 class WorkflowExecution(models.Model):
@@ -62,7 +63,7 @@ class WorkflowExecution(models.Model):
     item_updated_at = models.DateTimeField(null=True, blank=True)  # the DynamoDB item's updated_at
     history_synced_at = models.DateTimeField(null=True, blank=True)
     history_complete = models.BooleanField(default=False)  # the execution ended and its history is copied
-    drift_state = models.CharField(max_length=10, choices=DriftState.choices, blank=True)
+    drift_state = models.CharField(max_length=12, choices=DriftState.choices, blank=True)
     drift_reason = models.TextField(blank=True)
     drift_checked_at = models.DateTimeField(null=True, blank=True)
 
@@ -149,3 +150,25 @@ class SyncWatermark(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.position or '-'}"
+
+
+class RoutingMode(models.TextChoices):
+    ENVIRONMENT = "environment", "As the environment says"
+    CELERY = "celery", "All new searches to Celery"
+
+
+class EngineRouting(models.Model):
+    """The staff routing switch: one row (pk 1). Absent or `environment` → the environment decides."""
+
+    mode = models.CharField(max_length=20, choices=RoutingMode.choices, default=RoutingMode.ENVIRONMENT)
+    changed_at = models.DateTimeField(null=True, blank=True)
+    changed_by = models.CharField(max_length=150, blank=True)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        verbose_name = "engine routing"
+        verbose_name_plural = "engine routing"
+        permissions = [("switch_routing", "Can switch the routing of new searches")]
+
+    def __str__(self) -> str:
+        return self.get_mode_display()

@@ -35,7 +35,7 @@ from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from matching.models import ACTIVE_STATUSES, Engine, Search, SearchEvent, SearchStatus
-from matching.services import search_fail, search_record_engine_status
+from matching.services import search_attention_mark, search_fail, search_record_engine_status
 from workflows import durable_history
 from workflows.durable_history import (
     DurableExecution,
@@ -129,10 +129,13 @@ def _conclude(search: Search, attempt: int, outcome: Outcome, reason: str) -> Re
         execution, _ = WorkflowExecution.objects.select_for_update().get_or_create(
             search_id=search.pk, attempt=attempt, defaults={"engine": search.engine}
         )
+        if state == DriftState.FLAGGED and execution.drift_state == DriftState.ACKNOWLEDGED:
+            state = DriftState.ACKNOWLEDGED  # staff have seen this attempt's drift; do not raise it again
         newly_flagged = state == DriftState.FLAGGED and execution.drift_state != DriftState.FLAGGED
         WorkflowExecution.objects.filter(pk=execution.pk).update(
             drift_state=state, drift_reason=reason[:2000], drift_checked_at=now
         )
+        search_attention_mark(search_id=search.pk, attempt=attempt, drift=state == DriftState.FLAGGED)
         if newly_flagged:
             SearchEvent.objects.create(
                 search_id=search.pk, attempt=attempt, kind="drift_flagged", actor=RECONCILER, detail=reason[:2000]

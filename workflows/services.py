@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from celery import current_app
@@ -22,10 +23,13 @@ from matching.models import (
     Search,
     SearchEvent,
     SearchStatus,
+    StaffActionKind,
+    StaffActionOutcome,
 )
 from matching.profile_source import prefiltered_profiles
 from matching.selectors import resort_regions
 from matching.services import (
+    search_attention_mark,
     search_claim,
     search_create,
     search_fail,
@@ -35,17 +39,29 @@ from matching.services import (
     search_record_engine_status,
     search_succeed,
     search_time_out,
+    staff_action_record,
 )
 from workflows.client import (
     DurableApiClient,
+    DurableApiConfig,
     DurableApiConfigError,
     DurableApiError,
     DurableApiRejected,
     DurableApiUnavailable,
 )
-from workflows.models import SearchDispatch, WebhookDelivery, WorkflowExecution
+from workflows.dynamo import DynamoStateError
+from workflows.mirror import MirrorNotApplicable, search_mirror_resync
+from workflows.models import (
+    DriftState,
+    EngineRouting,
+    RoutingMode,
+    SearchDispatch,
+    WebhookDelivery,
+    WorkflowExecution,
+)
 from workflows.notifications import notifications_kick
 from workflows.orchestrator import choose_engine
+from workflows.routing import routing_forget
 from workflows.vetting import VettingDecisionInvalid, vetting_intervene, vetting_start, vetting_wanted
 
 logger = logging.getLogger(__name__)
@@ -345,3 +361,259 @@ def search_intervene(
         detail=f"{decision} (approved: {approved}) {note}".strip()[:2000],
     )
     return answer
+
+
+# --- The staff console's actions: one call per search, each audited ---------------------------------
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What a staff action did to one search: `done`, `skipped` (its state moved on) or `failed`."""
+
+    outcome: str
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == StaffActionOutcome.DONE
+
+
+def _actor(user) -> str:
+    return f"staff:{user.username}"
+
+
+def _audited(
+    *, user, action: str, search: Search, reason: str, before: str, attempt: int, result: ActionResult, **params
+) -> ActionResult:
+    after = Search.objects.filter(pk=search.pk).values_list("status", flat=True).first() or ""
+    staff_action_record(
+        user=user,
+        action=action,
+        search=search,
+        attempt=attempt,
+        reason=reason,
+        outcome=result.outcome,
+        status_before=before,
+        status_after=after,
+        parameters=params,
+        detail=result.message,
+    )
+    return result
+
+
+def engine_unavailable_reason(*, engine: str, search: Search) -> str:
+    """Why `search` cannot run on `engine` here ("" if it can)."""
+    if engine == Engine.DURABLE:
+        try:
+            DurableApiConfig.from_settings()
+        except DurableApiConfigError as exc:
+            return f"the durable engine is not configured here ({exc})"
+        if not settings.MATCHING_WORKFLOW_CALLBACK_URL:
+            return "the durable engine is not configured here (MATCHING_WORKFLOW_CALLBACK_URL is not set)"
+    elif (search.preferences or {}).get("vetting_required"):
+        return "it needs certification vetting, which only the durable engine does"
+    return ""
+
+
+def search_staff_retry(*, search: Search, user, reason: str, engine: str | None = None) -> ActionResult:
+    """Staff retry: a new attempt on the same engine as the last one, or on the one named."""
+    before, attempt = search.status, search.attempt
+    target = engine or search.engine
+    if not search.is_terminal:
+        result = ActionResult(StaffActionOutcome.SKIPPED, f"it is {search.get_status_display().lower()}, not finished")
+    elif problem := engine_unavailable_reason(engine=target, search=search):
+        result = ActionResult(StaffActionOutcome.FAILED, f"cannot run on {target}: {problem}")
+    elif search_retry(search=search, acting_user=_actor(user), reason=reason, engine=target):
+        result = ActionResult(StaffActionOutcome.DONE, f"attempt {attempt + 1} started on {target}")
+    else:
+        search.refresh_from_db()
+        result = ActionResult(
+            StaffActionOutcome.SKIPPED, f"it moved on meanwhile (now attempt {search.attempt}, {search.status})"
+        )
+    return _audited(
+        user=user,
+        action=StaffActionKind.RETRY,
+        search=search,
+        reason=reason,
+        before=before,
+        attempt=attempt,
+        result=result,
+        engine=target,
+        rerun_of_attempt=attempt,
+    )
+
+
+def search_staff_cancel(*, search: Search, user, reason: str) -> ActionResult:
+    """Staff cancel. Racing a finishing engine, exactly one side wins; the result says which."""
+    before, attempt = search.status, search.attempt
+    if search_cancel(search=search, reason=reason, acting_user=_actor(user)):
+        how = (
+            "the durable execution is being stopped"
+            if search.engine == Engine.DURABLE
+            else "its Celery task is being revoked"
+        )
+        result = ActionResult(StaffActionOutcome.DONE, f"cancelled; {how}")
+    else:
+        search.refresh_from_db()
+        if search.attempt != attempt:
+            message = f"attempt {attempt} was superseded by attempt {search.attempt}"
+        else:
+            winner = search.events.filter(attempt=attempt, to_status=search.status).values_list("actor", flat=True)
+            actor = winner.last()
+            message = f"it had already {search.get_status_display().lower()}"
+            message += f" ({actor} was first)" if actor else ""
+        result = ActionResult(StaffActionOutcome.SKIPPED, message)
+    return _audited(
+        user=user,
+        action=StaffActionKind.CANCEL,
+        search=search,
+        reason=reason,
+        before=before,
+        attempt=attempt,
+        result=result,
+    )
+
+
+def search_staff_intervene(
+    *, search: Search, user, decision: str, note: str, approved_user_ids: list[str] | None = None
+) -> ActionResult:
+    """Staff answer a pending vetting request in GlobalCoach's place (approve all, some, or reject)."""
+    before, attempt = search.status, search.attempt
+    try:
+        search_intervene(
+            search=search, decision=decision, acting_user=_actor(user), note=note, approved_user_ids=approved_user_ids
+        )
+    except InterventionNotAllowed:
+        result = ActionResult(
+            StaffActionOutcome.SKIPPED,
+            f"it is {search.get_status_display().lower()} on {search.engine}, not awaiting vetting",
+        )
+    except DurableApiRejected as exc:
+        code = exc.body.get("error") if isinstance(exc.body, dict) else ""
+        if exc.status_code == 409:
+            message = f"the vetting request was already answered ({code or 409})"
+            result = ActionResult(StaffActionOutcome.SKIPPED, message)
+        else:
+            result = ActionResult(StaffActionOutcome.FAILED, str(exc))
+    except DurableApiError as exc:
+        result = ActionResult(StaffActionOutcome.FAILED, str(exc))
+    else:
+        if decision == "reject":
+            what = "rejected"
+        elif approved_user_ids is None:
+            what = "approved all candidates"
+        else:
+            what = f"approved {len(approved_user_ids)} candidate(s)"
+        then = "the workflow finishes and reports back" if search.engine == Engine.DURABLE else "the search is finished"
+        result = ActionResult(StaffActionOutcome.DONE, f"{what}; {then}")
+    return _audited(
+        user=user,
+        action=StaffActionKind.INTERVENE,
+        search=search,
+        reason=note,
+        before=before,
+        attempt=attempt,
+        result=result,
+        decision=decision,
+        approved_user_ids=approved_user_ids,
+    )
+
+
+def search_staff_resync(*, search: Search, user, reason: str) -> ActionResult:
+    """Read the search's DynamoDB item (and execution history) now, and apply it to the mirror."""
+    before, attempt = search.status, search.attempt
+    try:
+        result = ActionResult(StaffActionOutcome.DONE, search_mirror_resync(search=search))
+    except MirrorNotApplicable as exc:
+        result = ActionResult(StaffActionOutcome.SKIPPED, str(exc))
+    except DynamoStateError as exc:
+        result = ActionResult(StaffActionOutcome.FAILED, f"DynamoDB could not be read: {exc}")
+    return _audited(
+        user=user,
+        action=StaffActionKind.RESYNC,
+        search=search,
+        reason=reason,
+        before=before,
+        attempt=attempt,
+        result=result,
+    )
+
+
+def search_drift_acknowledge(*, search: Search, note: str, acting_user: str) -> bool:
+    """Staff have seen a drift flag or a dead-lettered callback: mark the flagged attempts
+    acknowledged and clear the search's attention markers. The drift check keeps an acknowledged
+    attempt acknowledged while its verdict stays "flagged"."""
+    with transaction.atomic(durable=True):
+        rows = WorkflowExecution.objects.filter(search_id=search.pk, drift_state=DriftState.FLAGGED).update(
+            drift_state=DriftState.ACKNOWLEDGED
+        )
+        cleared = search_attention_mark(search_id=search.pk, attempt=search.attempt, drift=False, dead_letter=False)
+        if rows or cleared:
+            SearchEvent.objects.create(
+                search_id=search.pk,
+                attempt=search.attempt,
+                kind="drift_acknowledged",
+                actor=acting_user,
+                detail=note[:2000],
+            )
+    return bool(rows or cleared)
+
+
+def search_staff_acknowledge(*, search: Search, user, note: str) -> ActionResult:
+    before, attempt = search.status, search.attempt
+    if search_drift_acknowledge(search=search, note=note, acting_user=_actor(user)):
+        result = ActionResult(StaffActionOutcome.DONE, "flag acknowledged")
+    else:
+        result = ActionResult(StaffActionOutcome.SKIPPED, "nothing is flagged on it")
+    return _audited(
+        user=user,
+        action=StaffActionKind.ACKNOWLEDGE_DRIFT,
+        search=search,
+        reason=note,
+        before=before,
+        attempt=attempt,
+        result=result,
+    )
+
+
+def search_staff_export_record(*, search: Search, user, reason: str, export_format: str) -> ActionResult:
+    """An export reads only; it is audited like every other staff action."""
+    result = ActionResult(StaffActionOutcome.DONE, f"{search.result_count} result(s) exported as {export_format}")
+    return _audited(
+        user=user,
+        action=StaffActionKind.EXPORT,
+        search=search,
+        reason=reason,
+        before=search.status,
+        attempt=search.attempt,
+        result=result,
+        format=export_format,
+    )
+
+
+def routing_set(*, mode: str, user, reason: str) -> ActionResult:
+    """Staff's routing switch: `celery` sends every new search to Celery; `environment` gives the
+    choice back to the environment. Audited; every process sees it within ROUTING_CACHE_SECONDS."""
+    if mode not in RoutingMode.values:
+        raise ValueError(f"unknown routing mode {mode!r}")
+    with transaction.atomic(durable=True):
+        row, _ = EngineRouting.objects.select_for_update().get_or_create(pk=1)
+        before = row.mode
+        if before == mode:
+            result = ActionResult(StaffActionOutcome.SKIPPED, f"routing is already {row.get_mode_display().lower()}")
+        else:
+            row.mode, row.changed_at, row.changed_by, row.reason = mode, timezone.now(), user.username, reason[:2000]
+            row.save()
+            result = ActionResult(StaffActionOutcome.DONE, f"new searches now go: {row.get_mode_display().lower()}")
+        staff_action_record(
+            user=user,
+            action=StaffActionKind.ROUTING,
+            reason=reason,
+            outcome=result.outcome,
+            status_before=before,
+            status_after=mode,
+            parameters={"mode": mode},
+            detail=result.message,
+        )
+    routing_forget()
+    return result

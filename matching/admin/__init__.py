@@ -1,0 +1,441 @@
+"""The staff console: the Django admin, extended (templates in templates/admin/)."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.db.models.fields.json import KT
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from matching.admin import dashboard
+from matching.admin.actions import ACTIONS, MAX_BULK, ActionSpec, export, report, run_one
+from matching.admin.filters import (
+    AttentionFilter,
+    CappedCountPaginator,
+    CreatedFilter,
+    ExactSearchMixin,
+    RoleFilter,
+    candidate_search_ids,
+    fixed_filter,
+    uuid_prefix_q,
+)
+from matching.models import (
+    ApiClientKey,
+    Resort,
+    Search,
+    SearchEvent,
+    SearchNotification,
+    SearchResult,
+    SearchStatus,
+    SkierProfile,
+    StaffAction,
+)
+from matching.reasons import dimension_reasons, preferences_in_words
+from matching.selectors import attention_reasons, resort_names, resort_regions, search_candidate_verdict
+from matching.services import api_key_create, api_key_revoke, profile_fields
+from workflows.notifications import notification_redeliver
+from workflows.selectors import search_attempts
+
+
+def chosen_action_name(request, default: str) -> str:
+    """The admin action picked in the list: the list has an action form at the top and the bottom,
+    and `index` says which one was submitted."""
+    names = request.POST.getlist("action")
+    try:
+        index = int(request.POST.get("index") or 0)
+    except ValueError:
+        index = 0
+    return (names[index] if index < len(names) else "") or next(filter(None, names), default)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records nobody edits from the console: the engines and services write them."""
+
+    show_facets = admin.ShowFacets.NEVER  # these tables grow large: no per-choice COUNT(*)
+    paginator = CappedCountPaginator
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Resort)
+class ResortAdmin(admin.ModelAdmin):
+    list_display = ["id", "name_en", "name_ja", "region", "country"]
+    list_filter = ["region"]
+    search_fields = ["id", "name", "name_en", "name_ja"]
+
+
+@admin.register(SkierProfile)
+class SkierProfileAdmin(ExactSearchMixin, admin.ModelAdmin):
+    list_display = ["user_id", "nickname", "role", "skill_level", "open_to_matching", "knowledge_score", "updated_at"]
+    list_filter = ["role", "open_to_matching",
+                   fixed_filter("skill_level", "skill level", [(str(n), str(n)) for n in range(1, 11)])]  # fmt: skip
+    show_facets = admin.ShowFacets.NEVER
+    search_fields = ["user_id"]
+    search_help_text = "Exact user id or nickname."
+    exact_search = ("user_id", "nickname")
+    readonly_fields = ["region_mask", "updated_at"]
+    show_full_result_count = False
+
+    def save_model(self, request, obj, form, change):
+        # The derived region mask is computed by the same service every other writer uses.
+        for field, value in profile_fields(resorts=obj.resorts, regions=obj.regions).items():
+            setattr(obj, field, value)
+        super().save_model(request, obj, form, change)
+
+
+STATUS_COLOURS = {
+    "pending": "grey",
+    "dispatched": "blue",
+    "running": "blue",
+    "awaiting_vetting": "amber",
+    "succeeded": "green",
+    "failed": "red",
+    "cancelled": "grey",
+    "timed_out": "red",
+}
+
+
+def status_badge(status: str, label: str) -> str:
+    return format_html('<span class="sb-badge sb-{}">{}</span>', STATUS_COLOURS.get(status, "grey"), label)
+
+
+def short_duration(seconds: float) -> str:
+    seconds = max(seconds, 0)
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f} min"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} d"
+
+
+@admin.register(Search)
+class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
+    list_display = ["short_id", "seeker_id", "role", "status_badge", "engine_short", "attempt", "time", "vetting_left",
+                    "flags"]  # fmt: skip
+    list_display_links = ["short_id"]
+    list_filter = ["status", "engine", RoleFilter, CreatedFilter, AttentionFilter]
+    search_fields = ["seeker_id"]  # shows the box; the lookups are in get_search_results
+    search_help_text = (
+        "Search id (or its first characters), seeker id, or candidate user id (searches they were a result in)."
+    )
+    ordering = ["-created_at"]
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts would COUNT(*) the table once per filter choice
+    list_per_page = 50
+    list_select_related = False  # no relation is shown in the list
+    actions_on_bottom = True
+
+    # --- the list ---------------------------------------------------------------------------
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        match = request.resolver_match
+        if match and match.url_name and match.url_name.endswith("changelist"):
+            # The list reads only the sought role out of the preferences.
+            qs = qs.annotate(sought_role=KT("preferences__role")).defer("preferences", "error")
+        return qs
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        query = Q(seeker_id=term)
+        if (prefix := uuid_prefix_q(term)) is not None:
+            query |= prefix
+        if found := candidate_search_ids(term):
+            query |= Q(pk__in=found)
+        return queryset.filter(query), False
+
+    @admin.display(description="Search", ordering="pk")
+    def short_id(self, obj):
+        return str(obj.pk)[:8]
+
+    @admin.display(description="Role")
+    def role(self, obj):
+        return getattr(obj, "sought_role", None) or (obj.preferences or {}).get("role", "")
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, obj):
+        return status_badge(obj.status, obj.get_status_display())
+
+    @admin.display(description="Engine", ordering="engine")
+    def engine_short(self, obj):
+        return obj.engine
+
+    @admin.display(description="Age / run", ordering="created_at")
+    def time(self, obj):
+        now = timezone.now()
+        if obj.finished_at:
+            return format_html('<span title="finished {}">ran {}</span>', obj.finished_at,
+                               short_duration((obj.finished_at - obj.created_at).total_seconds()))  # fmt: skip
+        return format_html('<span title="created {}">{} old</span>', obj.created_at,
+                           short_duration((now - obj.created_at).total_seconds()))  # fmt: skip
+
+    @admin.display(description="Vetting")
+    def vetting_left(self, obj):
+        if obj.status != SearchStatus.AWAITING_VETTING:
+            return ""
+        left = (obj.deadline_at - timezone.now()).total_seconds()
+        return f"{short_duration(left)} left" if left > 0 else "overdue"
+
+    @admin.display(description="Flags")
+    def flags(self, obj):
+        reasons = attention_reasons(obj, timezone.now())
+        if not reasons:
+            return ""
+        return format_html('<span class="sb-badge sb-amber" title="{}">⚠ {}</span>', "; ".join(reasons), reasons[0])
+
+    # --- permissions and actions ------------------------------------------------------------------
+
+    def allowed_specs(self, request) -> list[ActionSpec]:
+        return [spec for spec in ACTIONS.values() if request.user.has_perm(spec.perm)]
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        for spec in self.allowed_specs(request):
+            actions[spec.key] = (self._bulk_action(spec.key), spec.key, f"{spec.label}…")
+        if request.user.has_perm(ACTIONS["intervene"].perm):
+            actions["approve_vetting"] = (self._bulk_action("intervene", "approve_all"), "approve_vetting",
+                                          "Approve pending vetting…")  # fmt: skip
+            actions["reject_vetting"] = (self._bulk_action("intervene", "reject"), "reject_vetting",
+                                         "Reject pending vetting…")  # fmt: skip
+        return actions
+
+    def _bulk_action(self, key: str, decision: str = ""):
+        def action(modeladmin, request, queryset):
+            return modeladmin.action_flow(request, queryset, ACTIONS[key], single=None, decision=decision)
+
+        return action
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "POST":
+            for name in request.POST.getlist("action"):
+                key = "intervene" if name in ("approve_vetting", "reject_vetting") else name
+                if key in ACTIONS and not request.user.has_perm(ACTIONS[key].perm):
+                    raise PermissionDenied(f"you may not {ACTIONS[key].label.lower()}")
+        extra_context = {**(extra_context or {}), "dashboard_url": reverse("admin:matching_search_dashboard")}
+        return super().changelist_view(request, extra_context)
+
+    def action_flow(self, request, queryset, spec: ActionSpec, *, single: Search | None, decision: str = ""):
+        """The confirmation page (GET or a first POST), then one service call per search."""
+        if not request.user.has_perm(spec.perm):
+            raise PermissionDenied
+        searches = list(queryset.order_by("-created_at")[: MAX_BULK + 1])
+        if len(searches) > MAX_BULK:
+            self.message_user(request, f"Select at most {MAX_BULK} searches for one action.", messages.ERROR)
+            return None
+        confirmed = request.method == "POST" and request.POST.get("confirm") == "yes"
+        candidates = dashboard.vetting_candidates(single) if spec.key == "intervene" and single else None
+        form = spec.form(request.POST if confirmed else None, search=single, candidates=candidates,
+                         initial={"decision": decision or request.GET.get("decision", "")})  # fmt: skip
+        if confirmed and form.is_valid():
+            if spec.key.startswith("export"):
+                return export(spec, searches=searches, user=request.user, reason=form.cleaned_data["reason"])
+            outcomes = [(s, run_one(spec, search=s, user=request.user, data=form.cleaned_data)) for s in searches]
+            report(request, self.message_user, spec, outcomes)
+            if single is not None:
+                return HttpResponseRedirect(reverse("admin:matching_search_change", args=[single.pk]))
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"{spec.label}: confirm",
+            "spec": spec,
+            "searches": searches,
+            "shown": searches[:20],
+            "count": len(searches),
+            "form": form,
+            "single": single,
+            "action_name": chosen_action_name(request, spec.key),
+            "selected_ids": [str(s.pk) for s in searches],
+            "media": self.media + form.media,
+        }
+        return TemplateResponse(request, "admin/matching/search/confirm_action.html", context)
+
+    def single_action_view(self, request, object_id, key):
+        spec = ACTIONS.get(key)
+        if spec is None:
+            raise Http404("no such action")
+        if not request.user.has_perm(spec.perm):
+            raise PermissionDenied
+        search = get_object_or_404(Search, pk=object_id)
+        response = self.action_flow(request, Search.objects.filter(pk=search.pk), spec, single=search)
+        return response or HttpResponseRedirect(reverse("admin:matching_search_change", args=[search.pk]))
+
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("dashboard/", wrap(dashboard.DashboardView.as_view(model_admin=self)),
+                 name="matching_search_dashboard"),
+            path("routing/", wrap(dashboard.RoutingView.as_view(model_admin=self)), name="matching_search_routing"),
+            path("<uuid:object_id>/act/<slug:key>/", wrap(self.single_action_view), name="matching_search_act"),
+            *super().get_urls(),
+        ]  # fmt: skip
+
+    # --- the search page ---------------------------------------------------------------------------
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method != "GET":
+            raise PermissionDenied("a search is read-only: act on it through its actions")
+        search = self.get_object(request, object_id)
+        if search is None:
+            raise Http404("no such search")
+        if not self.has_view_permission(request, search):
+            raise PermissionDenied
+        names, regions = resort_names(), resort_regions()
+        results = list(SearchResult.objects.filter(search=search, attempt=search.attempt).order_by("rank"))
+        profiles = {
+            p["user_id"]: p
+            for p in SkierProfile.objects.filter(user_id__in=[r.user_id for r in results]).values(
+                "user_id", "skill_level", "role", "resorts", "regions", "available_dates", "knowledge_score"
+            )
+        }
+        for result in results:
+            result.reasons = dimension_reasons(
+                breakdown=result.breakdown or {},
+                preferences=search.preferences,
+                profile=profiles.get(result.user_id),
+                resort_names=names,
+                resort_regions=regions,
+            )
+        why = request.GET.get("why", "").strip()[:64]
+        verdict = search_candidate_verdict(search=search, user_id=why) if why else None
+        buttons = [spec for spec in self.allowed_specs(request) if spec.applies(search)]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Search {str(search.pk)[:8]}",
+            "subtitle": None,
+            "search": search,
+            "original": search,
+            "status_badge": status_badge(search.status, search.get_status_display()),
+            "preferences": preferences_in_words(search.preferences, resort_names=names),
+            "results": results,
+            "attempts": search_attempts(search=search),
+            "audit": StaffAction.objects.filter(search=search).order_by("-at")[:200],
+            "attention": attention_reasons(search, timezone.now()),
+            "why": why,
+            "verdict": verdict,
+            "buttons": buttons,
+            "has_view_permission": True,
+        }
+        return TemplateResponse(request, "admin/matching/search/detail.html", context)
+
+
+SEARCH_EVENT_KINDS = ["submitted", "dispatched", "claimed", "running", "awaiting_vetting", "succeeded", "failed",
+                      "cancelled", "timed_out", "retried", "remote_cancel", "intervened", "drift_flagged",
+                      "drift_acknowledged"]  # fmt: skip
+
+
+@admin.register(SearchEvent)
+class SearchEventAdmin(ExactSearchMixin, ReadOnlyAdmin):
+    list_display = ["at", "search", "attempt", "kind", "from_status", "to_status", "actor"]
+    list_filter = [fixed_filter("kind", "kind", [(k, k) for k in SEARCH_EVENT_KINDS])]
+    list_select_related = ["search"]
+    search_fields = ["actor"]
+    search_help_text = "Search id (or its first characters), or an exact actor."
+    exact_search = ("actor",)
+    uuid_search = ("search_id",)
+    show_full_result_count = False
+
+
+@admin.register(ApiClientKey)
+class ApiClientKeyAdmin(admin.ModelAdmin):
+    list_display = ["name", "prefix", "is_trusted_service", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["is_trusted_service", ("revoked_at", admin.EmptyFieldListFilter)]
+    fields = ["name", "is_trusted_service", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    actions = ["revoke_keys"]
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        key, raw_key = api_key_create(name=obj.name, is_trusted_service=obj.is_trusted_service)
+        obj.pk = key.pk
+        self.message_user(
+            request,
+            f"New key for {key.name}: {raw_key} — copy it now, it is not stored and will not be shown again.",
+            messages.WARNING,
+        )
+
+    @admin.action(description="Revoke selected keys", permissions=["change"])
+    def revoke_keys(self, request, queryset):
+        count = sum(api_key_revoke(key=key) for key in queryset)
+        self.message_user(request, f"Revoked {count} key(s).")
+
+
+@admin.register(SearchResult)
+class SearchResultAdmin(ExactSearchMixin, ReadOnlyAdmin):
+    list_display = ["search", "attempt", "rank", "user_id", "nickname", "score"]
+    list_select_related = ["search"]
+    search_fields = ["user_id"]
+    search_help_text = "Search id (or its first characters), or an exact candidate user id."
+    exact_search = ("user_id",)
+    uuid_search = ("search_id",)
+    show_full_result_count = False
+
+
+@admin.register(StaffAction)
+class StaffActionAdmin(ExactSearchMixin, ReadOnlyAdmin):
+    list_display = ["at", "username", "action", "search", "attempt", "status_before", "status_after", "outcome",
+                    "reason"]  # fmt: skip
+    list_filter = ["action", "outcome"]
+    list_select_related = ["search"]
+    search_fields = ["username"]
+    search_help_text = "Search id (or its first characters), or an exact username."
+    exact_search = ("username",)
+    uuid_search = ("search_id",)
+    show_full_result_count = False
+
+
+@admin.register(SearchNotification)
+class SearchNotificationAdmin(ExactSearchMixin, ReadOnlyAdmin):
+    """Completion notifications to SnowTrace: what was delivered, what is retrying, what is dead."""
+
+    list_display = ["search", "attempt", "status", "state", "tries", "last_status_code", "last_attempt_at",
+                    "next_attempt_at", "sent_at", "last_error"]  # fmt: skip
+    list_filter = ["state", "status"]
+    list_select_related = ["search"]
+    search_fields = ["search__search_id"]  # shows the box; the lookup is a uuid prefix (get_search_results)
+    search_help_text = "Search id (or its first characters)."
+    uuid_search = ("search_id",)
+    show_full_result_count = False
+    fields = ["search", "attempt", "status", "state", "webhook_id", "created_at", "tries", "last_attempt_at",
+              "last_status_code", "last_error", "next_attempt_at", "retry_until", "sent_at"]  # fmt: skip
+    readonly_fields = fields
+    actions = ["redeliver"]
+
+    @admin.display(description="webhook-id")
+    def webhook_id(self, obj: SearchNotification) -> str:
+        return obj.webhook_id
+
+    def has_redeliver_permission(self, request) -> bool:
+        return request.user.has_perm("matching.redeliver_searchnotification")
+
+    @admin.action(description="Redeliver selected notifications (same webhook-id)", permissions=["redeliver"])
+    def redeliver(self, request, queryset):
+        acting_user = f"staff:{request.user.get_username()}"
+        count = sum(notification_redeliver(notification=n, acting_user=acting_user) for n in queryset)
+        skipped = queryset.count() - count
+        self.message_user(request, f"Queued {count} notification(s) for redelivery.")
+        if skipped:
+            self.message_user(request, f"{skipped} already pending: left to their next try.", messages.WARNING)

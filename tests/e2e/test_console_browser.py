@@ -1,0 +1,197 @@
+"""The staff console in a real browser (Debian's Chromium driven by Playwright) against a real server.
+
+pytest-django's live server runs the console on the test database; the local durable stack runs
+the durable engine, so an operator's approval of a pending vetting request travels the whole way
+(Durable API → Lambda emulator → signed callback) and comes back as a finished search. Screenshots
+go to var/screenshots/<time>/ (printed at the end).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+from pathlib import Path
+
+import pytest
+from django.db import connection, connections
+
+from matching.demo import demo_profiles
+from matching.models import Engine, Search, SearchStatus, SkierProfile
+from matching.selectors import resort_regions
+from matching.services import profile_fields
+from tests.console.conftest import _staff, make_search
+from tests.polling import wait_for
+from workflows.durable.local.stack import LocalDurableStack, StackConfig
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+COACH_SEARCH = {"role": "coach", "skill_level_min": 6, "skill_level_max": 10, "vetting_required": True, "limit": 10,
+                "regions": ["Niigata Prefecture", "Nagano Prefecture"]}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def durable_stack(live_server, tmp_path_factory):
+    config = StackConfig.for_tests(
+        tmp_path_factory.mktemp("console-stack"), console_base_url=live_server.url, globalcoach_mode="staff"
+    )
+    with LocalDurableStack(config) as stack:
+        yield stack
+
+
+@pytest.fixture
+def console(durable_stack, settings, monkeypatch, resorts):
+    env = durable_stack.env
+    settings.MATCHING_WORKFLOW_URL = env["MATCHING_WORKFLOW_URL"]
+    settings.MATCHING_WORKFLOW_AUTH_MODE = "api_key"
+    settings.MATCHING_WORKFLOW_API_KEY = env["MATCHING_WORKFLOW_API_KEY"]
+    settings.MATCHING_WORKFLOW_API_KEY_HEADER = env["MATCHING_WORKFLOW_API_KEY_HEADER"]
+    settings.MATCHING_WORKFLOW_CALLBACK_URL = env["MATCHING_WORKFLOW_CALLBACK_URL"]
+    settings.MATCHING_WEBHOOK_SECRET = env["MATCHING_WEBHOOK_SECRET"]
+    settings.MATCHING_INTERNAL_TOKEN = env["MATCHING_INTERNAL_TOKEN"]
+    settings.AWS_REGION = env["AWS_REGION"]
+    settings.MATCHING_WORKFLOW_STATE_TABLE = env["MATCHING_STATE_TABLE"]
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_DYNAMODB"):
+        monkeypatch.setenv(name, env[name])
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are still sync.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    SkierProfile.objects.bulk_create(
+        SkierProfile(**profile_fields(**p)) for p in demo_profiles(400, resort_regions(), seed=21)
+    )
+    return durable_stack
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
+        yield browser
+        browser.close()
+        # ORM calls made while Playwright's loop runs get their own connections (asgiref's context-local
+        # storage): close them here, or the test database cannot be dropped at the end of the run.
+        connections.close_all()
+
+
+@pytest.fixture(scope="module")
+def shots_dir(request) -> Path:
+    folder = ROOT / "var" / "screenshots" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder.mkdir(parents=True, exist_ok=True)
+    yield folder
+    # Printed past pytest's output capture, so `make test` shows where the screenshots are.
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print(f"\nconsole screenshots: {folder}")
+
+
+def _fresh(search_id) -> Search:
+    connection.close()  # see what the live server's threads committed
+    return Search.objects.get(pk=search_id)
+
+
+def login(browser, base: str, username: str, password: str):
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page.set_default_timeout(20_000)
+    page.goto(f"{base}/admin/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#site-name")
+    return page
+
+
+def act(page, label: str, reason: str, shot: Path | None = None, **choose: str):
+    """Press an action button on the search page, fill the confirmation, confirm."""
+    page.click(f"#sb-actions a:has-text('{label}')")
+    page.wait_for_selector("#sb-confirm-what")
+    for value in choose.values():
+        page.check(f"input[value='{value}']")
+    page.fill("#id_reason", reason)
+    if shot:
+        page.screenshot(path=str(shot), full_page=True)
+    page.click("#sb-confirm")
+    page.wait_for_selector("ul.messagelist")
+    return page.inner_text("ul.messagelist")
+
+
+def test_an_operator_works_the_console_and_a_reviewer_finds_no_action(
+    console, live_server, owner, browser, shots_dir, django_user_model
+):
+    base = live_server.url
+    running = make_search(status=SearchStatus.RUNNING, engine=Engine.CELERY, seeker_id="skier-running")
+    failed = make_search(status=SearchStatus.FAILED, engine=Engine.CELERY, seeker_id="skier-failed",
+                         error="internal error: OperationalError")  # fmt: skip
+    answer = owner.post("/matching/searches", COACH_SEARCH)
+    assert answer.status_code == 202 and answer.json()["engine"] == "durable"
+    vetted = answer.json()["search_id"]
+    wait_for(lambda: _fresh(vetted).status == SearchStatus.AWAITING_VETTING, timeout=90, message="vetting wait")
+    _staff(django_user_model, "olga", "Match operators")
+    _staff(django_user_model, "rita", "Match reviewers")
+
+    page = login(browser, base, "olga", "x-olga-pw")
+    page.screenshot(path=str(shots_dir / "01-admin-index.png"), full_page=True)
+
+    # The list, filtered to running searches; it fits a 1366 px screen.
+    page.goto(f"{base}/admin/matching/search/")
+    page.click("#changelist-filter a:has-text('Running')")
+    page.wait_for_url(re.compile(r"status__exact=running"))
+    assert "skier-running" in page.inner_text("#result_list")
+    assert "skier-failed" not in page.inner_text("#result_list")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+    page.screenshot(path=str(shots_dir / "02-list-filtered-running.png"), full_page=True)
+
+    # Open it and cancel it.
+    page.click(f"#result_list a:has-text('{str(running.pk)[:8]}')")
+    page.wait_for_selector("#sb-actions")
+    page.screenshot(path=str(shots_dir / "03-running-search.png"), full_page=True)
+    said = act(page, "Cancel", "seeker asked us to stop", shots_dir / "04-cancel-confirmation.png")
+    assert f"{str(running.pk)[:8]}: done: cancelled" in said
+    assert "Cancelled" in page.inner_text("h1")
+    page.screenshot(path=str(shots_dir / "05-cancelled.png"), full_page=True)
+    assert _fresh(running.pk).status == SearchStatus.CANCELLED
+
+    # The pending vetting request, from the dashboard's inbox: approve every candidate.
+    page.goto(f"{base}/admin/matching/search/dashboard/")
+    page.screenshot(path=str(shots_dir / "06-dashboard.png"), full_page=True)
+    assert str(vetted)[:8] in page.inner_text("#sb-vetting")
+    page.click(f"#sb-vetting a[href*='{vetted}'][href*='approve_all']")
+    page.wait_for_selector("#sb-confirm-what")
+    page.fill("#id_reason", "certificates checked by phone")
+    page.screenshot(path=str(shots_dir / "07-approve-confirmation.png"), full_page=True)
+    page.click("#sb-confirm")
+    page.wait_for_selector("ul.messagelist")
+    assert f"{str(vetted)[:8]}: done: approved all candidates" in page.inner_text("ul.messagelist")
+    wait_for(lambda: _fresh(vetted).status == SearchStatus.SUCCEEDED, timeout=90, message="the signed callback")
+    page.goto(f"{base}/admin/matching/search/{vetted}/change/")
+    assert "Succeeded" in page.inner_text("h1")
+    assert page.locator("#sb-results tbody tr").count() == _fresh(vetted).result_count > 0
+    page.screenshot(path=str(shots_dir / "08-vetted-search-succeeded.png"), full_page=True)
+
+    # A failed Celery search, rerun on the durable engine.
+    page.goto(f"{base}/admin/matching/search/{failed.pk}/change/")
+    said = act(page, "Rerun on Durable", "Celery workers were down", shots_dir / "09-rerun-confirmation.png")
+    assert f"{str(failed.pk)[:8]}: done: attempt 2 started on durable" in said
+    assert "Attempt 2 on durable — rerun of attempt 1" in page.inner_text("#content-main")
+    wait_for(lambda: _fresh(failed.pk).status == SearchStatus.SUCCEEDED, timeout=90, message="the rerun to finish")
+    page.reload()
+    page.screenshot(path=str(shots_dir / "10-rerun-on-durable.png"), full_page=True)
+    page.close()
+
+    # A reviewer reads everything and can act on nothing.
+    page = login(browser, base, "rita", "x-rita-pw")
+    page.goto(f"{base}/admin/matching/search/")
+    assert page.locator("select[name=action]").count() == 0
+    page.goto(f"{base}/admin/matching/search/{failed.pk}/change/")
+    assert page.locator("#sb-actions").count() == 0
+    page.screenshot(path=str(shots_dir / "11-reviewer-search-page.png"), full_page=True)
+    page.goto(f"{base}/admin/matching/search/dashboard/")
+    assert page.locator("#sb-vetting a.button").count() == 0
+    page.close()
