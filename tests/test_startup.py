@@ -67,11 +67,13 @@ def test_every_entry_point_stops_on_a_bad_rate(tmp_path):
 
 
 def test_gunicorn_without_the_config_file_stops_instead_of_rebooting_workers(tmp_path):
-    bare = [str(VENV_BIN / "gunicorn"), "snowbuddy.wsgi", "--bind", "127.0.0.1:0", "--workers", "2"]
+    # One worker: with two, gunicorn's own arbiter may reap both failures at once and print its
+    # HaltServer traceback (a race inside gunicorn, not the console's start-up check).
+    bare = [str(VENV_BIN / "gunicorn"), "snowbuddy.wsgi", "--bind", "127.0.0.1:0", "--workers", "1"]
     result = _run(bare, {"MATCHING_SEARCH_RATE": "abc"}, tmp_path, timeout=60)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
-    assert result.stderr.count("ImproperlyConfigured: MATCHING_SEARCH_RATE: ") <= 2  # one per worker booted
+    assert result.stderr.count("ImproperlyConfigured: MATCHING_SEARCH_RATE: ") == 1
 
 
 @pytest.mark.parametrize("argv", [GUNICORN, WORKER, [*MANAGE, "runserver", "127.0.0.1:0", "--noreload"]])

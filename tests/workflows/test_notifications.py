@@ -162,6 +162,10 @@ def test_staff_redeliver_a_dead_letter_from_the_admin(search, receiver, client, 
     client.force_login(staff_operator)
     page = client.get("/admin/matching/searchnotification/")
     assert page.status_code == 200 and b"Dead letter" in page.content
+    assert b'value="redeliver"' not in page.content  # viewing is not redelivering
+    staff_operator.user_permissions.add(Permission.objects.get(codename="redeliver_searchnotification"))
+    staff_operator = type(staff_operator).objects.get(pk=staff_operator.pk)  # a fresh permission cache
+    client.force_login(staff_operator)
     response = client.post(
         "/admin/matching/searchnotification/", {"action": "redeliver", "_selected_action": [row.pk]}, follow=True
     )
