@@ -14,8 +14,11 @@ SAM_VENV ?= var/sam
 # (A pyenv shim is no use: sam runs `python3.13` by name; take the interpreter itself.)
 LAMBDA_PYTHON ?= $(shell ls $$HOME/.pyenv/versions/3.13*/bin/python3.13 2>/dev/null | tail -n 1 || true)
 LAMBDA_PYTHON := $(or $(LAMBDA_PYTHON),$(shell command -v python3.13 2>/dev/null))
+# The filled database of `make seed-scale` / `make bench-admin` (create it first: createdb scale).
+SCALE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/scale
+SCALE_SEARCHES ?= 1000000
 
-.PHONY: setup chromium run run-durable durable test lint format bench bench-durable lambda-build clean
+.PHONY: setup chromium run run-durable durable test lint format bench bench-durable seed-scale bench-admin lambda-build clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -90,6 +93,16 @@ lambda-build: setup
 	PATH="$(dir $(LAMBDA_PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam build \
 		--template-file workflows/durable/template.yaml --build-dir var/lambda/build
 	$(PY) -m workflows.durable.package --check var/lambda/build
+
+# 1,000,000 searches with their events, results, executions… in SCALE_DATABASE_URL (a few minutes, ~3 GB).
+# SEED_ARGS=--replace refills it; see `manage.py seed_scale --help`.
+seed-scale: setup
+	DATABASE_URL=$(SCALE_DATABASE_URL) $(PY) manage.py migrate --noinput
+	DATABASE_URL=$(SCALE_DATABASE_URL) $(PY) manage.py seed_scale --searches $(SCALE_SEARCHES) $(SEED_ARGS)
+
+# Median time and query count of each admin page on that database (BENCH_ARGS=--explain for plans).
+bench-admin: setup
+	DATABASE_URL=$(SCALE_DATABASE_URL) $(PY) bench/admin_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache
