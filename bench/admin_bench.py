@@ -416,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         "--explain", action="store_true", help="EXPLAIN (ANALYZE, BUFFERS) each slow page's slowest query"
     )
     parser.add_argument("--queries", action="store_true", help="list every query (ms, SQL) of each slow page")
-    parser.add_argument("--only", help="measure only pages whose label contains this text")
+    parser.add_argument("--only", help="measure only pages whose label contains one of these comma-separated texts")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmups < 1:
         parser.error("--runs and --warmups must be at least 1")
@@ -435,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     pages = discover_pages(user, notes)
     if args.only:
-        pages = [p for p in pages if args.only in p.label]
+        wanted = [text.strip() for text in args.only.split(",") if text.strip()]
+        pages = [p for p in pages if any(text in p.label for text in wanted)]
     print(
         f"{len(pages)} pages, {args.warmups} warm-ups + {args.runs} timed requests each; "
         f"slow: median > {SLOW_MS:.0f} ms"
