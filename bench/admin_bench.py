@@ -13,8 +13,9 @@ Pages, discovered from what is registered, so the bench follows the admin as it 
   * the list searched by a search-id prefix, a full search id, a seeker id and a candidate user id;
   * a search page (change view) of a typical finished search, of a retried durable one with a copied
     timeline, and an execution page;
-  * the event, execution, result, dispatch, webhook-delivery and timeline lists, the admin index, and
-    every admin URL whose name contains "dashboard" (skipped with a note when there is none).
+  * the event, execution, result, dispatch, webhook-delivery and timeline lists, then every other
+    registered list, the admin index, and every admin URL whose name contains "dashboard" (skipped
+    with a note when there is none).
 
 Pages over 300 ms median are flagged; with --explain the slowest query of each flagged page is run
 again under EXPLAIN (ANALYZE, BUFFERS). Slow pages do not fail the script; errors (a page that is
@@ -269,18 +270,23 @@ def discover_pages(user, notes: list[str]) -> list[Page]:
             )
     else:
         notes.append("no copied timeline: the retried search page and the execution page were not measured")
-    for label, model in (
-        ("event list", SearchEvent),
-        ("execution list", WorkflowExecution),
-        ("result list", SearchResult),
-        ("dispatch list", SearchDispatch),
-        ("webhook delivery list", WebhookDelivery),
-        ("timeline entry list", ExecutionTimelineEntry),
-    ):
-        if model in admin.site._registry:
+    short = {
+        SearchEvent: "event list",
+        WorkflowExecution: "execution list",
+        SearchResult: "result list",
+        SearchDispatch: "dispatch list",
+        WebhookDelivery: "webhook delivery list",
+        ExecutionTimelineEntry: "timeline entry list",
+    }
+    for model in short:
+        if model not in admin.site._registry:
+            notes.append(f"{model.__name__} has no admin: {short[model]} not measured")
+    # Every other registered list too, so the big tables of later work are measured without asking.
+    registered = sorted(admin.site._registry, key=lambda m: (m not in short, m._meta.label))
+    for model in registered:
+        if model is not Search:
+            label = short.get(model) or f"{model._meta.verbose_name} list"
             pages.append(Page(label, _admin_url(model, "changelist")))
-        else:
-            notes.append(f"{model.__name__} has no admin: {label} not measured")
     pages.append(Page("admin index", "/admin/"))
     pages += dashboard_pages(notes)
     return pages

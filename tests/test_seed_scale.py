@@ -8,7 +8,19 @@ from django.db import connection
 from django.db.models import Count, F, Max, Min
 
 from matching.engine.types import SearchRequest
-from matching.models import ACTIVE_STATUSES, TERMINAL_STATUSES, Engine, Search, SearchEvent, SearchResult, SearchStatus
+from matching.models import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    Engine,
+    NotificationState,
+    Search,
+    SearchEvent,
+    SearchNotification,
+    SearchResult,
+    SearchStatus,
+    StaffAction,
+    StaffActionKind,
+)
 from tests.factories import SearchFactory
 from workflows.models import (
     DriftState,
@@ -112,8 +124,8 @@ def test_seeded_executions_mirror_each_dispatched_attempt_with_some_flagged():
 
     dispatched = SearchDispatch.objects.filter(sent_at__isnull=False).count()
     assert WorkflowExecution.objects.count() == dispatched
-    flagged = WorkflowExecution.objects.filter(drift_state=DriftState.FLAGGED)
-    assert flagged.exists()
+    flagged = WorkflowExecution.objects.filter(drift_state__in=[DriftState.FLAGGED, DriftState.ACKNOWLEDGED])
+    assert flagged.filter(drift_state=DriftState.FLAGGED).exists()
     assert flagged.count() == SearchEvent.objects.filter(kind="drift_flagged").count()
     durable = WorkflowExecution.objects.filter(engine=Engine.DURABLE)
     assert not durable.filter(execution_arn="").exists()
@@ -164,3 +176,23 @@ def test_seed_scale_refuses_sqlite(monkeypatch):
 
     with pytest.raises(CommandError, match="needs PostgreSQL"):
         seed()
+
+
+def test_seeded_attention_markers_notifications_and_audit_trail_agree_with_the_events():
+    seed()
+
+    still_flagged = WorkflowExecution.objects.filter(drift_state=DriftState.FLAGGED)
+    assert Search.objects.filter(drift_flagged=True).count() == still_flagged.count() > 0
+    acknowledged = SearchEvent.objects.filter(kind="drift_acknowledged").values("search")
+    assert not Search.objects.filter(pk__in=acknowledged, drift_flagged=True).exists()
+    assert not Search.objects.filter(pk__in=acknowledged, callback_dead_lettered=True).exists()
+    finished_attempts = SearchEvent.objects.filter(to_status__in=TERMINAL_STATUSES).count()
+    assert SearchNotification.objects.count() == finished_attempts
+    assert SearchNotification.objects.filter(state=NotificationState.DELIVERED).count() > 0.99 * finished_attempts
+    staff_events = SearchEvent.objects.filter(
+        actor__startswith="staff:", kind__in=["retried", "cancelled", "intervened", "drift_acknowledged"]
+    )
+    assert StaffAction.objects.count() == staff_events.count() > 0
+    assert set(StaffAction.objects.values_list("action", flat=True)) <= set(StaffActionKind.values)
+    assert not StaffAction.objects.filter(reason="").exists()
+    assert not Search.objects.filter(api_key=None).exists()

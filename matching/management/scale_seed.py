@@ -34,7 +34,18 @@ from django.db import connection
 from django.db.models import NOT_PROVIDED, AutoField, BigAutoField, Model, SmallAutoField
 
 from matching.engine import rules
-from matching.models import Engine, Search, SearchEvent, SearchResult, SearchStatus
+from matching.models import (
+    Engine,
+    NotificationState,
+    Search,
+    SearchEvent,
+    SearchNotification,
+    SearchResult,
+    SearchStatus,
+    StaffAction,
+    StaffActionKind,
+    StaffActionOutcome,
+)
 from matching.regions import KNOWN_REGIONS
 from workflows.models import (
     DriftState,
@@ -47,7 +58,9 @@ from workflows.models import (
 
 S = SearchStatus
 TERMINAL = (S.SUCCEEDED, S.FAILED, S.CANCELLED, S.TIMED_OUT)
-FLAG_NAMES = "virfd"  # vetting, intervened, running observed (durable), flagged (drift), dead-lettered callback
+# vetting, intervened, running observed (durable), flagged (drift), dead-lettered callback, acknowledged by staff
+FLAG_NAMES = "virfda"
+NO_FLAGS = "-" * len(FLAG_NAMES)
 
 # Search volume by hour of day in Japan (most users plan in the evening and early morning) and
 # by ISO weekday (Mon..Sun): weekends are busier.
@@ -59,6 +72,7 @@ WEEKDAY = (0.90, 0.88, 0.90, 0.95, 1.15, 1.35, 1.20)
 STAFF = ("staff:aiko", "staff:ben", "staff:chiara", "staff:daisuke", "staff:emma")
 CANCEL_REASONS = ("user changed their mind", "duplicate search", "user withdrew", "wrong dates entered")
 RETRY_REASONS = ("stale profiles", "provider outage resolved", "user asked again", "rerun after the fix")
+ACK_NOTES = ("known emulator lag, item caught up", "checked the execution by hand", "user informed")
 CELERY_ERRORS = (
     "gave up after 4 tries: OperationalError: server closed the connection unexpectedly",
     "internal error: ValueError",
@@ -212,6 +226,9 @@ def _run_attempt(b: _Builder, number: int, engine: str, outcome: str, flags: set
         attempt.ended = b.add(number, S.CANCELLED, state, S.CANCELLED, "{canceller}", "{reason}", (2, 600))
         if durable:
             b.add(number, "remote_cancel", "", "", "system", "durable execution stopped", (0.05, 1.5))
+    if "a" in flags and attempt.ended is not None:
+        # Staff saw the flag (or the dead letter) and acknowledged it: the markers are cleared.
+        b.add(number, "drift_acknowledged", "", "", "{staff}", "{ack_note}", (600, 43_200))
     return attempt
 
 
@@ -234,7 +251,8 @@ def build_paths(*, timeout: float) -> dict[str, Path]:
     """Every path the plan can pick (all combinations, cheap: ~1,500 paths)."""
     paths = {}
     flag_sets = (
-        "".join(f if on else "-" for f, on in zip(FLAG_NAMES, bits, strict=True)) for bits in product(*[(0, 1)] * 5)
+        "".join(f if on else "-" for f, on in zip(FLAG_NAMES, bits, strict=True))
+        for bits in product(*[(0, 1)] * len(FLAG_NAMES))
     )
     for engine, status, attempts, flags in product(Engine.values, S.values, (1, 2, 3), list(flag_sets)):
         path = build_path(engine, status, attempts, flags, timeout=timeout)
@@ -333,6 +351,7 @@ class ScaleConfig:
     timeline_sample: float = 0.01
     timeout_seconds: int = 86_400
     executions: str = "all"  # "all" attempts that reached an engine, or only "durable" ones
+    api_key_id: int | None = None  # the SnowTrace key the searches came in with
     durable_share: float = 0.7  # of new searches once the durable engine is rolled out
     rollout_days: int = 40  # the durable share grows from 10 % over the first days
 
@@ -372,6 +391,11 @@ SELECT h, hour_start,
        %(offset)s + upto AS hi
 FROM c
 """
+
+
+def flag(letter: str, flags: str = "p.flags") -> str:
+    """SQL: the path of plan row `p` carries this flag."""
+    return f"substr({flags}, {FLAG_NAMES.index(letter) + 1}, 1) = '{letter}'"
 
 
 def _plan_sql() -> str:
@@ -421,29 +445,37 @@ WITH t AS MATERIALIZED (
            END AS status0,
            CASE WHEN cls <> 'done' THEN 1 WHEN {u(7)} < 0.03 THEN 2 WHEN {u(7)} < 0.035 THEN 3 ELSE 1 END AS attempts0
     FROM f AS p
+), fl AS MATERIALIZED (
+    SELECT p.*,
+           engine = 'durable' AND vetting AND status0 IN ('succeeded', 'failed') AND {u(8)} < 0.25 AS f_i,
+           engine = 'durable' AND (vetting OR status0 = 'running' OR {u(11)} < 0.5) AS f_r,
+           engine = 'durable' AND ((cls = 'stuck' AND {u(9)} < 0.5)
+                                   OR (cls = 'done' AND vetting AND {u(9)} < 0.02)) AS f_f,
+           engine = 'durable' AND cls = 'done' AND status0 IN ('succeeded', 'failed', 'timed_out')
+               AND {u(10)} < 0.002 AS f_d
+    FROM g AS p
 ), k AS MATERIALIZED (
     SELECT p.*,
            engine || '|' || status0 || '|' || attempts0 || '|'
            || CASE WHEN engine = 'durable' AND vetting THEN 'v' ELSE '-' END
-           || CASE WHEN engine = 'durable' AND vetting AND status0 IN ('succeeded', 'failed') AND {u(8)} < 0.25
-                   THEN 'i' ELSE '-' END
-           || CASE WHEN engine = 'durable' AND (vetting OR status0 = 'running' OR {u(11)} < 0.5) THEN 'r' ELSE '-' END
-           || CASE WHEN engine = 'durable' AND ((cls = 'stuck' AND {u(9)} < 0.5)
-                                                OR (cls = 'done' AND vetting AND {u(9)} < 0.02)) THEN 'f' ELSE '-' END
-           || CASE WHEN engine = 'durable' AND cls = 'done' AND status0 IN ('succeeded', 'failed', 'timed_out')
-                        AND {u(10)} < 0.002 THEN 'd' ELSE '-' END AS key0
-    FROM g AS p
+           || CASE WHEN f_i THEN 'i' ELSE '-' END
+           || CASE WHEN f_r THEN 'r' ELSE '-' END
+           || CASE WHEN f_f THEN 'f' ELSE '-' END
+           || CASE WHEN f_d THEN 'd' ELSE '-' END
+           || CASE WHEN (f_f OR f_d) AND cls = 'done' AND {u(24)} < 0.5 THEN 'a' ELSE '-' END AS key0
+    FROM fl AS p
 ), chosen AS MATERIALIZED (
     -- A path must end before --until; the newest searches fall back to shorter ones.
     SELECT p.*,
            CASE WHEN p.created_at + make_interval(secs => k0.seconds) <= %(until)s THEN p.key0
                 WHEN p.created_at + make_interval(secs => k1.seconds) <= %(until)s THEN k1.path_key
-                ELSE p.engine || '|pending|1|-----' END AS path_key
+                ELSE p.engine || '|pending|1|' || %(no_flags)s END AS path_key
     FROM k AS p
     JOIN seed_paths k0 ON k0.path_key = p.key0
-    JOIN seed_paths k1 ON k1.path_key = p.engine || '|succeeded|1|-----'
+    JOIN seed_paths k1 ON k1.path_key = p.engine || '|succeeded|1|' || %(no_flags)s
 ), base AS (
     SELECT p.i, p.r, p.created_at, p.engine, p.role, p.vetting, p.cls, p.path_key,
+           split_part(p.path_key, '|', 4) AS flags,
            split_part(p.path_key, '|', 2) AS status,
            split_part(p.path_key, '|', 3)::int AS attempt,
            md5(%(seed)s || ':' || p.i)::uuid AS search_id,
@@ -452,7 +484,7 @@ WITH t AS MATERIALIZED (
 )
 SELECT p.*,
        CASE WHEN p.status <> 'succeeded' THEN 0
-            WHEN p.path_key LIKE '%%|v%%' THEN 1 + floor({u(13)} * 5)::int
+            WHEN {flag("v")} THEN 1 + floor({u(13)} * 5)::int
             ELSE least(20, floor(-ln(1 - {u(13)}) * %(result_scale)s))::int END AS result_count,
        {u(14)} < 0.3 AS with_knowledge,
        {_pick("staff", 15)} AS staff,
@@ -470,7 +502,8 @@ SELECT p.*,
            WHEN 'cancelled' THEN 'cancelled: ' || {_pick("cancel_reasons", 17)}
            ELSE '' END AS error,
        floor({u(23)} * 6)::int AS combo,
-       {u(21)} < %(timeline_sample)s OR p.cls <> 'done' OR p.path_key LIKE '%%f_' AS timeline
+       {_pick("ack_notes", 25)} AS ack_note,
+       {u(21)} < %(timeline_sample)s OR p.cls <> 'done' OR {flag("f")} AS timeline
 FROM base AS p
 """  # noqa: S608
 
@@ -515,6 +548,9 @@ class ScaleSeed:
             "cancel_reasons": list(CANCEL_REASONS),
             "retry_reasons": list(RETRY_REASONS),
             "drift_reasons": list(DRIFT_REASONS),
+            "ack_notes": list(ACK_NOTES),
+            "no_flags": NO_FLAGS,
+            "api_key": c.api_key_id,
             "celery_errors": list(CELERY_ERRORS),
             "durable_errors": list(DURABLE_ERRORS),
             "nick_parts": list(NICK_PARTS),
@@ -548,6 +584,8 @@ class ScaleSeed:
             self._dispatches(params)
             self._executions(params)
             self._webhook_deliveries(params)
+            self._notifications(params)
+            self._staff_actions(params)
             self._timelines(params)
         return self.reports
 
@@ -715,6 +753,11 @@ CREATE TEMP TABLE seed_combos (with_knowledge boolean, idx int, score float8, br
             "deadline_at": f"{first} + make_interval(secs => %(timeout)s)",
             "error": "p.error",
             "result_count": "p.result_count",
+            # The console's attention markers: raised by the drift check and the mirror, cleared by
+            # a staff acknowledgement.
+            "drift_flagged": f"{flag('f')} AND NOT {flag('a')}",
+            "callback_dead_lettered": f"{flag('d')} AND NOT {flag('a')}",
+            "api_key": "%(api_key)s",
         }
         source = """FROM seed_plan p
 JOIN seed_paths sp ON sp.path_key = p.path_key
@@ -736,9 +779,9 @@ ORDER BY p.i"""
             "'{worker}', p.worker), '{canceller}', p.canceller)"
         )
         detail = (
-            "replace(replace(replace(replace(replace(replace(s.detail, '{engine}', p.engine), "
+            "replace(replace(replace(replace(replace(replace(replace(s.detail, '{engine}', p.engine), "
             "'{results}', p.result_count::text), '{error}', p.error), '{reason}', p.reason), "
-            "'{retry_reason}', p.retry_reason), '{drift_reason}', p.drift_reason)"
+            "'{retry_reason}', p.retry_reason), '{drift_reason}', p.drift_reason), '{ack_note}', p.ack_note)"
         )
         values = {
             "search": "p.search_id",
@@ -813,10 +856,11 @@ ORDER BY p.i, a.attempt"""
         synced = (
             f"coalesce({ended}, %(until)s - make_interval(secs => 60 * {u(60)})) + make_interval(secs => 30 * {u(61)})"
         )
-        flagged = "a.current AND p.path_key LIKE '%%f_'"
-        vetting = "a.current AND p.path_key LIKE '%%|v%%'"
+        flagged = f"a.current AND {flag('f')}"
+        vetting = f"a.current AND {flag('v')}"
         drift_state = (
-            f"CASE WHEN {flagged} THEN '{DriftState.FLAGGED}' "
+            f"CASE WHEN {flagged} AND {flag('a')} THEN '{DriftState.ACKNOWLEDGED}' "
+            f"WHEN {flagged} THEN '{DriftState.FLAGGED}' "
             f"WHEN {vetting} AND {u(62)} < 0.05 THEN '{DriftState.REPAIRED}' "
             f"WHEN ({vetting} OR p.cls <> 'done') AND {u(62)} < 0.75 THEN '{DriftState.OK}' ELSE '' END"
         )
@@ -868,11 +912,74 @@ ORDER BY p.i, a.attempt"""
             "outcome": "CASE WHEN a.status = 'cancelled' THEN 'ignored_terminal' ELSE 'applied' END",
         }
         # A dead-lettered callback never arrived (the sync applied the outcome instead).
-        source = """FROM seed_plan p
+        source = f"""FROM seed_plan p
 JOIN seed_attempts a ON a.path_key = p.path_key
-WHERE p.engine = 'durable' AND a.ended_step IS NOT NULL AND NOT (a.current AND p.path_key LIKE '%%d')
+WHERE p.engine = 'durable' AND a.ended_step IS NOT NULL AND NOT (a.current AND {flag("d")})
 ORDER BY p.i, a.attempt"""
         self._timed("webhook deliveries", *insert_select(WebhookDelivery, values, source, params))
+
+    def _notifications(self, params: dict) -> None:
+        """The completion notifications to SnowTrace: one per finished attempt, delivered at once,
+        except a few dead-lettered after a day of retries (on a receiver that kept answering 503)."""
+        u = _u
+        ended = _at("a.ended_step", "a.ended_lo", "a.ended_hi")
+        dead = f"({u(70)} < 0.001 AND {ended} < %(until)s - interval '1 day')"
+        sent = f"{ended} + make_interval(secs => 0.05 + 1.5 * {u(71)})"
+        values = {
+            "search": "p.search_id",
+            "attempt": "a.attempt",
+            "status": "a.status",
+            "state": (
+                f"CASE WHEN {dead} THEN '{NotificationState.DEAD_LETTER}' ELSE '{NotificationState.DELIVERED}' END"
+            ),
+            "created_at": ended,
+            "next_attempt_at": "NULL",
+            "retry_until": f"{ended} + interval '1 day'",
+            "last_attempt_at": f"CASE WHEN {dead} THEN {ended} + interval '1 day' ELSE {sent} END",
+            "sent_at": f"CASE WHEN {dead} THEN NULL ELSE {sent} END",
+            "tries": f"CASE WHEN {dead} THEN 12 ELSE 1 END",
+            "last_status_code": f"CASE WHEN {dead} THEN 503 ELSE 204 END",
+            "last_error": f"CASE WHEN {dead} THEN 'HTTP 503 Service Unavailable' ELSE '' END",
+        }
+        source = """FROM seed_plan p
+JOIN seed_attempts a ON a.path_key = p.path_key
+WHERE a.ended_step IS NOT NULL
+ORDER BY p.i, a.attempt"""
+        self._timed("search notifications", *insert_select(SearchNotification, values, source, params))
+
+    def _staff_actions(self, params: dict) -> None:
+        """The console's audit trail of what staff did: retries, cancels, vetting answers, acknowledgements."""
+        kinds = {
+            "retried": StaffActionKind.RETRY,
+            "cancelled": StaffActionKind.CANCEL,
+            "intervened": StaffActionKind.INTERVENE,
+            "drift_acknowledged": StaffActionKind.ACKNOWLEDGE_DRIFT,
+        }
+        action = "CASE e.kind " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in kinds.items()) + " END"
+        values = {
+            "at": "e.at",
+            "username": "substr(e.actor, 7)",
+            "action": action,
+            "search": "e.search_id",
+            "attempt": "e.attempt",
+            # A retry's detail is "attempt N on ENGINE: reason"; the others carry the reason itself.
+            "reason": "CASE WHEN e.kind = 'retried' THEN split_part(e.detail, ': ', 2) ELSE e.detail END",
+            "parameters": (
+                "CASE e.kind WHEN 'retried' THEN jsonb_build_object('engine', s.engine) "
+                "WHEN 'intervened' THEN jsonb_build_object('decision', split_part(e.detail, ' ', 1)) "
+                "ELSE '{}'::jsonb END"
+            ),
+            "status_before": "CASE WHEN e.from_status <> '' THEN e.from_status ELSE s.status END",
+            "status_after": "CASE WHEN e.to_status <> '' THEN e.to_status ELSE s.status END",
+            "outcome": f"'{StaffActionOutcome.DONE}'",
+            "detail": "''",
+        }
+        source = f"""FROM {table(SearchEvent)} e
+JOIN {table(Search)} s ON s.{column(Search, "search_id")} = e.{column(SearchEvent, "search")}
+WHERE e.{column(SearchEvent, "actor")} LIKE 'staff:%%' AND e.{column(SearchEvent, "kind")} = ANY(%(staff_kinds)s)
+ORDER BY e.{column(SearchEvent, "id")}"""
+        params = {**params, "staff_kinds": list(kinds)}
+        self._timed("staff actions", *insert_select(StaffAction, values, source, params))
 
     def _timelines(self, params: dict) -> None:
         """Timelines of a sample of executions (and of every active or flagged one), as the mirror builds them.

@@ -1,4 +1,5 @@
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from django.core.management import BaseCommand, CommandError, call_command
@@ -6,16 +7,31 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from matching.management.scale_seed import ScaleConfig, ScaleSeed, TableReport, table
-from matching.models import Resort, Search, SearchEvent, SearchResult
+from matching.models import (
+    ApiClientKey,
+    Resort,
+    Search,
+    SearchEvent,
+    SearchNotification,
+    SearchResult,
+    StaffAction,
+)
+from matching.services import api_key_create
 from workflows.models import ExecutionTimelineEntry, SearchDispatch, WebhookDelivery, WorkflowExecution
 
-SEEDED = (Search, SearchEvent, SearchResult, SearchDispatch, WorkflowExecution, WebhookDelivery, ExecutionTimelineEntry)
+SEEDED = (
+    Search, SearchEvent, SearchResult, SearchDispatch, WorkflowExecution, WebhookDelivery, SearchNotification,
+    StaffAction, ExecutionTimelineEntry,
+)  # fmt: skip
+# The key the seeded searches came in with (a SnowTrace service key, as in production).
+SEED_KEY_NAME = "snowtrace (seed_scale)"
 
 
 class Command(BaseCommand):
     help = (
         "Fill PostgreSQL with a production-sized history (default 1,000,000 searches over 90 days, ~4 events "
-        "and ~1 result each, dispatches, executions, webhook deliveries, sample timelines) for the admin "
+        "and ~1 result each, dispatches, executions, webhook deliveries, notifications, the staff audit trail, "
+        "sample timelines) for the admin "
         "benchmark. Generated inside the server; refuses SQLite and a database that already has searches."
     )
 
@@ -78,6 +94,9 @@ class Command(BaseCommand):
         with transaction.atomic():
             if options["replace"] and existing:
                 self._timed_line("delete existing", lambda: self._truncate(existing))
+            key = ApiClientKey.objects.filter(name=SEED_KEY_NAME).first()
+            key = key or api_key_create(name=SEED_KEY_NAME, is_trusted_service=True)[0]
+            config = replace(config, api_key_id=key.pk)
             reports = ScaleSeed(config, offset=offset, progress=self._progress).run()
             body_done = time.monotonic()
         # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED: PostgreSQL checks every new
