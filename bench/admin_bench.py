@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SLOW_MS = 300.0
+MANY_QUERIES = 20  # more on one page usually means a query per row
 BENCH_USER = "bench-admin"
 
 
@@ -64,6 +65,10 @@ class Measurement:
     @property
     def slow(self) -> bool:
         return not self.error and self.median_ms > SLOW_MS
+
+    @property
+    def chatty(self) -> bool:
+        return not self.error and self.queries > MANY_QUERIES
 
 
 # --- discovery --------------------------------------------------------------------------------------
@@ -353,7 +358,7 @@ def _row(m: Measurement) -> str:
         return f"{m.page.label[:52]:<52}  ERROR {m.error}"
     t = sorted(m.times_ms)
     p90 = t[min(len(t) - 1, round(0.9 * (len(t) - 1)))]
-    flag = "SLOW" if m.slow else ""
+    flag = " ".join(f for f, on in (("SLOW", m.slow), ("MANY-QUERIES", m.chatty)) if on)
     return (
         f"{m.page.label[:52]:<52}  {m.median_ms:>9.1f}  {t[0]:>8.1f}  {p90:>8.1f}  {m.queries:>7}  "
         f"{m.slowest_ms:>10.1f}  {flag}"
@@ -421,7 +426,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--explain", action="store_true", help="EXPLAIN (ANALYZE, BUFFERS) each slow page's slowest query"
     )
-    parser.add_argument("--queries", action="store_true", help="list every query (ms, SQL) of each slow page")
+    parser.add_argument(
+        "--queries",
+        action="store_true",
+        help=f"list every query (ms, SQL) of each slow page or one with > {MANY_QUERIES}",
+    )
     parser.add_argument("--only", help="measure only pages whose label contains one of these comma-separated texts")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmups < 1:
@@ -465,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         print(f"note: {note}")
     if args.queries:
-        for m in slow:
+        for m in [m for m in measurements if m.slow or m.chatty]:
             print(f"\n=== {m.page.label}: {m.median_ms:.0f} ms median; its {m.queries} queries (one warm request)")
             for ms, sql in m.captured:
                 print(f"{ms:8.1f} ms  {sql[:400]}")
