@@ -1,14 +1,18 @@
 """Columnar, vectorised form of the matching rules.
 
-`ProfileIndex.build` turns profiles into numpy columns once; `search` then applies the rules of
+`ProfileIndex.build` turns profiles into numpy columns once (`ProfileIndexBuilder` does it chunk by
+chunk, for callers that stream rows from a database); `search` then applies the rules of
 `rules.py` to every profile at once and must return exactly what `match_baseline` returns.
 Set-valued fields (resorts, regions, dates, certifications) are interned to small ints and held
-as per-row bitmasks (up to `_MAX_WORDS` uint64 words) or, beyond that, as CSR rows.
+as per-row bitmasks (up to `_MAX_WORDS` uint64 words) or, beyond that, as CSR rows. User ids are
+held as one fixed-width bytes array (UTF-8): no Python object per profile, and bytes order is
+code point order, i.e. the rules' tie-break order (ids must not end in NUL bytes).
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+import copy
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
 
@@ -44,11 +48,11 @@ class _SetColumn:
             self.offsets = np.zeros(n_rows + 1, dtype=np.int64)
             np.cumsum(np.bincount(rows, minlength=n_rows), out=self.offsets[1:])
 
-    @classmethod
-    def from_rows(cls, values_per_row: Sequence[Sequence[str]]) -> _SetColumn:
-        vocab = {v: i for i, v in enumerate(sorted(set(chain.from_iterable(values_per_row))))}
-        rows, ids = _coo(values_per_row, vocab)
-        return cls(vocab, rows, ids, len(values_per_row))
+    def nbytes(self) -> int:
+        arrays = [self.non_empty, *(self.words or [])]
+        if self.words is None:
+            arrays += [self.flat, self.offsets]
+        return sum(a.nbytes for a in arrays) + sys.getsizeof(self.vocab)
 
     def ids_of(self, values: Iterable[str]) -> list[int]:
         """Interned ids of the values this column has seen; unseen values can match nobody."""
@@ -78,83 +82,204 @@ class _SetColumn:
         return per_row if rows is None else per_row[rows]
 
 
-def _coo(values_per_row: Sequence[Sequence[str]], vocab: Mapping[str, int]):
-    lengths = np.fromiter(map(len, values_per_row), dtype=np.int64, count=len(values_per_row))
-    rows = np.repeat(np.arange(len(values_per_row), dtype=np.int64), lengths)
-    ids = np.fromiter(
-        map(vocab.__getitem__, chain.from_iterable(values_per_row)),
-        dtype=np.int64,
-        count=int(lengths.sum()),
-    )
-    return rows, ids
+class _SetAccumulator:
+    """One set-valued field, gathered chunk by chunk as (row, interned value) pairs."""
+
+    def __init__(self) -> None:
+        self.vocab: dict[str, int] = {}
+        self.rows: list[np.ndarray] = []
+        self.ids: list[np.ndarray] = []
+
+    def add(self, values_per_row: Sequence[Sequence[str]], first_row: int) -> None:
+        vocab = self.vocab
+        lengths = np.fromiter(map(len, values_per_row), dtype=np.int64, count=len(values_per_row))
+        self.rows.append(np.repeat(np.arange(first_row, first_row + len(values_per_row), dtype=np.int64), lengths))
+        for value in sorted(set(chain.from_iterable(values_per_row)).difference(vocab)):
+            vocab[value] = len(vocab)
+        self.ids.append(
+            np.fromiter(
+                map(vocab.__getitem__, chain.from_iterable(values_per_row)), dtype=np.int64, count=int(lengths.sum())
+            )
+        )
+
+    def coo(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.rows:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(self.rows), np.concatenate(self.ids)
+
+
+_NO_KNOWLEDGE = float("nan")
+
+
+class ProfileIndexBuilder:
+    """Columns of a `ProfileIndex`, filled one chunk of profiles at a time.
+
+    A caller streaming rows from a database adds each chunk as plain column sequences and drops
+    it, so no Profile object (or row dict) ever exists for the whole population.
+    """
+
+    def __init__(self, resort_regions: Mapping[str, str]):
+        self.resort_regions = dict(resort_regions)
+        self.count = 0
+        self._user_ids: list[np.ndarray] = []
+        self._skill: list[np.ndarray] = []
+        self._open: list[np.ndarray] = []
+        self._knowledge: list[np.ndarray] = []
+        self._role: list[np.ndarray] = []
+        self.role_vocab: dict[str, int] = {}
+        self._resorts = _SetAccumulator()
+        self._named_regions = _SetAccumulator()
+        self._dates = _SetAccumulator()
+        self._certifications = _SetAccumulator()
+
+    def add(
+        self,
+        *,
+        user_ids: Sequence[str],
+        skill_levels: Sequence[int],
+        roles: Sequence[str],
+        knowledge_scores: Sequence[int | None],
+        resorts: Sequence[Sequence[str]],
+        regions: Sequence[Sequence[str]],
+        available_dates: Sequence[Sequence[str]],
+        certifications: Sequence[Sequence[str]],
+        open_to_matching: Sequence[bool] | None = None,
+    ) -> None:
+        """Append one chunk; every sequence holds one entry per profile. `open_to_matching`
+        defaults to all open (a loader that reads only open profiles need not send it)."""
+        n = len(user_ids)
+        self._user_ids.append(np.array([uid.encode() for uid in user_ids], dtype=np.bytes_) if n else _EMPTY_IDS)
+        self._skill.append(np.fromiter(skill_levels, dtype=np.int64, count=n))
+        if open_to_matching is None:
+            self._open.append(np.ones(n, dtype=bool))
+        else:
+            self._open.append(np.fromiter(map(bool, open_to_matching), dtype=bool, count=n))
+        self._knowledge.append(
+            np.fromiter((_NO_KNOWLEDGE if k is None else k for k in knowledge_scores), dtype=np.float64, count=n)
+        )
+        vocab = self.role_vocab
+        self._role.append(np.fromiter((vocab.setdefault(r, len(vocab)) for r in roles), dtype=np.int16, count=n))
+        self._resorts.add(resorts, self.count)
+        self._named_regions.add(regions, self.count)
+        self._dates.add(available_dates, self.count)
+        self._certifications.add(certifications, self.count)
+        self.count += n
+
+    def add_profiles(self, profiles: Sequence[Profile]) -> None:
+        self.add(
+            user_ids=[p.user_id for p in profiles],
+            skill_levels=[p.skill_level for p in profiles],
+            roles=[p.role for p in profiles],
+            knowledge_scores=[p.knowledge_score for p in profiles],
+            resorts=[p.resorts for p in profiles],
+            regions=[p.regions for p in profiles],
+            available_dates=[p.available_dates for p in profiles],
+            certifications=[p.certifications for p in profiles],
+            open_to_matching=[p.open_to_matching for p in profiles],
+        )
+
+    def build(self) -> ProfileIndex:
+        n = self.count
+        index = ProfileIndex()
+        index.resort_regions = self.resort_regions
+        index.user_ids = np.concatenate(self._user_ids) if self._user_ids else _EMPTY_IDS
+        index.skill = _concat(self._skill, np.int64)
+        index.open = _concat(self._open, bool)
+        index.knowledge = _concat(self._knowledge, np.float64)
+        index.role_vocab = dict(self.role_vocab)
+        index.role = _concat(self._role, np.int16)
+        index.resorts = _SetColumn(self._resorts.vocab, *self._resorts.coo(), n)
+        index.regions = _build_region_column(self._named_regions, self._resorts, self.resort_regions, n)
+        index.dates = _SetColumn(self._dates.vocab, *self._dates.coo(), n)
+        index.certifications = _SetColumn(self._certifications.vocab, *self._certifications.coo(), n)
+        # Ties sort on an int: each profile's place in user id order (stable, so equal ids keep
+        # their insertion order, as the baseline's stable sort does).
+        index.uid_order = np.argsort(index.user_ids, kind="stable").astype(np.int64)
+        index.uid_rank = np.empty(n, dtype=np.int64)
+        index.uid_rank[index.uid_order] = np.arange(n, dtype=np.int64)
+        return index
+
+
+_EMPTY_IDS = np.zeros(0, dtype="S1")
+
+
+def _concat(parts: list[np.ndarray], dtype) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 
 class ProfileIndex:
     """Profiles in columnar form; build once, search many times. Read-only after `build`."""
 
     resort_regions: dict[str, str]
+    user_ids: np.ndarray  # bytes (UTF-8), one per position
     skill: np.ndarray  # int64
     open: np.ndarray  # bool
     knowledge: np.ndarray  # float64, NaN where missing
     role_vocab: dict[str, int]
-    role: np.ndarray  # int64 codes into role_vocab
+    role: np.ndarray  # int16 codes into role_vocab
     resorts: _SetColumn
     regions: _SetColumn  # named regions plus the regions of the profile's resorts
     dates: _SetColumn
     certifications: _SetColumn
-    uid_order: list[int]  # positions sorted by user_id
-    sorted_user_ids: list[str]
+    uid_order: np.ndarray  # int64 positions sorted by user_id
     uid_rank: np.ndarray  # int64, each position's place in user_id order
 
-    def __init__(self) -> None:  # use ProfileIndex.build
-        self.user_ids: list[str] = []
+    def __init__(self) -> None:  # use ProfileIndex.build or ProfileIndexBuilder
+        self.user_ids = _EMPTY_IDS
 
     def __len__(self) -> int:
         return len(self.user_ids)
 
     @classmethod
     def build(cls, profiles: Iterable[Profile], resort_regions: Mapping[str, str]) -> ProfileIndex:
-        profiles = list(profiles)
-        n = len(profiles)
-        index = cls()
-        index.resort_regions = dict(resort_regions)
-        index.user_ids = [p.user_id for p in profiles]
-        index.skill = np.fromiter((p.skill_level for p in profiles), dtype=np.int64, count=n)
-        index.open = np.fromiter((bool(p.open_to_matching) for p in profiles), dtype=bool, count=n)
-        index.knowledge = np.fromiter(
-            (np.nan if p.knowledge_score is None else p.knowledge_score for p in profiles),
-            dtype=np.float64,
-            count=n,
+        builder = ProfileIndexBuilder(resort_regions)
+        builder.add_profiles(list(profiles))
+        return builder.build()
+
+    def user_id_at(self, position: int) -> str:
+        return self.user_ids[position].decode()
+
+    def positions_of(self, user_ids: Iterable[str]) -> np.ndarray:
+        """Every position holding one of `user_ids` (ids absent from the index are skipped)."""
+        keys = np.array([uid.encode() for uid in user_ids], dtype=np.bytes_)
+        if not len(keys) or not len(self):
+            return np.zeros(0, dtype=np.int64)
+        lo = np.searchsorted(self.user_ids, keys, side="left", sorter=self.uid_order)
+        hi = np.searchsorted(self.user_ids, keys, side="right", sorter=self.uid_order)
+        if int((hi - lo).max()) <= 1:
+            return self.uid_order[lo[hi > lo]]
+        return np.concatenate([self.uid_order[a:b] for a, b in zip(lo.tolist(), hi.tolist(), strict=True)])
+
+    def with_open(self, open_to_matching: np.ndarray) -> ProfileIndex:
+        """The same index with another `open` column: rows set False drop out of every search.
+        Shares every other column (a shallow copy), so it costs one bool per profile."""
+        if open_to_matching.shape != self.open.shape or open_to_matching.dtype != bool:
+            raise ValueError("the open column must be one bool per profile")
+        clone = copy.copy(self)
+        clone.open = open_to_matching
+        return clone
+
+    def nbytes(self) -> int:
+        """Bytes held by this index's columns (numpy buffers and the small vocabularies)."""
+        total = sum(
+            a.nbytes
+            for a in (self.user_ids, self.skill, self.open, self.knowledge, self.role, self.uid_order, self.uid_rank)
         )
-        role_names = [p.role for p in profiles]
-        index.role_vocab = {r: i for i, r in enumerate(sorted(set(role_names)))}
-        index.role = np.fromiter(map(index.role_vocab.__getitem__, role_names), np.int64, count=n)
-
-        resorts = [p.resorts for p in profiles]
-        index.resorts = _SetColumn.from_rows(resorts)
-        index.regions = _build_region_column([p.regions for p in profiles], resorts, index.resorts, resort_regions)
-        index.dates = _SetColumn.from_rows([p.available_dates for p in profiles])
-        index.certifications = _SetColumn.from_rows([p.certifications for p in profiles])
-
-        # Ties sort on an int: each profile's position in user_id string order (stable).
-        index.uid_order = sorted(range(n), key=index.user_ids.__getitem__)
-        index.sorted_user_ids = list(map(index.user_ids.__getitem__, index.uid_order))
-        index.uid_rank = np.empty(n, dtype=np.int64)
-        index.uid_rank[index.uid_order] = np.arange(n, dtype=np.int64)
-        return index
-
-    def _positions_of(self, user_id: str) -> list[int]:
-        lo = bisect_left(self.sorted_user_ids, user_id)
-        hi = bisect_right(self.sorted_user_ids, user_id)
-        return self.uid_order[lo:hi]
+        for column in (self.resorts, self.regions, self.dates, self.certifications):
+            total += column.nbytes()
+        return total
 
     def search(self, request: SearchRequest) -> list[Match]:
         """The same ranking as `match_baseline(request, profiles, resort_regions)`."""
-        if not self.user_ids or request.limit <= 0:
-            return []
+        return self.search_counted(request)[0]
+
+    def search_counted(self, request: SearchRequest) -> tuple[list[Match], int]:
+        """The ranking, and how many profiles matched before the `limit` cap."""
+        if not len(self) or request.limit <= 0:
+            return [], 0
         keep = self.open & (self.skill >= request.skill_level_min)
         keep &= self.skill <= request.skill_level_max
-        keep[self._positions_of(request.seeker_id)] = False
+        keep[self.positions_of([request.seeker_id])] = False
         if request.required_certifications:
             keep &= self.certifications.intersects(request.required_certifications)
         seeker_regions = rules.expand_regions(request.resorts, request.regions, self.resort_regions)
@@ -165,7 +290,7 @@ class ProfileIndex:
             keep &= common_resort | common_region
         rows = np.flatnonzero(keep)
         if not len(rows):
-            return []
+            return [], 0
 
         if names_location:
             location = np.where(
@@ -186,9 +311,9 @@ class ProfileIndex:
         top = _top_k(score[passing], self.uid_rank[rows[passing]], len(self), request.limit)
         chosen = passing[top]
 
-        return [
+        matches = [
             Match(
-                user_id=self.user_ids[rows[i]],
+                user_id=self.user_id_at(rows[i]),
                 score=float(score[i]),
                 breakdown=rules.make_breakdown(
                     1.0,  # the skill filter leaves only in-range candidates
@@ -201,6 +326,7 @@ class ProfileIndex:
             )
             for rank, i in enumerate(chosen.tolist(), start=1)
         ]
+        return matches, len(passing)
 
     def _availability(self, request: SearchRequest, rows: np.ndarray) -> np.ndarray:
         if not request.dates:
@@ -224,26 +350,24 @@ class ProfileIndex:
 
 
 def _build_region_column(
-    named_regions: Sequence[Sequence[str]],
-    resorts: Sequence[Sequence[str]],
-    resort_column: _SetColumn,
-    resort_regions: Mapping[str, str],
+    named: _SetAccumulator, resorts: _SetAccumulator, resort_regions: Mapping[str, str], n_rows: int
 ) -> _SetColumn:
     """Each profile's regions plus the regions of its resorts (expanded here, once)."""
-    region_names = set(chain.from_iterable(named_regions))
-    region_names.update(resort_regions[r] for r in resort_column.vocab if r in resort_regions)
-    vocab = {v: i for i, v in enumerate(sorted(region_names))}
-    named_rows, named_ids = _coo(named_regions, vocab)
+    vocab = dict(named.vocab)
+    for resort in resorts.vocab:
+        region = resort_regions.get(resort)
+        if region is not None:
+            vocab.setdefault(region, len(vocab))
+    named_rows, named_ids = named.coo()
     region_of_resort = np.array(
-        [vocab[resort_regions[r]] if r in resort_regions else -1 for r in resort_column.vocab],
-        dtype=np.int64,
+        [vocab[resort_regions[r]] if r in resort_regions else -1 for r in resorts.vocab], dtype=np.int64
     )
-    resort_rows, resort_ids = _coo(resorts, resort_column.vocab)
+    resort_rows, resort_ids = resorts.coo()
     via_resort = region_of_resort[resort_ids] if len(resort_ids) else resort_ids
     known = via_resort >= 0
     rows = np.concatenate([named_rows, resort_rows[known]])
     ids = np.concatenate([named_ids, via_resort[known]])
-    return _SetColumn(vocab, rows, ids, len(named_regions))
+    return _SetColumn(vocab, rows, ids, n_rows)
 
 
 def _weighted_total(
