@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.fields.json import KT
+from django.db.models.functions import Now
 
 from matching.regions import KNOWN_REGIONS
 
@@ -33,7 +34,14 @@ class Role(models.TextChoices):
 
 
 class SkierProfile(models.Model):
-    """A candidate. Set-valued fields are JSON lists in the engine's own wire form."""
+    """A candidate. Set-valued fields are JSON lists in the engine's own wire form.
+
+    Every write goes through matching.services (profile_upsert / profiles_upsert_many /
+    profile_close / profile_delete), which stamps `updated_at` with the database's clock: the
+    warm candidate index (matching/candidates.py) follows changes by that stamp. A deleted
+    profile stays as a tombstone (`deleted_at` set, personal fields cleared, closed) so the
+    index sees the delete; tombstones are purged after MATCHING_PROFILE_TOMBSTONE_DAYS.
+    """
 
     user_id = models.CharField(max_length=64, unique=True)
     nickname = models.CharField(max_length=64)
@@ -50,7 +58,8 @@ class SkierProfile(models.Model):
     # lets the database prefilter location overlap with one bitwise AND. Written by
     # matching.services.profile_upsert.
     region_mask = models.BigIntegerField(default=0)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(db_default=Now())
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["user_id"]
@@ -64,10 +73,16 @@ class SkierProfile(models.Model):
         indexes = [
             models.Index(fields=["open_to_matching", "skill_level"], name="profile_open_skill_idx"),
             models.Index(fields=["role"], name="profile_role_idx"),
+            # The warm candidate index's change cursor.
+            models.Index(fields=["updated_at", "id"], name="profile_updated_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.nickname} ({self.user_id})"
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
 
 
 class SearchStatus(models.TextChoices):
@@ -359,3 +374,34 @@ class StaffAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} {self.action} {self.search_id or ''} → {self.outcome}"
+
+
+class ProfileSyncState(models.Model):
+    """Progress of `sync_profiles` for one source: the resume point of a run and its report.
+
+    A run writes each page of profiles and advances `cursor` in the same transaction, so a
+    crash loses at most the page in flight and the next run resumes after the last page written.
+    """
+
+    source = models.CharField(primary_key=True, max_length=32)
+    run_started_at = models.DateTimeField(null=True, blank=True)  # set while a run is unfinished
+    run_mode = models.CharField(max_length=12, blank=True)  # full | incremental
+    run_since = models.DateTimeField(null=True, blank=True)  # incremental runs: changes since this
+    cursor = models.TextField(blank=True)  # the user service's next-page cursor; "" = first page
+    pages_done = models.PositiveIntegerField(default=0)
+    counts = models.JSONField(default=dict, blank=True)  # the unfinished run's counters
+    rejections = models.JSONField(default=list, blank=True)  # the latest rejected records and why
+    watermark = models.DateTimeField(null=True, blank=True)  # start of the last complete run
+    last_completed_at = models.DateTimeField(null=True, blank=True)
+    last_report = models.JSONField(default=dict, blank=True)
+    last_error = models.TextField(blank=True)
+    # One run at a time: a run holds the lease and renews it every page; a crashed run's lease expires.
+    lease_owner = models.CharField(max_length=100, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "profile sync state"
+
+    def __str__(self) -> str:
+        return self.source

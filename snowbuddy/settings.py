@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from snowbuddy.env import (
     env_bool,
     env_choice,
+    env_float,
     env_int,
     env_list,
     env_proxy_ssl_header,
@@ -251,6 +252,46 @@ if MATCHING_CELERY_STUCK_SECONDS <= CELERY_TASK_TIME_LIMIT:
     raise ImproperlyConfigured(
         "MATCHING_CELERY_STUCK_SECONDS: must be longer than CELERY_TASK_TIME_LIMIT, "
         "or a search still running would be re-dispatched"
+    )
+
+# --- Candidate profiles: the warm index and ingestion (docs/profiles.md) -----------------
+# Every search sees each profile change committed more than this long before it started.
+MATCHING_INDEX_STALENESS_MS = env_int("MATCHING_INDEX_STALENESS_MS", 2000, minimum=0, maximum=60_000)
+MATCHING_INDEX_OVERLAP_SECONDS = env_int("MATCHING_INDEX_OVERLAP_SECONDS", 5, minimum=1, maximum=3600)
+MATCHING_INDEX_RELOAD_SECONDS = env_int("MATCHING_INDEX_RELOAD_SECONDS", 3600, minimum=0)
+MATCHING_INDEX_DELTA_MAX = env_int("MATCHING_INDEX_DELTA_MAX", 20_000, minimum=100)
+MATCHING_INDEX_PRELOAD = env_bool("MATCHING_INDEX_PRELOAD", True)
+MATCHING_PROFILE_TOMBSTONE_DAYS = env_int("MATCHING_PROFILE_TOMBSTONE_DAYS", 30, minimum=1)
+if MATCHING_INDEX_RELOAD_SECONDS >= MATCHING_PROFILE_TOMBSTONE_DAYS * 86400:
+    raise ImproperlyConfigured(
+        "MATCHING_INDEX_RELOAD_SECONDS: must be shorter than MATCHING_PROFILE_TOMBSTONE_DAYS, "
+        "or a warm index could miss a delete whose tombstone was purged"
+    )
+MATCHING_PROFILE_BATCH_MAX_BYTES = env_int("MATCHING_PROFILE_BATCH_MAX_BYTES", 2 * 1024 * 1024, minimum=64 * 1024)
+
+# SnowTrace's services, read by `manage.py sync_profiles` (matching/snowtrace/).
+USER_CORE_API_URL = env_url("USER_CORE_API_URL")
+USER_CORE_API_TOKEN = env_secret("USER_CORE_API_TOKEN")
+USER_CORE_SUPPORTS_UPDATED_SINCE = env_bool("USER_CORE_SUPPORTS_UPDATED_SINCE", False)
+KNOWLEDGE_ENGAGEMENT_API_URL = env_url("KNOWLEDGE_ENGAGEMENT_API_URL")
+KNOWLEDGE_ENGAGEMENT_API_TOKEN = env_secret("KNOWLEDGE_ENGAGEMENT_API_TOKEN")
+RESORT_SERVICES_API_URL = env_url("RESORT_SERVICES_API_URL")
+RESORT_SERVICES_API_TOKEN = env_secret("RESORT_SERVICES_API_TOKEN")
+SNOWTRACE_HTTP_CONNECT_TIMEOUT_SECONDS = env_float("SNOWTRACE_HTTP_CONNECT_TIMEOUT_SECONDS", 3.05, minimum=0.01)
+SNOWTRACE_HTTP_READ_TIMEOUT_SECONDS = env_float("SNOWTRACE_HTTP_READ_TIMEOUT_SECONDS", 10.0, minimum=0.01)
+SNOWTRACE_HTTP_RETRIES = env_int("SNOWTRACE_HTTP_RETRIES", 3, minimum=0, maximum=10)
+SNOWTRACE_HTTP_BACKOFF_SECONDS = env_float("SNOWTRACE_HTTP_BACKOFF_SECONDS", 0.5, minimum=0.0, maximum=60.0)
+PROFILE_SYNC_PAGE_SIZE = env_int("PROFILE_SYNC_PAGE_SIZE", 500, minimum=1, maximum=5000)
+PROFILE_SYNC_KNOWLEDGE_CONCURRENCY = env_int("PROFILE_SYNC_KNOWLEDGE_CONCURRENCY", 8, minimum=1, maximum=64)
+PROFILE_SYNC_OVERLAP_SECONDS = env_int("PROFILE_SYNC_OVERLAP_SECONDS", 300, minimum=0)
+PROFILE_SYNC_INTERVAL_SECONDS = env_int("PROFILE_SYNC_INTERVAL_SECONDS", 900, minimum=0)
+PROFILE_SYNC_TASK_BUDGET_SECONDS = env_int(
+    "PROFILE_SYNC_TASK_BUDGET_SECONDS", max(1, CELERY_TASK_TIME_LIMIT - 60), minimum=1
+)
+if PROFILE_SYNC_TASK_BUDGET_SECONDS >= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        "PROFILE_SYNC_TASK_BUDGET_SECONDS: must be shorter than CELERY_TASK_TIME_LIMIT, "
+        "or the periodic sync would be killed mid-page instead of pausing"
     )
 
 # --- REST API ------------------------------------------------------------------------------

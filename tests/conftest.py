@@ -41,6 +41,19 @@ def _fresh_cache():
 
 
 @pytest.fixture(autouse=True)
+def _fresh_candidate_index():
+    # The warm candidate index lives as long as its process; each test starts from a cold one.
+    if not settings.configured:
+        yield
+        return
+    from matching.candidates import candidate_index_reset
+
+    candidate_index_reset()
+    yield
+    candidate_index_reset()
+
+
+@pytest.fixture(autouse=True)
 def _no_server_errors(request):
     """Fail any test during which a request raised an unhandled exception (a 500)."""
     if not settings.configured or request.node.get_closest_marker("allow_server_error"):
@@ -274,6 +287,8 @@ def worker_env(
         # Vetting on the Celery engine: the simulated GlobalCoach calls back the live console.
         "MATCHING_VETTING_URL": globalcoach_server.url,
         "MATCHING_VETTING_CALLBACK_BASE_URL": live_server.url,
+        # Tests change profiles between searches within milliseconds: check for changes every search.
+        "MATCHING_INDEX_STALENESS_MS": "0",
     }
 
 

@@ -4,6 +4,7 @@ engine work), dispatch (the outbox), the Celery run, workflow callbacks and noti
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -15,7 +16,8 @@ from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
-from matching.engine import Match, ProfileIndex, SearchRequest
+from matching.candidates import candidate_index, profile_nicknames
+from matching.engine import Match, SearchRequest
 from matching.models import (
     TERMINAL_STATUSES,
     ApiClientKey,
@@ -26,8 +28,6 @@ from matching.models import (
     StaffActionKind,
     StaffActionOutcome,
 )
-from matching.profile_source import prefiltered_profiles
-from matching.selectors import resort_regions
 from matching.services import (
     search_attention_mark,
     search_claim,
@@ -204,25 +204,35 @@ def dispatch_sweep(*, now=None, batch_size: int = 200) -> int:
     return sum(dispatch_send(dispatch_id=pk) for pk in list(stale.values_list("pk", flat=True)[:batch_size]))
 
 
-def search_run_on_celery(*, search_id: str, attempt: int, worker: str = "celery") -> str:
-    """Claim, match and finish one attempt. Returns what happened, for the task's log."""
+def search_run_on_celery(
+    *, search_id: str, attempt: int, worker: str = "celery", timings: dict[str, float] | None = None
+) -> str:
+    """Claim, match and finish one attempt. Returns what happened, for the task's log.
+
+    Candidates come from this process's warm index (matching/candidates.py). `timings`, when
+    given, receives each stage's seconds: claim, candidates (index refresh), search, store."""
+    stages = timings if timings is not None else {}
+    began = time.perf_counter()
     search = search_claim(search_id=search_id, attempt=attempt, worker=worker)
+    stages["claim"] = (lap := time.perf_counter()) - began
     if search is None:
         return "skipped: not claimable (finished, cancelled or superseded)"
     if search.deadline_at <= timezone.now():
         search_time_out(search_id=search.pk, attempt=attempt)
         return "timed out before running"
-    regions = resort_regions()
-    profiles = list(
-        prefiltered_profiles(seeker_id=search.seeker_id, preferences=search.preferences, resort_regions=regions)
-    )
+    index = candidate_index().current()
+    stages["candidates"] = (mark := time.perf_counter()) - lap
     request = SearchRequest.from_preferences(search.seeker_id, search.preferences)
-    matches = ProfileIndex.build(profiles, regions).search(request)
-    nicknames = {p.user_id: p.nickname for p in profiles}
+    matches = index.search(request)
+    nicknames = profile_nicknames(user_ids=[m.user_id for m in matches])
+    stages["search"] = (lap := time.perf_counter()) - mark
     if matches and vetting_wanted(search.preferences):
         return vetting_start(search=search, matches=matches, nicknames=nicknames)
-    if search_succeed(search_id=search.pk, attempt=attempt, matches=matches, nicknames=nicknames):
-        return f"succeeded with {len(matches)} results from {len(profiles)} candidates"
+    succeeded = search_succeed(search_id=search.pk, attempt=attempt, matches=matches, nicknames=nicknames)
+    stages["store"] = time.perf_counter() - lap
+    spent = ", ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in stages.items())
+    if succeeded:
+        return f"succeeded with {len(matches)} results from {len(index):,} indexed profiles ({spent})"
     return "finished, but the search had already moved on (cancelled or timed out)"
 
 

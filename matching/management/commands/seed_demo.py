@@ -9,6 +9,7 @@ from django.contrib.auth.models import Group
 from django.core.management import BaseCommand, call_command
 from django.db import transaction
 
+from matching.candidates import profile_index_invalidate
 from matching.demo import demo_profiles
 from matching.models import ApiClientKey, SkierProfile
 from matching.selectors import forget_resort_regions, resort_regions
@@ -69,6 +70,8 @@ class Command(BaseCommand):
                     SkierProfile.objects.bulk_create(batch)
                     batch.clear()
             SkierProfile.objects.bulk_create(batch)
+            # The delete above leaves no tombstones: make every warm candidate index reload.
+            transaction.on_commit(profile_index_invalidate)
         self.stdout.write(f"Loaded {len(regions)} resorts and {profiles} demo profiles (seed {seed}).")
 
         kept = {} if reset_password else _load_secrets()
