@@ -3,6 +3,8 @@ from django.utils.cache import patch_cache_control
 
 from snowbuddy.errors import error_response
 
+BIG_BODY_PATHS = frozenset({"/matching/profiles:batch"})
+
 
 class RequestBodyLimitMiddleware:
     """Answer 413 before reading a body that declares more than API_MAX_BODY_BYTES, and 411 for a
@@ -27,10 +29,12 @@ class RequestBodyLimitMiddleware:
             return error_response(400, "invalid_content_length", "Invalid Content-Length header.")
         if declared < 0:
             return error_response(400, "invalid_content_length", "Invalid Content-Length header.")
-        if declared > settings.API_MAX_BODY_BYTES and not request.path.startswith("/admin/"):
-            return error_response(
-                413, "payload_too_large", f"Request body exceeds {settings.API_MAX_BODY_BYTES} bytes."
-            )
+        # A profile batch (up to 1,000 profiles) has its own, larger limit.
+        limit = (
+            settings.MATCHING_PROFILE_BATCH_MAX_BYTES if request.path in BIG_BODY_PATHS else settings.API_MAX_BODY_BYTES
+        )
+        if declared > limit and not request.path.startswith("/admin/"):
+            return error_response(413, "payload_too_large", f"Request body exceeds {limit} bytes.")
         return self.get_response(request)
 
 

@@ -1,10 +1,17 @@
-from django.urls import path
+from django.urls import path, re_path
 from rest_framework.routers import SimpleRouter
 
+from matching.api.profiles import ProfileBatchView, ProfileView
 from matching.api.views import ResortListView, SearchViewSet
 
 # The old service's paths have no trailing slash; SnowTrace calls them as they are.
 router = SimpleRouter(trailing_slash=False)
 router.register("searches", SearchViewSet, basename="search")
 
-urlpatterns = [path("resorts", ResortListView.as_view(), name="resort-list"), *router.urls]
+urlpatterns = [
+    path("resorts", ResortListView.as_view(), name="resort-list"),
+    *router.urls,
+    path("profiles:batch", ProfileBatchView.as_view(), name="profile-batch"),
+    # {user_id} may itself contain ":" (ids are [A-Za-z0-9_.:@-]); POST means "{user_id}:close".
+    re_path(r"^profiles/(?P<user_id>[^/]+)$", ProfileView.as_view(), name="profile"),
+]

@@ -1,0 +1,182 @@
+"""Profile push endpoints for SnowTrace's services (trusted-service API keys only).
+
+`PUT /matching/profiles/{user_id}`, `GET` and `DELETE` on the same path,
+`POST /matching/profiles/{user_id}:close`, and `POST /matching/profiles:batch` (≤ 1,000).
+A body is either the user service's record (it has `preferences` or `self_role`) or the
+console's own profile JSON; docs/contracts.md describes both.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import authentication, exceptions, permissions, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from matching.api.authentication import API_KEY_HEADER, SnowTraceApiKeyAuthentication
+from matching.models import ApiClientKey, SkierProfile
+from matching.profile_input import USER_ID_RE, ProfileInvalid, ProfileWrite, profile_from_console_shape
+from matching.selectors import resort_regions
+from matching.services import PROFILE_COLUMNS, profile_close, profile_delete, profiles_upsert_many
+from matching.snowtrace.users import profile_from_user_record
+
+BATCH_MAX = 1000
+CLOSE_SUFFIX = ":close"
+
+
+class TrustedService:
+    """A SnowTrace service acting for itself (no end user)."""
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, key: ApiClientKey):
+        self.key = key
+        self.pk = f"service:{key.name}"
+
+
+class TrustedServiceAuthentication(authentication.BaseAuthentication):
+    """The API key alone; whether it may write profiles is the permission's question."""
+
+    def authenticate(self, request):
+        raw_key = request.headers.get(API_KEY_HEADER, "")
+        if not raw_key:
+            return None
+        key = SnowTraceApiKeyAuthentication._check_key(raw_key)
+        return TrustedService(key), key
+
+    def authenticate_header(self, request) -> str:
+        return f'ApiKey header="{API_KEY_HEADER}"'
+
+
+class IsTrustedService(permissions.BasePermission):
+    message = "This API key may not write profiles: it is not a trusted-service key."
+
+    def has_permission(self, request, view) -> bool:
+        key = request.auth
+        if not isinstance(key, ApiClientKey):
+            raise exceptions.NotAuthenticated()
+        return key.is_trusted_service
+
+
+class _ServiceView(APIView):
+    authentication_classes = [TrustedServiceAuthentication]
+    permission_classes = [IsTrustedService]
+    throttle_classes: list = []
+
+
+def parse_profile(data: Any, *, user_id: str | None = None) -> ProfileWrite:
+    """Either shape; raises ProfileInvalid with field errors."""
+    mapping = resort_regions()
+    if isinstance(data, dict) and ("preferences" in data or "self_role" in data):
+        return profile_from_user_record(data, resort_regions=mapping, user_id=user_id)
+    return profile_from_console_shape(data, resort_regions=mapping, user_id=user_id)
+
+
+def profile_view(row: SkierProfile) -> dict[str, Any]:
+    return {
+        "user_id": row.user_id,
+        **{name: getattr(row, name) for name in PROFILE_COLUMNS},
+        "updated_at": row.updated_at,
+    }
+
+
+class ProfileView(_ServiceView):
+    """One profile. POST is only `{user_id}:close`."""
+
+    def _user_id(self, user_id: str) -> str:
+        if not USER_ID_RE.match(user_id):
+            raise exceptions.ValidationError({"user_id": ["Must be 1-64 characters of A-Z a-z 0-9 _ . : @ -."]})
+        return user_id
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT})
+    def get(self, request, user_id: str):
+        row = SkierProfile.objects.filter(user_id=self._user_id(user_id), deleted_at__isnull=True).first()
+        if row is None:
+            return Response({"detail": "No such profile."}, status=status.HTTP_404_NOT_FOUND)
+        return Response(profile_view(row))
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT})
+    def put(self, request, user_id: str):
+        try:
+            profile = parse_profile(request.data, user_id=self._user_id(user_id))
+        except ProfileInvalid as exc:
+            return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+        [outcome] = profiles_upsert_many(profiles=[profile])
+        row = SkierProfile.objects.get(user_id=profile.user_id)
+        return Response(
+            {"status": outcome.status, "profile": profile_view(row)},
+            status=status.HTTP_201_CREATED if outcome.status == "created" else status.HTTP_200_OK,
+        )
+
+    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT})
+    def post(self, request, user_id: str):
+        if not user_id.endswith(CLOSE_SUFFIX):
+            return Response({"detail": 'Method "POST" not allowed.'}, status=status.HTTP_405_METHOD_NOT_ALLOWED)
+        target = self._user_id(user_id.removesuffix(CLOSE_SUFFIX))
+        outcome = profile_close(user_id=target)
+        if outcome is None:
+            return Response({"detail": "No such profile."}, status=status.HTTP_404_NOT_FOUND)
+        return Response({"user_id": target, "status": outcome})
+
+    @extend_schema(responses={204: None, 404: OpenApiTypes.OBJECT})
+    def delete(self, request, user_id: str):
+        if profile_delete(user_id=self._user_id(user_id)) is None:
+            return Response({"detail": "No such profile."}, status=status.HTTP_404_NOT_FOUND)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ProfileBatchView(_ServiceView):
+    """Up to 1,000 profiles, each created, updated, left unchanged or rejected on its own."""
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
+    def post(self, request):
+        data = request.data
+        key = next((k for k in ("profiles", "items") if isinstance(data, dict) and k in data), None)
+        records = data.get(key) if key else None
+        if not isinstance(records, list):
+            return Response(
+                {"profiles": ['Expected {"profiles": [...]} (or the user service\'s {"items": [...]}).']},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        if len(records) > BATCH_MAX:
+            return Response(
+                {key: [f"At most {BATCH_MAX} profiles per call, got {len(records)}."]},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        results: list[dict[str, Any]] = [{} for _ in records]
+        valid: list[tuple[int, ProfileWrite]] = []
+        first_seen: dict[str, int] = {}
+        for position, record in enumerate(records):
+            try:
+                profile = parse_profile(record)
+            except ProfileInvalid as exc:
+                user_id = record.get("user_id") if isinstance(record, dict) else None
+                results[position] = {
+                    "index": position,
+                    "user_id": user_id if isinstance(user_id, str) else None,
+                    "status": "rejected",
+                    "errors": exc.errors,
+                }
+                continue
+            if profile.user_id in first_seen:
+                message = f"Appears more than once in this batch (first at index {first_seen[profile.user_id]})."
+                results[position] = {
+                    "index": position,
+                    "user_id": profile.user_id,
+                    "status": "rejected",
+                    "errors": {"user_id": [message]},
+                }
+                continue
+            first_seen[profile.user_id] = position
+            valid.append((position, profile))
+        outcomes = profiles_upsert_many(profiles=[profile for _, profile in valid])
+        for (position, profile), outcome in zip(valid, outcomes, strict=True):
+            results[position] = {"index": position, "user_id": profile.user_id, "status": outcome.status}
+        tally = Counter(result["status"] for result in results)
+        counts = {name: tally.get(name, 0) for name in ("created", "updated", "unchanged", "rejected")}
+        return Response({"counts": counts, "results": results})
