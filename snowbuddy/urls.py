@@ -28,6 +28,7 @@ urlpatterns = [
         workflow_views.search_candidates,
         name="internal-search-candidates",
     ),
+    path("internal/searches/<str:search_id>/matches", workflow_views.search_matches, name="internal-search-matches"),
 ]
 
 

@@ -1,5 +1,10 @@
 """HTTP endpoints the durable workflow calls: the signed callback webhook and the candidates feed.
 
+The feed the workflow uses is `/internal/searches/{id}/matches`: the console ranks the search on
+its warm candidate index and answers the top K (docs/durable-state.md, "Where the ranking is
+computed"). `/candidates` (prefiltered profiles, page by page, straight from the database) stays
+for executions started by an earlier version of the workflow.
+
 Both answer errors in the project's one JSON shape (snowbuddy/errors.py). Every part of a body
 or a query is checked here before a service sees it, so no input reaches the database unchecked.
 """
@@ -18,6 +23,7 @@ from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from matching.candidates import rank_candidates
 from matching.models import Search
 from matching.profile_source import prefiltered_profile_page
 from matching.selectors import resort_regions
@@ -301,3 +307,32 @@ def globalcoach_callback(request: HttpRequest, search_id) -> JsonResponse:
     if outcome == "not_awaiting":
         return error_response(409, "not_awaiting_vetting", "The search is no longer waiting for vetting.")
     return JsonResponse({"accepted": True, "outcome": outcome}, status=202)
+
+
+# Bearer-authenticated, no cookies: CSRF does not apply, and a POST is a 405, not a CSRF 403.
+@csrf_exempt
+@allow_methods("GET")
+def search_matches(request: HttpRequest, search_id: str) -> JsonResponse:
+    """The search ranked on this process's warm candidate index: top K, with nicknames."""
+    if not _bearer_ok(request):
+        return error_response(
+            401, "authentication_failed", "Invalid service token.", headers={"WWW-Authenticate": "Bearer"}
+        )
+    try:
+        search_uuid = uuid.UUID(search_id)
+    except ValueError:
+        return error_response(404, "unknown_search", "Unknown search.")
+    search = Search.objects.filter(pk=search_uuid).only("seeker_id", "preferences").first()
+    if search is None:
+        return error_response(404, "unknown_search", "Unknown search.")
+    try:
+        ranking = rank_candidates(seeker_id=search.seeker_id, preferences=search.preferences)
+    except (ValueError, TypeError, KeyError) as exc:
+        return error_response(400, "invalid_preferences", f"The search's preferences are not valid: {exc}")
+    return JsonResponse(
+        {
+            "matches": [{**m.to_dict(), "nickname": ranking.nicknames.get(m.user_id, "")} for m in ranking.matches],
+            "candidate_count": ranking.candidate_count,
+            "indexed_profiles": ranking.indexed_profiles,
+        }
+    )

@@ -1,5 +1,5 @@
 """Fixtures for the durable (AWS) side: moto DynamoDB in server mode, the in-process durable runner,
-and small local HTTP servers for the far side of the network (the console's candidates endpoint,
+and small local HTTP servers for the far side of the network (the console's matches endpoint,
 GlobalCoach, the console's callback webhook).
 
 No Django here: run with ``pytest -p no:django tests/durable``.
@@ -13,8 +13,9 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,6 +24,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
 
+from matching.engine import Profile, SearchRequest, match_baseline
 from workflows.durable import api as durable_api
 from workflows.durable import signing, workflow
 from workflows.durable.state import WorkflowStateStore, create_table
@@ -35,6 +37,28 @@ WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"durable-tests-webhook-secret-32b"
 INAWASHIRO = "fukushima_inawashiro"
 NEKOMA = "fukushima_nekoma_mountain"
 FUKUSHIMA = "Fukushima Prefecture"
+RESORTS_FIXTURE = Path(__file__).resolve().parents[2] / "matching" / "fixtures" / "resorts.json"
+
+
+def fixture_resort_regions() -> dict[str, str]:
+    """resort id → region, from the console's resort fixture."""
+    rows = json.loads(RESORTS_FIXTURE.read_text(encoding="utf-8"))
+    return {str(row["pk"]): str(row["fields"]["region"]) for row in rows}
+
+
+def console_ranking(seeker_id: str, preferences: dict[str, Any], profiles: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the console's matches endpoint answers for these profiles: the engine's top K with
+    nicknames, and how many matched before the cap."""
+    request = SearchRequest.from_preferences(seeker_id, preferences)
+    parsed = [Profile.from_dict(p) for p in profiles]
+    regions = fixture_resort_regions()
+    everyone = match_baseline(replace(request, limit=len(parsed) + 1), parsed, regions)
+    nicknames = {p.user_id: p.nickname for p in parsed}
+    top = match_baseline(request, parsed, regions)
+    return {
+        "matches": [{**m.to_dict(), "nickname": nicknames[m.user_id]} for m in top],
+        "candidate_count": len(everyone),
+    }
 
 
 def _free_port() -> int:
@@ -182,11 +206,13 @@ def profile(
 
 
 class FakeConsole:
-    """The console's internal candidates endpoint: cursor pagination over ``profiles``."""
+    """The console's internal matches endpoint: ranks ``profiles`` for the search's seeker and
+    preferences (looked up by ``search_of``, which the fixtures point at the state item)."""
 
     def __init__(self) -> None:
         self.profiles: list[dict[str, Any]] = []
         self.failures: list[int] = []  # statuses to answer before serving normally
+        self.search_of: Callable[[str], tuple[str, dict[str, Any]] | None] = lambda _search_id: None
         self.service = FakeHttpService(self._respond)
 
     def _respond(self, request: Recorded) -> tuple[int, Any]:
@@ -194,16 +220,15 @@ class FakeConsole:
             return 401, {"error": "unauthorized"}
         if self.failures:
             return self.failures.pop(0), {"error": "scripted failure"}
-        if not request.path.startswith("/internal/searches/") or not request.path.endswith("/candidates"):
+        if not request.path.startswith("/internal/searches/") or not request.path.endswith("/matches"):
             return 404, {"error": "not found"}
-        size = int(request.query.get("page_size", ["500"])[0])
-        start = int(request.query.get("cursor", ["0"])[0])
-        page = self.profiles[start : start + size]
-        more = start + size < len(self.profiles)
-        return 200, {"profiles": page, "next_cursor": str(start + size) if more else None}
+        search = self.search_of(request.path.split("/")[3])
+        if search is None:
+            return 404, {"detail": "Unknown search."}
+        return 200, console_ranking(*search, self.profiles)
 
-    def candidate_requests(self) -> list[Recorded]:
-        return [r for r in self.service.snapshot() if r.path.endswith("/candidates")]
+    def ranking_requests(self) -> list[Recorded]:
+        return [r for r in self.service.snapshot() if r.path.endswith("/matches")]
 
 
 class FakeGlobalCoach:
@@ -275,9 +300,14 @@ def receiver() -> Iterator[FakeReceiver]:
 def workflow_env(
     monkeypatch: pytest.MonkeyPatch,
     table: str,
+    store: WorkflowStateStore,
     console: FakeConsole,
     globalcoach: FakeGlobalCoach,
 ) -> None:
+    # The real console knows each search from its own database; the fake reads the state item.
+    console.search_of = lambda search_id: (
+        (item["seeker_id"], item["preferences"]) if (item := store.get(search_id)) else None
+    )
     monkeypatch.setenv("MATCHING_CONSOLE_BASE_URL", console.service.url)
     monkeypatch.setenv("MATCHING_INTERNAL_TOKEN", INTERNAL_TOKEN)
     monkeypatch.setenv("MATCHING_WEBHOOK_SECRET", WEBHOOK_SECRET)

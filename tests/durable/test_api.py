@@ -14,7 +14,6 @@ from botocore.stub import Stubber
 from matching.engine import Profile, SearchRequest, match_baseline
 from tests.polling import wait_for
 from workflows.durable import api as durable_api
-from workflows.durable import workflow
 from workflows.durable.state import WorkflowStateStore
 
 from .conftest import (
@@ -24,6 +23,7 @@ from .conftest import (
     FakeReceiver,
     RunnerLambdaClient,
     call,
+    fixture_resort_regions,
     function_url_event,
     profile,
 )
@@ -61,7 +61,7 @@ def expected_results(prefs: dict[str, Any], profiles: list[dict[str, Any]]) -> l
     nicknames = {p.user_id: p.nickname for p in parsed}
     return [
         {**m.to_dict(), "nickname": nicknames[m.user_id]}
-        for m in match_baseline(request, parsed, workflow.load_resort_regions())
+        for m in match_baseline(request, parsed, fixture_resort_regions())
     ]
 
 

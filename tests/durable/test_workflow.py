@@ -1,5 +1,5 @@
 """The durable workflow, run by AWS's in-process durable runner against moto DynamoDB (server mode)
-and local HTTP stand-ins for the console, GlobalCoach and the callback receiver."""
+and local HTTP stand-ins for the console (its matches endpoint), GlobalCoach and the callback receiver."""
 
 from __future__ import annotations
 
@@ -16,7 +16,16 @@ from tests.polling import wait_for
 from workflows.durable import signing, workflow
 from workflows.durable.state import WorkflowStateStore, execution_name_for
 
-from .conftest import INAWASHIRO, NEKOMA, WEBHOOK_SECRET, FakeConsole, FakeReceiver, profile
+from .conftest import (
+    INAWASHIRO,
+    NEKOMA,
+    WEBHOOK_SECRET,
+    FakeConsole,
+    FakeReceiver,
+    console_ranking,
+    fixture_resort_regions,
+    profile,
+)
 
 BUDDY_PREFS = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 8, "resorts": [INAWASHIRO], "limit": 10}
 COACH_PREFS = {
@@ -56,7 +65,7 @@ def start(runner: Any, search_id: str, prefs: dict[str, Any], receiver: FakeRece
 
 def expected_ranking(prefs: dict[str, Any], profiles: list[dict[str, Any]]) -> list[dict[str, Any]]:
     request = SearchRequest.from_preferences("seeker-1", prefs)
-    regions = workflow.load_resort_regions()
+    regions = fixture_resort_regions()
     parsed = [Profile.from_dict(p) for p in profiles]
     nicknames = {p.user_id: p.nickname for p in parsed}
     return [{**m.to_dict(), "nickname": nicknames[m.user_id]} for m in match_baseline(request, parsed, regions)]
@@ -95,7 +104,8 @@ def test_search_without_vetting_succeeds_with_the_engines_ranking_and_a_signed_c
     assert expected, "the fixture data must produce matches"
     assert item["status"] == "succeeded"
     assert item["results"] == expected
-    assert item["candidate_count"] == len(seeded.profiles)
+    # Five of the seven pass the filters (closed-f is closed, expert-g out of the skill range).
+    assert item["candidate_count"] == console_ranking("seeker-1", BUDDY_PREFS, seeded.profiles)["candidate_count"] == 5
     assert item["error"] is None
     assert item["execution_name"] == "search-plain-a1"
     assert item["execution_arn"] == arn
@@ -113,43 +123,52 @@ def test_search_without_vetting_succeeds_with_the_engines_ranking_and_a_signed_c
     assert body["version"] == item["version"] - 1
     assert delivery.headers["webhook-id"] == f"msg_search-plain-a1_v{body['version']}"
     assert signing.verify(WEBHOOK_SECRET, delivery.headers, delivery.body) == delivery.headers["webhook-id"]
-    # The console's request carried the service token and the requested page size.
-    [request] = seeded.candidate_requests()
-    assert request.path == "/internal/searches/search-plain/candidates"
-    assert request.query["page_size"] == ["500"]
+    # One read of the console's ranking, with the service token.
+    [request] = seeded.ranking_requests()
+    assert request.path == "/internal/searches/search-plain/matches"
+    assert request.headers["authorization"].startswith("Bearer ")
+
+
+def checkpoint_bytes(result: Any) -> dict[str, int]:
+    """Bytes each step checkpointed (its serialized result), by step name."""
+    return {op.name: len(op.result or "") for op in result.operations if getattr(op, "result", None) is not None}
 
 
 @pytest.mark.usefixtures("workflow_env")
-def test_candidates_are_fetched_page_by_page_until_the_cursor_runs_out(
-    runner: Any, store: WorkflowStateStore, seeded: FakeConsole, receiver: FakeReceiver, monkeypatch
+def test_only_the_ranked_top_k_is_checkpointed_never_the_candidates(
+    runner: Any, store: WorkflowStateStore, console: FakeConsole, receiver: FakeReceiver
 ) -> None:
-    monkeypatch.setenv("MATCHING_CANDIDATES_PAGE_SIZE", "3")
-    result = runner.wait_for_result(start(runner, "search-pages", BUDDY_PREFS, receiver), timeout=30)
+    console.profiles = [profile(f"buddy-{i:04d}", skill=3 + i % 6, role="buddy") for i in range(3000)]
+    prefs = {**BUDDY_PREFS, "limit": 20}
+    result = runner.wait_for_result(start(runner, "search-many", prefs, receiver), timeout=60)
 
     assert result.status.value == "SUCCEEDED"
-    cursors = [r.query.get("cursor", [None])[0] for r in seeded.candidate_requests()]
-    assert cursors == [None, "3", "6"]
-    assert [op.name for op in result.operations][:4] == [
+    assert [op.name for op in result.operations] == [
         "mark-running",
-        "fetch-candidates-1",
-        "fetch-candidates-2",
-        "fetch-candidates-3",
+        "rank-candidates",
+        "write-result",
+        "deliver-callback",
     ]
-    item = store.get("search-pages")
-    assert item["candidate_count"] == 7
-    assert item["results"] == expected_ranking(BUDDY_PREFS, seeded.profiles)
+    assert len(console.ranking_requests()) == 1
+    item = store.get("search-many")
+    assert item["candidate_count"] == 3000 and len(item["results"]) == 20
+    assert item["results"] == expected_ranking(prefs, console.profiles)
+    sizes = checkpoint_bytes(result)
+    # 3,000 candidates would be ~700 KB of pages; the ranking step holds 20 matches.
+    assert sizes["rank-candidates"] < 8_000, sizes
+    assert sum(sizes.values()) < 16_000, sizes
 
 
 @pytest.mark.usefixtures("workflow_env")
-def test_a_failing_candidates_page_is_retried_and_the_search_still_succeeds(
+def test_a_failing_ranking_read_is_retried_and_the_search_still_succeeds(
     runner: Any, store: WorkflowStateStore, seeded: FakeConsole, receiver: FakeReceiver
 ) -> None:
     seeded.failures = [500]
     result = runner.wait_for_result(start(runner, "search-retry", BUDDY_PREFS, receiver), timeout=30)
 
     assert result.status.value == "SUCCEEDED"
-    assert len(seeded.candidate_requests()) == 2
-    assert result.get_step("fetch-candidates-1").attempt == 2  # succeeded on its second attempt
+    assert len(seeded.ranking_requests()) == 2
+    assert result.get_step("rank-candidates").attempt == 2  # succeeded on its second attempt
     assert store.get("search-retry")["status"] == "succeeded"
 
 
@@ -161,7 +180,7 @@ def test_a_rejected_service_token_fails_the_search_without_retrying(
     result = runner.wait_for_result(start(runner, "search-401", BUDDY_PREFS, receiver), timeout=30)
 
     assert result.status.value == "SUCCEEDED"  # the workflow did its job: it reported the failure
-    assert len(seeded.candidate_requests()) == 1
+    assert len(seeded.ranking_requests()) == 1
     item = store.get("search-401")
     assert item["status"] == "failed"
     assert item["error"]["code"] == "candidates_unavailable"
@@ -315,7 +334,7 @@ def test_a_search_cancelled_before_it_runs_is_left_alone(
 
     assert json.loads(result.result)["callback_delivery"] == "skipped"
     assert store.get("search-early-cancel")["status"] == "cancelled"
-    assert seeded.candidate_requests() == []
+    assert seeded.ranking_requests() == []
     assert receiver.deliveries() == []
 
 
@@ -374,9 +393,9 @@ def test_config_rejects_a_malformed_number() -> None:
         "MATCHING_CONSOLE_BASE_URL": "http://console",
         "MATCHING_INTERNAL_TOKEN": "t",
         "MATCHING_WEBHOOK_SECRET": "raw-secret",
-        "MATCHING_CANDIDATES_PAGE_SIZE": "lots",
+        "MATCHING_VETTING_TOP_N": "lots",
     }
-    with pytest.raises(workflow.ConfigError, match="MATCHING_CANDIDATES_PAGE_SIZE"):
+    with pytest.raises(workflow.ConfigError, match="MATCHING_VETTING_TOP_N"):
         workflow.WorkflowConfig.from_env(env)
 
 

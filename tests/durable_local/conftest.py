@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -20,6 +20,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from tests.durable.conftest import console_ranking
 from workflows.durable import signing
 from workflows.durable.local.stack import LocalDurableStack, StackConfig
 
@@ -42,13 +43,17 @@ def profile(user_id: str, role: str = "buddy", skill: int = 5, **extra: Any) -> 
 
 
 class FakeConsole:
-    """The console's internal candidates endpoint and callback webhook, verified like the real ones."""
+    """The console's internal matches endpoint and callback webhook, verified like the real ones.
+
+    The matches endpoint ranks `candidates[search_id]` for the seeker and preferences a test
+    registered in `searches[search_id]` (the real console reads its own search row)."""
 
     def __init__(self, internal_token: str, webhook_secret: str) -> None:
         self.internal_token = internal_token
         self.webhook_secret = webhook_secret
         self.candidates: dict[str, list[dict[str, Any]]] = {}
-        self.unavailable: set[str] = set()  # search ids whose candidates answer 503
+        self.searches: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.unavailable: set[str] = set()  # search ids whose matches answer 503
         self.candidate_requests: dict[str, int] = {}
         self.webhooks: list[dict[str, Any]] = []
         self.rejected: list[str] = []
@@ -70,11 +75,11 @@ class FakeConsole:
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 segments = parts.path.strip("/").split("/")
-                if len(segments) != 4 or segments[:2] != ["internal", "searches"] or segments[3] != "candidates":
+                if len(segments) != 4 or segments[:2] != ["internal", "searches"] or segments[3] != "matches":
                     self._reply(404, {"error": "not_found"})
                     return
                 if self.headers.get("Authorization") != f"Bearer {console.internal_token}":
-                    console.rejected.append("candidates: bad token")
+                    console.rejected.append("matches: bad token")
                     self._reply(401, {"error": "unauthorized"})
                     return
                 search_id = segments[2]
@@ -82,13 +87,11 @@ class FakeConsole:
                 if search_id in console.unavailable:
                     self._reply(503, {"error": "unavailable"})
                     return
-                query = parse_qs(parts.query)
-                offset = int(query.get("cursor", ["0"])[0])
-                size = int(query.get("page_size", ["500"])[0])
-                profiles = console.candidates.get(search_id, [])
-                page = profiles[offset : offset + size]
-                more = offset + size < len(profiles)
-                self._reply(200, {"profiles": page, "next_cursor": str(offset + size) if more else None})
+                if search_id not in console.searches:
+                    self._reply(404, {"detail": "Unknown search."})
+                    return
+                seeker_id, preferences = console.searches[search_id]
+                self._reply(200, console_ranking(seeker_id, preferences, console.candidates.get(search_id, [])))
 
             def do_POST(self) -> None:
                 if self.path != "/webhooks/matching":

@@ -31,6 +31,7 @@ def _coach_prefs() -> dict[str, Any]:
 
 
 def _start_body(search_id: str, prefs: dict[str, Any], console: FakeConsole, attempt: int = 1) -> dict[str, Any]:
+    console.searches[search_id] = ("seeker-1", prefs)
     return {
         "search_id": search_id,
         "attempt": attempt,
@@ -147,7 +148,7 @@ def test_a_step_retry_pending_across_an_emulator_crash_is_re_armed_and_runs(
     fake_console.unavailable.add(search_id)
     assert durable_api.start(**_start_body(search_id, _buddy_prefs(), fake_console)).status_code == 202
     # The fetch step failed once and now waits for its retry timer, which lives only in memory.
-    wait_for(lambda: fake_console.candidate_requests.get(search_id), timeout=15, message="a first fetch")
+    wait_for(lambda: fake_console.candidate_requests.get(search_id), timeout=15, message="a first ranking read")
 
     local_stack.emulator.kill()
     fake_console.unavailable.discard(search_id)
@@ -243,6 +244,7 @@ def test_the_consoles_own_client_talks_to_the_local_durable_api(
     )
     search_id = _search_id()
     fake_console.candidates[search_id] = [profile("u-client")]
+    fake_console.searches[search_id] = ("seeker-1", _buddy_prefs())
 
     started = client.start(
         search_id=search_id,

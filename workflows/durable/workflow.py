@@ -4,13 +4,14 @@ Checkpointed steps, in order:
 
 1. ``mark-running``        the state item goes to ``running`` (or the run stops: cancelled first,
                            or a newer attempt owns the item)
-2. ``fetch-candidates-N``  one step per page of the console's internal candidates endpoint
-3. ``score``               the shared matching engine ranks the prefiltered candidates
-4. vetting (coach searches with ``vetting_required`` only): ``vetting-prepare`` mints the opaque
+2. ``rank-candidates``     one read of the console's ``/internal/searches/{id}/matches``: the console
+                           ranks the search on its warm candidate index and answers the top K and
+                           how many matched; only that (≤ ``limit`` matches) is checkpointed
+3. vetting (coach searches with ``vetting_required`` only): ``vetting-prepare`` mints the opaque
    token, then ``wait_for_callback("vetting")`` records the pending callback on the item, posts the
    top candidates to GlobalCoach and suspends until the callback resolves or times out
-5. ``write-result``        the terminal status, results and error, under the version condition
-6. ``deliver-callback``    the signed webhook to ``callback_webhook``, retried with backoff;
+4. ``write-result``        the terminal status, results and error, under the version condition
+5. ``deliver-callback``    the signed webhook to ``callback_webhook``, retried with backoff;
                            ``record-dead-letter`` marks ``callback_delivery.state = dead_letter``
                            when retries run out and ``enqueue-dead-letter`` copies the message to
                            the SQS dead-letter queue if one is configured (the durable execution
@@ -26,7 +27,7 @@ started) ends it ``timed_out`` (``vetting_timeout``). GlobalCoach unreachable af
 Environment (read on every invocation; ``*_FILE`` variants are accepted for the secrets):
 
 ``MATCHING_STATE_TABLE``            DynamoDB table (default ``matching-workflow-state``)
-``MATCHING_CONSOLE_BASE_URL``       console base URL for ``/internal/searches/{id}/candidates`` (required)
+``MATCHING_CONSOLE_BASE_URL``       console base URL for ``/internal/searches/{id}/matches`` (required)
 ``MATCHING_INTERNAL_TOKEN``         bearer token for that endpoint (required)
 ``MATCHING_WEBHOOK_SECRET``         Standard Webhooks secret, ``whsec_<base64>`` or raw (required)
 ``MATCHING_VETTING_URL``            GlobalCoach base URL (required only for vetted searches)
@@ -34,13 +35,10 @@ Environment (read on every invocation; ``*_FILE`` variants are accepted for the 
                                     ``/workflows/matching/vetting-callback`` (required only for vetting)
 ``MATCHING_VETTING_API_KEY``        optional bearer token sent to GlobalCoach
 ``MATCHING_VETTING_TOP_N``          candidates sent for vetting (default 10)
-``MATCHING_CANDIDATES_PAGE_SIZE``   page size asked of the console, 1..2000 (default 500; each page is
-                                    one checkpoint, which must stay under 256 KB)
 ``MATCHING_HTTP_TIMEOUT_SECONDS``   per-request timeout (default 10)
-``MATCHING_FETCH_MAX_ATTEMPTS``     attempts per candidates page / vetting request (default 5)
+``MATCHING_FETCH_MAX_ATTEMPTS``     attempts of the ranking read / vetting request (default 5)
 ``MATCHING_CALLBACK_MAX_ATTEMPTS``  webhook delivery attempts before dead-letter (default 10)
 ``MATCHING_RETRY_INITIAL_DELAY_SECONDS`` / ``MATCHING_RETRY_MAX_DELAY_SECONDS``  backoff (5 / 900)
-``MATCHING_RESORTS_FILE``           resort→region data (default ``matching/fixtures/resorts.json``)
 ``MATCHING_CALLBACK_DLQ_URL``       optional SQS queue that receives each dead-lettered callback for redrive
 ``AWS_ENDPOINT_URL_DYNAMODB``, ``AWS_ENDPOINT_URL_SQS``, ``AWS_ENDPOINT_URL_LAMBDA``  honoured by
                                     botocore (the local stack points them at moto / the emulator)
@@ -82,8 +80,6 @@ from aws_durable_execution_sdk_python.serdes import JsonSerDes
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from matching.engine import PROFILE_FIELDS
-
 from . import signing
 from .state import (
     AWAITING_VETTING,
@@ -106,12 +102,11 @@ from .state import (
 
 logger = logging.getLogger(__name__)
 
-MAX_CANDIDATE_PAGES = 200
 CHECKPOINT_BUDGET_BYTES = 240 * 1024  # the service caps one checkpoint at 256 KB
 VETTING_CALLBACK_NAME = "vetting"
 JSON_SERDES: JsonSerDes[Any] = JsonSerDes()
-# Only the fields the engine reads (and the nickname shown with results) cross the checkpoint.
-_ENGINE_PROFILE_FIELDS = tuple(f for f in PROFILE_FIELDS if f != "languages")
+# The fields of a match the workflow keeps (Match.to_dict() plus the nickname shown with it).
+_MATCH_FIELDS = ("user_id", "score", "breakdown", "rank", "nickname")
 
 
 # --- errors ----------------------------------------------------------------------------------------
@@ -133,7 +128,7 @@ class PermanentError(RuntimeError):
     """Retrying will not help: 4xx, malformed responses, bad preferences."""
 
 
-class CandidatesTooLarge(PermanentError):
+class RankingTooLarge(PermanentError):
     pass
 
 
@@ -180,13 +175,11 @@ class WorkflowConfig:
     vetting_callback_url: str | None = None
     vetting_api_key: str | None = None
     vetting_top_n: int = 10
-    page_size: int = 500
     http_timeout: float = 10.0
     fetch_max_attempts: int = 5
     callback_max_attempts: int = 10
     retry_initial_delay: int = 5
     retry_max_delay: int = 900
-    resorts_file: str | None = None
     callback_dlq_url: str | None = None
 
     @classmethod
@@ -213,19 +206,17 @@ class WorkflowConfig:
             vetting_callback_url=_env(env, "MATCHING_VETTING_CALLBACK_URL"),
             vetting_api_key=_env(env, "MATCHING_VETTING_API_KEY"),
             vetting_top_n=_env_int(env, "MATCHING_VETTING_TOP_N", 10, 1, 100),
-            page_size=_env_int(env, "MATCHING_CANDIDATES_PAGE_SIZE", 500, 1, 2000),
             http_timeout=float(_env_int(env, "MATCHING_HTTP_TIMEOUT_SECONDS", 10, 1, 120)),
             fetch_max_attempts=_env_int(env, "MATCHING_FETCH_MAX_ATTEMPTS", 5, 1, 20),
             callback_max_attempts=_env_int(env, "MATCHING_CALLBACK_MAX_ATTEMPTS", 10, 1, 30),
             retry_initial_delay=_env_int(env, "MATCHING_RETRY_INITIAL_DELAY_SECONDS", 5, 1, 3600),
             retry_max_delay=_env_int(env, "MATCHING_RETRY_MAX_DELAY_SECONDS", 900, 1, 86400),
-            resorts_file=env.get("MATCHING_RESORTS_FILE") or None,
             callback_dlq_url=env.get("MATCHING_CALLBACK_DLQ_URL") or None,
         )
 
     def step_config(self, max_attempts: int) -> StepConfig:
-        # Plain JSON checkpoints: the SDK's default type-tagged encoding roughly doubles a
-        # candidates page, and each checkpoint must stay under 256 KB.
+        # Plain JSON checkpoints: the SDK's default type-tagged encoding roughly doubles them,
+        # and each checkpoint must stay under 256 KB.
         return StepConfig(retry_strategy=self.retry_strategy(max_attempts), serdes=JSON_SERDES)
 
     def retry_strategy(self, max_attempts: int) -> Callable[[Exception, int], Any]:
@@ -393,61 +384,34 @@ def mark_running(cfg: WorkflowConfig, job: SearchJob, execution_arn: str) -> dic
     return {"proceed": True, "deadline": item.get("deadline") or deadline, "version": item["version"]}
 
 
-def fetch_candidates_page(cfg: WorkflowConfig, job: SearchJob, cursor: str | None) -> dict[str, Any]:
-    params: dict[str, Any] = {"page_size": cfg.page_size}
-    if cursor:
-        params["cursor"] = cursor
-    url = f"{cfg.console_base_url}/internal/searches/{quote(job.search_id, safe='')}/candidates"
+def rank_candidates(cfg: WorkflowConfig, job: SearchJob) -> dict[str, Any]:
+    """The console's ranking of this search (its warm index runs the engine): the top K and a count.
+
+    A read, so a retry after a crash is harmless; what this step checkpoints is at most `limit`
+    matches (≈ 250 bytes each), never the candidates themselves."""
+    url = f"{cfg.console_base_url}/internal/searches/{quote(job.search_id, safe='')}/matches"
     response = _request(
         "GET",
         url,
-        "candidates endpoint",
-        params=params,
+        "matches endpoint",
         headers={"Authorization": f"Bearer {cfg.internal_token}", "Accept": "application/json"},
         timeout=cfg.http_timeout,
     )
     try:
         body = response.json()
-        raw_profiles = body["profiles"]
-        next_cursor = body.get("next_cursor")
-        if not isinstance(raw_profiles, list) or not (next_cursor is None or isinstance(next_cursor, str)):
+        raw_matches = body["matches"]
+        count = body["candidate_count"]
+        if not isinstance(raw_matches, list) or isinstance(count, bool) or not isinstance(count, int):
+            raise TypeError
+        matches = [{k: m[k] for k in _MATCH_FIELDS if k in m} for m in raw_matches]
+        if not all(isinstance(m.get("user_id"), str) and isinstance(m.get("rank"), int) for m in matches):
             raise TypeError
     except (ValueError, KeyError, TypeError):
-        raise PermanentError("candidates endpoint returned a malformed body") from None
-    profiles = [{k: p.get(k) for k in _ENGINE_PROFILE_FIELDS if k in p} for p in raw_profiles if isinstance(p, dict)]
-    page = {"profiles": profiles, "next_cursor": next_cursor or None}
-    if len(json.dumps(page)) > CHECKPOINT_BUDGET_BYTES:
-        raise CandidatesTooLarge(
-            f"a page of {len(profiles)} profiles exceeds the checkpoint budget; lower MATCHING_CANDIDATES_PAGE_SIZE"
-        )
-    return page
-
-
-@lru_cache(maxsize=4)
-def load_resort_regions(path: str | None = None) -> dict[str, str]:
-    """resort id → region, from the Django fixture (a list of {pk, fields.region}) or a plain map."""
-    fixture = Path(path) if path else Path(__file__).resolve().parents[2] / "matching" / "fixtures" / "resorts.json"
-    data = json.loads(fixture.read_text(encoding="utf-8"))
-    if isinstance(data, dict):
-        return {str(k): str(v) for k, v in data.items()}
-    return {str(row["pk"]): str(row["fields"]["region"]) for row in data if row.get("fields", {}).get("region")}
-
-
-def score_candidates(cfg: WorkflowConfig, job: SearchJob, profiles: list[dict[str, Any]]) -> dict[str, Any]:
-    from matching.engine import Profile, ProfileIndex, SearchRequest
-
-    try:
-        request = SearchRequest.from_preferences(job.seeker_id, job.preferences)
-        parsed = [Profile.from_dict(p) for p in profiles]
-    except (ValueError, TypeError, KeyError) as exc:
-        raise PermanentError(f"invalid search input: {exc}") from None
-    matches = ProfileIndex.build(parsed, load_resort_regions(cfg.resorts_file)).search(request)
-    # Nicknames travel with the results so the console can show them without another lookup.
-    nicknames = {p.user_id: p.nickname for p in parsed}
-    return {
-        "matches": [{**m.to_dict(), "nickname": nicknames.get(m.user_id, "")} for m in matches],
-        "candidate_count": len(parsed),
-    }
+        raise PermanentError("matches endpoint returned a malformed body") from None
+    ranked = {"matches": matches, "candidate_count": count}
+    if len(json.dumps(ranked)) > CHECKPOINT_BUDGET_BYTES:
+        raise RankingTooLarge(f"a ranking of {len(matches)} matches exceeds the checkpoint budget")
+    return ranked
 
 
 def prepare_vetting(cfg: WorkflowConfig, job: SearchJob, deadline: str) -> dict[str, Any]:
@@ -733,37 +697,14 @@ def parse_vetting_answer(raw: Any) -> dict[str, Any]:
 
 def _run_search(context: DurableContext, cfg: WorkflowConfig, job: SearchJob, deadline: str) -> dict[str, Any]:
     """Everything between mark-running and write-result; returns the outcome to write."""
-    fetch_config = cfg.step_config(cfg.fetch_max_attempts)
-    profiles: list[dict[str, Any]] = []
-    cursor: str | None = None
-    seen_cursors: set[str] = set()
-    try:
-        for page_number in range(1, MAX_CANDIDATE_PAGES + 1):
-            page = context.step(
-                lambda _sc, c=cursor: fetch_candidates_page(cfg, job, c),
-                name=f"fetch-candidates-{page_number}",
-                config=fetch_config,
-            )
-            profiles.extend(page["profiles"])
-            cursor = page["next_cursor"]
-            if not cursor:
-                break
-            if cursor in seen_cursors:
-                return {"status": FAILED, "error": _error("candidates_unavailable", "cursor repeated")}
-            seen_cursors.add(cursor)
-        else:
-            return {"status": FAILED, "error": _error("candidates_unavailable", "too many candidate pages")}
-    except StepError as exc:
-        return {"status": FAILED, "error": _error("candidates_unavailable", exc.message)}
-
     try:
         scored = context.step(
-            lambda _sc: score_candidates(cfg, job, profiles),
-            name="score",
-            config=cfg.step_config(1),
+            lambda _sc: rank_candidates(cfg, job),
+            name="rank-candidates",
+            config=cfg.step_config(cfg.fetch_max_attempts),
         )
     except StepError as exc:
-        return {"status": FAILED, "error": _error("scoring_failed", exc.message)}
+        return {"status": FAILED, "error": _error("candidates_unavailable", exc.message)}
     matches: list[dict[str, Any]] = scored["matches"]
     outcome: dict[str, Any] = {"candidates": matches, "candidate_count": scored["candidate_count"]}
 
