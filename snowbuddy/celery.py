@@ -77,7 +77,16 @@ def _configure_limits_and_beat(sender: Celery, **_kwargs) -> None:
             "task": "workflows.tasks.reconcile_drift",
             "schedule": float(settings.MATCHING_RECONCILE_INTERVAL_SECONDS),
         },
+        "purge-profile-tombstones": {
+            "task": "workflows.tasks.purge_profile_tombstones",
+            "schedule": 86400.0,
+        },
     }
+    if settings.PROFILE_SYNC_INTERVAL_SECONDS:
+        sender.conf.beat_schedule["sync-profiles"] = {
+            "task": "workflows.tasks.sync_profiles",
+            "schedule": float(settings.PROFILE_SYNC_INTERVAL_SECONDS),
+        }
 
 
 app.autodiscover_tasks()

@@ -11,6 +11,7 @@ from matching.services import search_fail, searches_expire_overdue
 from workflows.notifications import notifications_deliver_due, notifications_kick
 from workflows.services import dispatch_sweep, search_run_on_celery
 from workflows.tasks_mirror import reconcile_drift, sync_workflow_state  # noqa: F401 - registers the mirror's tasks
+from workflows.tasks_profiles import purge_profile_tombstones, sync_profiles  # noqa: F401 - registers them
 from workflows.vetting import vetting_requests_send_due
 
 logger = logging.getLogger(__name__)

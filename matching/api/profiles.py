@@ -8,9 +8,11 @@ console's own profile JSON; docs/contracts.md describes both.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import authentication, exceptions, permissions, status
@@ -133,9 +135,17 @@ class ProfileView(_ServiceView):
 class ProfileBatchView(_ServiceView):
     """Up to 1,000 profiles, each created, updated, left unchanged or rejected on its own."""
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT, 413: OpenApiTypes.OBJECT})
     def post(self, request):
-        data = request.data
+        # Read here, with the batch's own size limit: request.data would apply the API's 64 KB.
+        limit = settings.MATCHING_PROFILE_BATCH_MAX_BYTES
+        raw = request._request.read(limit + 1)
+        if len(raw) > limit:
+            return Response({"detail": f"Request body exceeds {limit} bytes."}, status=413)
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            return Response({"detail": "The body is not valid JSON."}, status=status.HTTP_400_BAD_REQUEST)
         key = next((k for k in ("profiles", "items") if isinstance(data, dict) and k in data), None)
         records = data.get(key) if key else None
         if not isinstance(records, list):

@@ -8,7 +8,7 @@ from matching.engine import ProfileIndex, SearchRequest
 from matching.models import Search, SearchResult, SearchStatus, SkierProfile
 from matching.profile_source import ROW_FIELDS, to_engine_profile
 from matching.selectors import resort_regions
-from matching.services import profile_fields
+from matching.services import api_key_create, profile_fields
 from tests.polling import wait_for
 from workflows.models import SearchDispatch
 from workflows.services import dispatch_sweep
@@ -96,3 +96,26 @@ def test_sending_the_same_attempt_twice_runs_it_once(celery_worker_process, owne
     )
     assert SearchResult.objects.filter(search_id=search_id).count() == 25
     assert Search.objects.get(pk=search_id).events.filter(kind="succeeded").count() == 1
+
+
+def test_a_worker_never_returns_a_profile_closed_or_deleted_before_the_search_was_submitted(
+    celery_worker_process, owner, profiles, client
+):
+    first = owner.post("/matching/searches", PREFS).json()["search_id"]
+    wait_for(lambda: _status(first) == SearchStatus.SUCCEEDED, timeout=30, message="the first search")
+    top = list(SearchResult.objects.filter(search_id=first).order_by("rank").values_list("user_id", flat=True))
+
+    # SnowTrace's user service closes the best match and deletes the second, through the push API.
+    service = {"X-API-Key": api_key_create(name="user-service", is_trusted_service=True)[1]}
+    assert client.post(f"/matching/profiles/{top[0]}:close", headers=service).status_code == 200
+    assert client.delete(f"/matching/profiles/{top[1]}", headers=service).status_code == 204
+
+    second = owner.post("/matching/searches", PREFS).json()["search_id"]
+    wait_for(lambda: _status(second) == SearchStatus.SUCCEEDED, timeout=30, message="the second search")
+    after = list(SearchResult.objects.filter(search_id=second).order_by("rank").values_list("user_id", flat=True))
+    assert top[0] not in after and top[1] not in after
+    remaining = [
+        to_engine_profile(row) for row in SkierProfile.objects.filter(open_to_matching=True).values(*ROW_FIELDS)
+    ]
+    expected = ProfileIndex.build(remaining, profiles).search(SearchRequest.from_preferences("owner-1", PREFS))
+    assert after == [m.user_id for m in expected]
