@@ -18,7 +18,7 @@ LAMBDA_PYTHON := $(or $(LAMBDA_PYTHON),$(shell command -v python3.13 2>/dev/null
 SCALE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/scale
 SCALE_SEARCHES ?= 1000000
 
-.PHONY: setup chromium run run-durable durable test lint format bench bench-durable seed-scale bench-admin lambda-build clean
+.PHONY: setup chromium run run-durable durable test lint format bench bench-durable bench-search seed-scale bench-admin lambda-build clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -103,6 +103,11 @@ seed-scale: setup
 # Median time and query count of each admin page on that database (BENCH_ARGS=--explain for plans).
 bench-admin: setup
 	DATABASE_URL=$(SCALE_DATABASE_URL) $(PY) bench/admin_bench.py $(BENCH_ARGS)
+
+# Needs PostgreSQL (a throwaway <db>_search_bench is created and dropped) and Redis.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/bench
+bench-search: setup
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(PY) bench/search_path_bench.py
 
 clean:
 	rm -rf var .pytest_cache .ruff_cache

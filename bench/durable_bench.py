@@ -10,12 +10,19 @@ A script, not a test. Everything runs on this machine, on loopback only:
 Each search is submitted alone and polled until it succeeds, so the figures are latencies,
 not throughput. The time is the console's own `finished_at - created_at`.
 
+Checkpoint bytes per durable search: "after" is what this workflow really checkpointed, summed
+from the execution's history (every step's serialized result). "Before" is what the previous
+workflow (one checkpointed step per page of 500 candidates, then a score step) checkpointed for
+the same search: the same steps plus the candidate pages, fetched from the console's
+`/internal/searches/{id}/candidates` exactly as it paged them and serialized as its step did.
+
     .venv/bin/python bench/durable_bench.py [--searches 20] [--redis-url redis://127.0.0.1:6379/14]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import statistics
@@ -27,6 +34,7 @@ from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 
+import boto3
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,16 +79,16 @@ def _wait_healthy(url: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if requests.get(f"{url}/health", timeout=2).status_code == 200:
+            if requests.get(f"{url}/health", timeout=5).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # a loaded machine answers late
             pass
         time.sleep(0.2)
     raise SystemExit(f"{url} did not become healthy in {timeout}s")
 
 
-def _one_search(base: str, headers: dict[str, str]) -> tuple[float, float]:
-    """(server-side seconds created→finished, client-side seconds submit→seen succeeded)."""
+def _one_search(base: str, headers: dict[str, str]) -> tuple[float, float, str]:
+    """(server-side seconds created→finished, client-side seconds submit→seen succeeded, search id)."""
     began = time.perf_counter()
     response = requests.post(f"{base}/matching/searches", json=SEARCH, headers=headers, timeout=30)
     response.raise_for_status()
@@ -92,11 +100,74 @@ def _one_search(base: str, headers: dict[str, str]) -> tuple[float, float]:
             seen = time.perf_counter() - began
             created = datetime.fromisoformat(body["created_at"].replace("Z", "+00:00"))
             finished = datetime.fromisoformat(body["finished_at"].replace("Z", "+00:00"))
-            return (finished - created).total_seconds(), seen
+            return (finished - created).total_seconds(), seen, search_id
         if body["status"] in ("failed", "cancelled", "timed_out"):
             raise SystemExit(f"search {search_id} ended {body['status']}: {body['error']}")
         time.sleep(0.02)
     raise SystemExit(f"search {search_id} did not succeed within 60 s")
+
+
+# What the previous workflow kept of each candidate (PROFILE_FIELDS without languages) and its page size.
+OLD_PAGE_FIELDS = (
+    "user_id",
+    "nickname",
+    "skill_level",
+    "role",
+    "resorts",
+    "regions",
+    "available_dates",
+    "open_to_matching",
+    "knowledge_score",
+    "certifications",
+)
+OLD_PAGE_SIZE = 500
+
+
+def _checkpoint_bytes(stack: LocalDurableStack, search_id: str) -> dict[str, int]:
+    """Bytes each step of the search's execution checkpointed (serialized results), by step name."""
+    env = stack.env
+    aws = {
+        "region_name": env["AWS_REGION"],
+        "aws_access_key_id": env["AWS_ACCESS_KEY_ID"],
+        "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"],
+    }
+    dynamodb = boto3.client("dynamodb", endpoint_url=env["AWS_ENDPOINT_URL_DYNAMODB"], **aws)
+    item = dynamodb.get_item(TableName=env["MATCHING_STATE_TABLE"], Key={"search_id": {"S": search_id}})["Item"]
+    arn = item["execution_arn"]["S"]
+    lambda_client = boto3.client("lambda", endpoint_url=stack.emulator_url, **aws)
+    sizes: dict[str, int] = {}
+    params = {"DurableExecutionArn": arn, "IncludeExecutionData": True, "MaxItems": 1000}
+    while True:
+        page = lambda_client.get_durable_execution_history(**params)
+        for event in page.get("Events") or []:
+            payload = ((event.get("StepSucceededDetails") or {}).get("Result") or {}).get("Payload")
+            if payload is not None:
+                sizes[event.get("Name") or "?"] = len(payload.encode())
+        if not page.get("NextMarker"):
+            return sizes
+        params["Marker"] = page["NextMarker"]
+
+
+def _old_page_bytes(console: str, token: str, search_id: str) -> tuple[int, int]:
+    """(pages, bytes) the previous workflow checkpointed for this search's candidates."""
+    total, pages, cursor = 0, 0, None
+    while True:
+        params = {"page_size": OLD_PAGE_SIZE, **({"cursor": cursor} if cursor else {})}
+        body = requests.get(
+            f"{console}/internal/searches/{search_id}/candidates",
+            params=params,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        ).json()
+        page = {
+            "profiles": [{k: p.get(k) for k in OLD_PAGE_FIELDS if k in p} for p in body["profiles"]],
+            "next_cursor": body["next_cursor"],
+        }
+        total += len(json.dumps(page).encode())  # the SDK's JsonSerDes: json.dumps(value)
+        pages += 1
+        cursor = body["next_cursor"]
+        if not cursor:
+            return pages, total
 
 
 def main() -> None:
@@ -144,11 +215,19 @@ def main() -> None:
 
         headers = {"X-API-Key": api_key, "X-User-Id": "bench-user"}
         figures: dict[str, tuple[list[float], list[float]]] = {}
+        durable_ids: list[str] = []
         for engine, port in (("durable (local stack)", durable_port), ("celery (redis)", celery_port)):
             base = f"http://127.0.0.1:{port}"
             _one_search(base, headers)  # warm-up: imports, first connections
             runs = [_one_search(base, headers) for _ in range(args.searches)]
             figures[engine] = ([r[0] for r in runs], [r[1] for r in runs])
+            if port == durable_port:
+                durable_ids = [r[2] for r in runs]
+        after = [_checkpoint_bytes(durable, search_id) for search_id in durable_ids]
+        old_pages = [
+            _old_page_bytes(f"http://127.0.0.1:{durable_port}", durable.env["MATCHING_INTERNAL_TOKEN"], search_id)
+            for search_id in durable_ids
+        ]
 
     print(f"{args.searches} searches each, one at a time, {args.profiles} demo profiles, no vetting")
     print(f"{'engine':<24}{'median s':>10}{'p90 s':>9}{'min s':>8}{'max s':>8}{'client median s':>17}")
@@ -161,6 +240,18 @@ def main() -> None:
     durable_median = statistics.median(figures["durable (local stack)"][0])
     celery_median = statistics.median(figures["celery (redis)"][0])
     print(f"durable / celery median ratio: {durable_median / celery_median:.1f}x")
+
+    after_totals = [sum(sizes.values()) for sizes in after]
+    before_totals = [total + pages_bytes for total, (_, pages_bytes) in zip(after_totals, old_pages, strict=True)]
+    steps = ", ".join(f"{name} {size:,} B" for name, size in after[0].items())
+    print(f"\ncheckpoint bytes per durable search (median of {len(after_totals)}):")
+    print(
+        f"  before (a step per page of {OLD_PAGE_SIZE} candidates): {statistics.median(before_totals):,.0f} B "
+        f"in {statistics.median(p for p, _ in old_pages):.0f} candidate pages plus the other steps"
+    )
+    print(f"  after (one rank-candidates step, top K only): {statistics.median(after_totals):,.0f} B")
+    print(f"  after, by step (first search): {steps}")
+    print(f"  before / after: {statistics.median(before_totals) / statistics.median(after_totals):,.0f}x")
 
 
 if __name__ == "__main__":
