@@ -3,8 +3,11 @@
 The database stays the source of truth; this is a cache with a bounded staleness.
 
 - **Cold load**: the first search in a process reads every open, undeleted profile with one lean
-  query per chunk (the database returns each chunk as one JSON array; no ORM rows, no dicts) into
-  `ProfileIndexBuilder`, so the whole population never exists as Python objects.
+  query per chunk of 50,000: PostgreSQL aggregates the chunk into one value per column (numeric
+  columns as arrays, each set-valued column as its per-profile counts plus one flat JSON list of
+  all its values), so Python makes no object per profile — no ORM row, no dict, no list — and
+  `ProfileIndexBuilder` interns each column as it arrives. The population never exists as
+  Python objects.
 - **Refresh**: a search that finds the index older than `MATCHING_INDEX_STALENESS_MS` first reads
   the profiles changed since the last refresh (`updated_at` is stamped by the database on every
   write; a delete leaves a tombstone) and applies them to a `LiveProfileIndex`. Each refresh
@@ -19,6 +22,8 @@ The database stays the source of truth; this is a cache with a bounded staleness
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -29,6 +34,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
@@ -43,28 +49,36 @@ logger = logging.getLogger(__name__)
 GENERATION_CACHE_KEY = "matching:profile-index:generation"
 LOAD_CHUNK_ROWS = 50_000
 
-# One JSON array per chunk: PostgreSQL and SQLite build it, Python parses it with one call.
-_LOAD_SQL = {
-    "postgresql": """
-        SELECT json_agg(json_build_array(id, user_id, skill_level, role, knowledge_score,
-                                         resorts, regions, available_dates, certifications) ORDER BY id)
-        FROM (SELECT id, user_id, skill_level, role, knowledge_score, resorts, regions, available_dates,
-                     certifications
-              FROM matching_skierprofile
-              WHERE id > %s AND open_to_matching AND deleted_at IS NULL
-              ORDER BY id LIMIT %s) AS chunk
-    """,
-    "sqlite": """
-        SELECT json_group_array(json_array(id, user_id, skill_level, role, knowledge_score,
-                                           json(resorts), json(regions), json(available_dates),
-                                           json(certifications)))
-        FROM (SELECT id, user_id, skill_level, role, knowledge_score, resorts, regions, available_dates,
-                     certifications
-              FROM matching_skierprofile
-              WHERE id > %s AND open_to_matching AND deleted_at IS NULL
-              ORDER BY id LIMIT %s) AS chunk
-    """,
+# One row per chunk of profiles (keyset-paged by id), one value per column. A set-valued column
+# comes as its per-profile counts and one JSON list of all its values in profile order: jsonb's
+# text form is '["a", "b"]', so its inside joined by ',' is a flat JSON list once bracketed.
+_SET_COLUMNS = ("resorts", "regions", "available_dates", "certifications")
+_LOAD_SQL_POSTGRESQL = f"""
+    SELECT max(id), count(*), json_agg(user_id ORDER BY id)::text, array_agg(skill_level ORDER BY id),
+           array_agg(role ORDER BY id), array_agg(knowledge_score ORDER BY id),
+           {
+    ", ".join(
+        f"array_agg(jsonb_array_length({c}) ORDER BY id), "
+        f"string_agg(NULLIF(substr({c}::text, 2, length({c}::text) - 2), ''), ',' ORDER BY id)"
+        for c in _SET_COLUMNS
+    )
 }
+    FROM (SELECT id, user_id, skill_level, role, knowledge_score, {", ".join(_SET_COLUMNS)}
+          FROM matching_skierprofile
+          WHERE id > %s AND open_to_matching AND deleted_at IS NULL
+          ORDER BY id LIMIT %s) AS chunk
+"""  # noqa: S608 - no user input: column names are constants
+# Other databases (SQLite for local runs): the chunk as one JSON array of rows.
+_LOAD_SQL_GENERIC = """
+    SELECT json_group_array(json_array(id, user_id, skill_level, role, knowledge_score,
+                                       json(resorts), json(regions), json(available_dates),
+                                       json(certifications)))
+    FROM (SELECT id, user_id, skill_level, role, knowledge_score, resorts, regions, available_dates,
+                 certifications
+          FROM matching_skierprofile
+          WHERE id > %s AND open_to_matching AND deleted_at IS NULL
+          ORDER BY id LIMIT %s) AS chunk
+"""
 _CHANGE_FIELDS = (
     "user_id",
     "skill_level",
@@ -194,34 +208,16 @@ class WarmProfileIndex:
         as_of = time.monotonic()
         db_now = _database_now()
         builder = ProfileIndexBuilder(regions)
-        decode = json.loads
+        read_chunk = _read_chunk_postgresql if connection.vendor == "postgresql" else _read_chunk_generic
         last_id = 0
         with connection.cursor() as cursor:
-            sql = _LOAD_SQL["postgresql" if connection.vendor == "postgresql" else "sqlite"]
             while True:
-                cursor.execute(sql, [last_id, self.chunk_rows])
-                payload = cursor.fetchone()[0]
-                rows = decode(payload) if isinstance(payload, str | bytes) else payload
-                if not rows:
-                    break
-                ids, user_ids, skill, roles, knowledge, resorts, named_regions, dates, certifications = zip(
-                    *rows, strict=True
-                )
-                del rows
-                builder.add(
-                    user_ids=user_ids,
-                    skill_levels=skill,
-                    roles=roles,
-                    knowledge_scores=knowledge,
-                    resorts=resorts,
-                    regions=named_regions,
-                    available_dates=dates,
-                    certifications=certifications,
-                )
-                last_id = ids[-1]
-                if len(ids) < self.chunk_rows:
+                last_id, rows = read_chunk(cursor, builder, last_id, self.chunk_rows)
+                if rows < self.chunk_rows:
                     break
         live = LiveProfileIndex(builder.build())
+        del builder
+        _return_freed_memory()
         cursor_at = db_now - self.overlap
         # Rows stamped inside the overlap are in the base already: remember them, so the first
         # refresh does not move them to the delta for nothing.
@@ -332,6 +328,52 @@ class WarmProfileIndex:
             logger.exception("warm profile index: background reload failed; keeping the current index")
         finally:
             connection.close()  # this thread's own connection
+
+
+def _read_chunk_postgresql(cursor, builder: ProfileIndexBuilder, after_id: int, size: int) -> tuple[int, int]:
+    cursor.execute(_LOAD_SQL_POSTGRESQL, [after_id, size])
+    last_id, count, user_ids, skill, roles, knowledge, *sets = cursor.fetchone()
+    if not count:
+        return after_id, 0
+    flat = {}
+    for name, lengths, values in zip(_SET_COLUMNS, sets[0::2], sets[1::2], strict=True):
+        flat[name] = (np.array(lengths, dtype=np.int32), json.loads(f"[{values}]") if values else [])
+    builder.add_flat(
+        user_ids=np.array([uid.encode() for uid in json.loads(user_ids)], dtype=np.bytes_),
+        skill_levels=skill,
+        roles=roles,
+        knowledge_scores=knowledge,
+        **flat,
+    )
+    return last_id, count
+
+
+def _read_chunk_generic(cursor, builder: ProfileIndexBuilder, after_id: int, size: int) -> tuple[int, int]:
+    cursor.execute(_LOAD_SQL_GENERIC, [after_id, size])
+    payload = cursor.fetchone()[0]
+    rows = json.loads(payload) if isinstance(payload, str | bytes) else payload
+    if not rows:
+        return after_id, 0
+    ids, user_ids, skill, roles, knowledge, resorts, regions, dates, certifications = zip(*rows, strict=True)
+    builder.add(
+        user_ids=user_ids,
+        skill_levels=skill,
+        roles=roles,
+        knowledge_scores=knowledge,
+        resorts=resorts,
+        regions=regions,
+        available_dates=dates,
+        certifications=certifications,
+    )
+    return ids[-1], len(ids)
+
+
+def _return_freed_memory() -> None:
+    """Hand the load's freed scratch memory back to the OS. glibc keeps freed heap pages (the
+    per-chunk buffers of a load) for reuse; without this a process's RSS would stay near the
+    load's peak instead of the index's size. A no-op where there is no glibc."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def _database_now() -> datetime:

@@ -31,6 +31,13 @@ def _check(env_overrides: dict) -> subprocess.CompletedProcess:
         ("REDIS_URL", "localhost:6379"),
         ("DATABASE_URL", "nosuchdb://x"),
         ("DJANGO_SECRET_KEY_FILE", "/nonexistent/secret"),
+        ("MATCHING_INDEX_STALENESS_MS", "fast"),
+        ("MATCHING_INDEX_STALENESS_MS", "-1"),
+        ("USER_CORE_API_URL", "users.internal"),
+        ("SNOWTRACE_HTTP_READ_TIMEOUT_SECONDS", "nan"),
+        ("PROFILE_SYNC_PAGE_SIZE", "0"),
+        ("PROFILE_SYNC_TASK_BUDGET_SECONDS", "400"),
+        ("MATCHING_INDEX_RELOAD_SECONDS", "99999999"),
     ],
 )
 def test_a_bad_value_fails_start_up_naming_the_variable(name, value):

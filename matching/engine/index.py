@@ -28,25 +28,51 @@ _HALF_TOLERANCE = 1e-9  # scaled totals this close to .5 are rounded by Python's
 class _SetColumn:
     """One set-valued field of every profile, queried with "does row i share a value with Q"."""
 
-    def __init__(self, vocab: dict[str, int], rows: np.ndarray, ids: np.ndarray, n_rows: int):
+    words: list[np.ndarray] | None  # bitmask form: one uint64 column per 64 values
+    flat: np.ndarray  # CSR form (more than _MAX_WORDS words of values): ids, row by row
+    offsets: np.ndarray
+
+    def __init__(self, vocab: dict[str, int], n_rows: int, non_empty: np.ndarray):
         self.vocab = vocab
         self.n_rows = n_rows
-        self.non_empty = np.bincount(rows, minlength=n_rows) > 0 if n_rows else np.zeros(0, bool)
+        self.non_empty = non_empty
+        self.words = None
+
+    @classmethod
+    def from_sources(
+        cls, vocab: dict[str, int], sources: list[list[tuple[np.ndarray, np.ndarray]]], n_rows: int
+    ) -> _SetColumn:
+        """Each source is a list of chunks `(lengths, ids)` covering consecutive rows from row 0:
+        `lengths[i]` values for the chunk's i-th row, their interned `ids` in row order (ids < 0
+        are skipped). A row's set is the union over the sources."""
         n_words = (len(vocab) + 63) // 64
-        self.words: list[np.ndarray] | None = None
         if n_words <= _MAX_WORDS:
-            self.words = []
-            bits = np.left_shift(np.uint64(1), (ids & 63).astype(np.uint64))
-            for word in range(n_words):
-                in_word = (ids >> 6) == word
-                column = np.zeros(n_rows, dtype=np.uint64)
-                np.bitwise_or.at(column, rows[in_word], bits[in_word])
-                self.words.append(column)
-        else:
-            order = np.argsort(rows, kind="stable")
-            self.flat = ids[order]
-            self.offsets = np.zeros(n_rows + 1, dtype=np.int64)
-            np.cumsum(np.bincount(rows, minlength=n_rows), out=self.offsets[1:])
+            words = np.zeros((n_words, n_rows), dtype=np.uint64)
+            for chunks in sources:
+                first = 0
+                for lengths, ids in chunks:
+                    _or_bits_into(words[:, first : first + len(lengths)], lengths, ids)
+                    first += len(lengths)
+            column = cls(vocab, n_rows, np.bitwise_or.reduce(words, axis=0) != 0 if n_words else np.zeros(n_rows, bool))
+            column.words = [words[w] for w in range(n_words)]
+            return column
+        rows_parts, ids_parts = [], []
+        for chunks in sources:
+            first = 0
+            for lengths, ids in chunks:
+                rows = np.repeat(np.arange(first, first + len(lengths), dtype=np.int64), lengths)
+                keep = ids >= 0
+                rows_parts.append(rows[keep])
+                ids_parts.append(ids[keep].astype(np.int64))
+                first += len(lengths)
+        rows = np.concatenate(rows_parts) if rows_parts else np.zeros(0, dtype=np.int64)
+        ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, dtype=np.int64)
+        counts = np.bincount(rows, minlength=n_rows)
+        column = cls(vocab, n_rows, counts > 0)
+        column.flat = ids[np.argsort(rows, kind="stable")]
+        column.offsets = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(counts, out=column.offsets[1:])
+        return column
 
     def nbytes(self) -> int:
         arrays = [self.non_empty, *(self.words or [])]
@@ -82,30 +108,42 @@ class _SetColumn:
         return per_row if rows is None else per_row[rows]
 
 
+def _or_bits_into(words: np.ndarray, lengths: np.ndarray, ids: np.ndarray) -> None:
+    """OR each row's value bits into `words` (n_words by rows), one segment reduction per word."""
+    if not len(ids):
+        return
+    starts = np.zeros(len(lengths), dtype=np.int64)
+    np.cumsum(lengths[:-1], out=starts[1:])
+    non_empty = lengths > 0
+    segments = starts[non_empty]  # empty rows own no values, so these delimit every row's run
+    valid = ids >= 0
+    word_of = ids >> 6
+    bit = np.left_shift(np.uint64(1), (ids & 63).astype(np.uint64))
+    for w in range(words.shape[0]):
+        in_word = np.where(valid & (word_of == w), bit, np.uint64(0))
+        words[w, non_empty] |= np.bitwise_or.reduceat(in_word, segments)
+
+
 class _SetAccumulator:
-    """One set-valued field, gathered chunk by chunk as (row, interned value) pairs."""
+    """One set-valued field, gathered chunk by chunk as per-row counts and interned ids."""
 
     def __init__(self) -> None:
         self.vocab: dict[str, int] = {}
-        self.rows: list[np.ndarray] = []
-        self.ids: list[np.ndarray] = []
+        self.chunks: list[tuple[np.ndarray, np.ndarray]] = []
 
-    def add(self, values_per_row: Sequence[Sequence[str]], first_row: int) -> None:
+    def add(self, lengths: np.ndarray, values: Sequence[str]) -> None:
         vocab = self.vocab
-        lengths = np.fromiter(map(len, values_per_row), dtype=np.int64, count=len(values_per_row))
-        self.rows.append(np.repeat(np.arange(first_row, first_row + len(values_per_row), dtype=np.int64), lengths))
-        for value in sorted(set(chain.from_iterable(values_per_row)).difference(vocab)):
+        for value in sorted(set(values).difference(vocab)):
             vocab[value] = len(vocab)
-        self.ids.append(
-            np.fromiter(
-                map(vocab.__getitem__, chain.from_iterable(values_per_row)), dtype=np.int64, count=int(lengths.sum())
-            )
-        )
+        ids = np.fromiter(map(vocab.__getitem__, values), dtype=np.int32, count=len(values))
+        if int(lengths.sum()) != len(ids):
+            raise ValueError("a set column's counts and values disagree")
+        self.chunks.append((lengths.astype(np.int32, copy=False), ids))
 
-    def coo(self) -> tuple[np.ndarray, np.ndarray]:
-        if not self.rows:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        return np.concatenate(self.rows), np.concatenate(self.ids)
+
+def _flatten(values_per_row: Sequence[Sequence[str]]) -> tuple[np.ndarray, list[str]]:
+    lengths = np.fromiter(map(len, values_per_row), dtype=np.int32, count=len(values_per_row))
+    return lengths, list(chain.from_iterable(values_per_row))
 
 
 _NO_KNOWLEDGE = float("nan")
@@ -147,22 +185,60 @@ class ProfileIndexBuilder:
     ) -> None:
         """Append one chunk; every sequence holds one entry per profile. `open_to_matching`
         defaults to all open (a loader that reads only open profiles need not send it)."""
+        self.add_flat(
+            user_ids=user_ids,
+            skill_levels=skill_levels,
+            roles=roles,
+            knowledge_scores=knowledge_scores,
+            resorts=_flatten(resorts),
+            regions=_flatten(regions),
+            available_dates=_flatten(available_dates),
+            certifications=_flatten(certifications),
+            open_to_matching=open_to_matching,
+        )
+
+    def add_flat(
+        self,
+        *,
+        user_ids: Sequence[str] | np.ndarray,
+        skill_levels: Sequence[int] | np.ndarray,
+        roles: Sequence[str],
+        knowledge_scores: Sequence[int | None] | np.ndarray,
+        resorts: tuple[np.ndarray, Sequence[str]],
+        regions: tuple[np.ndarray, Sequence[str]],
+        available_dates: tuple[np.ndarray, Sequence[str]],
+        certifications: tuple[np.ndarray, Sequence[str]],
+        open_to_matching: Sequence[bool] | None = None,
+    ) -> None:
+        """Append one chunk whose set fields come flat: `(counts per profile, all values in
+        profile order)`. `user_ids` may already be a UTF-8 bytes array. The cheapest form for a
+        loader: no list per profile is ever made."""
         n = len(user_ids)
-        self._user_ids.append(np.array([uid.encode() for uid in user_ids], dtype=np.bytes_) if n else _EMPTY_IDS)
-        self._skill.append(np.fromiter(skill_levels, dtype=np.int64, count=n))
+        if isinstance(user_ids, np.ndarray):
+            ids = user_ids.astype(np.bytes_, copy=False)
+        else:
+            ids = np.array([uid.encode() for uid in user_ids], dtype=np.bytes_) if n else _EMPTY_IDS
+        self._user_ids.append(ids)
+        self._skill.append(np.asarray(skill_levels, dtype=np.int64).reshape(n))
         if open_to_matching is None:
             self._open.append(np.ones(n, dtype=bool))
         else:
             self._open.append(np.fromiter(map(bool, open_to_matching), dtype=bool, count=n))
-        self._knowledge.append(
-            np.fromiter((_NO_KNOWLEDGE if k is None else k for k in knowledge_scores), dtype=np.float64, count=n)
-        )
+        # None becomes NaN in a float array: "no knowledge score".
+        self._knowledge.append(np.array(knowledge_scores, dtype=np.float64).reshape(n))
         vocab = self.role_vocab
-        self._role.append(np.fromiter((vocab.setdefault(r, len(vocab)) for r in roles), dtype=np.int16, count=n))
-        self._resorts.add(resorts, self.count)
-        self._named_regions.add(regions, self.count)
-        self._dates.add(available_dates, self.count)
-        self._certifications.add(certifications, self.count)
+        for role in sorted(set(roles).difference(vocab)):
+            vocab[role] = len(vocab)
+        self._role.append(np.fromiter(map(vocab.__getitem__, roles), dtype=np.int16, count=n))
+        for accumulator, (lengths, values) in (
+            (self._resorts, resorts),
+            (self._named_regions, regions),
+            (self._dates, available_dates),
+            (self._certifications, certifications),
+        ):
+            if len(lengths) != n:
+                raise ValueError("every column of a chunk needs one entry per profile")
+            accumulator.add(np.asarray(lengths), values)
         self.count += n
 
     def add_profiles(self, profiles: Sequence[Profile]) -> None:
@@ -188,10 +264,10 @@ class ProfileIndexBuilder:
         index.knowledge = _concat(self._knowledge, np.float64)
         index.role_vocab = dict(self.role_vocab)
         index.role = _concat(self._role, np.int16)
-        index.resorts = _SetColumn(self._resorts.vocab, *self._resorts.coo(), n)
+        index.resorts = _SetColumn.from_sources(self._resorts.vocab, [self._resorts.chunks], n)
         index.regions = _build_region_column(self._named_regions, self._resorts, self.resort_regions, n)
-        index.dates = _SetColumn(self._dates.vocab, *self._dates.coo(), n)
-        index.certifications = _SetColumn(self._certifications.vocab, *self._certifications.coo(), n)
+        index.dates = _SetColumn.from_sources(self._dates.vocab, [self._dates.chunks], n)
+        index.certifications = _SetColumn.from_sources(self._certifications.vocab, [self._certifications.chunks], n)
         # Ties sort on an int: each profile's place in user id order (stable, so equal ids keep
         # their insertion order, as the baseline's stable sort does).
         index.uid_order = np.argsort(index.user_ids, kind="stable").astype(np.int64)
@@ -358,16 +434,13 @@ def _build_region_column(
         region = resort_regions.get(resort)
         if region is not None:
             vocab.setdefault(region, len(vocab))
-    named_rows, named_ids = named.coo()
     region_of_resort = np.array(
-        [vocab[resort_regions[r]] if r in resort_regions else -1 for r in resorts.vocab], dtype=np.int64
+        [vocab[resort_regions[r]] if r in resort_regions else -1 for r in resorts.vocab], dtype=np.int32
     )
-    resort_rows, resort_ids = resorts.coo()
-    via_resort = region_of_resort[resort_ids] if len(resort_ids) else resort_ids
-    known = via_resort >= 0
-    rows = np.concatenate([named_rows, resort_rows[known]])
-    ids = np.concatenate([named_ids, via_resort[known]])
-    return _SetColumn(vocab, rows, ids, n_rows)
+    via_resorts = [
+        (lengths, region_of_resort[ids] if len(ids) else ids) for lengths, ids in resorts.chunks
+    ]  # a resort missing from the map has no region: -1, skipped
+    return _SetColumn.from_sources(vocab, [named.chunks, via_resorts], n_rows)
 
 
 def _weighted_total(

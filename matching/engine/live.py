@@ -38,6 +38,7 @@ class LiveProfileIndex:
             delta_index = ProfileIndex.build(self.delta.values(), base.resort_regions)
         self._delta_index = delta_index
         self._base_hidden_count = int(self.hidden.sum())
+        self._size = int(self._visible_base.open.sum()) + len(self.delta)
 
     @property
     def resort_regions(self) -> dict[str, str]:
@@ -45,7 +46,7 @@ class LiveProfileIndex:
 
     def __len__(self) -> int:
         """Profiles a search can see: open base rows not hidden, plus the delta."""
-        return int(self._visible_base.open.sum()) + len(self.delta)
+        return self._size
 
     @property
     def delta_size(self) -> int:
