@@ -13,6 +13,7 @@ from collections import Counter
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import authentication, exceptions, permissions, status
@@ -53,6 +54,19 @@ class TrustedServiceAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return f'ApiKey header="{API_KEY_HEADER}"'
+
+
+class TrustedServiceKeyScheme(OpenApiAuthenticationExtension):
+    target_class = TrustedServiceAuthentication
+    name = "TrustedServiceApiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": API_KEY_HEADER,
+            "description": "An API key marked as a trusted service (admin); no X-User-Id.",
+        }
 
 
 class IsTrustedService(permissions.BasePermission):

@@ -316,3 +316,10 @@ def test_a_batch_body_over_its_size_limit_is_a_413(service, settings):
 def test_a_batch_that_is_not_a_list_is_a_400(service):
     assert service.post("/matching/profiles:batch", {"profiles": {"user_id": "x"}}).status_code == 400
     assert service.post("/matching/profiles:batch", None, raw="[]").status_code == 400
+
+
+def test_the_openapi_schema_describes_the_push_endpoints_and_their_key(client):
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    assert set(schema["paths"]["/matching/profiles/{user_id}"]) >= {"get", "put", "post", "delete"}
+    assert "post" in schema["paths"]["/matching/profiles:batch"]
+    assert schema["components"]["securitySchemes"]["TrustedServiceApiKey"]["name"] == "X-API-Key"
