@@ -409,8 +409,8 @@ def print_size(n: int, load: dict, result: dict) -> dict:
     print(f"\n== {n:,} profiles ({load['profiles']:,} open, in the warm index) ==")
     print(
         f"warm index (fresh process): loaded in {load['seconds']:.2f} s; index {load['index_bytes'] / 1e6:.1f} MB; "
-        f"RSS +{(load['rss_after_kb'] - load['rss_before_kb']) / 1024:.0f} MB after the load "
-        f"(peak {load['peak_rss_kb'] / 1024:.0f} MB, process total {load['rss_after_kb'] / 1024:.0f} MB)"
+        f"process RSS {load['rss_before_kb'] / 1024:.0f} → {load['rss_after_kb'] / 1024:.0f} MB "
+        f"(+{(load['rss_after_kb'] - load['rss_before_kb']) / 1024:.0f} MB), peak {load['peak_rss_kb'] / 1024:.0f} MB"
     )
     print(f"per-stage medians over {result['searches']} searches (ms); results per search: "
           f"{min(result['results'])}..{max(result['results'])}")  # fmt: skip
