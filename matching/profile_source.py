@@ -1,8 +1,12 @@
-"""Candidates for a search, prefiltered in the database.
+"""Candidates for a search, prefiltered in the database (the cold path).
 
 The database narrows by skill range, `open_to_matching`, location overlap (one bitwise AND
 on `region_mask`) and the seeker; the engine then applies the exact rules. Over-inclusion
 here is harmless, exclusion is not, so every test here is a necessary condition.
+
+Searches no longer read candidates this way (they rank on the warm index, matching/candidates.py).
+It still serves `/internal/searches/{id}/candidates` for workflow executions started before the
+durable path read rankings, and it is the baseline bench/search_path_bench.py compares against.
 """
 
 from __future__ import annotations
