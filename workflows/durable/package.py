@@ -30,8 +30,7 @@ SOURCES = (
     "workflows/durable/state.py",
     "workflows/durable/workflow.py",
     "matching/__init__.py",
-    "matching/engine",
-    "matching/fixtures/resorts.json",
+    "matching/engine",  # the Durable API checks preferences with the engine's SearchRequest
 )
 REQUIREMENTS = "workflows/durable/requirements.txt"
 # Top-level packages of the console that must never reach a function's package.
