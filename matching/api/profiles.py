@@ -8,24 +8,27 @@ console's own profile JSON; docs/contracts.md describes both.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
+from dataclasses import asdict
 from typing import Any
 
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+from drf_standardized_errors.formatter import flatten_errors
 from rest_framework import authentication, exceptions, permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from matching.api.authentication import API_KEY_HEADER, SnowTraceApiKeyAuthentication
+from matching.api.authentication import API_KEY_HEADER, SnowTraceAuthentication
+from matching.api.errors import PayloadTooLarge
 from matching.models import ApiClientKey, SkierProfile
 from matching.profile_input import USER_ID_RE, ProfileInvalid, ProfileWrite, profile_from_console_shape
 from matching.selectors import resort_regions
 from matching.services import PROFILE_COLUMNS, profile_close, profile_delete, profiles_upsert_many
 from matching.snowtrace.users import profile_from_user_record
+from snowbuddy import json_input
 
 BATCH_MAX = 1000
 CLOSE_SUFFIX = ":close"
@@ -49,7 +52,7 @@ class TrustedServiceAuthentication(authentication.BaseAuthentication):
         raw_key = request.headers.get(API_KEY_HEADER, "")
         if not raw_key:
             return None
-        key = SnowTraceApiKeyAuthentication._check_key(raw_key)
+        key = SnowTraceAuthentication._check_key(raw_key)
         return TrustedService(key), key
 
     def authenticate_header(self, request) -> str:
@@ -85,6 +88,29 @@ class _ServiceView(APIView):
     throttle_classes: list = []
 
 
+REQUIRED = "This field is required."
+
+
+def _details(errors: dict[str, Any]) -> dict[str, Any]:
+    """The domain's field errors as DRF error details (code `required` or `invalid`), nested as given."""
+    return {
+        name: _details(messages)
+        if isinstance(messages, dict)
+        else [exceptions.ErrorDetail(m, code="required" if m == REQUIRED else "invalid") for m in messages]
+        for name, messages in errors.items()
+    }
+
+
+def invalid(errors: dict[str, Any]) -> exceptions.ValidationError:
+    """A 400 in the project's error shape; nested fields get dotted `attr`s (`preferences.availability`)."""
+    return exceptions.ValidationError(_details(errors))
+
+
+def error_list(errors: dict[str, Any]) -> list[dict[str, Any]]:
+    """The same errors as the shape's `errors` list, for a rejected record inside a batch answer."""
+    return [asdict(error) for error in flatten_errors(_details(errors))]
+
+
 def parse_profile(data: Any, *, user_id: str | None = None) -> ProfileWrite:
     """Either shape; raises ProfileInvalid with field errors."""
     mapping = resort_regions()
@@ -102,18 +128,19 @@ def profile_view(row: SkierProfile) -> dict[str, Any]:
 
 
 class ProfileView(_ServiceView):
-    """One profile. POST is only `{user_id}:close`."""
+    """One profile, written by SnowTrace's services (a trusted-service API key; no X-User-Id).
+    POST is only `{user_id}:close`."""
 
     def _user_id(self, user_id: str) -> str:
         if not USER_ID_RE.match(user_id):
-            raise exceptions.ValidationError({"user_id": ["Must be 1-64 characters of A-Z a-z 0-9 _ . : @ -."]})
+            raise invalid({"user_id": ["Must be 1-64 characters of A-Z a-z 0-9 _ . : @ -."]})
         return user_id
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT})
     def get(self, request, user_id: str):
         row = SkierProfile.objects.filter(user_id=self._user_id(user_id), deleted_at__isnull=True).first()
         if row is None:
-            return Response({"detail": "No such profile."}, status=status.HTTP_404_NOT_FOUND)
+            raise exceptions.NotFound("No such profile.")
         return Response(profile_view(row))
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT})
@@ -121,7 +148,7 @@ class ProfileView(_ServiceView):
         try:
             profile = parse_profile(request.data, user_id=self._user_id(user_id))
         except ProfileInvalid as exc:
-            return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
+            raise invalid(exc.errors) from None
         [outcome] = profiles_upsert_many(profiles=[profile])
         row = SkierProfile.objects.get(user_id=profile.user_id)
         return Response(
@@ -132,22 +159,23 @@ class ProfileView(_ServiceView):
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT})
     def post(self, request, user_id: str):
         if not user_id.endswith(CLOSE_SUFFIX):
-            return Response({"detail": 'Method "POST" not allowed.'}, status=status.HTTP_405_METHOD_NOT_ALLOWED)
+            raise exceptions.MethodNotAllowed("POST")
         target = self._user_id(user_id.removesuffix(CLOSE_SUFFIX))
         outcome = profile_close(user_id=target)
         if outcome is None:
-            return Response({"detail": "No such profile."}, status=status.HTTP_404_NOT_FOUND)
+            raise exceptions.NotFound("No such profile.")
         return Response({"user_id": target, "status": outcome})
 
     @extend_schema(responses={204: None, 404: OpenApiTypes.OBJECT})
     def delete(self, request, user_id: str):
         if profile_delete(user_id=self._user_id(user_id)) is None:
-            return Response({"detail": "No such profile."}, status=status.HTTP_404_NOT_FOUND)
+            raise exceptions.NotFound("No such profile.")
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ProfileBatchView(_ServiceView):
-    """Up to 1,000 profiles, each created, updated, left unchanged or rejected on its own."""
+    """Up to 1,000 profiles, each created, updated, left unchanged or rejected on its own
+    (a trusted-service API key; no X-User-Id)."""
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT, 413: OpenApiTypes.OBJECT})
     def post(self, request):
@@ -155,23 +183,17 @@ class ProfileBatchView(_ServiceView):
         limit = settings.MATCHING_PROFILE_BATCH_MAX_BYTES
         raw = request._request.read(limit + 1)
         if len(raw) > limit:
-            return Response({"detail": f"Request body exceeds {limit} bytes."}, status=413)
+            raise PayloadTooLarge(f"Request body exceeds {limit} bytes.")
         try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            return Response({"detail": "The body is not valid JSON."}, status=status.HTTP_400_BAD_REQUEST)
+            data = json_input.loads(raw)
+        except json_input.JsonInputError as exc:
+            raise exceptions.ParseError(exc.detail, code=exc.code) from None
         key = next((k for k in ("profiles", "items") if isinstance(data, dict) and k in data), None)
         records = data.get(key) if key else None
         if not isinstance(records, list):
-            return Response(
-                {"profiles": ['Expected {"profiles": [...]} (or the user service\'s {"items": [...]}).']},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+            raise invalid({"profiles": ['Expected {"profiles": [...]} (or the user service\'s {"items": [...]}).']})
         if len(records) > BATCH_MAX:
-            return Response(
-                {key: [f"At most {BATCH_MAX} profiles per call, got {len(records)}."]},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
+            raise invalid({key: [f"At most {BATCH_MAX} profiles per call, got {len(records)}."]})
         results: list[dict[str, Any]] = [{} for _ in records]
         valid: list[tuple[int, ProfileWrite]] = []
         first_seen: dict[str, int] = {}
@@ -184,7 +206,7 @@ class ProfileBatchView(_ServiceView):
                     "index": position,
                     "user_id": user_id if isinstance(user_id, str) else None,
                     "status": "rejected",
-                    "errors": exc.errors,
+                    "errors": error_list(exc.errors),
                 }
                 continue
             if profile.user_id in first_seen:
@@ -193,7 +215,7 @@ class ProfileBatchView(_ServiceView):
                     "index": position,
                     "user_id": profile.user_id,
                     "status": "rejected",
-                    "errors": {"user_id": [message]},
+                    "errors": error_list({"user_id": [message]}),
                 }
                 continue
             first_seen[profile.user_id] = position

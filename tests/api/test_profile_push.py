@@ -44,6 +44,11 @@ CONSOLE_PROFILE = {
 }
 
 
+def attrs(errors: list[dict]) -> set:
+    """The fields named by errors in the project's one shape."""
+    return {error["attr"] for error in errors}
+
+
 @pytest.fixture
 def trusted_key(db) -> str:
     return api_key_create(name="user-service", is_trusted_service=True)[1]
@@ -93,15 +98,17 @@ def test_a_wrong_api_key_is_a_401(client, trusted_key, resorts):
     assert Service(client, tampered).put("console-1", CONSOLE_PROFILE).status_code == 401
 
 
-def test_a_key_that_is_not_a_trusted_service_key_is_refused_everywhere(client, api_key, resorts):
-    backend = Service(client, api_key)  # SnowTrace's user-facing backend key: searches only
+def test_a_key_that_is_not_a_trusted_service_key_is_refused_everywhere(client, resorts):
+    # A key that is not a trusted service's (its searches carry the user's bearer token).
+    backend = Service(client, api_key_create(name="user-facing-app")[1])
     assert backend.put("console-1", CONSOLE_PROFILE).status_code == 403
     assert backend.post("/matching/profiles:batch", {"profiles": [CONSOLE_PROFILE]}).status_code == 403
     assert backend.post("/matching/profiles/console-1:close").status_code == 403
     assert backend.delete("console-1").status_code == 403
     assert backend.get("console-1").status_code == 403
     response = backend.put("console-1", CONSOLE_PROFILE)
-    assert "trusted" in response.json()["detail"]
+    assert response.json()["type"] == "client_error"
+    assert "trusted" in response.json()["errors"][0]["detail"]
     assert not SkierProfile.objects.exists()
 
 
@@ -183,31 +190,31 @@ def test_put_takes_the_consoles_own_shape_and_a_repeat_changes_nothing(service):
 def test_a_bad_field_in_the_consoles_shape_is_a_400_naming_the_field(service, body, field):
     response = service.put("console-1", body)
     assert response.status_code == 400
-    assert field in response.json()
+    assert response.json()["type"] == "validation_error"
+    assert field in attrs(response.json()["errors"])
     assert not SkierProfile.objects.exists()
 
 
 @pytest.mark.parametrize(
     ("record", "path"),
     [
-        ({**USER_SERVICE_RECORD, "self_role": None}, ("self_role",)),
-        ({**USER_SERVICE_RECORD, "skill_level": 0}, ("skill_level",)),
-        (
-            {**USER_SERVICE_RECORD, "preferences": {"preferred_resorts": ["atlantis"]}},
-            ("preferences", "preferred_resorts"),
-        ),
-        ({**USER_SERVICE_RECORD, "preferences": {"availability": ["soon"]}}, ("preferences", "availability")),
-        ({**USER_SERVICE_RECORD, "preferences": {"open_to_matching": "no"}}, ("preferences", "open_to_matching")),
-        ({**USER_SERVICE_RECORD, "preferences": ["not", "an", "object"]}, ("preferences", "non_field_errors")),
+        ({**USER_SERVICE_RECORD, "self_role": None}, "self_role"),
+        ({**USER_SERVICE_RECORD, "skill_level": 0}, "skill_level"),
+        ({**USER_SERVICE_RECORD, "preferences": {"preferred_resorts": ["atlantis"]}}, "preferences.preferred_resorts"),
+        ({**USER_SERVICE_RECORD, "preferences": {"availability": ["soon"]}}, "preferences.availability"),
+        ({**USER_SERVICE_RECORD, "preferences": {"open_to_matching": "no"}}, "preferences.open_to_matching"),
+        ({**USER_SERVICE_RECORD, "preferences": ["not", "an", "object"]}, "preferences.non_field_errors"),
     ],
 )
 def test_a_bad_field_in_the_user_services_shape_is_a_400_naming_the_field(service, record, path):
     response = service.put(record["user_id"], record)
     assert response.status_code == 400
-    errors = response.json()
-    for key in path:
-        errors = errors[key]
-    assert errors
+    assert attrs(response.json()["errors"]) == {path}
+
+
+def test_a_missing_required_field_has_the_code_required(service):
+    response = service.put("u-x", {"user_id": "u-x", "preferences": {}})
+    assert response.json()["errors"] == [{"code": "required", "detail": "This field is required.", "attr": "self_role"}]
 
 
 def test_a_malformed_path_or_body_is_a_400_never_a_500(service):
@@ -276,8 +283,10 @@ def test_a_batch_reports_each_record_and_applies_the_good_ones(service):
         (4, None, "rejected"),
         (5, "user-3", "created"),
     ]
-    assert "skill_level" in body["results"][2]["errors"]
-    assert "more than once" in body["results"][3]["errors"]["user_id"][0]
+    assert attrs(body["results"][2]["errors"]) == {"skill_level"}
+    [duplicate] = body["results"][3]["errors"]
+    assert duplicate["attr"] == "user_id" and "more than once" in duplicate["detail"]
+    assert "errors" not in body["results"][0]
     assert set(SkierProfile.objects.values_list("user_id", flat=True)) == {"console-1", "console-2", "user-3"}
     assert SkierProfile.objects.get(user_id="console-1").role == "student"  # the duplicate did not apply
 
@@ -299,7 +308,8 @@ def test_a_batch_of_1000_is_accepted_and_1001_is_refused_whole(service):
     too_many = [*thousand, {**CONSOLE_PROFILE, "user_id": "bulk-1000"}]
     refused = service.post("/matching/profiles:batch", {"profiles": too_many})
     assert refused.status_code == 400
-    assert "1000" in refused.json()["profiles"][0]
+    [error] = refused.json()["errors"]
+    assert error["attr"] == "profiles" and "1000" in error["detail"]
     assert not SkierProfile.objects.filter(user_id="bulk-1000").exists()
 
 
@@ -316,10 +326,14 @@ def test_a_batch_body_over_its_size_limit_is_a_413(service, settings):
 def test_a_batch_that_is_not_a_list_is_a_400(service):
     assert service.post("/matching/profiles:batch", {"profiles": {"user_id": "x"}}).status_code == 400
     assert service.post("/matching/profiles:batch", None, raw="[]").status_code == 400
+    broken = service.post("/matching/profiles:batch", None, raw='{"profiles": [], "profiles": []}')
+    assert broken.status_code == 400 and broken.json()["errors"][0]["code"] == "duplicate_key"
 
 
 def test_the_openapi_schema_describes_the_push_endpoints_and_their_key(client):
     schema = client.get("/api/schema/", {"format": "json"}).json()
     assert set(schema["paths"]["/matching/profiles/{user_id}"]) >= {"get", "put", "post", "delete"}
     assert "post" in schema["paths"]["/matching/profiles:batch"]
+    put = schema["paths"]["/matching/profiles/{user_id}"]["put"]
+    assert {"TrustedServiceApiKey": []} in put["security"] and "trusted-service" in put["description"]
     assert schema["components"]["securitySchemes"]["TrustedServiceApiKey"]["name"] == "X-API-Key"

@@ -270,7 +270,12 @@ def test_the_schema_describes_cancel_and_resorts_with_their_enums(client):
     assert components["SearchCancelled"]["properties"]["status"]["$ref"].endswith("/SearchStatusEnum")
     assert "cancelled" in components["SearchStatusEnum"]["enum"]
     assert components["Resort"]["properties"]["region"]["$ref"].endswith("/RegionEnum")
-    assert set(schema["components"]["securitySchemes"]) == {"SnowTraceApiKey", "SnowTraceUserToken"}
+    # (TrustedServiceApiKey: the profile push endpoints, matching/api/profiles.py)
+    assert set(schema["components"]["securitySchemes"]) == {
+        "SnowTraceApiKey",
+        "SnowTraceUserToken",
+        "TrustedServiceApiKey",
+    }
 
 
 def test_the_default_schema_shows_the_original_answers_and_version_2_the_consoles(client):
