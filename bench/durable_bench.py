@@ -213,7 +213,8 @@ def main() -> None:
         for port in (durable_port, celery_port):
             _wait_healthy(f"http://127.0.0.1:{port}")
 
-        headers = {"X-API-Key": api_key, "X-User-Id": "bench-user"}
+        # Version 2 answers carry the lifecycle status and the timestamps the figures come from.
+        headers = {"X-API-Key": api_key, "X-User-Id": "bench-user", "Accept": "application/json; version=2"}
         figures: dict[str, tuple[list[float], list[float]]] = {}
         durable_ids: list[str] = []
         for engine, port in (("durable (local stack)", durable_port), ("celery (redis)", celery_port)):

@@ -32,12 +32,14 @@ def forget_resort_regions() -> None:
 
 def profile_knowledge_score(user_id: str) -> int | None:
     """The user's own knowledge score, from the console's copy of their profile (None if unknown)."""
-    return SkierProfile.objects.filter(user_id=user_id).values_list("knowledge_score", flat=True).first()
+    live = SkierProfile.objects.filter(user_id=user_id, deleted_at__isnull=True)  # not a deleted profile's tombstone
+    return live.values_list("knowledge_score", flat=True).first()
 
 
 def result_candidate_facts(user_ids: list[str]) -> dict[str, tuple[int, str]]:
     """user id -> (skill_level, role) of the candidates that still have a profile."""
-    rows = SkierProfile.objects.filter(user_id__in=user_ids).values_list("user_id", "skill_level", "role")
+    live = SkierProfile.objects.filter(user_id__in=user_ids, deleted_at__isnull=True)  # tombstones are gone
+    rows = live.values_list("user_id", "skill_level", "role")
     return {user_id: (skill, role) for user_id, skill, role in rows}
 
 
@@ -146,7 +148,7 @@ class CandidateVerdict:
 def search_candidate_verdict(*, search: Search, user_id: str) -> CandidateVerdict:
     """Run the search's own rules (the matching engine) against one profile as it is now."""
     user_id = user_id.strip()
-    row = SkierProfile.objects.filter(user_id=user_id).values(*PROFILE_FIELDS).first()
+    row = SkierProfile.objects.filter(user_id=user_id, deleted_at__isnull=True).values(*PROFILE_FIELDS).first()
     if row is None:
         return CandidateVerdict(
             user_id=user_id, found=False, reason="no profile with this user id in the console's copy of the profiles"

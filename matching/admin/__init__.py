@@ -335,9 +335,9 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
         results = list(SearchResult.objects.filter(search=search, attempt=search.attempt).order_by("rank"))
         profiles = {
             p["user_id"]: p
-            for p in SkierProfile.objects.filter(user_id__in=[r.user_id for r in results]).values(
-                "user_id", "skill_level", "role", "resorts", "regions", "available_dates", "knowledge_score"
-            )
+            for p in SkierProfile.objects.filter(
+                user_id__in=[r.user_id for r in results], deleted_at__isnull=True
+            ).values("user_id", "skill_level", "role", "resorts", "regions", "available_dates", "knowledge_score")
         }
         for result in results:
             result.reasons = dimension_reasons(

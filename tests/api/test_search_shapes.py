@@ -173,6 +173,15 @@ def test_a_candidate_whose_profile_is_gone_is_left_out_of_the_original_answer(or
     assert [r["user_id"] for r in original.get(f"/matching/searches/{search_id}").json()["results"]] == ["c2"]
 
 
+def test_a_candidate_deleted_through_the_profile_service_is_left_out_too(original, resorts):
+    from matching.services import profile_delete
+
+    search_id = original.post("/matching/searches", {}).json()["search_id"]
+    _finished(search_id)
+    assert profile_delete(user_id="c1") == "deleted"  # a tombstone stays, for the warm indexes
+    assert [r["user_id"] for r in original.get(f"/matching/searches/{search_id}").json()["results"]] == ["c2"]
+
+
 @pytest.mark.parametrize(
     ("status", "old_status"),
     [
