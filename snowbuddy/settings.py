@@ -312,9 +312,10 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["matching.api.parsers.StrictJSONParser"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "matching.api.pagination.StrictPageNumberPagination",
     "PAGE_SIZE": 20,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "matching.api.negotiation.JsonNegotiation",
+    "DEFAULT_SCHEMA_CLASS": "snowbuddy.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"search_submit": MATCHING_SEARCH_RATE, "search_submit_key": MATCHING_KEY_RATE},
     "UNAUTHENTICATED_USER": None,
@@ -322,11 +323,29 @@ REST_FRAMEWORK = {
 DRF_STANDARDIZED_ERRORS = {
     "EXCEPTION_HANDLER_CLASS": "matching.api.errors.ApiExceptionHandler",
     "ALLOWED_ERROR_STATUS_CODES": ["400", "401", "403", "404", "405", "406", "411", "413", "415", "429", "500"],
+    "ERROR_SCHEMAS": {
+        code: f"snowbuddy.openapi.{name}"
+        for code, name in {
+            "401": "UnauthorizedResponse",
+            "403": "ForbiddenResponse",
+            "404": "NotFoundResponse",
+            "406": "NotAcceptableResponse",
+            "411": "LengthRequiredResponse",
+            "413": "PayloadTooLargeResponse",
+            "415": "UnsupportedMediaTypeResponse",
+            "429": "ThrottledResponse",
+            "500": "ServerErrorResponse",
+        }.items()
+    },
 }
+# The OpenAPI schemas (snowbuddy/openapi.py, docs/contracts.md "OpenAPI schemas"): /api/schema/ is
+# SnowTrace's REST API (answers of version 1; ?version=2 for the console's), /api/schema/internal/
+# the workflow's and GlobalCoach's endpoints and the signed callback (a 3.1 webhook).
 SPECTACULAR_SETTINGS = {
     "TITLE": "Snowbuddy matching API",
     "DESCRIPTION": "Searches for ski buddies, students and coaches, run for SnowTrace.",
     "VERSION": "1.0.0",
+    "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
@@ -337,7 +356,15 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "matching.models.Role",
         "SearchStatusEnum": "matching.models.SearchStatus",
         "RegionEnum": "matching.regions.REGION_CHOICES",
+        "ResortIdEnum": "matching.api.serializers.RESORT_IDS",
+        "ValidationErrorEnum": "drf_standardized_errors.openapi_serializers.ValidationErrorEnum.choices",
+        "ClientErrorEnum": "drf_standardized_errors.openapi_serializers.ClientErrorEnum.choices",
+        "ServerErrorEnum": "drf_standardized_errors.openapi_serializers.ServerErrorEnum.choices",
     },
+    "POSTPROCESSING_HOOKS": [
+        "drf_standardized_errors.openapi_hooks.postprocess_schema_enums",
+        "snowbuddy.openapi.postprocess_error_attrs",
+    ],
 }
 
 # --- Security (production values: .env.production.example; `manage.py check --deploy` is clean) ----

@@ -2,8 +2,10 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.negotiation import DefaultContentNegotiation
 
 from matching.api.views import HealthView
+from snowbuddy.openapi_internal import InternalSchemaGenerator
 from workflows import views as workflow_views
 
 admin.site.site_header = "Snowbuddy matching console"
@@ -17,7 +19,15 @@ urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
     path("admin/", admin.site.urls),
     path("matching/", include("matching.api.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    # DRF's own negotiation here: the schema answers `?format=json` (the API itself ignores ?format).
+    path("api/schema/", SpectacularAPIView.as_view(content_negotiation_class=DefaultContentNegotiation), name="schema"),
+    path(
+        "api/schema/internal/",
+        SpectacularAPIView.as_view(
+            generator_class=InternalSchemaGenerator, content_negotiation_class=DefaultContentNegotiation
+        ),
+        name="schema-internal",
+    ),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("health", HealthView.as_view(), name="health"),
     path("webhooks/matching", workflow_views.matching_callback, name="matching-callback"),

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hmac
 import logging
 import math
-import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -24,6 +23,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from matching.candidates import rank_candidates
+from matching.ids import parse_uuid
 from matching.models import Search
 from matching.profile_source import prefiltered_profile_page
 from matching.selectors import resort_regions
@@ -103,7 +103,13 @@ def _is_number(value: Any) -> bool:
     return (isinstance(value, float) and math.isfinite(value)) or _is_int(value)
 
 
-def _check_int(errors: _Errors, attr: str, value: Any, low: int, high: int) -> None:
+def _check_int(errors: _Errors, container: dict, key: str, low: int, high: int, *, at: str = "") -> None:
+    """An integer in [low, high]. A number with no fraction (7.0) is that integer, as JSON Schema
+    counts it; it is stored back as an int, so what is applied is an int."""
+    value = container.get(key)
+    if isinstance(value, float) and value.is_integer() and low <= value <= high:
+        value = container[key] = int(value)
+    attr = f"{at}{key}"
     if not _is_int(value):
         errors.add(attr, "invalid", "Must be an integer.")
     elif not low <= value <= high:
@@ -125,16 +131,12 @@ def callback_errors(body: Any) -> list[tuple[str | None, str, str]]:
         errors.add(None, "invalid", "Expected a JSON object.")
         return errors.items
     _check_unknown(errors, "", body, ("search_id", "attempt", "status", "version", "payload"))
-    search_id = body.get("search_id")
-    try:
-        if not isinstance(search_id, str):
-            raise ValueError
-        uuid.UUID(search_id)
-    except ValueError:
-        errors.add("search_id", "invalid", "Must be a UUID string.")
-    _check_int(errors, "attempt", body.get("attempt"), 1, MAX_ATTEMPT)
-    _check_int(errors, "version", body.get("version"), 0, MAX_VERSION)
-    if body.get("status") not in WEBHOOK_STATUSES:
+    if parse_uuid(body.get("search_id")) is None:
+        errors.add("search_id", "invalid", "Must be a UUID string (8-4-4-4-12 hex digits).")
+    _check_int(errors, body, "attempt", 1, MAX_ATTEMPT)
+    _check_int(errors, body, "version", 0, MAX_VERSION)
+    status = body.get("status")
+    if not isinstance(status, str) or status not in WEBHOOK_STATUSES:
         errors.add("status", "invalid_choice", f"Must be one of {', '.join(sorted(WEBHOOK_STATUSES))}.")
     payload = body.get("payload")
     if payload is None:
@@ -200,6 +202,8 @@ def _check_results(errors: _Errors, results: list) -> None:
         if not _is_number(score) or not 0 <= score <= 1:
             errors.add(f"{at}.score", "invalid", "Must be a number from 0 to 1.")
         rank = match.get("rank")
+        if isinstance(rank, float) and rank.is_integer() and 1 <= rank <= MAX_RESULTS:
+            rank = match["rank"] = int(rank)
         if not _is_int(rank) or not 1 <= rank <= MAX_RESULTS:
             errors.add(f"{at}.rank", "invalid", f"Must be an integer from 1 to {MAX_RESULTS}.")
         elif rank in ranks:
@@ -251,9 +255,8 @@ def search_candidates(request: HttpRequest, search_id: str) -> JsonResponse:
         return error_response(
             401, "authentication_failed", "Invalid service token.", headers={"WWW-Authenticate": "Bearer"}
         )
-    try:
-        search_uuid = uuid.UUID(search_id)
-    except ValueError:
+    search_uuid = parse_uuid(search_id)
+    if search_uuid is None:
         return error_response(404, "unknown_search", "Unknown search.")
     after_id = _bounded_int(request.GET.get("cursor"), 0, 0, 2**63 - 1)
     if after_id is None:
@@ -318,9 +321,8 @@ def search_matches(request: HttpRequest, search_id: str) -> JsonResponse:
         return error_response(
             401, "authentication_failed", "Invalid service token.", headers={"WWW-Authenticate": "Bearer"}
         )
-    try:
-        search_uuid = uuid.UUID(search_id)
-    except ValueError:
+    search_uuid = parse_uuid(search_id)
+    if search_uuid is None:
         return error_response(404, "unknown_search", "Unknown search.")
     search = Search.objects.filter(pk=search_uuid).only("seeker_id", "preferences").first()
     if search is None:

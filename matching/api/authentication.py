@@ -157,11 +157,39 @@ def _bearer_token(request) -> str | None:
 
 
 class SnowTraceApiKeyScheme(OpenApiAuthenticationExtension):
+    """Three schemes, in two (writes) or three (reads) alternatives: the API key with the user's
+    token, a trusted key with X-User-Id, or (reads only) the user's token alone."""
+
     target_class = SnowTraceAuthentication
-    name = ["SnowTraceApiKey", "SnowTraceUserToken"]
+    name = ["SnowTraceApiKey", "SnowTraceUserToken", "SnowTraceUserId"]
+
+    def get_security_requirement(self, auto_schema):
+        key, token, user_id = self.name
+        alternatives = [{key: [], token: []}, {key: [], user_id: []}]
+        if auto_schema.method in READ_METHODS:
+            alternatives.append({token: []})
+        return alternatives
 
     def get_security_definition(self, auto_schema):
         return [
-            {"type": "apiKey", "in": "header", "name": API_KEY_HEADER},
-            {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": API_KEY_HEADER,
+                "description": "The calling service's API key (`sbk_<8 hex>_<secret>`).",
+            },
+            {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "The end user's token from SnowTrace's user service: HS256, audience "
+                "`JWT_AUDIENCE`, `exp` required, the user id (a UUID) in `sub`.",
+            },
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": USER_HEADER,
+                "description": "The acting user (1-64 of `A-Z a-z 0-9 _ . : @ -`), named by an API key that "
+                "staff marked as a trusted service; with the user's token too, both must name the same user.",
+            },
         ]

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-import uuid
-
 import django_filters
 from django.db import connection
 from django.http import Http404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, ValidationError
@@ -16,6 +14,9 @@ from rest_framework.versioning import AcceptHeaderVersioning
 from rest_framework.views import APIView
 
 from matching.api.serializers import (
+    MIXED_SHAPE_ATTRS,
+    MIXED_SHAPES,
+    HealthSerializer,
     ResortListSerializer,
     ResortSerializer,
     SearchCancelledSerializer,
@@ -30,23 +31,23 @@ from matching.api.serializers import (
     search_preferences_serializer,
 )
 from matching.api.throttling import SearchSubmitKeyThrottle, SearchSubmitThrottle
+from matching.ids import parse_uuid
 from matching.models import Resort, Search, SearchStatus
 from matching.regions import KNOWN_REGIONS
+from snowbuddy.openapi import error_response
 from workflows.mirror import mirror_refresh_if_stale
 from workflows.services import search_cancel, search_submit
 
-USER_PARAMETER = OpenApiParameter(
-    "X-User-Id",
-    OpenApiTypes.STR,
-    OpenApiParameter.HEADER,
-    required=False,
-    description="The acting SnowTrace user, from trusted-service API keys only; others send the user's "
-    "bearer token (Authorization: Bearer <JWT>).",
-)
 SEARCH_BODY = PolymorphicProxySerializer(
     component_name="SearchCreateBody",
     serializers=[SnowTraceSearchPreferencesSerializer, SearchPreferencesSerializer],
     resource_type_field_name=None,
+)
+EMPTY_BODY = "empty_body"
+AlreadyFinishedResponse = error_response(
+    "ErrorResponse409",
+    ["already_finished"],
+    description="The search already succeeded, failed or timed out; the detail names the status.",
 )
 
 
@@ -71,11 +72,20 @@ class SearchFilter(django_filters.FilterSet):
         fields = ["status"]
 
 
-@extend_schema(parameters=[USER_PARAMETER])
+def _mixed_shape_errors(viewset):
+    """The 400 of a body mixing the two shapes names each doubled field (docs/contracts.md)."""
+    for name in MIXED_SHAPE_ATTRS:
+        codes = [MIXED_SHAPES, EMPTY_BODY, "invalid", "null"] if name == "non_field_errors" else [MIXED_SHAPES]
+        viewset = extend_validation_errors(codes, field_name=name, actions=["create"])(viewset)
+    return viewset
+
+
+@_mixed_shape_errors
 class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """Searches of the acting user. Another user's search answers 404, never 403."""
 
     lookup_field = "search_id"
+    optional_body_actions = ("cancel",)  # for the schema: a cancel may come without a body
     lookup_value_regex = "[^/]+"
     filterset_class = SearchFilter
     versioning_class = SearchApiVersioning
@@ -91,10 +101,8 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
         return qs
 
     def get_object(self):
-        try:
-            uuid.UUID(str(self.kwargs["search_id"]))
-        except ValueError:
-            raise Http404 from None
+        if parse_uuid(self.kwargs["search_id"]) is None:
+            raise Http404
         return super().get_object()
 
     def get_serializer_class(self):
@@ -119,7 +127,9 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
     @extend_schema(request=SEARCH_BODY, responses={202: SearchSubmittedSerializer}, versions=["2"])
     def create(self, request, *args, **kwargs):
         if not request.body:
-            raise ValidationError({"non_field_errors": ["A JSON object is required; {} searches with every default."]})
+            raise ValidationError(
+                {"non_field_errors": ["A JSON object is required; {} searches with every default."]}, code=EMPTY_BODY
+            )
         serializer = search_preferences_serializer(request.data, seeker_id=request.user.user_id)
         serializer.is_valid(raise_exception=True)
         search = search_submit(
@@ -134,8 +144,7 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
         request=SearchCancelSerializer,
         responses={
             202: SearchCancelledSerializer,
-            404: OpenApiResponse(description="No such search of the acting user."),
-            409: OpenApiResponse(description="The search already finished (succeeded, failed or timed out)."),
+            409: OpenApiResponse(AlreadyFinishedResponse, description="The search already finished."),
         },
     )
     @action(detail=True, methods=["post"])
@@ -155,7 +164,7 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
 class ResortListView(APIView):
     """The resort ids and region names searches accept, so clients need not guess spellings."""
 
-    @extend_schema(parameters=[USER_PARAMETER], responses={200: ResortListSerializer})
+    @extend_schema(responses={200: ResortListSerializer})
     def get(self, request):
         resorts = Resort.objects.order_by("region", "id")
         present = set(resorts.values_list("region", flat=True))
@@ -173,7 +182,12 @@ class HealthView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, 503: OpenApiTypes.OBJECT})
+    @extend_schema(
+        responses={
+            200: HealthSerializer,
+            503: OpenApiResponse(HealthSerializer, description="The database or the broker is unreachable."),
+        }
+    )
     def get(self, request):
         checks = {"database": _check_database(), "broker": _check_broker()}
         healthy = all(value == "ok" for value in checks.values())

@@ -283,6 +283,7 @@ def test_the_schema_describes_cancel_and_resorts_with_their_enums(client):
     assert set(schema["components"]["securitySchemes"]) == {
         "SnowTraceApiKey",
         "SnowTraceUserToken",
+        "SnowTraceUserId",
         "TrustedServiceApiKey",
     }
 

@@ -9,7 +9,7 @@ from matching.models import SearchStatus
 from tests.errors import error_attrs, error_codes, error_of
 from tests.workflows.test_webhook import SECRET, deliver, fixture_body
 from workflows.durable.signing import signature_headers
-from workflows.models import WebhookDelivery
+from workflows.models import WebhookDelivery, WorkflowExecution
 from workflows.services import search_submit
 
 pytestmark = pytest.mark.django_db
@@ -60,7 +60,10 @@ CASES = {
     "version beyond bigint": (lambda b: b.update(version=2**63), "version"),
     "negative version": (lambda b: b.update(version=-1), "version"),
     "boolean version": (lambda b: b.update(version=True), "version"),
-    "float version": (lambda b: b.update(version=7.0), "version"),
+    "fractional version": (lambda b: b.update(version=7.5), "version"),
+    "fractional rank": (lambda b: _result(b).update(rank=1.5), "payload.results.0.rank"),
+    "status an object": (lambda b: b.update(status={}), "status"),
+    "search id without hyphens": (lambda b: b.update(search_id=b["search_id"].replace("-", "")), "search_id"),
     "attempt beyond integer": (lambda b: b.update(attempt=2**31), "attempt"),
     "attempt zero": (lambda b: b.update(attempt=0), "attempt"),
     "search id not a uuid": (lambda b: b.update(search_id="not-a-uuid"), "search_id"),
@@ -97,6 +100,14 @@ def test_a_malformed_signed_callback_is_a_400_that_changes_nothing(client, searc
 )
 def test_a_signed_body_that_is_not_strict_json_is_a_400(client, search, raw, code):
     assert error_codes(deliver(client, raw), 400) == {code}
+
+
+def test_a_version_written_7_0_is_the_integer_7_as_json_schema_counts_it(client, search):
+    response = deliver(client, _succeeded(search, lambda b: b.update(version=7.0, attempt=1.0)))
+    assert response.json() == {"outcome": "applied"}
+    assert WorkflowExecution.objects.get(search=search).version == 7
+    stale = _succeeded(search, lambda b: b.update(version=7.0))
+    assert deliver(client, stale).json() == {"outcome": "stale_version"}
 
 
 def test_a_corrected_redelivery_after_a_400_is_applied(client, search):

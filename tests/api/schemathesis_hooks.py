@@ -1,0 +1,117 @@
+"""Credentials for schemathesis runs (tests/api/test_schemathesis.py; schemathesis.toml names this module).
+
+* Credentials. Every operation of the schemas declares its security alternatives; a provider answers each with
+valid credentials of one test user, taken in turn so that every alternative is exercised:
+the trusted API key with `X-User-Id`, the API key with the user's bearer token (HS256, signed with
+the test secret), and (reads only) the token alone. The internal schema's operations get the
+internal service token.
+* Signatures. The signed workflow callback (the internal schema's webhook, run as the operation
+  `POST /webhooks/matching`) declares its signature as a security scheme: the provider marks the
+  header and before_call signs the exact bytes schemathesis sends, with a fresh timestamp (unless the
+  case is about the timestamp header itself). Missing or replaced signatures go out as they are.
+* Uniqueness. JSON Schema cannot say "ranks (and user ids) are unique across `results`"; a valid
+  callback is made so before it is sent (an invalid one keeps its duplicates, to be refused).
+
+The values come from the environment the test sets: SNOWBUDDY_FUZZ_API_KEY, SNOWBUDDY_FUZZ_USER_ID
+(a UUID), SNOWBUDDY_FUZZ_JWT_SECRET, SNOWBUDDY_FUZZ_INTERNAL_TOKEN, SNOWBUDDY_FUZZ_WEBHOOK_SECRET.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import os
+import time
+
+import jwt
+import schemathesis
+from schemathesis.core.parameters import ParameterLocation
+
+from workflows.durable.signing import sign
+
+CALLBACK_PATH = "/webhooks/matching"
+
+HEADER_OF_SCHEME = {
+    "SnowTraceApiKey": "X-API-Key",
+    "SnowTraceUserToken": "Authorization",
+    "SnowTraceUserId": "X-User-Id",
+    "InternalServiceToken": "Authorization",
+    "WebhookSignature": "webhook-signature",
+}
+# The signature scheme's credential until before_call signs the bytes being sent. A probe that
+# replaces or removes it (schemathesis' ignored_auth) gets no signature.
+SIGN_HERE = "to-be-signed"
+
+
+def _credentials() -> dict[str, str]:
+    user_id = os.environ["SNOWBUDDY_FUZZ_USER_ID"]
+    now = int(time.time())
+    token = jwt.encode(
+        {"sub": user_id, "aud": os.environ.get("JWT_AUDIENCE", "user_core"), "iat": now, "exp": now + 3600},
+        os.environ["SNOWBUDDY_FUZZ_JWT_SECRET"],
+        algorithm="HS256",
+    )
+    return {
+        "SnowTraceApiKey": os.environ["SNOWBUDDY_FUZZ_API_KEY"],
+        "SnowTraceUserToken": f"Bearer {token}",
+        "SnowTraceUserId": user_id,
+        "InternalServiceToken": f"Bearer {os.environ.get('SNOWBUDDY_FUZZ_INTERNAL_TOKEN', '')}",
+        "WebhookSignature": SIGN_HERE,
+    }
+
+
+# A 401 is an answer to check, not a cue to fetch new credentials (retry_on=[]).
+@schemathesis.auth(refresh_interval=600, retry_on=[])
+class SnowbuddyCredentials:
+    def __init__(self) -> None:
+        self._turn = itertools.count()
+
+    def get(self, case, ctx):
+        return _credentials()
+
+    def set(self, case, data, ctx):
+        alternatives = [a for a in case.operation.definition.raw.get("security", []) if a]
+        if not alternatives:
+            return
+        chosen = alternatives[next(self._turn) % len(alternatives)]
+        if case.headers is None:
+            case.headers = {}
+        for scheme in chosen:
+            case.headers[HEADER_OF_SCHEME[scheme]] = data[scheme]
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    headers = case.headers or {}
+    if headers.get("webhook-signature") != SIGN_HERE:
+        return
+    if case.meta is None or not case.meta.is_negative_at(ParameterLocation.HEADER):
+        headers["webhook-timestamp"] = str(int(time.time()))
+    try:
+        timestamp = int(headers["webhook-timestamp"])
+        raw = json.dumps(case.body).encode("utf-8")  # as schemathesis serializes a JSON body
+    except (KeyError, TypeError, ValueError):
+        return  # a timestamp that is not one, or no JSON body: sent unsigned, to be refused
+    secret = os.environ["SNOWBUDDY_FUZZ_WEBHOOK_SECRET"]
+    headers["webhook-signature"] = sign(secret, str(headers.get("webhook-id", "")), timestamp, raw)
+    case.headers = headers
+
+
+@schemathesis.hook
+def map_case(context, case):
+    if case.path != CALLBACK_PATH or (case.meta is not None and case.meta.generation.mode.is_negative):
+        return case
+    payload = case.body.get("payload") if isinstance(case.body, dict) else None
+    results = payload.get("results") if isinstance(payload, dict) else None
+    if not isinstance(results, list) or not all(isinstance(m, dict) for m in results):
+        return case
+    ranks, user_ids = [m.get("rank") for m in results], [m.get("user_id") for m in results]
+    if len(set(map(repr, ranks))) == len(ranks) and len(set(map(repr, user_ids))) == len(user_ids):
+        return case
+    body = copy.deepcopy(case.body)  # examples are shared: never edit in place
+    for position, match in enumerate(body["payload"]["results"]):
+        match["rank"] = position + 1
+        match["user_id"] = f"{str(match.get('user_id', ''))[:58]}-{position}"
+    case.body = body
+    return case
