@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from drf_spectacular.utils import OpenApiExample, PolymorphicProxySerializer, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, OpenApiWebhook, PolymorphicProxySerializer, extend_schema_field
 from drf_standardized_errors.openapi import AutoSchema as StandardizedErrorsAutoSchema
 from drf_standardized_errors.openapi_serializers import ClientErrorEnum, ServerErrorEnum
 from drf_standardized_errors.openapi_utils import get_validation_error_serializer
@@ -288,3 +288,73 @@ def postprocess_error_attrs(result, generator, **kwargs):
                 "not": {"anyOf": known},
             }
     return result
+
+
+# --- webhooks (SPECTACULAR_SETTINGS["WEBHOOKS"]) ---------------------------------------------------
+
+NOTIFICATION_BODY = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["search_id", "attempt", "status", "payload"],
+    "properties": {
+        "search_id": {"type": "string", "format": "uuid"},
+        "attempt": {"type": "integer", "minimum": 1},
+        "status": {
+            "type": "string",
+            "enum": ["succeeded", "failed", "cancelled", "timed_out"],
+            "description": "How the attempt ended (all are `completed` in the old vocabulary).",
+        },
+        "payload": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["seeker_id", "finished_at", "error", "result_count", "results"],
+            "properties": {
+                "seeker_id": {"type": "string"},
+                "finished_at": {"type": ["string", "null"], "format": "date-time"},
+                "error": {"type": ["string", "null"]},
+                "result_count": {"type": "integer", "minimum": 0},
+                "results": {
+                    "type": "array",
+                    "description": "Best first, in the old shape; empty unless the attempt succeeded.",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["user_id", "nickname", "skill_level", "self_role", "match_score"],
+                        "properties": {
+                            "user_id": {"type": "string"},
+                            "nickname": {"type": "string"},
+                            "skill_level": {"type": "integer", "minimum": 1, "maximum": 10},
+                            "self_role": {"type": "string", "enum": ["buddy", "student", "coach"]},
+                            "match_score": {"type": "number", "minimum": 0, "maximum": 1},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+SEARCH_FINISHED = OpenApiWebhook(
+    name="searchFinished",
+    decorator={
+        "post": {
+            "operationId": "search_finished_notification",
+            "summary": "The console tells SnowTrace that a search attempt finished (signed, Standard Webhooks).",
+            "description": "Sent to MATCHING_NOTIFICATION_WEBHOOK_URL once per search attempt, when it finishes on "
+            "either engine. Headers `webhook-id` (`msg_<search id hex>_<attempt>`, the same on every try: dedupe "
+            'on it), `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` '
+            "with MATCHING_NOTIFICATION_WEBHOOK_SECRET (`whsec_<base64>`). A 2xx delivers it; a timeout, a "
+            "connection error, 5xx, 408, 425 or 429 is retried with backoff, then dead-lettered; any other answer "
+            "dead-letters it at once (staff can redeliver).",
+            "parameters": [
+                {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
+                for name in ("webhook-id", "webhook-timestamp", "webhook-signature")
+            ],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": NOTIFICATION_BODY}}},
+            "responses": {
+                "2XX": {"description": "Delivered."},
+                "default": {"description": "Retried (5xx, 408, 425, 429) or dead-lettered (anything else)."},
+            },
+        }
+    },
+)

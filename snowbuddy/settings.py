@@ -365,6 +365,8 @@ SPECTACULAR_SETTINGS = {
         "drf_standardized_errors.openapi_hooks.postprocess_schema_enums",
         "snowbuddy.openapi.postprocess_error_attrs",
     ],
+    # What SnowTrace receives: the completion notification (OpenAPI 3.1 `webhooks`).
+    "WEBHOOKS": ["snowbuddy.openapi.SEARCH_FINISHED"],
 }
 
 # --- Security (production values: .env.production.example; `manage.py check --deploy` is clean) ----

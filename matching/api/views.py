@@ -3,7 +3,7 @@ from __future__ import annotations
 import django_filters
 from django.db import connection
 from django.http import Http404
-from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -43,6 +43,37 @@ SEARCH_BODY = PolymorphicProxySerializer(
     serializers=[SnowTraceSearchPreferencesSerializer, SearchPreferencesSerializer],
     resource_type_field_name=None,
 )
+SEARCH_EXAMPLES = [
+    OpenApiExample(
+        "SnowTraceShape",
+        summary="SnowTrace's original body",
+        value={
+            "skill_level_min": 3,
+            "skill_level_max": 7,
+            "preferred_resorts": ["yuzawa_naeba"],
+            "preferred_regions": ["Niigata Prefecture"],
+            "availability": ["2027-01-15", "2027-01-16"],
+            "seeking_role": "buddy",
+            "include_knowledge_score": True,
+        },
+        request_only=True,
+    ),
+    OpenApiExample(
+        "ConsoleShape",
+        summary="The console's body (a vetted coach search)",
+        value={
+            "role": "coach",
+            "skill_level_min": 5,
+            "skill_level_max": 10,
+            "resorts": ["hakuba_happo_one"],
+            "dates": ["2027-02-01"],
+            "required_certifications": ["CASI-3"],
+            "vetting_required": True,
+            "limit": 10,
+        },
+        request_only=True,
+    ),
+]
 EMPTY_BODY = "empty_body"
 AlreadyFinishedResponse = error_response(
     "ErrorResponse409",
@@ -123,8 +154,15 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
         mirror_refresh_if_stale(search=search)
         return Response(self.get_serializer(search).data)
 
-    @extend_schema(request=SEARCH_BODY, responses={202: SnowTraceSearchSubmittedSerializer}, versions=["1"])
-    @extend_schema(request=SEARCH_BODY, responses={202: SearchSubmittedSerializer}, versions=["2"])
+    @extend_schema(
+        request=SEARCH_BODY,
+        responses={202: SnowTraceSearchSubmittedSerializer},
+        versions=["1"],
+        examples=SEARCH_EXAMPLES,
+    )
+    @extend_schema(
+        request=SEARCH_BODY, responses={202: SearchSubmittedSerializer}, versions=["2"], examples=SEARCH_EXAMPLES
+    )
     def create(self, request, *args, **kwargs):
         if not request.body:
             raise ValidationError(
