@@ -8,7 +8,7 @@ BIG_BODY_PATHS = frozenset({"/matching/profiles:batch"})
 
 class RequestBodyLimitMiddleware:
     """Answer 413 before reading a body that declares more than API_MAX_BODY_BYTES, and 411 for a
-    body sent chunked.
+    body sent chunked (POST, PUT and PATCH: the only requests whose body the console reads).
 
     Django alone turns an oversized body into a 400; clients deserve the precise status. A chunked
     body reaches Django with no CONTENT_LENGTH, which Django reads as an empty body (gunicorn
@@ -19,7 +19,12 @@ class RequestBodyLimitMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
 
+    # Only these methods' bodies are read; a body on any other request is ignored, unread.
+    BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
     def __call__(self, request):
+        if request.method not in self.BODY_METHODS:
+            return self.get_response(request)
         raw_length = request.META.get("CONTENT_LENGTH") or ""
         if not raw_length and "chunked" in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
             return error_response(411, "length_required", "A request body needs a Content-Length header.")
