@@ -31,6 +31,9 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # drf-standardized-errors writes a list index as this token in `attr` (`dates.INDEX`); the answer
 # carries the number (`dates.0`). postprocess_error_attrs turns the token into a pattern.
 INDEX_PLACEHOLDER = "INDEX"
+# An unknown field's name in a validation error: a placeholder postprocess_error_attrs turns into
+# "any name the body does not define".
+UNKNOWN_FIELD_ATTR = "unknown_field_name"
 
 
 @extend_schema_field({"type": "null"})
@@ -243,11 +246,6 @@ class AutoSchema(StandardizedErrorsAutoSchema):
         return schema
 
 
-# An unknown field's name in a validation error: a placeholder that postprocess_error_attrs turns
-# into "any name the body does not define".
-UNKNOWN_FIELD_ATTR = "unknown_field_name"
-
-
 def _camel(operation_id: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in re.split(r"[_\W]+", operation_id) if part)
 
@@ -260,8 +258,8 @@ def postprocess_error_attrs(result, generator, **kwargs):
 
     drf-standardized-errors names an error inside a list `dates.INDEX`, as an enum value; the answer
     says `dates.0`: that value becomes a pattern (`^dates\.[0-9]+$`). The unknown-field entry's
-    `attr` becomes "a string that is none of the body's own attrs". The `attr` discriminator cannot
-    map patterns, so it is dropped (each entry's own `attr` schema still tells them apart).
+    `attr` becomes any string (its code, `unknown_field`, is no other entry's, so `oneOf` still picks
+    one). The `attr` discriminator cannot map patterns, so it is dropped.
     """
     schemas = result.get("components", {}).get("schemas", {})
     for schema in schemas.values():
@@ -269,24 +267,17 @@ def postprocess_error_attrs(result, generator, **kwargs):
         if not discriminator or discriminator.get("propertyName") != "attr":
             continue
         del schema["discriminator"]
-        entries = [schemas[ref["$ref"].rsplit("/", 1)[-1]] for ref in schema.get("oneOf", [])]
-        known, unknown = [], []
-        for entry in entries:
-            attr = entry["properties"]["attr"]
-            values = [v for v in attr.get("enum", []) if v is not None]
+        for ref in schema.get("oneOf", []):
+            entry = schemas[ref["$ref"].rsplit("/", 1)[-1]]
+            values = [v for v in entry["properties"]["attr"].get("enum", []) if v is not None]
             if values == [UNKNOWN_FIELD_ATTR]:
-                unknown.append(entry)
-                continue
-            if len(values) == 1 and INDEX_PLACEHOLDER in values[0].split("."):
+                entry["properties"]["attr"] = {
+                    "type": "string",
+                    "description": "The name of a field the body does not define.",
+                }
+            elif len(values) == 1 and INDEX_PLACEHOLDER in values[0].split("."):
                 parts = [r"[0-9]+" if p == INDEX_PLACEHOLDER else re.escape(p) for p in values[0].split(".")]
-                entry["properties"]["attr"] = attr = {"type": "string", "pattern": "^" + r"\.".join(parts) + "$"}
-            known.append(attr)
-        for entry in unknown:
-            entry["properties"]["attr"] = {
-                "type": "string",
-                "description": "The name of a field the body does not define.",
-                "not": {"anyOf": known},
-            }
+                entry["properties"]["attr"] = {"type": "string", "pattern": "^" + r"\.".join(parts) + "$"}
     return result
 
 

@@ -323,19 +323,17 @@ REST_FRAMEWORK = {
 DRF_STANDARDIZED_ERRORS = {
     "EXCEPTION_HANDLER_CLASS": "matching.api.errors.ApiExceptionHandler",
     "ALLOWED_ERROR_STATUS_CODES": ["400", "401", "403", "404", "405", "406", "411", "413", "415", "429", "500"],
+    # The error responses of the OpenAPI schema, with this project's codes (snowbuddy/openapi.py).
     "ERROR_SCHEMAS": {
-        code: f"snowbuddy.openapi.{name}"
-        for code, name in {
-            "401": "UnauthorizedResponse",
-            "403": "ForbiddenResponse",
-            "404": "NotFoundResponse",
-            "406": "NotAcceptableResponse",
-            "411": "LengthRequiredResponse",
-            "413": "PayloadTooLargeResponse",
-            "415": "UnsupportedMediaTypeResponse",
-            "429": "ThrottledResponse",
-            "500": "ServerErrorResponse",
-        }.items()
+        "401": "snowbuddy.openapi.UnauthorizedResponse",
+        "403": "snowbuddy.openapi.ForbiddenResponse",
+        "404": "snowbuddy.openapi.NotFoundResponse",
+        "406": "snowbuddy.openapi.NotAcceptableResponse",
+        "411": "snowbuddy.openapi.LengthRequiredResponse",
+        "413": "snowbuddy.openapi.PayloadTooLargeResponse",
+        "415": "snowbuddy.openapi.UnsupportedMediaTypeResponse",
+        "429": "snowbuddy.openapi.ThrottledResponse",
+        "500": "snowbuddy.openapi.ServerErrorResponse",
     },
 }
 # The OpenAPI schemas (snowbuddy/openapi.py, docs/contracts.md "OpenAPI schemas"): /api/schema/ is

@@ -7,13 +7,17 @@ import json
 import jsonschema
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 from drf_spectacular.generators import EndpointEnumerator
 from drf_spectacular.validation import validate_schema
 
 from matching.api.serializers import RESORT_IDS
+from matching.models import SearchNotification, SearchStatus
 from matching.regions import KNOWN_REGIONS
 from snowbuddy.openapi_internal import INTERNAL_OPERATIONS
 from tests.errors import error_attrs, error_codes
+from tests.factories import SearchFactory, SearchResultFactory, SkierProfileFactory
+from workflows.notifications import notification_body
 
 pytestmark = pytest.mark.django_db
 
@@ -290,4 +294,26 @@ def test_the_workflows_callbacks_fit_the_webhooks_schema(schemas, name):
 def test_the_completion_notification_is_a_webhook_of_the_public_schema(schemas):
     finished = schemas["1"]["webhooks"]["searchFinished"]["post"]
     assert {p["name"] for p in finished["parameters"]} == {"webhook-id", "webhook-timestamp", "webhook-signature"}
-    assert finished["requestBody"]["content"]["application/json"]["schema"]["additionalProperties"] is False
+    body = finished["requestBody"]["content"]["application/json"]["schema"]
+    assert body["additionalProperties"] is False
+
+    search = SearchFactory(status=SearchStatus.SUCCEEDED, finished_at=timezone.now(), result_count=2)
+    for rank, user_id in enumerate(["c1", "c2"], start=1):
+        SkierProfileFactory(user_id=user_id, role="coach", skill_level=7)
+        SearchResultFactory(search=search, user_id=user_id, rank=rank, nickname=f"Rider {rank}", score=0.9 - rank / 10)
+    notification = SearchNotification.objects.create(search=search, attempt=1, status=SearchStatus.SUCCEEDED)
+    sent = json.loads(notification_body(notification))
+    assert len(sent["payload"]["results"]) == 2
+    assert list(jsonschema.Draft202012Validator(body).iter_errors(sent)) == []
+
+
+@pytest.mark.parametrize("name", ["non_field_errors", "dates.0", "role "])
+def test_an_unknown_field_of_any_name_is_answered_as_the_schema_says(schemas, owner, resorts, name):
+    """Even a body field named like an error attr: the answer fits the documented 400."""
+    response = owner.post("/matching/searches", {**CONSOLE, name: 1})
+    assert error_codes(response, 400) == {"unknown_field"} and error_attrs(response) == {name}
+    schema = schemas["2"]
+    answer = schema["paths"]["/matching/searches"]["post"]["responses"]["400"]["content"]
+    (media,) = answer.values()
+    validator = jsonschema.Draft202012Validator({**media["schema"], "components": schema["components"]})
+    assert list(validator.iter_errors(response.json())) == []
