@@ -3,8 +3,8 @@
 
 The console runs as it does in production, under gunicorn, on loopback, on the test database
 (its broker and cache are files under a temporary directory: nothing consumes what it queues).
-The runs are bounded and seeded by schemathesis.toml (max examples, seed, deterministic
-generation); credentials and signatures come from tests/api/schemathesis_hooks.py. An endpoint
+The runs are bounded and seeded by schemathesis.toml (max examples, one seed); credentials and
+signatures come from tests/api/schemathesis_hooks.py. An endpoint
 added to the API is in a schema, so it is covered here without a change to this file.
 """
 
