@@ -118,6 +118,8 @@ class FieldChecker:
             if required:
                 self.fail(name, "This field is required.")
             return default
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON Schema's integer: 5.0 is 5 (JSON cannot tell them apart)
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(name, "Must be an integer.")
             return default

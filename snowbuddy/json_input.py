@@ -1,8 +1,11 @@
-"""Strict JSON for request bodies: bounded nesting, no duplicate keys, no NaN or Infinity.
+"""Strict JSON for request bodies: bounded nesting, no duplicate keys, no NaN or Infinity, and
+text the console can store.
 
 Python's parser recurses once per nesting level, so a body of 60 KB of `[` ends in a
 RecursionError (a 500) rather than a ValueError; and it keeps the last of two equal keys
-silently. Every body the console parses (the REST API, the webhook) goes through `loads`.
+silently. A string may escape `\u0000` or half a surrogate pair, which PostgreSQL cannot store
+(NUL in text, or not UTF-8 at all): a 500 at the first write (I-JSON, RFC 7493, forbids the
+latter too). Every body the console parses (the REST API, the webhooks) goes through `loads`.
 """
 
 from __future__ import annotations
@@ -72,16 +75,49 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate
+        return False
+    return True
+
+
+def _check_text(value: Any) -> None:
+    """Every string (keys too) is text the console can store: no NUL, no unpaired surrogate."""
+    if isinstance(value, str):
+        bad = not _storable(value)
+    elif isinstance(value, dict):
+        bad = not all(_storable(key) for key in value)
+        for item in value.values():
+            _check_text(item)
+    elif isinstance(value, list):
+        bad = False
+        for item in value:
+            _check_text(item)
+    else:
+        bad = False
+    if bad:
+        raise JsonInputError(
+            "unsupported_character", "A string holds U+0000 (NUL) or an unpaired surrogate, which cannot be stored."
+        )
+
+
 def loads(raw: bytes | str, *, max_depth: int = MAX_DEPTH) -> Any:
-    """Parse a request body or raise JsonInputError (code `invalid_json`, `too_deep`, `duplicate_key`)."""
+    """Parse a request body or raise JsonInputError (code `invalid_json`, `too_deep`, `duplicate_key`,
+    `unsupported_character`)."""
     data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
     if too_deep(data, max_depth):
         raise JsonInputError("too_deep", f"JSON nested deeper than {max_depth} levels.")
     try:
         text = data.decode("utf-8")
-        return json.loads(
+        value = json.loads(
             text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants, parse_float=_finite_float
         )
+        _check_text(value)  # nesting is bounded above, so this recursion is too
+        return value
     except JsonInputError:
         raise
     except RecursionError:  # a belt to the depth braces: never a 500

@@ -67,12 +67,38 @@ def error_response(name: str, codes: list[str], *, description: str, server: boo
     )
 
 
-# The body could not be read as a strict JSON object (snowbuddy/json_input.py), or its length was malformed.
+def raw_error_schema(codes: list[str], *, server: bool = False, description: str = "") -> dict:
+    """The same shape as plain JSON Schema, for bodies described without serializers."""
+    return {
+        "type": "object",
+        "description": description,
+        "required": ["type", "errors"],
+        "properties": {
+            "type": {"const": "server_error" if server else "client_error"},
+            "errors": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["code", "detail", "attr"],
+                    "properties": {
+                        "code": {"type": "string", "enum": codes},
+                        "detail": {"type": "string"},
+                        "attr": {"type": "null"},
+                    },
+                },
+            },
+        },
+    }
+
+
+# A body that is not strict JSON (snowbuddy/json_input.py), or a malformed Content-Length.
+PARSE_ERROR_CODES = ["invalid_json", "too_deep", "duplicate_key", "unsupported_character", "invalid_content_length"]
 BadRequestResponse = error_response(
     "ErrorResponse400",
-    ["invalid_json", "too_deep", "duplicate_key", "invalid_content_length"],
-    description="The body is not strict JSON (malformed, nested deeper than 32, a key twice, NaN), "
-    "or Content-Length is malformed.",
+    PARSE_ERROR_CODES,
+    description="The body is not strict JSON (malformed, nested deeper than 32, a key twice, NaN, a string "
+    "holding NUL or half a surrogate pair), or Content-Length is malformed.",
 )
 UnauthorizedResponse = error_response(
     "ErrorResponse401",
@@ -153,8 +179,10 @@ class AutoSchema(StandardizedErrorsAutoSchema):
             return False
         if status_code == "405":
             return False
-        if status_code in ("411", "413", "415"):
+        if status_code in ("411", "413"):  # the middleware's, on every POST, PUT, PATCH
             return self.method in BODY_METHODS
+        if status_code == "415":  # DRF's, where a body is parsed
+            return self.method in BODY_METHODS and self._get_request_body() is not None
         return super()._should_add_error_response(responses, status_code)
 
     def _should_add_parse_error_response(self) -> bool:

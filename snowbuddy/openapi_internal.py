@@ -26,6 +26,8 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework.views import APIView
 
 from matching.models import Role, SearchStatus
+from snowbuddy.openapi import PARSE_ERROR_CODES, raw_error_schema
+from snowbuddy.openapi_json import JSON_VALUE, NO_NUL_PATTERN, OPEN_FIELDS
 
 INTERNAL_SCHEME = "InternalServiceToken"
 # A search the schema's examples name (tests/api/test_schemathesis.py creates it, so the examples
@@ -35,36 +37,10 @@ EXAMPLE_VETTING_TOKEN = "example-token-of-the-vetting-request"  # noqa: S105 (an
 MAX_CANDIDATE_PAGE = 2000
 MAX_RESULTS = 100
 MAX_ERROR_CHARS = 10_000
-NO_NUL = "^[^\\u0000]*$"
 
 
 def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _error(codes: list[str], *, server: bool = False, description: str = "") -> dict:
-    """The one error shape with these codes and `attr` null."""
-    return {
-        "type": "object",
-        "description": description,
-        "required": ["type", "errors"],
-        "properties": {
-            "type": {"const": "server_error" if server else "client_error"},
-            "errors": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "object",
-                    "required": ["code", "detail", "attr"],
-                    "properties": {
-                        "code": {"type": "string", "enum": codes},
-                        "detail": {"type": "string"},
-                        "attr": {"type": "null"},
-                    },
-                },
-            },
-        },
-    }
 
 
 def _validation_error(attr: dict, codes: list[str], description: str) -> dict:
@@ -91,10 +67,24 @@ def _validation_error(attr: dict, codes: list[str], description: str) -> dict:
     }
 
 
-PARSE_CODES = ["invalid_json", "too_deep", "duplicate_key", "invalid_content_length"]
+PARSE_CODES = PARSE_ERROR_CODES
 SCORE = {"type": "number", "minimum": 0, "maximum": 1}
+TEXT = {"type": "string", "pattern": NO_NUL_PATTERN}
+BREAKDOWN = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["skill", "location", "availability", "role"],
+    "properties": {
+        "skill": SCORE,
+        "location": SCORE,
+        "availability": SCORE,
+        "role": SCORE,
+        "knowledge": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+    },
+}
 
 COMPONENTS = {
+    "JsonValue": JSON_VALUE,
     "Profile": {
         "type": "object",
         "description": "A candidate in the engine's wire form (matching/engine/types.py).",
@@ -137,19 +127,51 @@ COMPONENTS = {
             },
         },
     },
+    "MatchesPage": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["matches", "candidate_count", "indexed_profiles"],
+        "properties": {
+            "matches": {
+                "type": "array",
+                "maxItems": MAX_RESULTS,
+                "description": "The top `limit` of the search, best first (ranks 1..n).",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["user_id", "nickname", "score", "rank", "breakdown"],
+                    "properties": {
+                        "user_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                        "nickname": {"type": "string"},
+                        "score": SCORE,
+                        "rank": {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS},
+                        "breakdown": BREAKDOWN,
+                    },
+                },
+            },
+            "candidate_count": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Every profile past the filters and the threshold, before the cap.",
+            },
+            "indexed_profiles": {"type": "integer", "minimum": 0, "description": "Profiles in the warm index."},
+        },
+    },
     "VettingAnswer": {
         "type": "object",
         "description": "GlobalCoach's answer. Other fields are ignored (GlobalCoach may add some).",
         "required": ["token"],
+        **OPEN_FIELDS,
         "properties": {
             "token": {
                 "type": "string",
                 "minLength": 1,
                 "maxLength": 512,
+                "pattern": NO_NUL_PATTERN,
                 "description": "The opaque token of the vetting request this answers (the credential).",
             },
-            "approved_user_ids": {"type": "array", "maxItems": 1000, "items": {"type": "string"}, "default": []},
-            "rejected_user_ids": {"type": "array", "maxItems": 1000, "items": {"type": "string"}, "default": []},
+            "approved_user_ids": {"type": "array", "maxItems": 1000, "items": TEXT, "default": []},
+            "rejected_user_ids": {"type": "array", "maxItems": 1000, "items": TEXT, "default": []},
         },
         "examples": [{"token": EXAMPLE_VETTING_TOKEN, "approved_user_ids": ["u000002"], "rejected_user_ids": []}],
     },
@@ -177,22 +199,11 @@ COMPONENTS = {
         "additionalProperties": False,
         "required": ["user_id", "score", "rank", "breakdown"],
         "properties": {
-            "user_id": {"type": "string", "minLength": 1, "maxLength": 64, "description": "Unique in `results`."},
-            "nickname": {"type": "string", "maxLength": 64},
+            "user_id": {**TEXT, "minLength": 1, "maxLength": 64, "description": "Unique in `results`."},
+            "nickname": {**TEXT, "maxLength": 64},
             "score": SCORE,
             "rank": {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS, "description": "Unique in `results`."},
-            "breakdown": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["skill", "location", "availability", "role"],
-                "properties": {
-                    "skill": SCORE,
-                    "location": SCORE,
-                    "availability": SCORE,
-                    "role": SCORE,
-                    "knowledge": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
-                },
-            },
+            "breakdown": BREAKDOWN,
         },
     },
     "WorkflowCallback": {
@@ -224,19 +235,19 @@ COMPONENTS = {
                     "error": {
                         "oneOf": [
                             {"type": "null"},
-                            {"type": "string", "maxLength": MAX_ERROR_CHARS},
+                            {**TEXT, "maxLength": MAX_ERROR_CHARS},
                             {
                                 "type": "object",
                                 "additionalProperties": False,
                                 "required": ["code"],
                                 "properties": {
-                                    "code": {"type": "string", "minLength": 1, "maxLength": 100},
-                                    "message": {"type": ["string", "null"], "maxLength": MAX_ERROR_CHARS},
+                                    "code": {**TEXT, "minLength": 1, "maxLength": 100},
+                                    "message": {**TEXT, "type": ["string", "null"], "maxLength": MAX_ERROR_CHARS},
                                 },
                             },
                         ]
                     },
-                    "pending_callback": {"type": ["object", "null"], "description": "Shown as it is."},
+                    "pending_callback": {"type": ["object", "null"], **OPEN_FIELDS, "description": "Shown as it is."},
                 },
             },
         },
@@ -280,25 +291,33 @@ COMPONENTS = {
             }
         },
     },
-    "InternalBadRequest": _error(PARSE_CODES, description="The body is not strict JSON, or its length is malformed."),
+    "InternalBadRequest": raw_error_schema(
+        PARSE_CODES, description="The body is not strict JSON, or its length is malformed."
+    ),
     "FeedBadRequest": _validation_error(
         {"type": "string", "enum": ["cursor", "page_size"]},
         ["invalid"],
         "`cursor` or `page_size` is not ASCII digits, or out of range.",
     ),
-    "FeedUnauthorized": _error(["authentication_failed"], description="A missing or wrong service token."),
-    "UnknownSearch": _error(["unknown_search"], description="No such search (or an id that is not a UUID)."),
-    "NotFound": _error(["not_found"], description="The path does not name a search (not a UUID)."),
-    "VettingBadRequest": _error(
+    "FeedUnauthorized": raw_error_schema(["authentication_failed"], description="A missing or wrong service token."),
+    "InvalidPreferences": raw_error_schema(
+        ["invalid_preferences"], description="The search's stored preferences are ones the engine refuses."
+    ),
+    "UnknownSearch": raw_error_schema(["unknown_search"], description="No such search (or an id that is not a UUID)."),
+    "NotFound": raw_error_schema(["not_found"], description="The path does not name a search (not a UUID)."),
+    "VettingBadRequest": raw_error_schema(
         [*PARSE_CODES, "invalid_vetting_answer"], description="Not strict JSON, or not a vetting answer."
     ),
-    "VettingUnauthorized": _error(["invalid_token"], description="A missing or wrong token."),
-    "NotAwaitingVetting": _error(
+    "VettingUnauthorized": raw_error_schema(["invalid_token"], description="A missing or wrong token."),
+    "NotAwaitingVetting": raw_error_schema(
         ["not_awaiting_vetting"], description="The search no longer waits for vetting (cancelled, timed out)."
     ),
     "CallbackBadRequest": {
         "oneOf": [
-            _error(PARSE_CODES, description="The body is not strict JSON, or its length is malformed."),
+            raw_error_schema(
+                [*PARSE_CODES, "invalid_webhook_id"],
+                description="The body is not strict JSON, its length is malformed, or webhook-id is not printable.",
+            ),
             _validation_error(
                 {"type": ["string", "null"]},
                 ["invalid", "invalid_choice", "unknown_field", "out_of_range", "too_long", "duplicate"],
@@ -306,16 +325,16 @@ COMPONENTS = {
             ),
         ]
     },
-    "CallbackUnauthorized": _error(
+    "CallbackUnauthorized": raw_error_schema(
         ["missing_headers", "bad_timestamp", "timestamp_out_of_tolerance", "bad_signature"],
         description="The Standard Webhooks signature does not verify (the code says why).",
     ),
-    "NotConfigured": _error(
+    "NotConfigured": raw_error_schema(
         ["not_configured"], server=True, description="MATCHING_WEBHOOK_SECRET is not set: callbacks are refused."
     ),
-    "LengthRequired": _error(["length_required"], description="A body sent chunked, without Content-Length."),
-    "PayloadTooLarge": _error(["payload_too_large"], description="A body over 64 KB."),
-    "ServerError": _error(["server_error"], server=True, description="A bug or an outage."),
+    "LengthRequired": raw_error_schema(["length_required"], description="A body sent chunked, without Content-Length."),
+    "PayloadTooLarge": raw_error_schema(["payload_too_large"], description="A body over 64 KB."),
+    "ServerError": raw_error_schema(["server_error"], server=True, description="A bug or an outage."),
 }
 
 
@@ -339,6 +358,24 @@ BODY_ERRORS = {
 
 # URL name -> {method: extend_schema(...)}: the operations of the internal schema.
 INTERNAL_OPERATIONS = {
+    "internal-search-matches": {
+        "get": extend_schema(
+            operation_id="internal_search_matches",
+            summary="A search ranked on the console's warm candidate index: its top K (the durable workflow).",
+            description="Internal: for the durable workflow only (its rank-candidates step). The console ranks "
+            "the search's stored seeker and preferences on its warm candidate index. Any method but GET is a 405.",
+            tags=["internal"],
+            auth=[{INTERNAL_SCHEME: []}],
+            parameters=[SEARCH_ID],
+            responses={
+                200: _json("MatchesPage"),
+                400: _json("InvalidPreferences"),
+                401: _json("FeedUnauthorized"),
+                404: _json("UnknownSearch"),
+                500: _json("ServerError"),
+            },
+        )
+    },
     "internal-search-candidates": {
         "get": extend_schema(
             operation_id="internal_search_candidates",
@@ -407,8 +444,8 @@ SIGNATURE_HEADERS = [
         "name": "webhook-id",
         "in": "header",
         "required": True,
-        "schema": {"type": "string", "minLength": 1},
-        "description": "The idempotency key: a redelivery carries the same one.",
+        "schema": {"type": "string", "maxLength": 200, "pattern": "^[!-~](?:[ -~]{0,198}[!-~])?$"},
+        "description": "The idempotency key: a redelivery carries the same one (1-200 printable ASCII).",
     },
     {
         "name": "webhook-timestamp",

@@ -25,6 +25,7 @@ from snowbuddy.env import (
     env_str,
     env_url,
 )
+from snowbuddy.openapi_json import JSON_VALUE
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("SNOWBUDDY_VAR_DIR", str(BASE_DIR / "var")))
@@ -365,6 +366,7 @@ SPECTACULAR_SETTINGS = {
     ],
     # What SnowTrace receives: the completion notification (OpenAPI 3.1 `webhooks`).
     "WEBHOOKS": ["snowbuddy.openapi.SEARCH_FINISHED"],
+    "APPEND_COMPONENTS": {"schemas": {"JsonValue": JSON_VALUE}},
 }
 
 # --- Security (production values: .env.production.example; `manage.py check --deploy` is clean) ----

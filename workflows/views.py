@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import logging
 import math
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -42,6 +43,8 @@ MAX_VERSION = 2**63 - 1  # WorkflowExecution.version is a bigint column
 MAX_RESULTS = 100  # the largest `limit` a search may ask for
 MAX_ERROR_CHARS = 10_000
 BREAKDOWN_DIMENSIONS = ("skill", "location", "availability", "role")
+# Printable ASCII, no space at either end (a proxy may strip it), at most the stored column's 200.
+WEBHOOK_ID_RE = re.compile(r"[!-~](?:[ -~]{0,198}[!-~])?")
 
 
 def allow_methods(*methods: str) -> Callable:
@@ -74,6 +77,8 @@ def matching_callback(request: HttpRequest) -> JsonResponse:
     except WebhookVerificationError as exc:
         logger.warning("rejected a workflow callback: %s", exc.reason)
         return error_response(401, exc.reason, "Invalid signature.")
+    if not WEBHOOK_ID_RE.fullmatch(webhook_id):  # stored whole: it is the idempotency key
+        return error_response(400, "invalid_webhook_id", "webhook-id must be 1-200 printable ASCII characters.")
     try:
         body = json_input.loads(raw)
     except json_input.JsonInputError as exc:
@@ -81,7 +86,7 @@ def matching_callback(request: HttpRequest) -> JsonResponse:
     errors = callback_errors(body)
     if errors:
         return JsonResponse(validation_body(errors), status=400)
-    outcome = workflow_callback_apply(webhook_id=webhook_id[:200], body=body)
+    outcome = workflow_callback_apply(webhook_id=webhook_id, body=body)
     if outcome == "unknown_search":
         return error_response(404, "unknown_search", "Unknown search.")
     return JsonResponse({"outcome": outcome})

@@ -14,15 +14,15 @@ from typing import Any
 
 from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
 from drf_standardized_errors.formatter import flatten_errors
 from rest_framework import authentication, exceptions, permissions, status
 from rest_framework.response import Response
+from rest_framework.utils.mediatypes import media_type_matches
 from rest_framework.views import APIView
 
 from matching.api.authentication import API_KEY_HEADER, SnowTraceAuthentication
 from matching.api.errors import PayloadTooLarge
+from matching.api.profile_schemas import describe_batch, describe_close, describe_delete, describe_get, describe_put
 from matching.models import ApiClientKey, SkierProfile
 from matching.profile_input import USER_ID_RE, ProfileInvalid, ProfileWrite, profile_from_console_shape
 from matching.selectors import resort_regions
@@ -31,7 +31,6 @@ from matching.snowtrace.users import profile_from_user_record
 from snowbuddy import json_input
 
 BATCH_MAX = 1000
-CLOSE_SUFFIX = ":close"
 
 
 class TrustedService:
@@ -91,12 +90,17 @@ class _ServiceView(APIView):
 REQUIRED = "This field is required."
 
 
+UNKNOWN = "Unknown field."
+CODES = {REQUIRED: "required", UNKNOWN: "unknown_field"}
+
+
 def _details(errors: dict[str, Any]) -> dict[str, Any]:
-    """The domain's field errors as DRF error details (code `required` or `invalid`), nested as given."""
+    """The domain's field errors as DRF error details (code `required`, `unknown_field` or `invalid`),
+    nested as given."""
     return {
         name: _details(messages)
         if isinstance(messages, dict)
-        else [exceptions.ErrorDetail(m, code="required" if m == REQUIRED else "invalid") for m in messages]
+        else [exceptions.ErrorDetail(m, code=CODES.get(m, "invalid")) for m in messages]
         for name, messages in errors.items()
     }
 
@@ -127,26 +131,26 @@ def profile_view(row: SkierProfile) -> dict[str, Any]:
     }
 
 
+def _user_id(user_id: str) -> str:
+    if not USER_ID_RE.match(user_id):
+        raise invalid({"user_id": ["Must be 1-64 characters of A-Z a-z 0-9 _ . : @ -."]})
+    return user_id
+
+
 class ProfileView(_ServiceView):
-    """One profile, written by SnowTrace's services (a trusted-service API key; no X-User-Id).
-    POST is only `{user_id}:close`."""
+    """One profile, written by SnowTrace's services (a trusted-service API key; no X-User-Id)."""
 
-    def _user_id(self, user_id: str) -> str:
-        if not USER_ID_RE.match(user_id):
-            raise invalid({"user_id": ["Must be 1-64 characters of A-Z a-z 0-9 _ . : @ -."]})
-        return user_id
-
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT})
+    @describe_get
     def get(self, request, user_id: str):
-        row = SkierProfile.objects.filter(user_id=self._user_id(user_id), deleted_at__isnull=True).first()
+        row = SkierProfile.objects.filter(user_id=_user_id(user_id), deleted_at__isnull=True).first()
         if row is None:
             raise exceptions.NotFound("No such profile.")
         return Response(profile_view(row))
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT, 201: OpenApiTypes.OBJECT})
+    @describe_put
     def put(self, request, user_id: str):
         try:
-            profile = parse_profile(request.data, user_id=self._user_id(user_id))
+            profile = parse_profile(request.data, user_id=_user_id(user_id))
         except ProfileInvalid as exc:
             raise invalid(exc.errors) from None
         [outcome] = profiles_upsert_many(profiles=[profile])
@@ -156,34 +160,39 @@ class ProfileView(_ServiceView):
             status=status.HTTP_201_CREATED if outcome.status == "created" else status.HTTP_200_OK,
         )
 
-    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT})
+    @describe_delete
+    def delete(self, request, user_id: str):
+        if profile_delete(user_id=_user_id(user_id)) is None:
+            raise exceptions.NotFound("No such profile.")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ProfileCloseView(_ServiceView):
+    """`POST /matching/profiles/{user_id}:close`: out of matching, kept (a user id ending in
+    `:close` names this action, so such an id cannot be pushed)."""
+
+    @describe_close
     def post(self, request, user_id: str):
-        if not user_id.endswith(CLOSE_SUFFIX):
-            raise exceptions.MethodNotAllowed("POST")
-        target = self._user_id(user_id.removesuffix(CLOSE_SUFFIX))
+        target = _user_id(user_id)
         outcome = profile_close(user_id=target)
         if outcome is None:
             raise exceptions.NotFound("No such profile.")
         return Response({"user_id": target, "status": outcome})
-
-    @extend_schema(responses={204: None, 404: OpenApiTypes.OBJECT})
-    def delete(self, request, user_id: str):
-        if profile_delete(user_id=self._user_id(user_id)) is None:
-            raise exceptions.NotFound("No such profile.")
-        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ProfileBatchView(_ServiceView):
     """Up to 1,000 profiles, each created, updated, left unchanged or rejected on its own
     (a trusted-service API key; no X-User-Id)."""
 
-    @extend_schema(request=OpenApiTypes.OBJECT, responses={200: OpenApiTypes.OBJECT, 413: OpenApiTypes.OBJECT})
+    @describe_batch
     def post(self, request):
         # Read here, with the batch's own size limit: request.data would apply the API's 64 KB.
         limit = settings.MATCHING_PROFILE_BATCH_MAX_BYTES
         raw = request._request.read(limit + 1)
         if len(raw) > limit:
             raise PayloadTooLarge(f"Request body exceeds {limit} bytes.")
+        if raw and not media_type_matches("application/json", request.content_type or ""):
+            raise exceptions.UnsupportedMediaType(request.content_type)  # as DRF's parsing does elsewhere
         try:
             data = json_input.loads(raw)
         except json_input.JsonInputError as exc:

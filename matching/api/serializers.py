@@ -11,6 +11,7 @@ from rest_framework import serializers
 from matching.models import TERMINAL_STATUSES, Resort, Role, Search, SearchResult
 from matching.regions import KNOWN_REGIONS, REGION_CHOICES
 from matching.selectors import profile_knowledge_score, resort_regions, snowtrace_results
+from snowbuddy.openapi_json import NO_NUL_PATTERN
 
 MAX_DATES = 60
 MAX_RESORTS = 43
@@ -18,8 +19,6 @@ MAX_REGIONS = 20
 MAX_CERTIFICATIONS = 10
 RESORTS_HINT = "GET /matching/resorts lists the known resort ids and regions."
 DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-# Anything but NUL (which PostgreSQL text cannot hold); the schema carries the same rule.
-NO_NUL_PATTERN = "^[^\\u0000]*$"
 
 
 def _fixture_resort_ids() -> list[str]:

@@ -9,8 +9,9 @@ internal service token.
   `POST /webhooks/matching`) declares its signature as a security scheme: the provider marks the
   header and before_call signs the exact bytes schemathesis sends, with a fresh timestamp (unless the
   case is about the timestamp header itself). Missing or replaced signatures go out as they are.
-* Uniqueness. JSON Schema cannot say "ranks (and user ids) are unique across `results`"; a valid
-  callback is made so before it is sent (an invalid one keeps its duplicates, to be refused).
+* Rules JSON Schema cannot say, for valid cases only (an invalid one is sent as generated, to be
+  refused): ranks and user ids are unique across a callback's `results`; a profile PUT names in its
+  body (if at all) the user its URL names.
 
 The values come from the environment the test sets: SNOWBUDDY_FUZZ_API_KEY, SNOWBUDDY_FUZZ_USER_ID
 (a UUID), SNOWBUDDY_FUZZ_JWT_SECRET, SNOWBUDDY_FUZZ_INTERNAL_TOKEN, SNOWBUDDY_FUZZ_WEBHOOK_SECRET.
@@ -31,11 +32,13 @@ from schemathesis.core.parameters import ParameterLocation
 from workflows.durable.signing import sign
 
 CALLBACK_PATH = "/webhooks/matching"
+PROFILE_PATH = "/matching/profiles/{user_id}"
 
 HEADER_OF_SCHEME = {
     "SnowTraceApiKey": "X-API-Key",
     "SnowTraceUserToken": "Authorization",
     "SnowTraceUserId": "X-User-Id",
+    "TrustedServiceApiKey": "X-API-Key",
     "InternalServiceToken": "Authorization",
     "WebhookSignature": "webhook-signature",
 }
@@ -54,6 +57,7 @@ def _credentials() -> dict[str, str]:
     )
     return {
         "SnowTraceApiKey": os.environ["SNOWBUDDY_FUZZ_API_KEY"],
+        "TrustedServiceApiKey": os.environ["SNOWBUDDY_FUZZ_API_KEY"],
         "SnowTraceUserToken": f"Bearer {token}",
         "SnowTraceUserId": user_id,
         "InternalServiceToken": f"Bearer {os.environ.get('SNOWBUDDY_FUZZ_INTERNAL_TOKEN', '')}",
@@ -100,8 +104,16 @@ def before_call(context, case, kwargs):
 
 @schemathesis.hook
 def map_case(context, case):
-    if case.path != CALLBACK_PATH or (case.meta is not None and case.meta.generation.mode.is_negative):
+    if case.meta is not None and case.meta.generation.mode.is_negative:
         return case
+    if case.path == CALLBACK_PATH:
+        return _unique_results(case)
+    if case.path == PROFILE_PATH and case.method == "PUT":
+        return _same_user_as_the_url(case)
+    return case
+
+
+def _unique_results(case):
     payload = case.body.get("payload") if isinstance(case.body, dict) else None
     results = payload.get("results") if isinstance(payload, dict) else None
     if not isinstance(results, list) or not all(isinstance(m, dict) for m in results):
@@ -114,4 +126,12 @@ def map_case(context, case):
         match["rank"] = position + 1
         match["user_id"] = f"{str(match.get('user_id', ''))[:58]}-{position}"
     case.body = body
+    return case
+
+
+def _same_user_as_the_url(case):
+    """A profile body may name its user only as the URL does (JSON Schema cannot relate the two)."""
+    user_id = (case.path_parameters or {}).get("user_id")
+    if isinstance(case.body, dict) and "user_id" in case.body and case.body["user_id"] != user_id:
+        case.body = {**case.body, "user_id": user_id}
     return case

@@ -44,6 +44,18 @@ def test_non_finite_numbers_are_a_400(owner, resorts, literal):
     assert error_codes(owner.post("/matching/searches", raw=raw)) == {"invalid_json"}
 
 
+@pytest.mark.parametrize("text", ["CASI\\u0000-3", "\\udc00", "\\ud83d"])
+def test_a_string_the_database_cannot_hold_is_a_400(owner, resorts, text):
+    raw = json.dumps({**VALID, "role": "coach"})[:-1] + f', "required_certifications": ["{text}"]}}'
+    assert error_codes(owner.post("/matching/searches", raw=raw), 400) == {"unsupported_character"}
+    assert Search.objects.count() == 0
+
+
+def test_a_surrogate_pair_is_text_like_any_other(owner, resorts):
+    raw = json.dumps({**VALID, "role": "coach"})[:-1] + ', "required_certifications": ["\\ud83c\\udfbf"]}'
+    assert owner.post("/matching/searches", raw=raw).status_code == 202
+
+
 @pytest.mark.parametrize("date", ["20260101", "2026-W01-1", "2026-01-01T00:00", " 2026-01-01", "2026-1-1", 20260101])
 def test_dates_must_be_written_yyyy_mm_dd(owner, resorts, date):
     response = owner.post("/matching/searches", {**VALID, "dates": [date]})

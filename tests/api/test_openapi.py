@@ -98,8 +98,15 @@ STATUSES = {
     ("post", "/matching/searches"): {"202", *BODY, "401", "406", "429", "500"},
     ("get", "/matching/searches/{search_id}"): {"200", "401", "404", "406", "500"},
     ("post", "/matching/searches/{search_id}/cancel"): {"202", *BODY, "401", "404", "406", "409", "500"},
+    # Profile push (trusted-service keys: 403 for the others); a close reads no body (no 415).
+    ("get", "/matching/profiles/{user_id}"): {"200", "400", "401", "403", "404", "406", "500"},
+    ("put", "/matching/profiles/{user_id}"): {"200", "201", *BODY, "401", "403", "404", "406", "500"},
+    ("delete", "/matching/profiles/{user_id}"): {"204", "400", "401", "403", "404", "406", "500"},
+    ("post", "/matching/profiles/{user_id}:close"): {"200", "400", "401", "403", "404", "406", "411", "413", "500"},
+    ("post", "/matching/profiles:batch"): {"200", *BODY, "401", "403", "406", "500"},
 }
 INTERNAL_STATUSES = {
+    ("get", "/internal/searches/{search_id}/matches"): {"200", "400", "401", "404", "500"},
     ("get", "/internal/searches/{search_id}/candidates"): {"200", "400", "401", "404", "500"},
     ("post", "/webhooks/globalcoach/{search_id}"): {"202", "200", "400", "401", "404", "409", "411", "413", "500"},
 }
@@ -265,7 +272,7 @@ def test_the_internal_schema_is_marked_internal_and_apart(schemas):
     assert not set(internal["paths"]) & set(schemas["1"]["paths"])
     feed = internal["paths"]["/internal/searches/{search_id}/candidates"]["get"]
     assert feed["security"] == [{"InternalServiceToken": []}]
-    assert set(INTERNAL_OPERATIONS) == {"internal-search-candidates", "globalcoach-callback"}
+    assert set(INTERNAL_OPERATIONS) == {"internal-search-matches", "internal-search-candidates", "globalcoach-callback"}
 
 
 def test_the_signed_callback_is_a_webhook_of_the_internal_schema(schemas):

@@ -9,6 +9,7 @@ import pytest
 from matching.models import SkierProfile
 from matching.regions import REGION_BIT
 from matching.services import api_key_create
+from tests.errors import error_codes
 
 pytestmark = pytest.mark.django_db
 
@@ -241,6 +242,37 @@ def test_a_user_id_containing_a_colon_can_be_written_and_closed(service):
     assert service.post("/matching/profiles/sso:42:close").json() == {"user_id": "sso:42", "status": "closed"}
 
 
+def test_a_path_ending_in_close_is_only_the_close_action(service):
+    """One operation per path, as the schema lists them: `{user_id}:close` takes only POST, and a POST
+    to the profile itself is a 405 (so a user id ending in `:close` cannot be pushed)."""
+    service.put("console-1", CONSOLE_PROFILE)
+    for method in ("get", "put", "delete"):
+        response = getattr(service.client, method)("/matching/profiles/console-1:close", headers=service._headers())
+        assert error_codes(response, 405) == {"method_not_allowed"}
+        assert set(response["Allow"].replace(" ", "").split(",")) - {"OPTIONS"} == {"POST"}
+    response = service.post("/matching/profiles/console-1")
+    assert error_codes(response, 405) == {"method_not_allowed"}
+    assert set(response["Allow"].replace(" ", "").split(",")) >= {"GET", "PUT", "DELETE"}
+
+
+def test_an_unknown_field_has_the_code_unknown_field(service):
+    response = service.put("console-1", {**CONSOLE_PROFILE, "favourite_colour": "blue"})
+    assert {(e["attr"], e["code"]) for e in response.json()["errors"]} == {("favourite_colour", "unknown_field")}
+
+
+def test_a_whole_number_written_5_0_is_the_integer_5(service):
+    response = service.put("console-1", {**CONSOLE_PROFILE, "skill_level": 5.0})
+    assert response.status_code == 201 and response.json()["profile"]["skill_level"] == 5
+    assert service.put("console-1", {**CONSOLE_PROFILE, "skill_level": 5.5}).status_code == 400
+
+
+def test_a_batch_that_is_not_json_is_a_415(service):
+    response = service.client.post(
+        "/matching/profiles:batch", data="profiles=1", content_type="text/plain", headers=service._headers()
+    )
+    assert error_codes(response, 415) == {"unsupported_media_type"}
+
+
 def test_delete_leaves_a_tombstone_without_personal_data_and_a_put_brings_the_profile_back(service):
     service.put("console-1", CONSOLE_PROFILE)
     assert service.delete("console-1").status_code == 204
@@ -332,7 +364,8 @@ def test_a_batch_that_is_not_a_list_is_a_400(service):
 
 def test_the_openapi_schema_describes_the_push_endpoints_and_their_key(client):
     schema = client.get("/api/schema/", {"format": "json"}).json()
-    assert set(schema["paths"]["/matching/profiles/{user_id}"]) >= {"get", "put", "post", "delete"}
+    assert set(schema["paths"]["/matching/profiles/{user_id}"]) == {"get", "put", "delete"}
+    assert set(schema["paths"]["/matching/profiles/{user_id}:close"]) == {"post"}
     assert "post" in schema["paths"]["/matching/profiles:batch"]
     put = schema["paths"]["/matching/profiles/{user_id}"]["put"]
     assert {"TrustedServiceApiKey": []} in put["security"] and "trusted-service" in put["description"]

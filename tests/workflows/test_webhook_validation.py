@@ -95,6 +95,10 @@ def test_a_malformed_signed_callback_is_a_400_that_changes_nothing(client, searc
         (b'{"search_id": "a", "search_id": "b"}', "duplicate_key"),
         (b'{"version": NaN}', "invalid_json"),
         (b"\xff\xfe", "invalid_json"),
+        # PostgreSQL text holds neither (each was a 500 at the first write).
+        (b'{"search_id": "a", "payload": {"results": [{"nickname": "a\\u0000b"}]}}', "unsupported_character"),
+        (b'{"search_id": "a", "payload": {"error": "\\ud800"}}', "unsupported_character"),
+        (b'{"search_id": "a", "payload": {"error": {"code": "x"}, "\\u0000": 1}}', "unsupported_character"),
         (b"", "invalid_json"),
     ],
 )
@@ -108,6 +112,19 @@ def test_a_version_written_7_0_is_the_integer_7_as_json_schema_counts_it(client,
     assert WorkflowExecution.objects.get(search=search).version == 7
     stale = _succeeded(search, lambda b: b.update(version=7.0))
     assert deliver(client, stale).json() == {"outcome": "stale_version"}
+
+
+@pytest.mark.parametrize("msg_id", ["msg_\x00", "msg\t1", "msg_" + "x" * 197, "msg_é"])
+def test_a_webhook_id_that_cannot_be_stored_whole_is_a_400(client, search, msg_id):
+    response = deliver(client, fixture_body("succeeded", search), msg_id=msg_id)
+    assert error_codes(response, 400) == {"invalid_webhook_id"}
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_a_webhook_id_of_200_characters_is_the_key_as_sent(client, search):
+    msg_id = "msg_" + "x" * 196
+    assert deliver(client, fixture_body("succeeded", search), msg_id=msg_id).json() == {"outcome": "applied"}
+    assert WebhookDelivery.objects.get().webhook_id == msg_id
 
 
 def test_a_corrected_redelivery_after_a_400_is_applied(client, search):
