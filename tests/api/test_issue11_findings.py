@@ -92,6 +92,13 @@ FINDINGS: dict[str, tuple[Replay, int, set[str]]] = {
         400,
         {"status"},
     ),
+    "signed callback holding U+0000 in a nickname (found by schemathesis here)": (
+        lambda owner, client, search: deliver(
+            client, fixture_body("succeeded", search).replace(b'"PowderKaze42"', b'"Powder\\u0000Kaze"')
+        ),
+        400,
+        {"unsupported_character"},
+    ),
     "a chunked body read as empty": (
         lambda owner, client, search: client.generic(
             "POST", "/matching/searches", b"", CONTENT_TYPE="application/json", HTTP_TRANSFER_ENCODING="chunked"
