@@ -1,10 +1,10 @@
-"""Credentials for schemathesis runs (tests/api/test_schemathesis.py; schemathesis.toml names this module).
+"""Hooks of the schemathesis runs (tests/api/test_schemathesis.py; schemathesis.toml names this module).
 
-* Credentials. Every operation of the schemas declares its security alternatives; a provider answers each with
-valid credentials of one test user, taken in turn so that every alternative is exercised:
-the trusted API key with `X-User-Id`, the API key with the user's bearer token (HS256, signed with
-the test secret), and (reads only) the token alone. The internal schema's operations get the
-internal service token.
+* Credentials. Every operation of the schemas declares its security alternatives; a provider
+  answers each with valid credentials of one test user, taken in turn so that every alternative is
+  exercised: the trusted API key with `X-User-Id`, the API key with the user's bearer token (HS256,
+  signed with the test secret, audience `user_core`), and (reads only) the token alone. The profile
+  push gets the trusted key alone, the internal schema's operations the internal service token.
 * Signatures. The signed workflow callback (the internal schema's webhook, run as the operation
   `POST /webhooks/matching`) declares its signature as a security scheme: the provider marks the
   header and before_call signs the exact bytes schemathesis sends, with a fresh timestamp (unless the
@@ -51,7 +51,7 @@ def _credentials() -> dict[str, str]:
     user_id = os.environ["SNOWBUDDY_FUZZ_USER_ID"]
     now = int(time.time())
     token = jwt.encode(
-        {"sub": user_id, "aud": os.environ.get("JWT_AUDIENCE", "user_core"), "iat": now, "exp": now + 3600},
+        {"sub": user_id, "aud": "user_core", "iat": now, "exp": now + 3600},  # the server's default audience
         os.environ["SNOWBUDDY_FUZZ_JWT_SECRET"],
         algorithm="HS256",
     )
