@@ -200,7 +200,9 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
 
     @admin.display(description="Role")
     def role(self, obj):
-        return getattr(obj, "sought_role", None) or (obj.preferences or {}).get("role", "")
+        if hasattr(obj, "sought_role"):  # the list's annotation: never touch the deferred preferences
+            return obj.sought_role or ""
+        return (obj.preferences or {}).get("role", "")
 
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj):

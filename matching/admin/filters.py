@@ -8,8 +8,9 @@ from datetime import timedelta
 
 from django.contrib import admin
 from django.core.paginator import Paginator
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.db.models.fields.json import KT
+from django.db.models.lookups import Exact
 from django.utils import timezone
 from django.utils.functional import cached_property
 
@@ -59,9 +60,12 @@ class RoleFilter(admin.SimpleListFilter):
         return Role.choices
 
     def queryset(self, request, queryset):
-        if self.value() in Role.values:
-            return queryset.alias(sought_role=KT("preferences__role")).filter(sought_role=self.value())
-        return queryset
+        if self.value() not in Role.values:
+            return queryset
+        # A lookup on the expression itself (what `search_role_created_idx` indexes), not an alias named
+        # `sought_role`: that would replace the list's annotation of the same name, and every row would
+        # then load its deferred preferences to show the role (a query per row).
+        return queryset.filter(Exact(KT("preferences__role"), self.value()))
 
 
 class CreatedFilter(admin.SimpleListFilter):
@@ -141,7 +145,12 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def count(self) -> int:
-        return self.object_list[: self.COUNT_CAP + 1].count()
+        # Without the ordering (Django keeps ORDER BY in a sliced subquery, so a list ordered by a
+        # column no index serves would sort the whole table just to count to the cap) and with only
+        # the primary key selected (annotations such as the search list's role need every row's heap).
+        if isinstance(self.object_list, QuerySet):
+            return self.object_list.order_by().values("pk")[: self.COUNT_CAP + 1].count()
+        return len(self.object_list[: self.COUNT_CAP + 1])
 
     @property
     def capped(self) -> bool:
