@@ -233,7 +233,11 @@ class SearchEvent(models.Model):
 
     class Meta:
         ordering = ["search", "at", "id"]
-        indexes = [models.Index(fields=["search", "at"], name="event_search_at_idx")]
+        indexes = [
+            models.Index(fields=["search", "at"], name="event_search_at_idx"),
+            # The console's event list: newest first (by id), filtered by kind.
+            models.Index(fields=["kind", "-id"], name="event_kind_id_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.from_status}→{self.to_status}"
@@ -274,6 +278,8 @@ class SearchNotification(models.Model):
                 condition=Q(state="pending"),
             ),
             models.Index(fields=["state", "-created_at"], name="notification_state_created_idx"),
+            # The console's notification list: newest first (by id), filtered by the search's status.
+            models.Index(fields=["status", "-id"], name="notification_status_id_idx"),
         ]
         permissions = [("redeliver_searchnotification", "Can redeliver a completion notification to SnowTrace")]
 

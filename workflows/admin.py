@@ -29,6 +29,10 @@ class SearchDispatchAdmin(ExactSearchMixin, ReadOnlyAdmin):
     search_help_text = "Search id (or its first characters)."
     uuid_search = ("search_id",)
     show_full_result_count = False
+    # Newest first by the primary key: the model's `-created_at` has no index on a million rows (a
+    # full sort per page), and no column is sortable for the same reason.
+    ordering = ["-id"]
+    sortable_by = ()
 
 
 class ExecutionTimelineInline(admin.TabularInline):
@@ -59,6 +63,8 @@ class WorkflowExecutionAdmin(ExactSearchMixin, ReadOnlyAdmin):
     exact_search = ("execution_name",)
     uuid_search = ("search_id",)
     show_full_result_count = False
+    ordering = ["-id"]  # newest first; with a status, through `execution_status_id_idx`
+    sortable_by = ()
 
 
 @admin.register(WebhookDelivery)
@@ -74,6 +80,8 @@ class WebhookDeliveryAdmin(ExactSearchMixin, ReadOnlyAdmin):
     exact_search = ("webhook_id",)
     uuid_search = ("search_id",)
     show_full_result_count = False
+    ordering = ["-id"]  # newest first; `-received_at` has no index of its own; filters: `webhook_*_id_idx`
+    sortable_by = ()
 
 
 @admin.register(ExecutionTimelineEntry)
@@ -85,6 +93,8 @@ class ExecutionTimelineEntryAdmin(ExactSearchMixin, ReadOnlyAdmin):
     search_help_text = "Search id (or its first characters)."
     uuid_search = ("execution__search_id",)
     show_full_result_count = False
+    ordering = ["-id"]  # newest first; with a source or kind, through `timeline_source_id_idx` / `…kind_id_idx`
+    sortable_by = ()
     readonly_fields = ["execution", "key", "at", "source", "kind", "name", "event", "detail"]
 
 
@@ -110,4 +120,6 @@ class SearchVettingAdmin(ExactSearchMixin, ReadOnlyAdmin):
     search_help_text = "Search id (or its first characters)."
     uuid_search = ("search_id",)
     show_full_result_count = False
+    ordering = ["-id"]  # newest first through the primary key (no index on created_at)
+    sortable_by = ()
     exclude = ["token_nonce", "token_sha256"]  # the callback credential's ingredients stay out of view

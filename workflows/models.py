@@ -72,6 +72,8 @@ class WorkflowExecution(models.Model):
         constraints = [models.UniqueConstraint(fields=["search", "attempt"], name="execution_unique_attempt")]
         indexes = [
             models.Index(fields=["drift_state", "-drift_checked_at"], name="execution_drift_idx"),
+            # The console's execution list: newest first (by id), filtered by status.
+            models.Index(fields=["status", "-id"], name="execution_status_id_idx"),
             models.Index(
                 fields=["last_synced_at"],
                 name="execution_history_due_idx",
@@ -98,7 +100,12 @@ class WebhookDelivery(models.Model):
     class Meta:
         ordering = ["-received_at"]
         verbose_name_plural = "webhook deliveries"
-        indexes = [models.Index(fields=["search", "-received_at"], name="webhook_search_received_idx")]
+        indexes = [
+            models.Index(fields=["search", "-received_at"], name="webhook_search_received_idx"),
+            # The console's delivery list: newest first (by id), filtered by outcome or status.
+            models.Index(fields=["outcome", "-id"], name="webhook_outcome_id_idx"),
+            models.Index(fields=["status", "-id"], name="webhook_status_id_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.webhook_id} → {self.outcome}"
@@ -131,7 +138,12 @@ class ExecutionTimelineEntry(models.Model):
         ordering = ["execution", "at", "id"]
         verbose_name_plural = "execution timeline entries"
         constraints = [models.UniqueConstraint(fields=["execution", "key"], name="timeline_unique_key")]
-        indexes = [models.Index(fields=["execution", "at"], name="timeline_execution_at_idx")]
+        indexes = [
+            models.Index(fields=["execution", "at"], name="timeline_execution_at_idx"),
+            # The console's timeline entry list: newest first (by id), filtered by source or kind.
+            models.Index(fields=["source", "-id"], name="timeline_source_id_idx"),
+            models.Index(fields=["kind", "-id"], name="timeline_kind_id_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind} {self.name} {self.event}".strip()

@@ -26,6 +26,7 @@ from matching.admin.filters import (
     uuid_prefix_q,
 )
 from matching.models import (
+    TERMINAL_STATUSES,
     ApiClientKey,
     ProfileSyncState,
     Resort,
@@ -167,6 +168,9 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
         "Search id (or its first characters), seeker id, or candidate user id (searches they were a result in)."
     )
     ordering = ["-created_at"]
+    # The columns an index sorts (the primary key, seeker_id, created_at): a click on any other header
+    # (engine or status descending, attempt) would sort a million rows for one page.
+    sortable_by = ["short_id", "seeker_id", "time"]
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # facet counts would COUNT(*) the table once per filter choice
     list_per_page = 50
@@ -388,6 +392,8 @@ class SearchEventAdmin(ExactSearchMixin, ReadOnlyAdmin):
     exact_search = ("actor",)
     uuid_search = ("search_id",)
     show_full_result_count = False
+    ordering = ["-id"]  # newest first; with a kind, through `event_kind_id_idx`
+    sortable_by = ()  # no other column of 4M rows has an index to sort by
 
 
 @admin.register(ApiClientKey)
@@ -425,6 +431,9 @@ class SearchResultAdmin(ExactSearchMixin, ReadOnlyAdmin):
     exact_search = ("user_id",)
     uuid_search = ("search_id",)
     show_full_result_count = False
+    # Index-served sorts only: by search (newest searches first, each one's results through the unique
+    # index) and by user id (`result_user_idx`); attempt, rank, nickname or score would sort 1M rows.
+    sortable_by = ["search", "user_id"]
 
 
 @admin.register(StaffAction)
@@ -438,6 +447,10 @@ class StaffActionAdmin(ExactSearchMixin, ReadOnlyAdmin):
     exact_search = ("username",)
     uuid_search = ("search_id",)
     show_full_result_count = False
+    sortable_by = ["at"]  # `staffaction_at_idx`; the trail only grows: other sorts would sort all of it
+
+
+FINISHED_CHOICES = [(value, label) for value, label in SearchStatus.choices if value in TERMINAL_STATUSES]
 
 
 @admin.register(SearchNotification)
@@ -446,12 +459,17 @@ class SearchNotificationAdmin(ExactSearchMixin, ReadOnlyAdmin):
 
     list_display = ["search", "attempt", "status", "state", "tries", "last_status_code", "last_attempt_at",
                     "next_attempt_at", "sent_at", "last_error"]  # fmt: skip
-    list_filter = ["state", "status"]
+    # A notification is written only for a finished attempt: the filter offers only those statuses.
+    list_filter = ["state", fixed_filter("status", "status", FINISHED_CHOICES)]
     list_select_related = ["search"]
     search_fields = ["search__search_id"]  # shows the box; the lookup is a uuid prefix (get_search_results)
     search_help_text = "Search id (or its first characters)."
     uuid_search = ("search_id",)
     show_full_result_count = False
+    # Newest first through the primary key: the model's `-created_at` is indexed only behind the
+    # state (a full sort of a million rows per page otherwise), and no column is sortable for that reason.
+    ordering = ["-id"]
+    sortable_by = ()
     fields = ["search", "attempt", "status", "state", "webhook_id", "created_at", "tries", "last_attempt_at",
               "last_status_code", "last_error", "next_attempt_at", "retry_until", "sent_at"]  # fmt: skip
     readonly_fields = fields
