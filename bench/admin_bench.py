@@ -9,13 +9,16 @@ then `--runs` times (default 15), printing the median wall time, the spread, and
 Pages, discovered from what is registered, so the bench follows the admin as it changes:
   * the search list; the list with each choice of each `list_filter` entry of the registered Search
     admin (the filter specs are instantiated for the changelist, as the page itself does, and each
-    choice's query string is requested); the newest month and day of `date_hierarchy`, if any;
+    choice's query string is requested); sorted by each sortable column, both ways (the query string
+    of a click on its header, and reversed); the newest month and day of `date_hierarchy`, if any;
   * the list searched by a search-id prefix, a full search id, a seeker id and a candidate user id;
   * a search page (change view) of a typical finished search, of a retried durable one with a copied
     timeline, and an execution page;
   * the event, execution, result, dispatch, webhook-delivery and timeline lists, then every other
-    registered list, the admin index, and every admin URL whose name contains "dashboard" (skipped
-    with a note when there is none).
+    registered list (with --every-list-page, each with each choice of each of its list filters and
+    each sortable column both ways),
+    the admin index, and every admin URL whose name contains "dashboard" (skipped with a note when
+    there is none).
 
 Pages over 300 ms median are flagged; with --explain the slowest query of each flagged page is run
 again under EXPLAIN (ANALYZE, BUFFERS). Slow pages do not fail the script; errors (a page that is
@@ -80,23 +83,30 @@ def _admin_url(model, view: str, *args) -> str:
     return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
 
 
-def filter_pages(user, notes: list[str]) -> list[Page]:
-    """One page per choice of each list filter of the Search admin, as its changelist builds them."""
+def _changelist(user, model):
+    """The changelist of a registered admin, as its page builds it."""
     from django.contrib import admin
     from django.test import RequestFactory
     from django.urls import resolve
 
-    from matching.models import Search
-
-    model_admin = admin.site._registry.get(Search)
+    model_admin = admin.site._registry.get(model)
     if model_admin is None:
-        raise LookupError("no ModelAdmin is registered for Search")
-    url = _admin_url(Search, "changelist")
+        raise LookupError(f"no ModelAdmin is registered for {model.__name__}")
+    url = _admin_url(model, "changelist")
     request = RequestFactory().get(url)
     request.user = user
     request.resolver_match = resolve(url)
     request.session = {}
-    changelist = model_admin.get_changelist_instance(request)
+    return url, model_admin.get_changelist_instance(request)
+
+
+def filter_pages(user, notes: list[str], model=None, prefix: str = "filter") -> list[Page]:
+    """One page per choice of each list filter of a registered admin (the Search admin unless named),
+    as its changelist builds them."""
+    from matching.models import Search
+
+    model = model or Search
+    url, changelist = _changelist(user, model)
     pages = []
     for spec in changelist.filter_specs:
         title = str(getattr(spec, "title", type(spec).__name__))
@@ -104,9 +114,33 @@ def filter_pages(user, notes: list[str]) -> list[Page]:
             query = choice.get("query_string") or "?"
             if query in ("?", ""):
                 continue  # "All": the plain list
-            pages.append(Page(f"filter {title}: {choice.get('display')}", url + query))
-    if not pages:
+            pages.append(Page(f"{prefix} {title}: {choice.get('display')}", url + query))
+    if not pages and model is Search:
         notes.append("the Search admin has no list_filter choices")
+    return pages
+
+
+def sort_pages(user, model=None, prefix: str = "sort") -> list[Page]:
+    """Each sortable column of a list (the Search list unless named), as a click on its header sorts
+    it, and the other way round (each column's own ordering first, then the list's default)."""
+    from django.contrib.admin.templatetags.admin_list import result_headers
+    from django.contrib.admin.views.main import ORDER_VAR
+
+    from matching.models import Search
+
+    url, changelist = _changelist(user, model or Search)
+    pages = []
+    for header in result_headers(changelist):
+        if not header.get("sortable"):
+            continue
+        query = header["url_primary"]  # "?o=3.-7": this column first, in the direction a click asks for
+        first, _, rest = query.split(f"{ORDER_VAR}=", 1)[1].partition(".")
+        flipped = first[1:] if first.startswith("-") else f"-{first}"
+        other = f"?{ORDER_VAR}={flipped}" + (f".{rest}" if rest else "")
+        for order, direction in ((query, first), (other, flipped)):
+            text = str(header["text"]).strip() or "?"
+            pages.append(Page(f"{prefix} {text} {'descending' if direction.startswith('-') else 'ascending'}",
+                              url + order))  # fmt: skip
     return pages
 
 
@@ -236,7 +270,7 @@ def unbounded_selects(model, obj, user) -> list[str]:
     return found
 
 
-def discover_pages(user, notes: list[str]) -> list[Page]:
+def discover_pages(user, notes: list[str], *, every_list_page: bool = False) -> list[Page]:
     from django.contrib import admin
 
     from matching.models import Search, SearchEvent, SearchResult
@@ -247,6 +281,7 @@ def discover_pages(user, notes: list[str]) -> list[Page]:
     typical = samples.typical
     pages = [Page("search list", search_list)]
     pages += filter_pages(user, notes)
+    pages += sort_pages(user)
     pages += date_hierarchy_pages(notes)
     pages += [
         Page("search: search-id prefix (8 chars)", f"{search_list}?q={str(typical.pk)[:8]}"),
@@ -292,6 +327,9 @@ def discover_pages(user, notes: list[str]) -> list[Page]:
         if model is not Search:
             label = short.get(model) or f"{model._meta.verbose_name} list"
             pages.append(Page(label, _admin_url(model, "changelist")))
+            if every_list_page:
+                pages += filter_pages(user, notes, model, prefix=f"{label}, filter")
+                pages += sort_pages(user, model, prefix=f"{label}, sort")
     pages.append(Page("admin index", "/admin/"))
     pages += dashboard_pages(notes)
     return pages
@@ -431,6 +469,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help=f"list every query (ms, SQL) of each slow page or one with > {MANY_QUERIES}",
     )
+    parser.add_argument(
+        "--every-list-page",
+        action="store_true",
+        help="also each filter choice and each sortable column of every other registered list (~200 more pages)",
+    )
     parser.add_argument("--only", help="measure only pages whose label contains one of these comma-separated texts")
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmups < 1:
@@ -448,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     client = Client()
     client.force_login(user)
     notes: list[str] = []
-    pages = discover_pages(user, notes)
+    pages = discover_pages(user, notes, every_list_page=args.every_list_page)
     if args.only:
         wanted = [text.strip() for text in args.only.split(",") if text.strip()]
         pages = [p for p in pages if any(text in p.label for text in wanted)]

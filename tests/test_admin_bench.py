@@ -40,6 +40,22 @@ def test_the_admin_bench_finds_each_filter_choice_search_and_page(admin_bench, s
         assert label in labels
     assert any(label.startswith("search page: typical") for label in labels)
     assert any(label.startswith("dashboard") for label in labels) or any("no dashboard" in n for n in notes)
+    assert {"sort Age / run ascending", "sort Age / run descending", "sort seeker id ascending"} <= set(labels)
+    assert not any(label.startswith("sort attempt") for label in labels)  # not sortable: no index sorts it
+    assert not any(", filter " in label for label in labels)  # other lists' filters only when asked
+
+
+def test_with_every_list_page_the_bench_also_finds_each_filter_and_sort_of_the_other_lists(admin_bench, superuser):
+    call_command("seed_scale", "--searches", "200", "--until", "2026-11-28T12:00:00+00:00", stdout=None)
+
+    labels = [page.label for page in admin_bench.discover_pages(superuser, [], every_list_page=True)]
+
+    assert "event list, filter kind: drift_acknowledged" in labels
+    assert "webhook delivery list, filter outcome: unknown_search" in labels
+    assert "search notification list, filter status: Timed out" in labels
+    assert "search notification list, filter status: Running" not in labels  # never a finished attempt's
+    assert {"result list, sort user id ascending", "staff action list, sort at descending"} <= set(labels)
+    assert not any(label.startswith(("event list, sort", "result list, sort score")) for label in labels)
 
 
 def test_the_admin_bench_measures_every_page_without_an_error(admin_bench, superuser, client):
