@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('matching', '0006_notification_redeliver_permission'),
+        ('matching', '0007_profile_cursor_tombstones_sync_state'),
     ]
 
     operations = [
