@@ -343,6 +343,7 @@ class RunnerLambdaClient:
         self.runner = durable_runner
         self.invocations: list[dict[str, Any]] = []
         self.fail_invokes = 0
+        self.fail_callback_answers = 0
         self._model = boto3.client("lambda", region_name=REGION).meta.service_model
         self._lock = threading.Lock()
 
@@ -383,6 +384,10 @@ class RunnerLambdaClient:
 
     def send_durable_execution_callback_success(self, **params: Any) -> dict[str, Any]:
         self._validate("SendDurableExecutionCallbackSuccess", params)
+        with self._lock:
+            if self.fail_callback_answers:
+                self.fail_callback_answers -= 1
+                raise self._client_error("ServiceException", "scripted failure", "CallbackSuccess")
         try:
             self.runner.send_callback_success(params["CallbackId"], params.get("Result"))
         except Exception as exc:  # the runner reports any unknown/finished callback this way

@@ -271,6 +271,24 @@ def test_staff_approval_completes_the_pending_vetting_with_the_chosen_candidates
     assert (status, body["error"]) == (409, "no_pending_callback")
 
 
+def test_an_approval_retried_after_lambda_errors_shows_once_in_the_timeline(
+    durable: durable_api.DurableApi, lambda_client: RunnerLambdaClient, receiver: FakeReceiver
+) -> None:
+    call(durable, "POST", "/workflows/matching/start", start_body("s-retried", receiver, COACH_PREFS))
+    wait_for(lambda: status_of(durable, "s-retried").get("status") == "awaiting_vetting")
+    lambda_client.fail_callback_answers = 3
+    path = "/workflows/matching/s-retried/intervene"
+
+    refused = [call(durable, "POST", path, {"decision": "approve"}) for _ in range(3)]
+    assert [(status, body["error"]) for status, body in refused] == [(502, "callback_failed")] * 3
+    assert "answered_at" not in status_of(durable, "s-retried")["pending_callback"]  # released each time
+    assert call(durable, "POST", path, {"decision": "approve"})[0] == 202
+
+    done = settled(durable, "s-retried", "succeeded")
+    approvals = [e for e in done["timeline"] if e["step"] == "vetting" and e["event"] == "approved"]
+    assert len(approvals) == 1
+
+
 def test_staff_rejection_fails_the_search(durable: durable_api.DurableApi, receiver: FakeReceiver) -> None:
     call(durable, "POST", "/workflows/matching/start", start_body("s-reject", receiver, COACH_PREFS))
     wait_for(lambda: status_of(durable, "s-reject").get("status") == "awaiting_vetting")

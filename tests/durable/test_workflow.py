@@ -339,6 +339,19 @@ def test_a_search_cancelled_before_it_runs_is_left_alone(
 
 
 @pytest.mark.usefixtures("workflow_env")
+def test_a_search_cancelled_while_it_ran_is_not_written_over_and_gets_no_callback(store: WorkflowStateStore) -> None:
+    store.create({"search_id": "search-late-cancel", "attempt": 1, "status": "cancelled", "seeker_id": "seeker-1"})
+    job = workflow.SearchJob.from_event(
+        {"search_id": "search-late-cancel", "attempt": 1, "seeker_id": "seeker-1", "preferences": BUDDY_PREFS}
+    )
+
+    final = workflow.write_result(workflow.WorkflowConfig.from_env(), job, {"status": "succeeded", "results": []})
+
+    assert final == {"written": False, "status": "cancelled", "reason": "cancelled"}  # the handler sends nothing
+    assert store.get("search-late-cancel")["status"] == "cancelled"
+
+
+@pytest.mark.usefixtures("workflow_env")
 def test_a_second_execution_of_the_same_attempt_changes_nothing(
     runner: Any, store: WorkflowStateStore, seeded: FakeConsole, receiver: FakeReceiver
 ) -> None:

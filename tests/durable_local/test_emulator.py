@@ -94,13 +94,24 @@ def _finished(client: Any, arn: str) -> dict[str, Any] | None:
     return execution if execution["Status"] != "RUNNING" else None
 
 
+def _suspended(client: Any, arn: str, event_type: str) -> bool:
+    events = client.get_durable_execution_history(DurableExecutionArn=arn).get("Events") or []
+    return any(event.get("EventType") == event_type for event in events)
+
+
 def test_waits_and_timeouts_pending_across_a_crash_still_fire(emulator_and_lambda: tuple[EmulatorProcess, Any]) -> None:
     emulator, client = emulator_and_lambda
     started = time.monotonic()
     waiting = _start(client, "waits", "wait-2s", {"seconds": 2})
     short_callback = _start(client, "awaits-callback", "callback-1s", {"callback_timeout": 1})
     unanswered = _start(client, "awaits-callback", "callback-forever", {})
-    time.sleep(0.5)
+    # Crash only once all three are suspended: the wait and both callbacks are checkpointed.
+    for arn, event_type in (
+        (waiting, "WaitStarted"),
+        (short_callback, "CallbackStarted"),
+        (unanswered, "CallbackStarted"),
+    ):
+        wait_for(lambda a=arn, e=event_type: _suspended(client, a, e), timeout=10, message=f"{event_type} of {arn}")
 
     emulator.kill()
     emulator.start()

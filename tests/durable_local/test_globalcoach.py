@@ -110,7 +110,9 @@ def test_in_staff_mode_the_provider_never_answers(provider_factory: Any, receive
 
     assert _request(provider, receiver, ["a"]).json()["state"] == "waiting_for_staff"
 
-    time.sleep(0.5)  # ten times the configured delay
+    # A provider that answers does so after its delay; this one lets ten times that pass without a call.
+    quiet_until = time.monotonic() + 0.5
+    wait_for(lambda: receiver.received or time.monotonic() > quiet_until, timeout=5, message="the quiet period")
     assert receiver.received == []
     listed = requests.get(f"{provider.url}/vetting-requests", timeout=5).json()["vetting_requests"]
     assert [r["state"] for r in listed] == ["waiting_for_staff"]
@@ -127,7 +129,9 @@ def test_a_repeated_request_with_the_same_idempotency_key_is_answered_once(
 
     assert first.json()["request_id"] == second.json()["request_id"]
     wait_for(lambda: receiver.received, timeout=5, message="the vetting callback")
-    time.sleep(0.4)
+    # A second answer would come one delay after the first: watch for twice that long.
+    watch_until = time.monotonic() + 0.4
+    wait_for(lambda: len(receiver.received) > 1 or time.monotonic() > watch_until, timeout=5, message="a repeat")
     assert len(receiver.received) == 1
 
 

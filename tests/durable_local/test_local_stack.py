@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from typing import Any
@@ -266,3 +267,32 @@ def test_the_consoles_own_client_talks_to_the_local_durable_api(
     batch = client.status_batch([search_id, "no-such-search"])
     assert [i["search_id"] for i in batch["items"]] == [search_id]
     assert batch["missing"] == ["no-such-search"]
+
+
+def test_the_printed_console_environment_reads_durable_executions_from_the_local_stack(
+    local_stack: LocalDurableStack,
+    durable_api: DurableApiClient,
+    fake_console: FakeConsole,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    env = local_stack.env
+    assert env["AWS_ENDPOINT_URL_LAMBDA"] == local_stack.lambda_url
+    search_id = _search_id()
+    fake_console.candidates[search_id] = [profile("u-history")]
+    assert durable_api.start(**_start_body(search_id, _buddy_prefs(), fake_console)).status_code == 202
+    arn = _wait_status(durable_api, search_id, {"succeeded"})["execution_arn"]
+
+    # A console set up from the printed environment alone: no endpoint of its own.
+    for key in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    client = boto3.session.Session().client("lambda")
+
+    wait_for(
+        lambda: client.get_durable_execution(DurableExecutionArn=arn)["Status"] == "SUCCEEDED",
+        timeout=30,
+        message="the execution to end (it delivers its callback after writing the item)",
+    )
+    events = client.get_durable_execution_history(DurableExecutionArn=arn)["Events"]
+    assert any(e["EventType"] == "ExecutionSucceeded" for e in events)

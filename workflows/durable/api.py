@@ -680,12 +680,12 @@ class DurableApi:
     ) -> None:
         """Claim the pending callback on the item (one answer wins), then complete it in Lambda."""
         claimed = {**pending, "answered_at": utc_now_iso(), "answered_by": by}
-        event = "approved" if answer is not None else "rejected"
+        entry = timeline_entry("vetting", "approved" if answer is not None else "rejected", {"by": by})
         try:
             self.store.update(
                 item["search_id"],
                 int(item["version"]),
-                Changes(set={"pending_callback": claimed}, timeline=[timeline_entry("vetting", event, {"by": by})]),
+                Changes(set={"pending_callback": claimed}, timeline=[entry]),
                 previous_updated_at=item.get("updated_at"),
                 previous_timeline=item.get("timeline") or [],
             )
@@ -707,19 +707,22 @@ class DurableApi:
             if code in ("ResourceNotFoundException", "InvalidParameterValueException"):
                 # The callback already timed out or completed; the claim stays as the record.
                 raise ApiError(409, "callback_not_pending", "the vetting callback is no longer pending") from None
-            self._unclaim(item["search_id"], callback_id)
+            self._unclaim(item["search_id"], callback_id, entry)
             raise ApiError(502, "callback_failed", f"could not complete the vetting callback ({code})") from None
         except BotoCoreError:
-            self._unclaim(item["search_id"], callback_id)
+            self._unclaim(item["search_id"], callback_id, entry)
             raise ApiError(502, "callback_failed", "could not reach Lambda") from None
 
-    def _unclaim(self, search_id: str, callback_id: str) -> None:
+    def _unclaim(self, search_id: str, callback_id: str, entry: dict[str, Any]) -> None:
+        """Release a claim whose callback Lambda refused, with its timeline entry: the answer did not
+        happen, and a retried answer would otherwise show up once per try."""
+
         def decide(item: dict[str, Any] | None) -> Changes | None:
             pending = (item or {}).get("pending_callback") or {}
             if pending.get("callback_id") != callback_id or not pending.get("answered_at"):
                 return None
             released = {k: v for k, v in pending.items() if k not in ("answered_at", "answered_by")}
-            return Changes(set={"pending_callback": released})
+            return Changes(set={"pending_callback": released}, untimeline=[entry])
 
         try:
             self.store.mutate(search_id, decide)

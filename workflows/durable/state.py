@@ -163,6 +163,8 @@ class Changes:
     set: dict[str, Any] = field(default_factory=dict)
     remove: list[str] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    # Timeline entries to take out again (a claim released after it failed): needs the item read.
+    untimeline: list[dict[str, Any]] = field(default_factory=list)
 
 
 def make_dynamodb_client(region: str | None = None, endpoint_url: str | None = None) -> Any:
@@ -312,10 +314,13 @@ class WorkflowStateStore:
             names[f"#s{i}"] = key
             values[f":s{i}"] = _serializer.serialize(_to_dynamo_value(value))
             set_parts.append(f"#s{i} = :s{i}")
-        if changes.timeline:
+        if changes.untimeline and previous_timeline is None:
+            raise ValueError("removing timeline entries needs the timeline that was read")
+        if changes.timeline or changes.untimeline:
             names["#tl"] = "timeline"
             if previous_timeline is not None:
-                timeline = [*previous_timeline, *changes.timeline][-MAX_TIMELINE:]
+                kept = [e for e in previous_timeline if e not in changes.untimeline]
+                timeline = [*kept, *changes.timeline][-MAX_TIMELINE:]
                 values[":tl"] = _serializer.serialize(_to_dynamo_value(timeline))
                 set_parts.append("#tl = :tl")
             else:

@@ -256,6 +256,9 @@ class LocalDurableStack:
             "AWS_ACCESS_KEY_ID": c.access_key_id,
             "AWS_SECRET_ACCESS_KEY": c.secret_access_key,
             "AWS_ENDPOINT_URL_DYNAMODB": self.moto_url,
+            # The console's execution and history reads (GetDurableExecution…), through the
+            # stand-in to the emulator; without it they would go to real AWS.
+            "AWS_ENDPOINT_URL_LAMBDA": self.lambda_url,
         }
 
     # --- lifecycle -------------------------------------------------------------------------
