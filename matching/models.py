@@ -131,6 +131,12 @@ class Search(models.Model):
     # small partial index rather than a join into the mirror.
     drift_flagged = models.BooleanField(default=False)
     callback_dead_lettered = models.BooleanField(default=False)
+    # The Celery engine's lease (workflows/leases.py, docs/RELIABILITY.md): whoever holds the current
+    # `claim_generation` may run and finish the attempt until `lease_expires_at`; a worker renews it
+    # while it runs, and an expired lease is re-dispatched under a new generation.
+    claim_generation = models.PositiveIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=200, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -153,6 +159,11 @@ class Search(models.Model):
                 fields=["updated_at"],
                 name="search_idle_active_idx",
                 condition=Q(status__in=["pending", "dispatched", "running"]),
+            ),
+            models.Index(
+                fields=["lease_expires_at"],
+                name="search_lease_due_idx",
+                condition=Q(status__in=["dispatched", "running"]),
             ),
         ]
         permissions = [
@@ -411,3 +422,26 @@ class ProfileSyncState(models.Model):
 
     def __str__(self) -> str:
         return self.source
+
+
+class SubmitIdempotencyKey(models.Model):
+    """An `Idempotency-Key` a user sent with a submit (IETF httpapi draft): the unique (user, key)
+    row is written in the same transaction as the search, so a retried or concurrent request with
+    the same key finds the first one's search instead of creating another."""
+
+    seeker_id = models.CharField(max_length=64)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)  # SHA-256 of the canonical JSON request body
+    search = models.ForeignKey(Search, on_delete=models.CASCADE, null=True, related_name="idempotency_keys")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["seeker_id", "key"], name="idempotency_unique_user_key")]
+        indexes = [
+            models.Index(fields=["created_at"], name="idempotency_created_idx"),
+            models.Index(fields=["key"], name="idempotency_key_idx"),  # the admin's exact search
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.seeker_id} {self.key}"

@@ -7,6 +7,7 @@ so two actors racing (a worker finishing and a cancel) produce exactly one winne
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import secrets
 from collections.abc import Iterable, Sequence
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -33,6 +34,7 @@ from matching.models import (
     SearchVetting,
     SkierProfile,
     StaffAction,
+    SubmitIdempotencyKey,
 )
 from matching.profile_input import ProfileWrite, ResortWrite
 from matching.regions import region_mask
@@ -294,19 +296,21 @@ def _transition(
     kind: str,
     actor: str = SYSTEM,
     detail: str = "",
+    generation: int | None = None,
     **fields,
 ) -> bool:
-    """Move one search to `to` if it is still in one of `allowed_from` for this attempt."""
+    """Move one search to `to` if it is still in one of `allowed_from` for this attempt (and, given a
+    `generation`, only while that claim generation still holds the lease)."""
     with transaction.atomic():
         # Lock the row so the status we record as `from` is the one we replace.
-        current = (
-            Search.objects.select_for_update()
-            .filter(pk=search_id, attempt=attempt, status__in=list(allowed_from))
-            .values_list("status", flat=True)
-            .first()
-        )
+        rows = Search.objects.select_for_update().filter(pk=search_id, attempt=attempt, status__in=list(allowed_from))
+        if generation is not None:
+            rows = rows.filter(claim_generation=generation)
+        current = rows.values_list("status", flat=True).first()
         if current is None:
             return False
+        if to in TERMINAL_STATUSES:
+            fields.setdefault("lease_expires_at", None)
         Search.objects.filter(pk=search_id).update(status=to, updated_at=timezone.now(), **fields)
         _record(search_id, attempt, kind, frm=current, to=to, actor=actor, detail=detail)
         if to in TERMINAL_STATUSES and settings.MATCHING_NOTIFICATION_WEBHOOK_URL:
@@ -377,6 +381,8 @@ def search_new_attempt(
         # Attention markers belong to the attempt that raised them.
         drift_flagged=False,
         callback_dead_lettered=False,
+        lease_expires_at=None,
+        lease_owner="",
     )
     _record(
         search.pk,
@@ -391,29 +397,137 @@ def search_new_attempt(
     return search
 
 
-def search_mark_dispatched(*, search_id, attempt: int) -> bool:
+def search_mark_dispatched(*, search_id, attempt: int, queue_lease_seconds: int | None = None) -> bool:
+    """The attempt's message is with the broker. A Celery attempt gets a queue lease: if no worker has
+    claimed it by then, the message is taken for lost and sent again (workflows/recovery.py)."""
+    fields = {}
+    if queue_lease_seconds is not None:
+        fields["lease_expires_at"] = timezone.now() + timedelta(seconds=queue_lease_seconds)
     return _transition(
-        search_id, attempt=attempt, allowed_from=[SearchStatus.PENDING], to=SearchStatus.DISPATCHED, kind="dispatched"
+        search_id,
+        attempt=attempt,
+        allowed_from=[SearchStatus.PENDING, SearchStatus.DISPATCHED],
+        to=SearchStatus.DISPATCHED,
+        kind="dispatched",
+        **fields,
     )
 
 
-def search_claim(*, search_id, attempt: int, worker: str = SYSTEM) -> Search | None:
-    """Claim a search for running. A redelivered message may re-claim a `running` search:
-    the engine is deterministic and completion is conditional, so a rerun is harmless."""
+def search_claim(*, search_id, attempt: int, worker: str = SYSTEM, lease_seconds: int | None = None) -> Search | None:
+    """Claim an attempt for running, under a new claim generation and a lease of `lease_seconds`.
+
+    A `running` attempt is claimed again only once its lease has expired (its worker died or hung):
+    a redelivered message for a search still alive on a slow worker is refused, and the dead
+    worker's generation can no longer finish it (completion is conditional on the generation).
+    """
+    lease_seconds = lease_seconds or settings.MATCHING_LEASE_SECONDS
     now = timezone.now()
+    claimable = [SearchStatus.PENDING, SearchStatus.DISPATCHED, SearchStatus.RUNNING]
     with transaction.atomic(durable=True):
-        claimed = _transition(
-            search_id,
-            attempt=attempt,
-            allowed_from=[SearchStatus.PENDING, SearchStatus.DISPATCHED, SearchStatus.RUNNING],
-            to=SearchStatus.RUNNING,
-            kind="claimed",
-            actor=worker,
-            started_at=now,
+        row = (
+            Search.objects.select_for_update()
+            .filter(pk=search_id, attempt=attempt, status__in=claimable)
+            .values("status", "claim_generation", "lease_expires_at", "lease_owner")
+            .first()
         )
-    if not claimed:
-        return None
+        if row is None:
+            return None
+        held = row["status"] == SearchStatus.RUNNING and row["lease_expires_at"] and row["lease_expires_at"] > now
+        if held:
+            return None
+        generation = row["claim_generation"] + 1
+        Search.objects.filter(pk=search_id).update(
+            status=SearchStatus.RUNNING,
+            started_at=now,
+            updated_at=now,
+            claim_generation=generation,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            lease_owner=worker[:200],
+        )
+        detail = f"generation {generation}"
+        if row["status"] == SearchStatus.RUNNING:
+            detail += f", taking over from {row['lease_owner'] or 'a worker'} whose lease expired"
+        _record(search_id, attempt, "claimed", frm=row["status"], to=SearchStatus.RUNNING, actor=worker, detail=detail)
     return Search.objects.get(pk=search_id)
+
+
+def search_lease_renew(*, search_id, attempt: int, generation: int, lease_seconds: int) -> bool:
+    """Extend a running attempt's lease; False when this generation no longer holds it."""
+    return bool(
+        Search.objects.filter(
+            pk=search_id, attempt=attempt, claim_generation=generation, status=SearchStatus.RUNNING
+        ).update(lease_expires_at=timezone.now() + timedelta(seconds=lease_seconds))
+    )
+
+
+def search_lease_release(*, search_id, attempt: int, generation: int) -> bool:
+    """Give a lease up at once (the task is leaving without finishing, e.g. to retry), so the next
+    claim need not wait for it to expire."""
+    return bool(
+        Search.objects.filter(
+            pk=search_id, attempt=attempt, claim_generation=generation, status=SearchStatus.RUNNING
+        ).update(lease_expires_at=timezone.now())
+    )
+
+
+def search_lease_expire(*, search_id, attempt: int, generation: int, max_claims: int) -> str:
+    """Take an expired lease back. Runs inside the caller's transaction.
+
+    Returns "resend" when the attempt goes back to `dispatched` under a new generation (its
+    message must be sent again), "failed" when it already lost `max_claims` workers, or "" when the
+    lease was renewed, taken or finished meanwhile.
+    """
+    now = timezone.now()
+    row = (
+        Search.objects.select_for_update()
+        .filter(
+            pk=search_id,
+            attempt=attempt,
+            claim_generation=generation,
+            status__in=[SearchStatus.DISPATCHED, SearchStatus.RUNNING],
+            lease_expires_at__lt=now,
+        )
+        .values("status", "lease_owner", "lease_expires_at")
+        .first()
+    )
+    if row is None:
+        return ""
+    late = int((now - row["lease_expires_at"]).total_seconds())
+    if row["status"] == SearchStatus.RUNNING:
+        claims = SearchEvent.objects.filter(search_id=search_id, attempt=attempt, kind="claimed").count()
+        if claims >= max_claims:
+            error = f"lost its worker {claims} times (lease of {row['lease_owner'] or 'a worker'} expired); gave up"
+            _transition(
+                search_id,
+                attempt=attempt,
+                allowed_from=[SearchStatus.RUNNING],
+                to=SearchStatus.FAILED,
+                kind=SearchStatus.FAILED,
+                detail=error,
+                generation=generation,
+                finished_at=now,
+                error=error,
+            )
+            return "failed"
+        what = f"lease of {row['lease_owner'] or 'a worker'} expired {late}s ago (worker lost)"
+    else:
+        what = f"not claimed from the queue; queue lease expired {late}s ago (message lost)"
+    Search.objects.filter(pk=search_id).update(
+        status=SearchStatus.DISPATCHED,
+        claim_generation=generation + 1,
+        lease_expires_at=None,
+        lease_owner="",
+        updated_at=now,
+    )
+    _record(
+        search_id,
+        attempt,
+        "lease_expired",
+        frm=row["status"],
+        to=SearchStatus.DISPATCHED,
+        detail=f"{what}; sending it again as generation {generation + 1}",
+    )
+    return "resend"
 
 
 # What each status an engine reports may follow. Terminal outcomes may follow any active
@@ -437,8 +551,10 @@ def search_record_engine_status(
     nicknames: dict[str, str] | None = None,
     error: str = "",
     actor: str = SYSTEM,
+    generation: int | None = None,
 ) -> bool:
     """Apply a status an engine reports for one attempt. Runs inside the caller's transaction.
+    Given a `generation`, only while that claim generation holds the attempt (a Celery run).
 
     Returns False, changing nothing, when the search has moved past that status already
     (finished, cancelled, or superseded by a newer attempt).
@@ -461,6 +577,7 @@ def search_record_engine_status(
         kind=status,
         actor=actor,
         detail=detail,
+        generation=generation,
         **fields,
     )
     if not done:
@@ -483,18 +600,33 @@ def search_record_engine_status(
 
 
 def search_succeed(
-    *, search_id, attempt: int, matches: Sequence[Match], nicknames: dict[str, str] | None = None
+    *,
+    search_id,
+    attempt: int,
+    matches: Sequence[Match],
+    nicknames: dict[str, str] | None = None,
+    generation: int | None = None,
 ) -> bool:
     with transaction.atomic(durable=True):
         return search_record_engine_status(
-            search_id=search_id, attempt=attempt, status=SearchStatus.SUCCEEDED, matches=matches, nicknames=nicknames
+            search_id=search_id,
+            attempt=attempt,
+            status=SearchStatus.SUCCEEDED,
+            matches=matches,
+            nicknames=nicknames,
+            generation=generation,
         )
 
 
-def search_fail(*, search_id, attempt: int, error: str, actor: str = SYSTEM) -> bool:
+def search_fail(*, search_id, attempt: int, error: str, actor: str = SYSTEM, generation: int | None = None) -> bool:
     with transaction.atomic(durable=True):
         return search_record_engine_status(
-            search_id=search_id, attempt=attempt, status=SearchStatus.FAILED, error=error, actor=actor
+            search_id=search_id,
+            attempt=attempt,
+            status=SearchStatus.FAILED,
+            error=error,
+            actor=actor,
+            generation=generation,
         )
 
 
@@ -519,10 +651,10 @@ DEADLINE_ERROR = "the search did not finish before its deadline"
 VETTING_TIMEOUT_ERROR = "vetting_timeout: no vetting answer before the search deadline"
 
 
-def search_time_out(*, search_id, attempt: int, error: str = DEADLINE_ERROR) -> bool:
+def search_time_out(*, search_id, attempt: int, error: str = DEADLINE_ERROR, generation: int | None = None) -> bool:
     with transaction.atomic(durable=True):
         return search_record_engine_status(
-            search_id=search_id, attempt=attempt, status=SearchStatus.TIMED_OUT, error=error
+            search_id=search_id, attempt=attempt, status=SearchStatus.TIMED_OUT, error=error, generation=generation
         )
 
 
@@ -547,10 +679,17 @@ def searches_expire_overdue(*, now=None, batch_size: int = 500) -> int:
 
 
 def search_await_vetting(
-    *, search_id, attempt: int, candidates: list[dict], token_nonce: str, token_sha256: str
+    *,
+    search_id,
+    attempt: int,
+    candidates: list[dict],
+    token_nonce: str,
+    token_sha256: str,
+    generation: int | None = None,
 ) -> SearchVetting | None:
     """Move a running search to `awaiting_vetting` and record what was sent for vetting, together.
-    The request goes out after commit (workflows/vetting.py). None when the search moved on."""
+    The request goes out after commit (workflows/vetting.py). None when the search moved on (or,
+    given a claim `generation`, when that generation lost its lease)."""
     with transaction.atomic(durable=True):
         deadline = Search.objects.filter(pk=search_id).values_list("deadline_at", flat=True).first()
         moved = _transition(
@@ -560,6 +699,8 @@ def search_await_vetting(
             to=SearchStatus.AWAITING_VETTING,
             kind="awaiting_vetting",
             detail=f"{len(candidates)} candidate(s) sent to GlobalCoach for vetting",
+            generation=generation,
+            lease_expires_at=None,  # a wait on GlobalCoach holds no worker
         )
         if not moved:
             return None
@@ -684,3 +825,44 @@ def staff_action_record(
         outcome=outcome,
         detail=detail[:2000],
     )
+
+
+# --- Idempotent submits --------------------------------------------------------------------------
+
+
+class IdempotencyKeyReused(Exception):
+    """The key was already used by this user with another request body (422 in the IETF draft)."""
+
+
+def idempotency_key_take(*, seeker_id: str, key: str, fingerprint: str) -> Search | None:
+    """Bind `key` to the submit being made, inside the caller's transaction.
+
+    Returns the search an earlier request with this key created (the caller returns it instead of
+    creating another), or None when this request is the first: the caller then creates the search
+    and calls `idempotency_key_attach`. The unique (user, key) row decides: a concurrent request
+    with the same key blocks on it until the first commits, then reads the first one's search.
+    Raises IdempotencyKeyReused when the key came with another body. Keys expire after
+    MATCHING_IDEMPOTENCY_TTL_SECONDS.
+    """
+    cutoff = timezone.now() - timedelta(seconds=settings.MATCHING_IDEMPOTENCY_TTL_SECONDS)
+    SubmitIdempotencyKey.objects.filter(seeker_id=seeker_id, key=key, created_at__lt=cutoff).delete()
+    try:
+        with transaction.atomic():
+            SubmitIdempotencyKey.objects.create(seeker_id=seeker_id, key=key, fingerprint=fingerprint)
+    except IntegrityError:
+        first = SubmitIdempotencyKey.objects.select_related("search").get(seeker_id=seeker_id, key=key)
+        if not hmac.compare_digest(first.fingerprint, fingerprint):
+            raise IdempotencyKeyReused(key) from None
+        return first.search
+    return None
+
+
+def idempotency_key_attach(*, seeker_id: str, key: str, search: Search) -> None:
+    SubmitIdempotencyKey.objects.filter(seeker_id=seeker_id, key=key, search__isnull=True).update(search=search)
+
+
+def idempotency_keys_purge(*, now=None, batch_size: int = 5000) -> int:
+    """Delete keys older than their time to live (beat runs it)."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=settings.MATCHING_IDEMPOTENCY_TTL_SECONDS)
+    ids = list(SubmitIdempotencyKey.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:batch_size])
+    return SubmitIdempotencyKey.objects.filter(pk__in=ids).delete()[0]

@@ -2,7 +2,9 @@
 
 Configured so a worker killed mid-task loses nothing: the message is acknowledged only after
 the task returns (late acks), re-queued if the worker process dies, one message prefetched at
-a time, and the hard time limit is shorter than the broker's visibility timeout.
+a time. What bounds recovery is not the broker but the worker lease (workflows/leases.py): an
+attempt whose lease expired is sent again within MATCHING_LEASE_SECONDS + the sweep interval,
+on Redis and RabbitMQ alike (docs/RELIABILITY.md).
 """
 
 import os
@@ -80,6 +82,18 @@ def _configure_limits_and_beat(sender: Celery, **_kwargs) -> None:
         "purge-profile-tombstones": {
             "task": "workflows.tasks.purge_profile_tombstones",
             "schedule": 86400.0,
+        },
+        "recover-expired-leases": {
+            "task": "workflows.tasks.recover_expired_leases",
+            "schedule": float(settings.MATCHING_LEASE_SWEEP_INTERVAL_SECONDS),
+        },
+        "probe-durable-api": {
+            "task": "workflows.tasks.probe_durable_api",
+            "schedule": float(settings.MATCHING_DURABLE_BREAKER_OPEN_SECONDS),
+        },
+        "purge-idempotency-keys": {
+            "task": "workflows.tasks.purge_idempotency_keys",
+            "schedule": 3600.0,
         },
     }
     if settings.PROFILE_SYNC_INTERVAL_SECONDS:

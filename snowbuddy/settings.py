@@ -167,15 +167,25 @@ else:
 
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=2)
 CELERY_BROKER_VISIBILITY_TIMEOUT = env_int("CELERY_BROKER_VISIBILITY_TIMEOUT", 3600, minimum=3)
-if CELERY_TASK_TIME_LIMIT >= CELERY_BROKER_VISIBILITY_TIMEOUT:
-    raise ImproperlyConfigured(
-        "CELERY_TASK_TIME_LIMIT: must be shorter than CELERY_BROKER_VISIBILITY_TIMEOUT, "
-        "or a slow task would be redelivered while still running"
-    )
-if REDIS_URL:
-    CELERY_BROKER_URL = REDIS_URL
+# The broker: CELERY_BROKER_URL (redis://, rediss://, amqp://, amqps://), else REDIS_URL, else an
+# embedded filesystem broker. Recovery from a lost worker or a lost message does not depend on the
+# broker: it is the lease's job (MATCHING_LEASE_*, docs/RELIABILITY.md).
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL
+BROKER_KIND = CELERY_BROKER_URL.split(":", 1)[0] if CELERY_BROKER_URL else "filesystem"
+if BROKER_KIND in ("redis", "rediss"):
+    if CELERY_TASK_TIME_LIMIT >= CELERY_BROKER_VISIBILITY_TIMEOUT:
+        raise ImproperlyConfigured(
+            "CELERY_TASK_TIME_LIMIT: must be shorter than CELERY_BROKER_VISIBILITY_TIMEOUT, "
+            "or a slow task would be redelivered while still running"
+        )
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
-else:
+elif BROKER_KIND in ("amqp", "amqps", "pyamqp"):
+    # RabbitMQ: publisher confirms (a publish returns once the broker has the message), persistent
+    # messages on durable queues (Celery's defaults), and redelivery of a dead consumer's unacked
+    # messages as soon as its connection closes: no visibility timeout.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+    CELERY_BROKER_HEARTBEAT = env_int("CELERY_BROKER_HEARTBEAT", 30, minimum=0)
+elif BROKER_KIND == "filesystem" and not CELERY_BROKER_URL:
     # An embedded broker that needs no server: kombu's filesystem transport under var/.
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
@@ -188,10 +198,38 @@ else:
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+else:
+    raise ImproperlyConfigured(
+        f"CELERY_BROKER_URL: expected redis://, rediss://, amqp:// or amqps://, got {BROKER_KIND}://…"
+    )
+# The queue searches are sent to (a deployment, or a test, may keep its own).
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery") or "celery"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_SWEEP_INTERVAL_SECONDS = env_int("CELERY_SWEEP_INTERVAL_SECONDS", 30, minimum=1)
 # A dispatch record older than this with no send is considered lost and re-sent.
 DISPATCH_GRACE_SECONDS = env_int("DISPATCH_GRACE_SECONDS", 20, minimum=0)
+
+# --- Worker leases (workflows/leases.py, workflows/recovery.py; docs/RELIABILITY.md) ---------------
+# A worker running a search holds a lease it renews every MATCHING_LEASE_RENEW_SECONDS; a lease not
+# renewed for MATCHING_LEASE_SECONDS has expired (the worker died or hung) and the attempt is sent
+# again under a new claim generation. A search sent but not claimed within MATCHING_QUEUE_LEASE_SECONDS
+# (the message was lost: a broker restart, a worker killed holding it) is sent again, each re-send
+# waiting twice as long. Defaults recover a SIGKILLed worker's search in under a minute.
+MATCHING_LEASE_SECONDS = env_int("MATCHING_LEASE_SECONDS", 20, minimum=3)
+MATCHING_LEASE_RENEW_SECONDS = env_int("MATCHING_LEASE_RENEW_SECONDS", max(1, MATCHING_LEASE_SECONDS // 4), minimum=1)
+if MATCHING_LEASE_RENEW_SECONDS * 2 > MATCHING_LEASE_SECONDS:
+    raise ImproperlyConfigured(
+        "MATCHING_LEASE_RENEW_SECONDS: must be at most half of MATCHING_LEASE_SECONDS, "
+        "or one late renewal would let a live worker's lease expire"
+    )
+MATCHING_LEASE_SWEEP_INTERVAL_SECONDS = env_int("MATCHING_LEASE_SWEEP_INTERVAL_SECONDS", 10, minimum=1)
+MATCHING_QUEUE_LEASE_SECONDS = env_int("MATCHING_QUEUE_LEASE_SECONDS", 30, minimum=3)
+MATCHING_LEASE_MAX_CLAIMS = env_int("MATCHING_LEASE_MAX_CLAIMS", 3, minimum=1)
+# Submits whose dispatch record is handed to a relay thread after commit (`thread`), so a request
+# never waits on the broker or the Durable API; `inline` sends in the request (debugging only).
+MATCHING_DISPATCH_RELAY = env_choice("MATCHING_DISPATCH_RELAY", "thread", ("thread", "inline"))
+# An Idempotency-Key binds a user's submit to its search for this long.
+MATCHING_IDEMPOTENCY_TTL_SECONDS = env_int("MATCHING_IDEMPOTENCY_TTL_SECONDS", 86400, minimum=60)
 
 # --- Matching engine selection (same switches as the old service) ------------------------
 MATCHING_WORKFLOW_URL = env_url("MATCHING_WORKFLOW_URL")
@@ -248,12 +286,11 @@ MATCHING_RECONCILE_INTERVAL_SECONDS = env_int("MATCHING_RECONCILE_INTERVAL_SECON
 MATCHING_RECONCILE_BATCH = env_int("MATCHING_RECONCILE_BATCH", 200, minimum=1)
 MATCHING_RECONCILE_MIN_AGE_SECONDS = env_int("MATCHING_RECONCILE_MIN_AGE_SECONDS", 60, minimum=0)
 MATCHING_DURABLE_START_GRACE_SECONDS = env_int("MATCHING_DURABLE_START_GRACE_SECONDS", 300, minimum=1)
-MATCHING_CELERY_STUCK_SECONDS = env_int("MATCHING_CELERY_STUCK_SECONDS", 900, minimum=1)
-if MATCHING_CELERY_STUCK_SECONDS <= CELERY_TASK_TIME_LIMIT:
-    raise ImproperlyConfigured(
-        "MATCHING_CELERY_STUCK_SECONDS: must be longer than CELERY_TASK_TIME_LIMIT, "
-        "or a search still running would be re-dispatched"
-    )
+# Circuit breaker on the Durable API (workflows/breaker.py): this many consecutive connection
+# errors, timeouts or 5xx open it; new searches then go to the Celery engine; after the open period
+# one probe decides whether it closes again.
+MATCHING_DURABLE_BREAKER_FAILURES = env_int("MATCHING_DURABLE_BREAKER_FAILURES", 3, minimum=1)
+MATCHING_DURABLE_BREAKER_OPEN_SECONDS = env_int("MATCHING_DURABLE_BREAKER_OPEN_SECONDS", 30, minimum=1)
 
 # --- Candidate profiles: the warm index and ingestion (docs/profiles.md) -----------------
 # Every search sees each profile change committed more than this long before it started.

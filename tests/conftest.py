@@ -54,6 +54,19 @@ def _fresh_candidate_index():
 
 
 @pytest.fixture(autouse=True)
+def _dispatch_relay_drained():
+    """Dispatches are sent by a relay thread after commit; let it finish before the test's rows go."""
+    if not settings.configured:
+        yield
+        return
+    from workflows.services import dispatch_relay
+
+    dispatch_relay.forget_failures()
+    yield
+    dispatch_relay.wait_idle(timeout=15)
+
+
+@pytest.fixture(autouse=True)
 def _no_server_errors(request):
     """Fail any test during which a request raised an unhandled exception (a 500)."""
     if not settings.configured or request.node.get_closest_marker("allow_server_error"):

@@ -38,6 +38,10 @@ def _check(env_overrides: dict) -> subprocess.CompletedProcess:
         ("PROFILE_SYNC_PAGE_SIZE", "0"),
         ("PROFILE_SYNC_TASK_BUDGET_SECONDS", "400"),
         ("MATCHING_INDEX_RELOAD_SECONDS", "99999999"),
+        ("CELERY_BROKER_URL", "kafka://127.0.0.1:9092"),
+        ("MATCHING_LEASE_SECONDS", "2"),
+        ("MATCHING_DISPATCH_RELAY", "carrier-pigeon"),
+        ("MATCHING_DURABLE_BREAKER_FAILURES", "0"),
     ],
 )
 def test_a_bad_value_fails_start_up_naming_the_variable(name, value):
@@ -68,6 +72,33 @@ def test_time_limits_must_stay_under_the_visibility_timeout():
     result = _check({"CELERY_TASK_TIME_LIMIT": "4000", "CELERY_BROKER_VISIBILITY_TIMEOUT": "3600"})
     assert result.returncode != 0
     assert "CELERY_TASK_TIME_LIMIT" in result.stderr
+
+
+def test_a_lease_renewed_less_than_twice_per_lease_is_refused():
+    result = _check({"MATCHING_LEASE_SECONDS": "10", "MATCHING_LEASE_RENEW_SECONDS": "6"})
+    assert result.returncode != 0
+    assert "MATCHING_LEASE_RENEW_SECONDS" in result.stderr
+
+
+def test_rabbitmq_gets_publisher_confirms_and_no_visibility_timeout():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MATCHING_", "DJANGO_", "CELERY_"))}
+    env.update(CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//", CELERY_TASK_TIME_LIMIT="7200")
+    shown = subprocess.run(
+        [sys.executable, "manage.py", "shell", "--verbosity", "0", "-c",
+         "from snowbuddy.celery import app; app.finalize(); "
+         "print(app.conf.broker_url.split(':')[0], app.conf.broker_transport_options, app.conf.broker_heartbeat, "
+         "app.conf.task_acks_late, app.conf.task_reject_on_worker_lost)"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr  # a 2 h time limit is fine: no visibility timeout to stay under
+    assert shown.stdout.split() == [
+        "amqp",
+        "{'confirm_publish':",
+        "True}",
+        "30",
+        "True",
+        "True",
+    ]
 
 
 def test_the_defaults_start_with_no_servers(tmp_path):

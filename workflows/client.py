@@ -3,7 +3,9 @@
 The only module that knows the Durable API's wire format. Requests are signed with SigV4
 (botocore's SigV4Auth, service `lambda` for a Function URL or `execute-api` for API Gateway)
 or carry an API key. Each attempt is signed right before it is sent, and exactly the signed
-bytes are sent. Connection errors and 5xx are retried with backoff; 4xx never are.
+bytes are sent. Connection errors and 5xx are retried with backoff; 4xx never are. A start is
+never retried here: after a failure it may have run, and workflows/services.py asks for it by name
+before starting again. Every call goes through the circuit breaker (workflows/breaker.py).
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from urllib.parse import quote, urlencode
 
 import botocore.session
 import requests
+import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from django.conf import settings
+
+from workflows.breaker import CircuitBreaker, durable_breaker
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +38,19 @@ class DurableApiConfigError(DurableApiError):
 
 
 class DurableApiUnavailable(DurableApiError):
-    """Connection failures or 5xx answers persisted through every retry. Safe to try later."""
+    """Connection failures or 5xx answers persisted through every retry. Safe to try later.
+
+    `maybe_delivered`: a request may have reached the API and been acted on (a read timeout, a
+    connection dropped after sending, a 5xx), as opposed to never leaving (connection refused).
+    """
+
+    def __init__(self, message: str, *, maybe_delivered: bool = False):
+        super().__init__(message)
+        self.maybe_delivered = maybe_delivered
+
+
+class DurableApiCircuitOpen(DurableApiUnavailable):
+    """The circuit breaker is open: no request was made."""
 
 
 class DurableApiRejected(DurableApiError):
@@ -80,9 +97,16 @@ class DurableApiConfig:
 
 
 class DurableApiClient:
-    def __init__(self, config: DurableApiConfig, *, session: requests.Session | None = None):
+    def __init__(
+        self,
+        config: DurableApiConfig,
+        *,
+        session: requests.Session | None = None,
+        breaker: CircuitBreaker | None = None,
+    ):
         self.config = config
         self.session = session or requests.Session()
+        self.breaker = breaker or durable_breaker()
         self._credentials = None
         if config.auth_mode == "iam_sigv4":
             # The default chain: env vars, shared config, container/instance roles.
@@ -95,7 +119,7 @@ class DurableApiClient:
         """`quick`: one try with short timeouts, for calls made while a user waits (a sweeper retries)."""
         config = DurableApiConfig.from_settings()
         if quick:
-            config = replace(config, max_attempts=1, connect_timeout=1.0, read_timeout=5.0)
+            config = replace(config, max_attempts=1, connect_timeout=1.0, read_timeout=3.0)
         return cls(config)
 
     # --- the Durable API -------------------------------------------------------------------
@@ -121,7 +145,19 @@ class DurableApiClient:
                 "callback_webhook": callback_webhook,
                 "timeout_seconds": timeout_seconds,
             },
+            attempts=1,
         )
+
+    def find_started(self, search_id: str, attempt: int) -> dict | None:
+        """The execution of (search_id, attempt) if it was started, else None: how an ambiguous start
+        (timed out, connection dropped: it may have run) is resolved before starting again."""
+        try:
+            item = self.get(search_id)
+        except DurableApiRejected as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+        return item if int(item.get("attempt") or 0) == attempt else None
 
     def get(self, search_id: str, *, include_candidates: bool = False) -> dict:
         query = {"include_candidates": "true"} if include_candidates else None
@@ -147,11 +183,23 @@ class DurableApiClient:
 
     # --- transport ---------------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, body: dict | None = None, *, query: dict | None = None) -> dict:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        *,
+        query: dict | None = None,
+        attempts: int | None = None,
+    ) -> dict:
         url = self.config.base_url + path + (f"?{urlencode(query)}" if query else "")
         data = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
         last_error: Exception | None = None
-        for attempt in range(1, self.config.max_attempts + 1):
+        maybe_delivered = False
+        max_attempts = min(attempts or self.config.max_attempts, self.config.max_attempts)
+        for attempt in range(1, max_attempts + 1):
+            if not self.breaker.allow_request():
+                raise DurableApiCircuitOpen(f"{method} {path} not sent: {self.breaker.open_reason()}")
             headers = self._auth_headers(method, url, data)
             try:
                 response = self.session.request(
@@ -164,19 +212,26 @@ class DurableApiClient:
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 last_error = exc
+                maybe_delivered = maybe_delivered or _may_have_arrived(exc)
+                self.breaker.record_failure(f"{method} {path}: {type(exc).__name__}")
             else:
-                if response.status_code < 400:
-                    return response.json() if response.content else {}
                 if response.status_code < 500:
+                    self.breaker.record_success()  # the API answered, even if it refused
+                    if response.status_code < 400:
+                        return response.json() if response.content else {}
                     raise DurableApiRejected(response.status_code, _safe_json(response))
                 last_error = DurableApiUnavailable(f"{method} {path} answered {response.status_code}")
-            if attempt < self.config.max_attempts:
+                maybe_delivered = True
+                self.breaker.record_failure(f"{method} {path}: HTTP {response.status_code}")
+            if attempt < max_attempts:
                 delay = self.config.backoff_seconds * 2 ** (attempt - 1)
                 logger.info(
                     "Durable API %s %s failed (%s); retry %d in %.1fs", method, path, last_error, attempt, delay
                 )
                 time.sleep(delay)
-        raise DurableApiUnavailable(f"{method} {path} failed after {self.config.max_attempts} tries: {last_error}")
+        raise DurableApiUnavailable(
+            f"{method} {path} failed after {max_attempts} tries: {last_error}", maybe_delivered=maybe_delivered
+        )
 
     def _auth_headers(self, method: str, url: str, data: bytes) -> dict[str, str]:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -188,6 +243,17 @@ class DurableApiClient:
             request
         )
         return dict(request.headers.items())
+
+
+def _may_have_arrived(exc: Exception) -> bool:
+    """False only when the request certainly never reached the server."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.ConnectionError):
+        cause = exc.args[0] if exc.args else None
+        reason = getattr(cause, "reason", cause)
+        return not isinstance(reason, urllib3.exceptions.NewConnectionError)
+    return True
 
 
 def _safe_json(response: requests.Response) -> Any:

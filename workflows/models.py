@@ -19,6 +19,9 @@ class SearchDispatch(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     send_count = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
+    # A durable start failed in a way that may have started it anyway (a timeout, a dropped
+    # connection, a 5xx): the next send asks the Durable API for the execution before starting.
+    start_uncertain = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]

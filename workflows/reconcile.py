@@ -15,10 +15,10 @@ Durable engine (the item is the workflow's record; the execution says whether it
   execution ARN past the start grace period, the item holds another attempt, DynamoDB or Lambda
   could not be read.
 
-Celery engine: a search in `dispatched` or `running` with no transition for
-`MATCHING_CELERY_STUCK_SECONDS` is re-dispatched once as a new attempt (a new SearchDispatch
-outbox row, through `search_retry`); if the attempt the reconciler created gets stuck too, the
-search fails. `pending` is the dispatch sweeper's business and overdue searches the expiry task's.
+Celery engine: nothing to compare; the database is its only record. A search in `dispatched` or
+`running` is the lease's business (workflows/recovery.py re-sends an attempt whose lease expired,
+within seconds), `pending` the dispatch sweeper's and overdue searches the expiry task's; the drift
+pass only records what the lease says, for staff.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
 from matching.models import ACTIVE_STATUSES, Engine, Search, SearchEvent, SearchStatus
-from matching.services import search_attention_mark, search_fail, search_record_engine_status
+from matching.services import search_attention_mark, search_record_engine_status
 from workflows import durable_history
 from workflows.durable_history import (
     DurableExecution,
@@ -46,7 +46,6 @@ from workflows.durable_history import (
 from workflows.dynamo import DynamoStateError, WorkflowStateReader
 from workflows.mirror import APPLIED_STATUSES, mirror_apply_item_status, mirror_apply_items
 from workflows.models import DriftState, WorkflowExecution
-from workflows.services import search_retry
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +62,6 @@ _ENDED_EXECUTION = {
 
 @dataclass(frozen=True)
 class ReconcileConfig:
-    celery_stuck_seconds: int = 900
     durable_start_grace_seconds: int = 300
     batch: int = 200
     min_age_seconds: int = 60
@@ -71,7 +69,6 @@ class ReconcileConfig:
     @classmethod
     def from_settings(cls) -> ReconcileConfig:
         return cls(
-            celery_stuck_seconds=int(getattr(settings, "MATCHING_CELERY_STUCK_SECONDS", 900)),
             durable_start_grace_seconds=int(getattr(settings, "MATCHING_DURABLE_START_GRACE_SECONDS", 300)),
             batch=int(getattr(settings, "MATCHING_RECONCILE_BATCH", 200)),
             min_age_seconds=int(getattr(settings, "MATCHING_RECONCILE_MIN_AGE_SECONDS", 60)),
@@ -175,21 +172,13 @@ def _reconcile_celery(search: Search, config: ReconcileConfig) -> ReconcileResul
     attempt, status = search.attempt, search.status
     if status not in (SearchStatus.DISPATCHED, SearchStatus.RUNNING):
         return _conclude(search, attempt, Outcome.OK, f"{status}: left to the dispatch sweeper")
-    idle = int((timezone.now() - search.updated_at).total_seconds())
-    if idle < config.celery_stuck_seconds:
-        return _conclude(search, attempt, Outcome.OK, f"{status} for {idle}s")
-    created_by_us = SearchEvent.objects.filter(
-        search_id=search.pk, attempt=attempt, kind="retried", actor=RECONCILER
-    ).exists()
-    if created_by_us:
-        error = f"stuck in {status} for {idle}s on Celery after a re-dispatch; gave up"
-        if search_fail(search_id=search.pk, attempt=attempt, error=error, actor=RECONCILER):
-            return _conclude(search, attempt, Outcome.FAILED, error)
-        return _conclude(search, attempt, Outcome.OK, "moved on while being checked")
-    reason = f"stuck in {status} for {idle}s on Celery"
-    if search_retry(search=search, acting_user=RECONCILER, reason=reason, allowed_from=[status]):
-        return _conclude(search, attempt, Outcome.REDISPATCHED, f"{reason}; re-dispatched as attempt {attempt + 1}")
-    return _conclude(search, attempt, Outcome.OK, "moved on while being checked")
+    if search.lease_expires_at is None:
+        return _conclude(search, attempt, Outcome.OK, f"{status}: being sent again by the lease sweeper")
+    left = int((search.lease_expires_at - timezone.now()).total_seconds())
+    holder = search.lease_owner or "the queue"
+    if left >= 0:
+        return _conclude(search, attempt, Outcome.OK, f"{status}: leased to {holder} for {left}s more")
+    return _conclude(search, attempt, Outcome.OK, f"{status}: lease of {holder} expired {-left}s ago; re-sent shortly")
 
 
 # --- durable -------------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ from matching.models import (
     StaffActionOutcome,
 )
 from matching.services import (
+    idempotency_key_attach,
+    idempotency_key_take,
     search_attention_mark,
     search_claim,
     search_create,
@@ -50,7 +52,8 @@ from workflows.client import (
     DurableApiUnavailable,
 )
 from workflows.dynamo import DynamoStateError
-from workflows.mirror import MirrorNotApplicable, search_mirror_resync
+from workflows.leases import LeaseHeartbeat
+from workflows.mirror import MirrorNotApplicable, item_error_text, search_mirror_resync
 from workflows.models import (
     DriftState,
     EngineRouting,
@@ -60,7 +63,8 @@ from workflows.models import (
     WorkflowExecution,
 )
 from workflows.notifications import notifications_kick
-from workflows.orchestrator import choose_engine
+from workflows.orchestrator import EngineChoice, engine_for_new_search
+from workflows.relay import DispatchRelay
 from workflows.routing import routing_forget
 from workflows.vetting import VettingDecisionInvalid, vetting_intervene, vetting_start, vetting_wanted
 
@@ -70,15 +74,40 @@ RUN_SEARCH_TASK = "workflows.tasks.run_search"
 
 
 def search_submit(
-    *, seeker_id: str, preferences: dict, acting_user: str | None = None, api_key: ApiClientKey | None = None
+    *,
+    seeker_id: str,
+    preferences: dict,
+    acting_user: str | None = None,
+    api_key: ApiClientKey | None = None,
+    idempotency_key: str = "",
+    request_fingerprint: str = "",
 ) -> Search:
-    """Store a validated search and its dispatch record together; dispatch after commit."""
-    engine = choose_engine()
+    """Store a validated search and its dispatch record together; dispatch after commit.
+
+    With an `idempotency_key`, a repeat of the same user's request (same key and body fingerprint)
+    returns the search the first one created, marked `replayed`; the same key with another body
+    raises matching.services.IdempotencyKeyReused.
+    """
+    choice = engine_for_new_search(preferences=preferences)
     with transaction.atomic(durable=True):
+        if idempotency_key:
+            earlier = idempotency_key_take(seeker_id=seeker_id, key=idempotency_key, fingerprint=request_fingerprint)
+            if earlier is not None:
+                earlier.replayed = True
+                return earlier
         search = search_create(
-            seeker_id=seeker_id, preferences=preferences, engine=engine, acting_user=acting_user, api_key=api_key
+            seeker_id=seeker_id,
+            preferences=preferences,
+            engine=choice.engine,
+            acting_user=acting_user,
+            api_key=api_key,
         )
+        if choice.failed_over:
+            SearchEvent.objects.create(search=search, attempt=1, kind="failed_over", detail=choice.failed_over[:2000])
+        if idempotency_key:
+            idempotency_key_attach(seeker_id=seeker_id, key=idempotency_key, search=search)
         dispatch_create(search=search)
+    search.replayed = False
     return search
 
 
@@ -93,13 +122,17 @@ def search_retry(
     """Start a new attempt with a fresh deadline and dispatch record, on `engine` or, when None, on
     the engine new searches go to. Staff retry finished searches; the drift reconciler may also
     retry a stuck active one by passing `allowed_from`."""
-    engine = engine or choose_engine()
+    choice = EngineChoice(engine) if engine else engine_for_new_search(preferences=search.preferences)
     with transaction.atomic(durable=True):
         retried = search_new_attempt(
-            search=search, engine=engine, acting_user=acting_user, reason=reason, allowed_from=allowed_from
+            search=search, engine=choice.engine, acting_user=acting_user, reason=reason, allowed_from=allowed_from
         )
         if retried is None:
             return False
+        if choice.failed_over:
+            SearchEvent.objects.create(
+                search=retried, attempt=retried.attempt, kind="failed_over", detail=choice.failed_over[:2000]
+            )
         dispatch_create(search=retried)
     return True
 
@@ -120,12 +153,36 @@ def search_cancel(*, search: Search, reason: str, acting_user: str) -> bool:
     return done
 
 
+# Sends dispatch records after commit, off the request thread (workflows/relay.py).
+dispatch_relay = DispatchRelay(lambda dispatch_id: dispatch_send(dispatch_id=dispatch_id, quick=True))
+
+
 def dispatch_create(*, search: Search) -> SearchDispatch:
     """Write the dispatch record inside the caller's transaction; send it after commit."""
     dispatch = SearchDispatch.objects.create(search=search, attempt=search.attempt, engine=search.engine)
-    # One quick try after commit keeps the request fast; the sweeper sends whatever that missed.
-    transaction.on_commit(lambda: dispatch_send(dispatch_id=dispatch.pk, quick=True))
+    transaction.on_commit(lambda: dispatch_schedule(dispatch_id=dispatch.pk))
     return dispatch
+
+
+def dispatch_schedule(*, dispatch_id: int) -> None:
+    """One quick try to send, off the caller's thread; the sweeper sends whatever that missed."""
+    if settings.MATCHING_DISPATCH_RELAY == "inline":
+        dispatch_send(dispatch_id=dispatch_id, quick=True)
+    else:
+        dispatch_relay.submit(dispatch_id)
+
+
+def dispatch_reopen(*, search_id, attempt: int) -> int | None:
+    """Mark an attempt's dispatch record unsent again (its message was lost), inside the caller's
+    transaction, and send it after commit. Returns the record's id (None if it has none)."""
+    dispatch_id = (
+        SearchDispatch.objects.filter(search_id=search_id, attempt=attempt).values_list("pk", flat=True).first()
+    )
+    if dispatch_id is None:
+        return None
+    SearchDispatch.objects.filter(pk=dispatch_id).update(sent_at=None)
+    transaction.on_commit(lambda: dispatch_schedule(dispatch_id=dispatch_id))
+    return dispatch_id
 
 
 def dispatch_send(*, dispatch_id: int, quick: bool = False) -> bool:
@@ -149,18 +206,29 @@ def dispatch_send(*, dispatch_id: int, quick: bool = False) -> bool:
         )
         return False
     except (BrokerError, DurableApiUnavailable, ConnectionError, OSError) as exc:
-        # Left unsent: the sweeper tries again. Nothing is lost.
+        # Left unsent: the sweeper tries again. Nothing is lost. A durable start that got as far
+        # as the network may have started: the next try asks for it first.
+        uncertain = isinstance(exc, DurableApiUnavailable) and exc.maybe_delivered
         SearchDispatch.objects.filter(pk=dispatch.pk).update(
-            send_count=F("send_count") + 1, last_error=f"{type(exc).__name__}: {exc}"[:2000]
+            send_count=F("send_count") + 1,
+            last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            **({"start_uncertain": True} if uncertain else {}),
         )
         logger.warning("dispatch of search %s attempt %s failed: %s", search.pk, dispatch.attempt, exc)
         return False
     with transaction.atomic(durable=True):
         SearchDispatch.objects.filter(pk=dispatch.pk).update(
-            sent_at=timezone.now(), send_count=F("send_count") + 1, last_error=""
+            sent_at=timezone.now(), send_count=F("send_count") + 1, last_error="", start_uncertain=False
         )
-    search_mark_dispatched(search_id=search.pk, attempt=dispatch.attempt)
+    queue_lease = _queue_lease_seconds(dispatch.send_count + 1) if dispatch.engine == Engine.CELERY else None
+    search_mark_dispatched(search_id=search.pk, attempt=dispatch.attempt, queue_lease_seconds=queue_lease)
     return True
+
+
+def _queue_lease_seconds(sends: int) -> int:
+    # Each re-send of a message that was never claimed waits twice as long: a long queue is not
+    # flooded with copies of its own messages.
+    return min(settings.MATCHING_QUEUE_LEASE_SECONDS * 2 ** max(sends - 1, 0), 3600)
 
 
 def _send_to_engine(dispatch: SearchDispatch, *, quick: bool) -> None:
@@ -177,20 +245,29 @@ def _send_to_engine(dispatch: SearchDispatch, *, quick: bool) -> None:
     if not settings.MATCHING_WORKFLOW_CALLBACK_URL:
         raise DurableApiConfigError("MATCHING_WORKFLOW_CALLBACK_URL is required for the durable engine")
     client = DurableApiClient.from_settings(quick=quick)
-    started = client.start(
-        search_id=str(search.pk),
-        attempt=dispatch.attempt,
-        seeker_id=search.seeker_id,
-        preferences=search.preferences,
-        callback_webhook=settings.MATCHING_WORKFLOW_CALLBACK_URL,
-        timeout_seconds=max(int((search.deadline_at - timezone.now()).total_seconds()), 1),
-    )
+    started = client.find_started(str(search.pk), dispatch.attempt) if dispatch.start_uncertain else None
+    if started is not None:
+        SearchEvent.objects.create(
+            search=search,
+            attempt=dispatch.attempt,
+            kind="start_resolved",
+            detail=f"an uncertain start had run: execution {started.get('execution_name', '?')}; not started again",
+        )
+    else:
+        started = client.start(
+            search_id=str(search.pk),
+            attempt=dispatch.attempt,
+            seeker_id=search.seeker_id,
+            preferences=search.preferences,
+            callback_webhook=settings.MATCHING_WORKFLOW_CALLBACK_URL,
+            timeout_seconds=max(int((search.deadline_at - timezone.now()).total_seconds()), 1),
+        )
     WorkflowExecution.objects.update_or_create(
         search=search,
         attempt=dispatch.attempt,
         defaults={
             "engine": Engine.DURABLE,
-            "execution_name": started.get("execution_name", "")[:64],
+            "execution_name": (started.get("execution_name") or "")[:64],
             "execution_arn": started.get("execution_arn") or "",
         },
     )
@@ -207,7 +284,7 @@ def dispatch_sweep(*, now=None, batch_size: int = 200) -> int:
 def search_run_on_celery(
     *, search_id: str, attempt: int, worker: str = "celery", timings: dict[str, float] | None = None
 ) -> str:
-    """Claim, match and finish one attempt. Returns what happened, for the task's log.
+    """Claim, match and finish one attempt under a renewed lease. Returns what happened, for the log.
 
     Candidates come from this process's warm index (matching/candidates.py). `timings`, when
     given, receives each stage's seconds: claim, candidates (index refresh), search, store."""
@@ -216,24 +293,28 @@ def search_run_on_celery(
     search = search_claim(search_id=search_id, attempt=attempt, worker=worker)
     stages["claim"] = (lap := time.perf_counter()) - began
     if search is None:
-        return "skipped: not claimable (finished, cancelled or superseded)"
-    if search.deadline_at <= timezone.now():
-        search_time_out(search_id=search.pk, attempt=attempt)
-        return "timed out before running"
-    index = candidate_index().current()
-    stages["candidates"] = (mark := time.perf_counter()) - lap
-    request = SearchRequest.from_preferences(search.seeker_id, search.preferences)
-    matches = index.search(request)
-    nicknames = profile_nicknames(user_ids=[m.user_id for m in matches])
-    stages["search"] = (lap := time.perf_counter()) - mark
-    if matches and vetting_wanted(search.preferences):
-        return vetting_start(search=search, matches=matches, nicknames=nicknames)
-    succeeded = search_succeed(search_id=search.pk, attempt=attempt, matches=matches, nicknames=nicknames)
-    stages["store"] = time.perf_counter() - lap
+        return "skipped: not claimable (finished, cancelled, superseded, or leased to a live worker)"
+    generation = search.claim_generation
+    with LeaseHeartbeat(search):
+        if search.deadline_at <= timezone.now():
+            search_time_out(search_id=search.pk, attempt=attempt, generation=generation)
+            return "timed out before running"
+        index = candidate_index().current()
+        stages["candidates"] = (mark := time.perf_counter()) - lap
+        request = SearchRequest.from_preferences(search.seeker_id, search.preferences)
+        matches = index.search(request)
+        nicknames = profile_nicknames(user_ids=[m.user_id for m in matches])
+        stages["search"] = (lap := time.perf_counter()) - mark
+        if matches and vetting_wanted(search.preferences):
+            return vetting_start(search=search, matches=matches, nicknames=nicknames)
+        succeeded = search_succeed(
+            search_id=search.pk, attempt=attempt, matches=matches, nicknames=nicknames, generation=generation
+        )
+        stages["store"] = time.perf_counter() - lap
     spent = ", ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in stages.items())
     if succeeded:
         return f"succeeded with {len(matches)} results from {len(index):,} indexed profiles ({spent})"
-    return "finished, but the search had already moved on (cancelled or timed out)"
+    return "finished, but the attempt had moved on (cancelled, timed out, or its lease was taken over)"
 
 
 def celery_revoke_send(*, search_id, attempt: int) -> None:
@@ -296,6 +377,12 @@ def _apply_callback(search: Search | None, *, attempt: int, status: str, version
         return "unknown_search"
     if attempt != search.attempt:
         return "superseded_attempt"
+    if search.engine != Engine.DURABLE:
+        # A valid signature does not make the durable engine the owner of a Celery search.
+        return "wrong_engine"
+    if search.is_terminal:
+        # Nothing changes after a terminal state: not the search, not its mirror.
+        return "ignored_terminal"
     execution, _ = WorkflowExecution.objects.select_for_update().get_or_create(
         search=search, attempt=attempt, defaults={"engine": search.engine}
     )
@@ -303,14 +390,13 @@ def _apply_callback(search: Search | None, *, attempt: int, status: str, version
         return "stale_version"
     now = timezone.now()
     execution.version, execution.status, execution.last_synced_at = version, status, now
-    execution.error = (payload.get("error") or "")[:2000] if isinstance(payload.get("error"), str) else ""
+    # The workflow reports errors as {code, message} (docs/durable-state.md); keep both.
+    execution.error = item_error_text({"error": payload.get("error")})
     if status == SearchStatus.RUNNING and execution.started_at is None:
         execution.started_at = now
     if status in (SearchStatus.SUCCEEDED, SearchStatus.FAILED, SearchStatus.CANCELLED, SearchStatus.TIMED_OUT):
         execution.ended_at = now
     execution.save()
-    if search.is_terminal:
-        return "ignored_terminal"
     matches = [Match.from_dict(m) for m in payload.get("results") or []] if status == SearchStatus.SUCCEEDED else []
     changed = search_record_engine_status(
         search_id=search.pk,

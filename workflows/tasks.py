@@ -7,8 +7,9 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from matching.services import search_fail, searches_expire_overdue
+from matching.services import idempotency_keys_purge, search_fail, searches_expire_overdue
 from workflows.notifications import notifications_deliver_due, notifications_kick
+from workflows.recovery import durable_api_probe, leases_recover_expired
 from workflows.services import dispatch_sweep, search_run_on_celery
 from workflows.tasks_mirror import reconcile_drift, sync_workflow_state  # noqa: F401 - registers the mirror's tasks
 from workflows.tasks_profiles import purge_profile_tombstones, sync_profiles  # noqa: F401 - registers them
@@ -76,3 +77,18 @@ def deliver_notifications(search_id: str) -> int:
 def send_vetting_requests() -> int:
     """Beat: GlobalCoach requests a crash or an outage left unsent (Celery engine)."""
     return vetting_requests_send_due()
+
+
+@shared_task(name="workflows.tasks.recover_expired_leases")
+def recover_expired_leases() -> dict[str, int]:
+    return leases_recover_expired()
+
+
+@shared_task(name="workflows.tasks.probe_durable_api")
+def probe_durable_api() -> str:
+    return durable_api_probe()
+
+
+@shared_task(name="workflows.tasks.purge_idempotency_keys")
+def purge_idempotency_keys() -> int:
+    return idempotency_keys_purge()

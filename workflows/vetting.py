@@ -70,6 +70,7 @@ def vetting_start(*, search: Search, matches: Sequence[Match], nicknames: dict[s
         candidates=candidates,
         token_nonce=nonce,
         token_sha256=_sha256(token),
+        generation=search.claim_generation,  # only the worker that holds the lease parks it
     )
     if vetting is None:
         return "scored, but the search had already moved on (cancelled or timed out)"

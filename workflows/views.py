@@ -89,6 +89,9 @@ def matching_callback(request: HttpRequest) -> JsonResponse:
     outcome = workflow_callback_apply(webhook_id=webhook_id, body=body)
     if outcome == "unknown_search":
         return error_response(404, "unknown_search", "Unknown search.")
+    if outcome == "wrong_engine":
+        # A valid signature does not make the durable engine the owner of a Celery search.
+        return error_response(409, "wrong_engine", "The search does not run on the durable engine.")
     return JsonResponse({"outcome": outcome})
 
 

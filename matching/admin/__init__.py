@@ -37,6 +37,7 @@ from matching.models import (
     SearchStatus,
     SkierProfile,
     StaffAction,
+    SubmitIdempotencyKey,
 )
 from matching.reasons import dimension_reasons, preferences_in_words
 from matching.selectors import attention_reasons, resort_names, resort_regions, search_candidate_verdict
@@ -490,3 +491,18 @@ class SearchNotificationAdmin(ExactSearchMixin, ReadOnlyAdmin):
         self.message_user(request, f"Queued {count} notification(s) for redelivery.")
         if skipped:
             self.message_user(request, f"{skipped} already pending: left to their next try.", messages.WARNING)
+
+
+@admin.register(SubmitIdempotencyKey)
+class SubmitIdempotencyKeyAdmin(ExactSearchMixin, ReadOnlyAdmin):
+    """Which Idempotency-Key bound which search (kept 24 h, then purged by beat)."""
+
+    list_display = ["key", "seeker_id", "search", "created_at"]
+    list_select_related = ["search"]
+    search_fields = ["key"]  # shows the box; the lookups are exact or a uuid prefix (get_search_results)
+    search_help_text = "An exact key, or a search id (or its first characters)."
+    exact_search = ("key",)
+    uuid_search = ("search_id",)
+    show_full_result_count = False
+    fields = ["key", "seeker_id", "search", "fingerprint", "created_at"]
+    readonly_fields = fields

@@ -1,9 +1,20 @@
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+
 import django_filters
 from django.db import connection
 from django.http import Http404
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from drf_standardized_errors.openapi_validation_errors import extend_validation_errors
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -34,6 +45,7 @@ from matching.api.throttling import SearchSubmitKeyThrottle, SearchSubmitThrottl
 from matching.ids import parse_uuid
 from matching.models import Resort, Search, SearchStatus
 from matching.regions import KNOWN_REGIONS
+from matching.services import IdempotencyKeyReused
 from snowbuddy.openapi import error_response
 from workflows.mirror import mirror_refresh_if_stale
 from workflows.services import search_cancel, search_submit
@@ -93,6 +105,48 @@ class SearchApiVersioning(AcceptHeaderVersioning):
 
     default_version = "1"
     allowed_versions = ("1", "2")
+
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    "Idempotency-Key",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "Optional (IETF httpapi Idempotency-Key). The same key, user and body within 24 h answers with the "
+        "search the first request created; the same key with another body is a 422. 1-255 printable ASCII "
+        'characters, optionally as a quoted string ("…").'
+    ),
+)
+# A Structured Field string ("…", as the draft writes it) or the bare token most clients send.
+_IDEMPOTENCY_KEY = re.compile(
+    r'^"(?P<quoted>[\x20-\x21\x23-\x5b\x5d-\x7e]{1,255})"$|^(?P<bare>[\x21\x23-\x5b\x5d-\x7e]{1,255})$'
+)
+
+
+class IdempotencyKeyMismatch(APIException):
+    status_code = 422
+    default_detail = "This Idempotency-Key was already used with a different request body."
+    default_code = "idempotency_key_reused"
+
+
+def idempotency_key(request) -> str:
+    """The request's Idempotency-Key ("" when absent); a malformed one is a 400."""
+    raw = request.headers.get("Idempotency-Key")
+    if raw is None:
+        return ""
+    match = _IDEMPOTENCY_KEY.match(raw.strip())
+    if not match:
+        raise ValidationError(
+            {"Idempotency-Key": ["Must be 1-255 printable ASCII characters, or a quoted string of them."]}
+        )
+    return match["quoted"] or match["bare"]
+
+
+def request_fingerprint(data) -> str:
+    """SHA-256 of the body as JSON with sorted keys: the same request, whatever its formatting."""
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class SearchFilter(django_filters.FilterSet):
@@ -159,24 +213,36 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
         responses={202: SnowTraceSearchSubmittedSerializer},
         versions=["1"],
         examples=SEARCH_EXAMPLES,
+        parameters=[IDEMPOTENCY_PARAMETER],
     )
     @extend_schema(
-        request=SEARCH_BODY, responses={202: SearchSubmittedSerializer}, versions=["2"], examples=SEARCH_EXAMPLES
+        request=SEARCH_BODY,
+        responses={202: SearchSubmittedSerializer},
+        versions=["2"],
+        examples=SEARCH_EXAMPLES,
+        parameters=[IDEMPOTENCY_PARAMETER],
     )
     def create(self, request, *args, **kwargs):
+        key = idempotency_key(request)
         if not request.body:
             raise ValidationError(
                 {"non_field_errors": ["A JSON object is required; {} searches with every default."]}, code=EMPTY_BODY
             )
         serializer = search_preferences_serializer(request.data, seeker_id=request.user.user_id)
         serializer.is_valid(raise_exception=True)
-        search = search_submit(
-            seeker_id=request.user.user_id,
-            preferences=serializer.validated_data,
-            acting_user=f"user:{request.user.user_id}",
-            api_key=request.auth,
-        )
-        return Response(self.get_serializer(search).data, status=status.HTTP_202_ACCEPTED)
+        try:
+            search = search_submit(
+                seeker_id=request.user.user_id,
+                preferences=serializer.validated_data,
+                acting_user=f"user:{request.user.user_id}",
+                api_key=request.auth,
+                idempotency_key=key,
+                request_fingerprint=request_fingerprint(request.data) if key else "",
+            )
+        except IdempotencyKeyReused:
+            raise IdempotencyKeyMismatch() from None
+        headers = {"Idempotent-Replayed": "true"} if getattr(search, "replayed", False) else {}
+        return Response(self.get_serializer(search).data, status=status.HTTP_202_ACCEPTED, headers=headers)
 
     @extend_schema(
         request=SearchCancelSerializer,

@@ -12,12 +12,12 @@ from django.utils import timezone
 from matching.models import Engine, Search, SearchEvent, SearchResult, SearchStatus
 from tests.mirror.conftest import RESULTS
 from workflows.mirror import workflow_state_sync
-from workflows.models import DriftState, SearchDispatch, WorkflowExecution
+from workflows.models import DriftState, WorkflowExecution
 from workflows.reconcile import Outcome, ReconcileConfig, search_reconcile, searches_reconcile_drift
 
 pytestmark = pytest.mark.django_db
 
-CONFIG = ReconcileConfig(celery_stuck_seconds=600, durable_start_grace_seconds=120, batch=50, min_age_seconds=30)
+CONFIG = ReconcileConfig(durable_start_grace_seconds=120, batch=50, min_age_seconds=30)
 
 
 def reconcile(search: Search):
@@ -216,42 +216,27 @@ def test_dynamodb_or_lambda_unreachable_is_flagged_not_repaired(state, make_sear
     assert search.status == SearchStatus.RUNNING
 
 
-# --- Celery: stuck -----------------------------------------------------------------------------------
+# --- Celery: the lease's business --------------------------------------------------------------------
 
 
-def test_a_stuck_celery_search_is_redispatched_once_then_failed(make_search):
-    search = make_search(engine=Engine.CELERY, status="running", idle_seconds=900)
-
-    first = reconcile(search)
-
-    search.refresh_from_db()
-    assert first.outcome == Outcome.REDISPATCHED and search.attempt == 2 and search.status == SearchStatus.PENDING
-    assert SearchDispatch.objects.filter(search=search, attempt=2, engine=Engine.CELERY).exists()
-    state_, reason = drift(search, attempt=1)
-    assert state_ == DriftState.REPAIRED
-    assert reason.startswith("stuck in running for 90") and reason.endswith("s on Celery; re-dispatched as attempt 2")
-    retried = SearchEvent.objects.get(search=search, kind="retried")
-    assert (retried.actor, retried.attempt) == ("reconciler", 2)
-
-    # The new attempt gets stuck as well.
-    stuck_since = timezone.now() - timedelta(seconds=CONFIG.celery_stuck_seconds + 1)
-    Search.objects.filter(pk=search.pk).update(status="dispatched", updated_at=stuck_since)
-    second = reconcile(search)
-
-    search.refresh_from_db()
-    assert second.outcome == Outcome.FAILED and search.status == SearchStatus.FAILED and search.attempt == 2
-    assert "after a re-dispatch; gave up" in search.error
-    assert SearchDispatch.objects.filter(search=search).count() == 2
-
-
-def test_a_celery_search_within_the_threshold_or_pending_is_left_alone(make_search):
-    busy = make_search(engine=Engine.CELERY, status="running", idle_seconds=60)
+def test_a_celery_search_is_left_to_its_lease_and_the_reason_says_so(make_search):
+    held = make_search(engine=Engine.CELERY, status="running", idle_seconds=3600)
+    Search.objects.filter(pk=held.pk).update(
+        lease_expires_at=timezone.now() + timedelta(seconds=15), lease_owner="celery:w1"
+    )
+    expired = make_search(engine=Engine.CELERY, status="running", idle_seconds=3600)
+    Search.objects.filter(pk=expired.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=40))
     waiting = make_search(engine=Engine.CELERY, status="pending", idle_seconds=3600)
-    assert reconcile(busy).outcome == reconcile(waiting).outcome == Outcome.OK
-    for search in (busy, waiting):
+
+    results = [reconcile(s) for s in (held, expired, waiting)]
+
+    assert [r.outcome for r in results] == [Outcome.OK] * 3
+    assert "leased to celery:w1 for 1" in results[0].reason
+    assert "expired 4" in results[1].reason and "re-sent shortly" in results[1].reason
+    for search in (held, expired, waiting):
         before = search.status
         search.refresh_from_db()
-        assert search.attempt == 1 and search.status == before
+        assert search.attempt == 1 and search.status == before  # nothing re-dispatched here
 
 
 # --- the periodic pass and the command ------------------------------------------------------------------
@@ -281,6 +266,20 @@ def test_the_periodic_pass_checks_old_unfinished_searches_with_one_batch_read(
 
     # The least recently checked go first: a limit of 1 picks one not checked in the last run.
     assert searches_reconcile_drift(config=CONFIG, limit=1).checked == 1
+
+
+def test_each_pass_takes_the_least_recently_checked_searches_first(state, make_search, lambda_api):
+    searches = [make_search(status="running", idle_seconds=600) for _ in range(3)]
+    for search in searches:
+        lambda_api.add(state.put(search, status="running", version=2)["execution_arn"], "RUNNING")
+    searches_reconcile_drift(config=CONFIG)
+    now = timezone.now()
+    for minutes, search in zip((5, 30, 10), searches, strict=True):
+        WorkflowExecution.objects.filter(search=search).update(drift_checked_at=now - timedelta(minutes=minutes))
+
+    picked = [searches_reconcile_drift(config=CONFIG, limit=1).results[0].search_id for _ in range(3)]
+
+    assert picked == [searches[1].pk, searches[2].pk, searches[0].pk]
 
 
 def test_the_command_checks_one_search_on_demand(state, make_search, lambda_api):

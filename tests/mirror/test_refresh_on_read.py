@@ -126,3 +126,15 @@ def test_a_missing_table_is_logged_and_the_console_copy_served(state, make_searc
     search = make_search(status="running")
     assert mirror_refresh_if_stale(search=search) is False
     assert "ResourceNotFoundException" in caplog.text
+
+
+def test_get_answers_with_the_item_when_the_mirror_is_stale(state, make_search, owner):
+    search = make_search(status="running")
+    state.put(search, status="running", version=2)
+    workflow_state_sync(full=True)
+    state.update(search, status="succeeded", results=RESULTS)
+    age_mirror(search, 6)
+
+    body = owner.get(f"/matching/searches/{search.pk}").json()
+
+    assert body["status"] == "succeeded" and len(body["results"]) == 2

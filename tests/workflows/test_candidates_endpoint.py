@@ -2,6 +2,7 @@ import pytest
 
 from matching.demo import demo_profiles
 from matching.models import SkierProfile
+from matching.profile_source import prefiltered_profiles
 from matching.selectors import resort_regions
 from matching.services import profile_fields
 from tests.errors import error_attrs, error_codes
@@ -41,12 +42,23 @@ def test_pages_cover_every_prefiltered_candidate_exactly_once(client, search):
     assert "u000005" not in seen
     expected = SkierProfile.objects.filter(open_to_matching=True, region_mask__gt=0).exclude(user_id="u000005")
     assert set(seen) <= set(expected.values_list("user_id", flat=True))
-    assert len(seen) > 0
+    # Not a row skipped at a page boundary: exactly what the prefilter yields in one read.
+    everything = prefiltered_profiles(
+        seeker_id="u000005", preferences=search.preferences, resort_regions=resort_regions()
+    )
+    assert seen == [p.user_id for p in everything] and len(seen) > 25
 
 
 @pytest.mark.parametrize("token", ["", "wrong", TOKEN + "x"])
 def test_a_wrong_service_token_is_a_401(client, search, token):
     assert _get(client, search, token=token).status_code == 401
+
+
+def test_without_a_configured_token_the_feed_refuses_everyone(client, search, settings):
+    settings.MATCHING_INTERNAL_TOKEN = ""
+    for header in ("Bearer ", "Bearer", "", f"Bearer {TOKEN}"):
+        response = client.get(f"/internal/searches/{search.pk}/candidates", headers={"Authorization": header})
+        assert response.status_code == 401, header
 
 
 def test_bad_paging_parameters_are_a_400(client, search):

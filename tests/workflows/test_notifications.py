@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from matching.engine import Breakdown, Match
-from matching.models import NotificationState, SearchNotification, SearchStatus
+from matching.models import Engine, NotificationState, Search, SearchNotification, SearchStatus
 from matching.services import profile_upsert, search_claim, search_fail, search_succeed
 from tests.polling import wait_for
 from workflows.notifications import notification_body, notification_deliver, notifications_deliver_due
@@ -217,6 +217,7 @@ def test_a_durable_search_finished_by_its_callback_is_notified_the_same_way(
 ):
     from workflows.services import workflow_callback_apply
 
+    Search.objects.filter(pk=search.pk).update(engine=Engine.DURABLE)  # callbacks apply to durable searches only
     sent = []
     monkeypatch.setattr("workflows.notifications.current_app.send_task", lambda name, args, **kw: sent.append(args))
     body = {"search_id": str(search.pk), "attempt": 1, "status": "failed", "version": 3, "payload": {"error": "x"}}

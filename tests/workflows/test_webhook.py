@@ -21,6 +21,10 @@ PREFS = {"role": "coach", "skill_level_min": 5, "skill_level_max": 10, "vetting_
 @pytest.fixture(autouse=True)
 def _webhook_secret(settings, monkeypatch):
     settings.MATCHING_WEBHOOK_SECRET = SECRET
+    # New searches go to the durable engine (its start is never sent: dispatch is stubbed).
+    settings.MATCHING_WORKFLOW_URL = "http://127.0.0.1:9"
+    settings.MATCHING_WORKFLOW_AUTH_MODE = "api_key"
+    settings.MATCHING_WORKFLOW_API_KEY = "k"
     monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
 
 
@@ -127,6 +131,55 @@ def test_nothing_changes_a_search_after_it_finished(client, search):
     assert later.json()["outcome"] == "ignored_terminal"
     search.refresh_from_db()
     assert search.status == SearchStatus.SUCCEEDED and search.error == ""
+
+
+def test_a_late_failure_after_success_leaves_the_execution_mirror_as_it_was(client, search):
+    deliver(client, fixture_body("succeeded", search))
+    before = WorkflowExecution.objects.get(search=search)
+
+    later = deliver(client, fixture_body("failed", search))  # version 9 > 7, after the search finished
+
+    assert later.json()["outcome"] == "ignored_terminal"
+    after = WorkflowExecution.objects.get(search=search)
+    assert (after.status, after.version, after.error, after.ended_at) == (
+        "succeeded",
+        7,
+        "",
+        before.ended_at,
+    )
+
+
+def test_a_structured_workflow_error_keeps_its_code_and_message(client, search):
+    body = json.loads(fixture_body("failed", search))
+    body["payload"]["error"] = {"code": "vetting_rejected", "message": "no candidate was approved"}
+
+    assert deliver(client, json.dumps(body).encode()).json()["outcome"] == "applied"
+
+    search.refresh_from_db()
+    assert search.error == "vetting_rejected: no candidate was approved"
+    assert WorkflowExecution.objects.get(search=search).error == "vetting_rejected: no candidate was approved"
+
+
+def test_a_signed_callback_for_a_search_on_the_celery_engine_is_refused(client, search):
+    Search.objects.filter(pk=search.pk).update(engine="celery")
+
+    response = deliver(client, fixture_body("succeeded", search))
+
+    assert response.status_code == 409 and response.json()["errors"][0]["code"] == "wrong_engine"
+    search.refresh_from_db()
+    assert search.status == SearchStatus.PENDING
+    assert not SearchResult.objects.exists() and not WorkflowExecution.objects.filter(version__gt=0).exists()
+
+
+def test_a_callback_of_the_same_version_under_another_id_changes_nothing(client, search):
+    assert deliver(client, fixture_body("awaiting_vetting", search), msg_id="msg_a").json()["outcome"] == "applied"
+    running_again = fixture_body("running", search, version=4)
+
+    assert deliver(client, running_again, msg_id="msg_b").json()["outcome"] == "stale_version"
+
+    search.refresh_from_db()
+    assert search.status == SearchStatus.AWAITING_VETTING
+    assert WorkflowExecution.objects.get(search=search).status == "awaiting_vetting"
 
 
 def test_a_failure_callback_records_the_workflows_error(client, search):
