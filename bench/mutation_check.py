@@ -1,0 +1,329 @@
+"""Mutation check: do the tests catch what they guard?
+
+Each mutation below breaks one guard on purpose (a file, an exact snippet of it, its replacement)
+and names the tests that must then fail. The script copies the working tree to a scratch
+directory, runs all named tests once unmutated (they must pass), then applies each mutation
+alone, runs its tests, and restores the file. A mutation is *killed* when its tests fail; one
+that survives, or whose snippet no longer exists, makes the script exit non-zero.
+
+The list holds the twelve guards that survived the audit of issue 10, the durable defects fixed
+there (each mutation puts the defect back, showing the test failed before the fix), and the
+guards of the leases, idempotent submit and failover.
+
+    TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test TEST_REDIS_URL=redis://127.0.0.1:6379/15 \\
+    TEST_REDIS_CACHE_URL=redis://127.0.0.1:6379/12 .venv/bin/python bench/mutation_check.py [--only NAME ...]
+
+It uses its own database (`<TEST_DATABASE_URL's name>_mut`, created by pytest-django as
+`test_<name>_mut` and reused between runs), so it does not collide with a `make test` run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str
+    original: str
+    replacement: str
+    tests: tuple[str, ...]
+
+
+LEASES = "tests/workflows/test_leases.py"
+WEBHOOK = "tests/workflows/test_webhook.py"
+
+MUTATIONS = [
+    # --- the twelve that survived the audit ---------------------------------------------------------
+    Mutation(
+        "search_claim no longer re-claims a running search whose lease expired",
+        "matching/services.py",
+        "claimable = [SearchStatus.PENDING, SearchStatus.DISPATCHED, SearchStatus.RUNNING]",
+        "claimable = [SearchStatus.PENDING, SearchStatus.DISPATCHED]",
+        (f"{LEASES}::test_a_running_search_whose_lease_expired_is_claimed_again_by_the_next_worker",),
+    ),
+    Mutation(
+        "no deadline check before a Celery run",
+        "workflows/services.py",
+        "        if search.deadline_at <= timezone.now():\n            search_time_out(",
+        "        if False:\n            search_time_out(",
+        (f"{LEASES}::test_a_search_past_its_deadline_times_out_instead_of_running",),
+    ),
+    Mutation(
+        "dispatch_send sends a record already sent",
+        "workflows/services.py",
+        "    if dispatch.sent_at is not None:\n        return True\n    search = dispatch.search",
+        "    search = dispatch.search",
+        ("tests/workflows/test_dispatch.py::test_a_dispatch_already_sent_is_not_sent_again",),
+    ),
+    Mutation(
+        "dispatch_send sends a superseded or finished attempt",
+        "workflows/services.py",
+        "    if search.attempt != dispatch.attempt or search.is_terminal:",
+        "    if False:",
+        ("tests/workflows/test_dispatch.py::test_a_dispatch_of_an_attempt_that_moved_on_is_closed_without_sending",),
+    ),
+    Mutation(
+        "a rejected durable dispatch no longer fails the search",
+        "workflows/services.py",
+        "        search_fail(\n            search_id=search.pk, attempt=dispatch.attempt,",
+        "        (lambda **kw: None)(\n            search_id=search.pk, attempt=dispatch.attempt,",
+        ("tests/workflows/test_failover.py::test_a_start_the_durable_api_refuses_fails_the_search_with_its_reason",),
+    ),
+    Mutation(
+        "the candidates feed accepts any token when MATCHING_INTERNAL_TOKEN is unset",
+        "workflows/views.py",
+        "return bool(expected) and hmac.compare_digest(",
+        "return hmac.compare_digest(",
+        ("tests/workflows/test_candidates_endpoint.py::test_without_a_configured_token_the_feed_refuses_everyone",),
+    ),
+    Mutation(
+        "the workflow sends a callback for a search cancelled at write-result",
+        "workflows/durable/workflow.py",
+        '    if not wrote and item.get("status") == CANCELLED:',
+        "    if False:",
+        (
+            "tests/durable/test_workflow.py::"
+            "test_a_search_cancelled_while_it_ran_is_not_written_over_and_gets_no_callback",
+        ),
+    ),
+    Mutation(
+        "a candidates page skips a row",
+        "matching/profile_source.py",
+        'next_after = rows[size - 1]["id"] if len(rows) > size else None',
+        'next_after = rows[size]["id"] if len(rows) > size else None',
+        ("tests/workflows/test_candidates_endpoint.py::test_pages_cover_every_prefiltered_candidate_exactly_once",),
+    ),
+    Mutation(
+        "GET no longer refreshes a stale mirror",
+        "matching/api/views.py",
+        "        mirror_refresh_if_stale(search=search)\n",
+        "",
+        ("tests/mirror/test_refresh_on_read.py::test_get_answers_with_the_item_when_the_mirror_is_stale",),
+    ),
+    Mutation(
+        "search_intervene's guard dropped (answering a search that waits on nothing)",
+        "workflows/services.py",
+        "    if search.status != SearchStatus.AWAITING_VETTING:\n        raise InterventionNotAllowed(",
+        "    if False:\n        raise InterventionNotAllowed(",
+        ("tests/workflows/test_intervene.py",),
+    ),
+    Mutation(
+        "the reconciler takes the most recently checked first",
+        "workflows/reconcile.py",
+        '.order_by(F("last_checked").asc(nulls_first=True), "updated_at")',
+        '.order_by(F("last_checked").desc(nulls_last=True), "updated_at")',
+        ("tests/mirror/test_reconcile.py::test_each_pass_takes_the_least_recently_checked_searches_first",),
+    ),
+    Mutation(
+        "a callback of equal version is applied",
+        "workflows/services.py",
+        '    if version <= execution.version:\n        return "stale_version"',
+        '    if version < execution.version:\n        return "stale_version"',
+        (f"{WEBHOOK}::test_a_callback_of_the_same_version_under_another_id_changes_nothing",),
+    ),
+    # --- the durable defects put back ------------------------------------------------------------------
+    Mutation(
+        "defect: a {code, message} error is dropped",
+        "workflows/services.py",
+        '    execution.error = item_error_text({"error": payload.get("error")})',
+        '    execution.error = (payload.get("error") or "")[:2000] if isinstance(payload.get("error"), str) else ""',
+        (f"{WEBHOOK}::test_a_structured_workflow_error_keeps_its_code_and_message",),
+    ),
+    Mutation(
+        "defect: a late failed callback after succeeded overwrites the mirror",
+        "workflows/services.py",
+        "    if search.is_terminal:\n"
+        "        # Nothing changes after a terminal state: not the search, not its mirror.\n"
+        '        return "ignored_terminal"\n',
+        "",
+        (f"{WEBHOOK}::test_a_late_failure_after_success_leaves_the_execution_mirror_as_it_was",),
+    ),
+    Mutation(
+        "defect: a signed callback is applied to a Celery search",
+        "workflows/services.py",
+        "    if search.engine != Engine.DURABLE:\n        # A valid signature does not make the durable engine the "
+        'owner of a Celery search.\n        return "wrong_engine"\n',
+        "",
+        (f"{WEBHOOK}::test_a_signed_callback_for_a_search_on_the_celery_engine_is_refused",),
+    ),
+    Mutation(
+        "defect: a released vetting claim leaves its timeline entry",
+        "workflows/durable/api.py",
+        'return Changes(set={"pending_callback": released}, untimeline=[entry])',
+        'return Changes(set={"pending_callback": released})',
+        ("tests/durable/test_api.py::test_an_approval_retried_after_lambda_errors_shows_once_in_the_timeline",),
+    ),
+    Mutation(
+        "defect: the local stack's printed environment lacks AWS_ENDPOINT_URL_LAMBDA",
+        "workflows/durable/local/stack.py",
+        '            "AWS_ENDPOINT_URL_LAMBDA": self.lambda_url,\n',
+        "",
+        (
+            "tests/durable_local/test_local_stack.py::"
+            "test_the_printed_console_environment_reads_durable_executions_from_the_local_stack",
+        ),
+    ),
+    # --- leases, idempotency, failover -----------------------------------------------------------------
+    Mutation(
+        "completion ignores the claim generation",
+        "matching/services.py",
+        "        if generation is not None:\n            rows = rows.filter(claim_generation=generation)\n",
+        "",
+        (f"{LEASES}::test_a_worker_whose_lease_was_taken_over_cannot_finish_the_attempt",),
+    ),
+    Mutation(
+        "a claim ignores a live lease",
+        "matching/services.py",
+        "        if held:\n            return None",
+        "        if False:\n            return None",
+        (f"{LEASES}::test_a_redelivered_message_is_refused_while_a_live_worker_holds_the_lease",),
+    ),
+    Mutation(
+        "the heartbeat never renews",
+        "workflows/leases.py",
+        "            while not self._stop.wait(self.renew_every):",
+        "            while False:",
+        (f"{LEASES}::test_a_slow_worker_keeps_its_lease_alive_and_is_never_sent_again",),
+    ),
+    Mutation(
+        "an expired lease is not sent again",
+        "workflows/recovery.py",
+        "                dispatch_reopen(search_id=search_id, attempt=attempt)\n",
+        "",
+        (f"{LEASES}::test_an_expired_lease_sends_the_same_attempt_again_under_a_new_generation",),
+    ),
+    Mutation(
+        "an Idempotency-Key replays whatever the body",
+        "matching/services.py",
+        "        if not hmac.compare_digest(first.fingerprint, fingerprint):",
+        "        if False:",
+        ("tests/api/test_idempotent_submit.py::test_the_same_key_with_another_body_is_a_422",),
+    ),
+    Mutation(
+        "the breaker opens one failure late",
+        "workflows/breaker.py",
+        "if opened or failures >= self.failure_threshold:",
+        "if opened or failures > self.failure_threshold:",
+        ("tests/workflows/test_failover.py::test_consecutive_failures_open_the_circuit_and_then_no_request_is_made",),
+    ),
+    Mutation(
+        "an ambiguous start is started again without asking",
+        "workflows/services.py",
+        "started = client.find_started(str(search.pk), dispatch.attempt) if dispatch.start_uncertain else None",
+        "started = None",
+        ("tests/workflows/test_failover.py::test_an_ambiguous_start_is_looked_up_by_name_and_never_started_twice",),
+    ),
+    Mutation(
+        "new searches do not fail over while the circuit is open",
+        "workflows/orchestrator.py",
+        "    return EngineChoice(Engine.CELERY, failed_over=reason)",
+        "    return EngineChoice(engine)",
+        (
+            "tests/workflows/test_failover.py::"
+            "test_while_the_circuit_is_open_new_searches_run_on_celery_and_staff_see_why",
+        ),
+    ),
+]
+
+
+def _scratch_copy(target: Path) -> None:
+    listed = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    for name in filter(None, listed.split("\0")):
+        source = ROOT / name
+        if source.is_file():
+            destination = target / name
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination)
+
+
+def _environment(scratch: Path) -> dict[str, str]:
+    database = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+    return {
+        **os.environ,
+        "DATABASE_URL": database.rstrip("/") + "_mut",
+        "REDIS_URL": os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+        "REDIS_CACHE_URL": os.environ.get("TEST_REDIS_CACHE_URL", "redis://127.0.0.1:6379/12"),
+        "SNOWBUDDY_VAR_DIR": str(scratch / "var"),
+    }
+
+
+def _pytest(scratch: Path, tests: tuple[str, ...], env: dict[str, str]) -> tuple[int, str, float]:
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "--reuse-db", *tests],
+        cwd=scratch,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    return done.returncode, done.stdout[-3000:] + done.stderr[-2000:], time.monotonic() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="*", help="run only mutations whose name contains one of these")
+    parser.add_argument("--list", action="store_true", help="list the mutations and exit")
+    args = parser.parse_args()
+    chosen = [m for m in MUTATIONS if not args.only or any(word in m.name for word in args.only)]
+    if args.list:
+        for m in chosen:
+            print(f"- {m.name}  ({m.path}; {', '.join(m.tests)})")
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="mutation-check-") as tmp:
+        scratch = Path(tmp)
+        _scratch_copy(scratch)
+        env = _environment(scratch)
+        every_test = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
+        code, output, seconds = _pytest(scratch, every_test, env)
+        if code != 0:
+            print(f"the named tests do not pass unmutated (exit {code}):\n{output}")
+            return 2
+        print(f"baseline: {len(every_test)} test selections pass unmutated ({seconds:.1f}s)\n")
+
+        killed, problems = 0, []
+        for number, mutation in enumerate(chosen, start=1):
+            path = scratch / mutation.path
+            source = path.read_text()
+            if source.count(mutation.original) != 1:
+                problems.append(f"{mutation.name}: snippet found {source.count(mutation.original)} times")
+                print(f"{number:2}. NOT APPLIED  {mutation.name}: the snippet is not in {mutation.path} once")
+                continue
+            path.write_text(source.replace(mutation.original, mutation.replacement))
+            try:
+                code, output, seconds = _pytest(scratch, mutation.tests, env)
+            finally:
+                path.write_text(source)
+            if code == 1:
+                killed += 1
+                verdict = "killed  "
+            else:
+                verdict = "SURVIVED" if code == 0 else f"ERROR {code}"
+                problems.append(f"{mutation.name}: {verdict}")
+            print(f"{number:2}. {verdict} {mutation.name}  ({seconds:.1f}s)")
+            if code not in (0, 1):
+                print(output)
+
+    print(f"\nkilled {killed} of {len(chosen)} mutations")
+    for problem in problems:
+        print(f"  not killed: {problem}")
+    return 0 if killed == len(chosen) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
