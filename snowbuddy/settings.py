@@ -286,6 +286,9 @@ MATCHING_RECONCILE_INTERVAL_SECONDS = env_int("MATCHING_RECONCILE_INTERVAL_SECON
 MATCHING_RECONCILE_BATCH = env_int("MATCHING_RECONCILE_BATCH", 200, minimum=1)
 MATCHING_RECONCILE_MIN_AGE_SECONDS = env_int("MATCHING_RECONCILE_MIN_AGE_SECONDS", 60, minimum=0)
 MATCHING_DURABLE_START_GRACE_SECONDS = env_int("MATCHING_DURABLE_START_GRACE_SECONDS", 300, minimum=1)
+# When the staff console marks a Celery search with no transition for this long as stuck (the
+# worker lease re-sends a lost one long before; this is only where staff should look).
+MATCHING_CELERY_STUCK_SECONDS = env_int("MATCHING_CELERY_STUCK_SECONDS", 900, minimum=1)
 # Circuit breaker on the Durable API (workflows/breaker.py): this many consecutive connection
 # errors, timeouts or 5xx open it; new searches then go to the Celery engine; after the open period
 # one probe decides whether it closes again.
