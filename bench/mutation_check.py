@@ -14,7 +14,8 @@ guards of the leases, idempotent submit and failover.
     TEST_REDIS_CACHE_URL=redis://127.0.0.1:6379/12 .venv/bin/python bench/mutation_check.py [--only NAME ...]
 
 It uses its own database (`<TEST_DATABASE_URL's name>_mut`, created by pytest-django as
-`test_<name>_mut` and reused between runs), so it does not collide with a `make test` run.
+`test_<name>_mut` for the baseline run and reused by the mutation runs), so it does not collide
+with a `make test` run.
 """
 
 from __future__ import annotations
@@ -261,10 +262,14 @@ def _environment(scratch: Path) -> dict[str, str]:
     }
 
 
-def _pytest(scratch: Path, tests: tuple[str, ...], env: dict[str, str]) -> tuple[int, str, float]:
+def _pytest(
+    scratch: Path, tests: tuple[str, ...], env: dict[str, str], *, fresh_db: bool = False
+) -> tuple[int, str, float]:
     started = time.monotonic()
+    # The baseline builds the test database from the current migrations; the mutations reuse it.
+    database = "--create-db" if fresh_db else "--reuse-db"
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "--reuse-db", *tests],
+        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", database, *tests],
         cwd=scratch,
         env=env,
         capture_output=True,
@@ -290,7 +295,7 @@ def main() -> int:
         _scratch_copy(scratch)
         env = _environment(scratch)
         every_test = tuple(dict.fromkeys(t for m in chosen for t in m.tests))
-        code, output, seconds = _pytest(scratch, every_test, env)
+        code, output, seconds = _pytest(scratch, every_test, env, fresh_db=True)
         if code != 0:
             print(f"the named tests do not pass unmutated (exit {code}):\n{output}")
             return 2

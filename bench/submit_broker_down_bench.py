@@ -78,6 +78,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--broker", choices=("down", "up"), default="down")
     parser.add_argument("--cache", choices=("redis", "file"), default="redis")
+    parser.add_argument(
+        "--relay", choices=("thread", "inline"), default="thread", help="inline: send in the request, as before"
+    )
     args = parser.parse_args()
 
     database_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
@@ -93,6 +96,7 @@ def main() -> int:
             "CELERY_BROKER_URL": broker,
             "SNOWBUDDY_VAR_DIR": var_dir,  # file cache (throttle) and local state of its own
             "MATCHING_SEARCH_RATE": "1000000/min",
+            "MATCHING_DISPATCH_RELAY": args.relay,
             "DJANGO_SECRET_KEY": "submit-bench",
             "LOG_LEVEL": "ERROR",  # not a 401 warning per readiness poll
         }
@@ -161,7 +165,7 @@ def main() -> int:
             "print(D.objects.count(), D.objects.filter(sent_at__isnull=True).count())",
         ).split()
     ms = [x * 1000 for x in latencies]
-    print(f"POST /matching/searches with the broker {args.broker} ({broker}), cache {args.cache}, "
+    print(f"POST /matching/searches with the broker {args.broker} ({broker}), cache {args.cache}, relay {args.relay}, "
           f"{args.workers} gunicorn workers, "
           f"{args.clients} clients, {len(ms)} requests after {warmup} warm-up, {wall:.1f}s wall")  # fmt: skip
     print(f"  p50 {statistics.median(ms):.1f} ms   p95 {_percentile(ms, 95):.1f} ms   "

@@ -170,6 +170,8 @@ def search_reconcile(
 
 def _reconcile_celery(search: Search, config: ReconcileConfig) -> ReconcileResult:
     attempt, status = search.attempt, search.status
+    if status == SearchStatus.AWAITING_VETTING:
+        return _conclude(search, attempt, Outcome.OK, f"{status}: waiting on GlobalCoach until its deadline")
     if status not in (SearchStatus.DISPATCHED, SearchStatus.RUNNING):
         return _conclude(search, attempt, Outcome.OK, f"{status}: left to the dispatch sweeper")
     if search.lease_expires_at is None:
