@@ -96,6 +96,7 @@ def main() -> int:
             "CELERY_BROKER_URL": broker,
             "SNOWBUDDY_VAR_DIR": var_dir,  # file cache (throttle) and local state of its own
             "MATCHING_SEARCH_RATE": "1000000/min",
+            "MATCHING_KEY_RATE": "1000000/min",
             "MATCHING_DISPATCH_RELAY": args.relay,
             "DJANGO_SECRET_KEY": "submit-bench",
             "LOG_LEVEL": "ERROR",  # not a 401 warning per readiness poll

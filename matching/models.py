@@ -136,7 +136,7 @@ class Search(models.Model):
     # while it runs, and an expired lease is re-dispatched under a new generation.
     claim_generation = models.PositiveIntegerField(default=0)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
-    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_owner = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]

@@ -40,7 +40,8 @@ def test_the_same_key_with_another_body_is_a_422(owner, resorts):
     submit(owner, "order-7f3a")
     response = submit(owner, "order-7f3a", {**BODY, "skill_level_max": 9})
     assert response.status_code == 422
-    assert "Idempotency-Key" in response.json()["detail"]
+    [error] = response.json()["errors"]
+    assert error["code"] == "idempotency_key_reused" and "Idempotency-Key" in error["detail"]
     assert Search.objects.count() == 1
 
 
@@ -67,7 +68,7 @@ def test_a_key_older_than_a_day_binds_a_new_search(owner, resorts):
 def test_a_malformed_key_is_a_400_and_creates_nothing(owner, resorts, key):
     response = submit(owner, key) if key else owner.post("/matching/searches", BODY, headers={"Idempotency-Key": ""})
     assert response.status_code == 400
-    assert "Idempotency-Key" in response.json()
+    assert [e["attr"] for e in response.json()["errors"]] == ["Idempotency-Key"]
     assert not Search.objects.exists()
 
 

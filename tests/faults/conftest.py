@@ -174,6 +174,7 @@ def console_env(worker_env, tmp_path) -> dict[str, str]:
         "DJANGO_SECRET_KEY": "fault-suite-" + uuid.uuid4().hex,
         "CELERY_TASK_DEFAULT_QUEUE": f"faults-{os.getpid()}-{uuid.uuid4().hex[:8]}",
         "MATCHING_SEARCH_RATE": "100000/min",
+        "MATCHING_KEY_RATE": "100000/min",
         "MATCHING_NOTIFICATION_WEBHOOK_URL": "",
         "PYTHONUNBUFFERED": "1",
     }

@@ -20,6 +20,10 @@ PREFS = {"role": "coach", "skill_level_min": 5, "skill_level_max": 10, "vetting_
 @pytest.fixture(autouse=True)
 def _webhook_secret(settings, monkeypatch):
     settings.MATCHING_WEBHOOK_SECRET = SECRET
+    # Callbacks apply to durable searches only: new searches go to the durable engine (never sent).
+    settings.MATCHING_WORKFLOW_URL = "http://127.0.0.1:9"
+    settings.MATCHING_WORKFLOW_AUTH_MODE = "api_key"
+    settings.MATCHING_WORKFLOW_API_KEY = "k"
     monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
 
 
