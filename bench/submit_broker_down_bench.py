@@ -72,6 +72,8 @@ def _percentile(values: list[float], p: float) -> float:
 
 
 def main() -> int:
+    # A SIGTERM (e.g. from `timeout`) unwinds like Ctrl-C: gunicorn and the database are cleaned up.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=2, help="concurrent clients (default: one per worker)")
