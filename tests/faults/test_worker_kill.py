@@ -1,12 +1,15 @@
 """A Celery worker SIGKILLed with searches in flight, on Redis and on RabbitMQ: nothing lost, nothing
 run twice to completion, every search finished within a minute, with the default lease settings.
 
-The console runs as in production (gunicorn, one beat, workers). 100 searches are submitted, a worker
-takes them, and is SIGKILLed (with its pool) as soon as it holds claimed searches; another worker
-then starts. The dead worker's leases expire and beat's lease sweeper sends those searches again
-under a new generation. On RabbitMQ the dead worker's
-unacknowledged messages come straight back and are refused while its lease is still live; on Redis
-they would wait for the visibility timeout, which recovery no longer depends on.
+The console runs as in production (gunicorn, one beat, workers). 100 searches are submitted and a
+worker takes them. It is caught mid-task deterministically: the test holds a lock on the results
+table, so each of the worker's two processes claims a search, scores it and then waits to store its
+results (a search takes milliseconds on the warm index, too short to aim a signal at otherwise).
+The worker is then SIGKILLed with its pool, the lock released, and another worker started. The dead
+worker's leases expire and beat's lease sweeper sends its two searches again under a new
+generation. On RabbitMQ the dead worker's unacknowledged messages come straight back and are
+refused while its lease is still live; on Redis they would wait for the visibility timeout, which
+recovery no longer depends on.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import psycopg
 import pytest
 import requests
 from django.conf import settings
@@ -49,6 +53,16 @@ def _delete_queue(broker: str, queue: str) -> None:
         conn.default_channel.queue_delete(queue)
 
 
+def _dsn(env: dict[str, str]) -> str:
+    return env["DATABASE_URL"].replace("postgres://", "postgresql://", 1)
+
+
+def _waiting_on_results(locker: psycopg.Connection) -> int:
+    return locker.execute(
+        "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'matching_searchresult'::regclass"
+    ).fetchone()[0]
+
+
 def _victim_running() -> int:
     connection.close()
     return Search.objects.filter(status=SearchStatus.RUNNING, lease_owner__contains="victim").count()
@@ -66,10 +80,18 @@ def test_a_worker_killed_with_searches_in_flight_loses_and_duplicates_nothing(
         console.beat()
         with ThreadPoolExecutor(8) as pool, requests.Session() as session:
             ids = list(pool.map(lambda n: submit(session, url, snowtrace_key, f"rider-{n % 20}"), range(SEARCHES)))
-        victim = console.worker("victim", concurrency=2)
-        wait_for(lambda: _victim_running() >= 1, timeout=30, interval=0.02, message="the victim to hold a search")
-        killed_at = time.monotonic()
-        victim.kill()
+        with psycopg.connect(_dsn(console.env)) as locker:
+            locker.execute("LOCK TABLE matching_searchresult IN EXCLUSIVE MODE")  # reads go on, writes wait
+            victim = console.worker("victim", concurrency=2)
+            wait_for(
+                lambda: _victim_running() >= 2 and _waiting_on_results(locker) >= 2,
+                timeout=60,
+                interval=0.05,
+                message="both of the victim's processes to hold a claimed search",
+            )
+            killed_at = time.monotonic()
+            victim.kill()
+            locker.rollback()
         # Counted once it is dead: nothing can touch its claims until their leases expire.
         in_flight, held = unfinished(ids), _victim_running()
         console.worker("survivor", concurrency=2)
@@ -90,7 +112,7 @@ def test_a_worker_killed_with_searches_in_flight_loses_and_duplicates_nothing(
         )
         assert in_flight >= 50, f"only {in_flight} searches were in flight when the worker died"
         assert figures == {"lost": 0, "duplicated": 0}
-        assert held >= 1 and resent >= held  # the dead worker's searches came back through their leases
+        assert held == 2 and resent >= held  # the dead worker's searches came back through their leases
         assert recovered_in <= BOUND_SECONDS
     finally:
         console.stop()
