@@ -304,6 +304,9 @@ COMPONENTS = {
         ["invalid_preferences"], description="The search's stored preferences are ones the engine refuses."
     ),
     "UnknownSearch": raw_error_schema(["unknown_search"], description="No such search (or an id that is not a UUID)."),
+    "WrongEngine": raw_error_schema(
+        ["wrong_engine"], description="The search runs on the Celery engine: a durable callback changes nothing."
+    ),
     "NotFound": raw_error_schema(["not_found"], description="The path does not name a search (not a UUID)."),
     "VettingBadRequest": raw_error_schema(
         [*PARSE_CODES, "invalid_vetting_answer"], description="Not strict JSON, or not a vetting answer."
@@ -484,6 +487,7 @@ SEARCH_CALLBACK = OpenApiWebhook(
                 "400": _raw_response("CallbackBadRequest", "Nothing was applied and no delivery recorded."),
                 "401": _raw_response("CallbackUnauthorized", "The signature does not verify."),
                 "404": _raw_response("UnknownSearch", "No such search."),
+                "409": _raw_response("WrongEngine", "The search does not run on the durable engine."),
                 "411": _raw_response("LengthRequired", "A body sent chunked."),
                 "413": _raw_response("PayloadTooLarge", "A body over 64 KB."),
                 "500": _raw_response("ServerError", "A bug or an outage."),

@@ -15,7 +15,7 @@ from workflows.models import (
 )
 
 WEBHOOK_OUTCOMES = ["applied", "duplicate", "stale_version", "ignored_terminal", "superseded_attempt",
-                    "no_transition", "unknown_search", "received"]  # fmt: skip
+                    "no_transition", "unknown_search", "wrong_engine", "received"]  # fmt: skip
 TIMELINE_KINDS = ["step", "wait", "callback", "execution", "invocation", "invoke", "context", "webhook", "transition",
                   "api"]  # fmt: skip
 

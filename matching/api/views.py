@@ -7,7 +7,6 @@ import re
 import django_filters
 from django.db import connection
 from django.http import Http404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -107,9 +106,10 @@ class SearchApiVersioning(AcceptHeaderVersioning):
     allowed_versions = ("1", "2")
 
 
+_IDEMPOTENCY_PATTERN = r'^"[\x20-\x21\x23-\x5b\x5d-\x7e]{1,255}"$|^[\x21\x23-\x5b\x5d-\x7e]{1,255}$'
 IDEMPOTENCY_PARAMETER = OpenApiParameter(
     "Idempotency-Key",
-    OpenApiTypes.STR,
+    {"type": "string", "pattern": _IDEMPOTENCY_PATTERN, "maxLength": 257},
     OpenApiParameter.HEADER,
     required=False,
     description=(
@@ -121,6 +121,11 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 # A Structured Field string ("…", as the draft writes it) or the bare token most clients send.
 _IDEMPOTENCY_KEY = re.compile(
     r'^"(?P<quoted>[\x20-\x21\x23-\x5b\x5d-\x7e]{1,255})"$|^(?P<bare>[\x21\x23-\x5b\x5d-\x7e]{1,255})$'
+)
+IdempotencyKeyReusedResponse = error_response(
+    "ErrorResponse422",
+    ["idempotency_key_reused"],
+    description="This Idempotency-Key was already used by this user with another body.",
 )
 
 
@@ -162,7 +167,8 @@ def _mixed_shape_errors(viewset):
     for name in MIXED_SHAPE_ATTRS:
         codes = [MIXED_SHAPES, EMPTY_BODY, "invalid", "null"] if name == "non_field_errors" else [MIXED_SHAPES]
         viewset = extend_validation_errors(codes, field_name=name, actions=["create"])(viewset)
-    return viewset
+    # A malformed Idempotency-Key header is a 400 naming the header.
+    return extend_validation_errors(["invalid"], field_name="Idempotency-Key", actions=["create"])(viewset)
 
 
 @_mixed_shape_errors
@@ -210,14 +216,14 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
 
     @extend_schema(
         request=SEARCH_BODY,
-        responses={202: SnowTraceSearchSubmittedSerializer},
+        responses={202: SnowTraceSearchSubmittedSerializer, 422: IdempotencyKeyReusedResponse},
         versions=["1"],
         examples=SEARCH_EXAMPLES,
         parameters=[IDEMPOTENCY_PARAMETER],
     )
     @extend_schema(
         request=SEARCH_BODY,
-        responses={202: SearchSubmittedSerializer},
+        responses={202: SearchSubmittedSerializer, 422: IdempotencyKeyReusedResponse},
         versions=["2"],
         examples=SEARCH_EXAMPLES,
         parameters=[IDEMPOTENCY_PARAMETER],

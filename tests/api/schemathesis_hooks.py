@@ -24,6 +24,7 @@ import itertools
 import json
 import os
 import time
+import uuid
 
 import jwt
 import schemathesis
@@ -32,6 +33,7 @@ from schemathesis.core.parameters import ParameterLocation
 from workflows.durable.signing import sign
 
 CALLBACK_PATH = "/webhooks/matching"
+SEARCHES_PATH = "/matching/searches"
 PROFILE_PATH = "/matching/profiles/{user_id}"
 
 HEADER_OF_SCHEME = {
@@ -110,6 +112,18 @@ def map_case(context, case):
         return _unique_results(case)
     if case.path == PROFILE_PATH and case.method == "PUT":
         return _same_user_as_the_url(case)
+    if case.path == SEARCHES_PATH and case.method == "POST":
+        return _fresh_idempotency_key(case)
+    return case
+
+
+def _fresh_idempotency_key(case):
+    """A key names one request: reused with another body it is a 422 by design (the IETF draft), which
+    JSON Schema cannot express, so each generated submit gets its own."""
+    headers = dict(case.headers or {})
+    if "Idempotency-Key" in headers:
+        headers["Idempotency-Key"] = uuid.uuid4().hex
+        case.headers = headers
     return case
 
 

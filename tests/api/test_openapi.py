@@ -95,7 +95,7 @@ STATUSES = {
     ("get", "/health"): {"200", "503", "406", "500"},
     ("get", "/matching/resorts"): {"200", "401", "406", "500"},
     ("get", "/matching/searches"): {"200", "400", "401", "404", "406", "500"},
-    ("post", "/matching/searches"): {"202", *BODY, "401", "406", "429", "500"},
+    ("post", "/matching/searches"): {"202", *BODY, "401", "406", "422", "429", "500"},  # 422: a reused Idempotency-Key
     ("get", "/matching/searches/{search_id}"): {"200", "401", "404", "406", "500"},
     ("post", "/matching/searches/{search_id}/cancel"): {"202", *BODY, "401", "404", "406", "409", "500"},
     # Profile push (trusted-service keys: 403 for the others); a close reads no body (no 415).
@@ -125,7 +125,7 @@ def test_each_internal_operation_lists_exactly_the_statuses_it_can_answer(schema
     operations = {(m, p): set(op["responses"]) for p, ops in paths.items() for m, op in ops.items()}
     assert operations == INTERNAL_STATUSES
     callback = schemas["internal"]["webhooks"]["searchCallback"]["post"]
-    assert set(callback["responses"]) == {"200", "400", "401", "404", "411", "413", "500", "503"}
+    assert set(callback["responses"]) == {"200", "400", "401", "404", "409", "411", "413", "500", "503"}
 
 
 def test_errors_carry_the_projects_codes(schemas):
