@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('matching', '0007_profile_cursor_tombstones_sync_state'),
+        ('matching', '0008_console_list_indexes'),
     ]
 
     operations = [
