@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('workflows', '0005_console_groups'),
+        ('workflows', '0006_console_list_indexes'),
     ]
 
     operations = [
