@@ -130,8 +130,8 @@ MUTATIONS = [
     Mutation(
         "a callback of equal version is applied",
         "workflows/services.py",
-        '    if version <= execution.version:\n        return "stale_version"',
-        '    if version < execution.version:\n        return "stale_version"',
+        "    if version <= (mirrored.version if mirrored else 0):",
+        "    if version < (mirrored.version if mirrored else 0):",
         (f"{WEBHOOK}::test_a_callback_of_the_same_version_under_another_id_changes_nothing",),
     ),
     # --- the durable defects put back ------------------------------------------------------------------

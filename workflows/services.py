@@ -380,14 +380,15 @@ def _apply_callback(search: Search | None, *, attempt: int, status: str, version
     if search.engine != Engine.DURABLE:
         # A valid signature does not make the durable engine the owner of a Celery search.
         return "wrong_engine"
+    mirrored = WorkflowExecution.objects.select_for_update().filter(search=search, attempt=attempt).first()
+    if version <= (mirrored.version if mirrored else 0):
+        return "stale_version"
     if search.is_terminal:
         # Nothing changes after a terminal state: not the search, not its mirror.
         return "ignored_terminal"
     execution, _ = WorkflowExecution.objects.select_for_update().get_or_create(
         search=search, attempt=attempt, defaults={"engine": search.engine}
     )
-    if version <= execution.version:
-        return "stale_version"
     now = timezone.now()
     execution.version, execution.status, execution.last_synced_at = version, status, now
     # The workflow reports errors as {code, message} (docs/durable-state.md); keep both.
