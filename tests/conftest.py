@@ -54,16 +54,22 @@ def _fresh_candidate_index():
 
 
 @pytest.fixture(autouse=True)
-def _dispatch_relay_drained():
-    """Dispatches are sent by a relay thread after commit; let it finish before the test's rows go."""
-    if not settings.configured:
-        yield
-        return
-    from workflows.services import dispatch_relay
+def _dispatch_relay_fresh():
+    """Dispatches are sent by a relay thread after commit; each test starts with it sending at once."""
+    if settings.configured:
+        from workflows.services import dispatch_relay
 
-    dispatch_relay.forget_failures()
+        dispatch_relay.forget_failures()
     yield
-    dispatch_relay.wait_idle(timeout=15)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Let the relay thread finish before any fixture tears down (the database flush among them):
+    a send still writing its dispatch record would deadlock with the flush's TRUNCATE."""
+    services = sys.modules.get("workflows.services")
+    if services is not None:
+        services.dispatch_relay.wait_idle(timeout=15)
 
 
 @pytest.fixture(autouse=True)
