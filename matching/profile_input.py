@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from datetime import date
 from typing import Any
 
+from matching.engine import PROFILE_FIELDS
 from matching.models import Role
 
 USER_ID_RE = re.compile(r"^[A-Za-z0-9_.:@-]{1,64}$")
@@ -211,19 +212,7 @@ class FieldChecker:
             raise ProfileInvalid(self.errors)
 
 
-CONSOLE_FIELDS = (
-    "user_id",
-    "nickname",
-    "skill_level",
-    "role",
-    "resorts",
-    "regions",
-    "available_dates",
-    "open_to_matching",
-    "knowledge_score",
-    "certifications",
-    "languages",
-)
+CONSOLE_FIELDS = PROFILE_FIELDS  # the console's own shape is the engine's wire form
 
 
 def profile_from_console_shape(

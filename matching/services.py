@@ -20,7 +20,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from matching.engine import Breakdown, Match
+from matching.engine import PROFILE_FIELDS, Breakdown, Match
 from matching.models import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
@@ -72,18 +72,7 @@ def api_key_revoke(*, key: ApiClientKey) -> bool:
 # index (matching/candidates.py) follows changes by that stamp. A write that changes nothing
 # stamps nothing, so a full sync of unchanged users costs the indexes nothing.
 
-PROFILE_COLUMNS = (
-    "nickname",
-    "skill_level",
-    "role",
-    "resorts",
-    "regions",
-    "available_dates",
-    "open_to_matching",
-    "knowledge_score",
-    "certifications",
-    "languages",
-)
+PROFILE_COLUMNS = tuple(name for name in PROFILE_FIELDS if name != "user_id")  # the columns a write may change
 
 
 @dataclass(frozen=True)

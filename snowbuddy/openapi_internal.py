@@ -25,6 +25,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, OpenApiWebhook, extend_schema
 from rest_framework.views import APIView
 
+from matching.engine import PROFILE_FIELDS
 from matching.models import Role, SearchStatus
 from snowbuddy.openapi import PARSE_ERROR_CODES, raw_error_schema
 from snowbuddy.openapi_json import JSON_VALUE, NO_NUL_PATTERN, OPEN_FIELDS
@@ -88,19 +89,7 @@ COMPONENTS = {
     "Profile": {
         "type": "object",
         "description": "A candidate in the engine's wire form (matching/engine/types.py).",
-        "required": [
-            "user_id",
-            "nickname",
-            "skill_level",
-            "role",
-            "resorts",
-            "regions",
-            "available_dates",
-            "open_to_matching",
-            "knowledge_score",
-            "certifications",
-            "languages",
-        ],
+        "required": list(PROFILE_FIELDS),
         "properties": {
             "user_id": {"type": "string", "minLength": 1, "maxLength": 64},
             "nickname": {"type": "string"},

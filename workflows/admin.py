@@ -1,5 +1,8 @@
 """The mirror's admin pages: read-only for everyone (the engines, the sync and the services write them)."""
 
+import re
+import uuid
+
 from django.contrib import admin
 
 from matching.admin import ReadOnlyAdmin
@@ -14,6 +17,7 @@ from workflows.models import (
     WorkflowExecution,
 )
 
+EXECUTION_NAME = re.compile(r"(?P<search_id>[0-9a-fA-F-]{36})-a(?P<attempt>[0-9]{1,9})")
 WEBHOOK_OUTCOMES = ["applied", "duplicate", "stale_version", "ignored_terminal", "superseded_attempt",
                     "no_transition", "unknown_search", "wrong_engine", "received"]  # fmt: skip
 TIMELINE_KINDS = ["step", "wait", "callback", "execution", "invocation", "invoke", "context", "webhook", "transition",
@@ -58,10 +62,21 @@ class WorkflowExecutionAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_filter = ["engine", fixed_filter("status", "status", STATUS_CHOICES), "drift_state"]
     inlines = [ExecutionTimelineInline]
     list_select_related = ["search"]
-    search_fields = ["execution_name"]
-    search_help_text = "Search id (or its first characters), or an exact execution name."
-    exact_search = ("execution_name",)
+    search_fields = ["search__search_id"]  # shows the box; the lookup is a uuid prefix (get_search_results)
+    # An execution name is `<search id>-a<attempt>`: its search id finds it through the index.
+    search_help_text = "Search id (or its first characters), or an execution name."
     uuid_search = ("search_id",)
+
+    def get_search_results(self, request, queryset, search_term):
+        name = EXECUTION_NAME.fullmatch(search_term.strip())
+        try:
+            search_id = uuid.UUID(name["search_id"]) if name else None
+        except ValueError:
+            search_id = None
+        if search_id is not None:
+            return queryset.filter(search_id=search_id, attempt=int(name["attempt"])), False
+        return super().get_search_results(request, queryset, search_term)
+
     show_full_result_count = False
     ordering = ["-id"]  # newest first; with a status, through `execution_status_id_idx`
     sortable_by = ()

@@ -198,3 +198,13 @@ def test_the_list_counts_no_further_than_its_cap(reviewer_client, monkeypatch):
     assert "more than 5 searches" in page
     make_search(status="failed")
     assert "1 search\n" in reviewer_client.get(reverse(CHANGELIST), {"status__exact": "failed"}).content.decode()
+
+
+def test_the_execution_list_finds_an_execution_by_its_name_and_ignores_a_malformed_one(reviewer_client, resorts):
+    search = make_search(status="running", engine="durable")
+    WorkflowExecution.objects.create(search=search, attempt=1, engine="durable", execution_name=f"{search.pk}-a1")
+    url = reverse("admin:workflows_workflowexecution_changelist")
+    found = reviewer_client.get(url, {"q": f"{search.pk}-a1"})
+    assert [e.search_id for e in found.context["cl"].result_list] == [search.pk]
+    assert not reviewer_client.get(url, {"q": f"{search.pk}-a2"}).context["cl"].result_list
+    assert reviewer_client.get(url, {"q": "-" * 36 + "-a1"}).status_code == 200
