@@ -1,9 +1,16 @@
-"""The matching engine: plain Python and numpy, no Django (the Lambda workflow runs it too)."""
+"""The matching engine: plain Python and numpy, no Django.
 
-from .index import ProfileIndex, ProfileIndexBuilder
-from .live import LiveProfileIndex
+The value types and the reference rules are plain Python and load with the package; the numpy
+index loads on first use (PEP 562). The Lambda package's Durable API checks preferences with
+``SearchRequest`` only, so the package ships without numpy (workflows/durable/package.py).
+"""
+
+from importlib import import_module
+
 from .rules import match_baseline, score_profile
 from .types import PROFILE_FIELDS, Breakdown, Match, Profile, SearchRequest
+
+_NUMPY_PARTS = {"ProfileIndex": ".index", "ProfileIndexBuilder": ".index", "LiveProfileIndex": ".live"}
 
 __all__ = [
     "PROFILE_FIELDS",
@@ -17,3 +24,12 @@ __all__ = [
     "match_baseline",
     "score_profile",
 ]
+
+
+def __getattr__(name: str):
+    module = _NUMPY_PARTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value

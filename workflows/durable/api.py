@@ -55,6 +55,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from matching.engine.types import SearchRequest
+
 from .state import (
     AWAITING_VETTING,
     CANCELLED,
@@ -217,8 +219,6 @@ def validate_preferences(prefs: Any, seeker_id: str) -> dict[str, Any]:
     """The contract's preferences (docs/contracts.md); values are checked, not silently fixed."""
     if not isinstance(prefs, dict):
         raise _bad("preferences must be an object")
-    from matching.engine import SearchRequest
-
     try:
         SearchRequest.from_preferences(seeker_id, prefs)  # unknown and missing keys
     except (ValueError, TypeError) as exc:

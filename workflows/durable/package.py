@@ -30,12 +30,17 @@ SOURCES = (
     "workflows/durable/state.py",
     "workflows/durable/workflow.py",
     "matching/__init__.py",
-    "matching/engine",  # the Durable API checks preferences with the engine's SearchRequest
+    # The Durable API checks preferences with the engine's SearchRequest: its plain-Python modules
+    # only (the numpy index loads lazily and is not shipped, nor is numpy).
+    "matching/engine/__init__.py",
+    "matching/engine/types.py",
+    "matching/engine/rules.py",
 )
 REQUIREMENTS = "workflows/durable/requirements.txt"
-# Top-level packages of the console that must never reach a function's package.
+# Top-level packages of the console that must never reach a function's package (numpy serves the
+# console's warm index; the functions rank nothing).
 CONSOLE_PACKAGES = ("django", "rest_framework", "drf_spectacular", "drf_standardized_errors", "django_filters",
-                    "celery", "kombu", "psycopg", "gunicorn", "whitenoise", "moto", "snowbuddy")  # fmt: skip
+                    "celery", "kombu", "psycopg", "gunicorn", "whitenoise", "moto", "snowbuddy", "numpy")  # fmt: skip
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 
 
