@@ -201,7 +201,10 @@ def main() -> None:
         )
         durable = cleanup.enter_context(LocalDurableStack(config))
         durable_env = {**base_env, **durable.env, "MATCHING_WORKFLOW_AUTH_MODE": "iam_sigv4"}
-        gunicorn = [sys.executable, "-m", "gunicorn", "snowbuddy.wsgi", "--workers", "2", "--bind"]
+        # The production configuration (start-up checks; workers serving the workflow's ranking
+        # load the warm index as they boot).
+        gunicorn = [sys.executable, "-m", "gunicorn", "-c", "python:snowbuddy.gunicorn_conf", "snowbuddy.wsgi",
+                    "--workers", "2", "--bind"]  # fmt: skip
         _spawn(cleanup, [*gunicorn, f"127.0.0.1:{durable_port}"], durable_env, tmp_path / "console-durable.log")
         _spawn(cleanup, [*gunicorn, f"127.0.0.1:{celery_port}"], base_env, tmp_path / "console-celery.log")
         _spawn(

@@ -421,6 +421,22 @@ def candidate_index() -> WarmProfileIndex:
     return current[1]
 
 
+def candidate_index_preload() -> None:
+    """Start loading this process's index in a thread (a search arriving meanwhile waits for it
+    instead of loading a second copy). Called as each Celery worker process and, when the
+    durable engine is configured, each gunicorn worker starts (`MATCHING_INDEX_PRELOAD`)."""
+    threading.Thread(target=_preload, name="profile-index-preload", daemon=True).start()
+
+
+def _preload() -> None:
+    try:
+        candidate_index().current()
+    except Exception:  # the first search loads it instead; a process must start regardless
+        logger.exception("could not preload the warm candidate index")
+    finally:
+        connection.close()
+
+
 def candidate_index_reset() -> None:
     """Forget this process's index (tests; the next search loads afresh)."""
     global _process_index

@@ -2,7 +2,9 @@
 
 The master checks the settings and reaches the database, broker and cache before it forks any
 worker, so a bad environment stops gunicorn with one line naming the variable (snowbuddy/startup.py)
-instead of workers failing to boot one after another.
+instead of workers failing to boot one after another. When the durable engine is configured,
+each worker starts loading the warm candidate index as it boots, so the workflow's ranking
+requests never wait for a cold load (matching/candidates.py).
 """
 
 import os
@@ -17,3 +19,12 @@ def on_starting(server) -> None:
     settings_or_exit()
     django.setup()
     services_or_exit()
+
+
+def post_worker_init(worker) -> None:
+    from django.conf import settings
+
+    if settings.MATCHING_INDEX_PRELOAD and settings.MATCHING_WORKFLOW_URL:
+        from matching.candidates import candidate_index_preload
+
+        candidate_index_preload()

@@ -2,11 +2,14 @@
 variable and a non-zero exit: no traceback (snowbuddy/startup.py)."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.polling import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
@@ -96,3 +99,46 @@ def test_an_unreachable_database_stops_the_servers(tmp_path, argv):
 def test_one_off_commands_do_not_need_the_services(tmp_path):
     result = _run([*MANAGE, "check"], {"REDIS_URL": UNREACHABLE_REDIS}, tmp_path)
     assert result.returncode == 0, result.stderr
+
+
+def test_gunicorn_workers_load_the_warm_index_as_they_boot_when_the_durable_engine_is_configured(tmp_path):
+    # The workflow's ranking requests (/internal/searches/{id}/matches) are served by the web
+    # workers: each starts its load at boot, not at the first workflow's request.
+    env = {"SNOWBUDDY_VAR_DIR": str(tmp_path), "LOG_LEVEL": "INFO", "MATCHING_WORKFLOW_URL": "http://127.0.0.1:9/"}
+    assert _run([*MANAGE, "migrate", "-v0"], env, tmp_path).returncode == 0
+    log = tmp_path / "gunicorn.log"
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("MATCHING_", "DJANGO_", "CELERY_", "REDIS"))}
+    base.update({"DATABASE_URL": "", "REDIS_URL": "", "REDIS_CACHE_URL": "", **env})
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [*GUNICORN[:-1], "127.0.0.1:0", "--workers", "2"], cwd=ROOT, env=base, stdout=out, stderr=out,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def loaded_pids() -> set[str]:
+        return set(re.findall(r"warm profile index loaded in pid (\d+)", log.read_text()))
+
+    try:
+        wait_for(lambda: proc.poll() is not None or len(loaded_pids()) == 2, timeout=30, message="both workers' loads")
+        assert proc.poll() is None, log.read_text()
+        assert len(loaded_pids()) == 2
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.mark.parametrize(("workflow_url", "preload", "expected"), [
+    ("http://127.0.0.1:9/", True, 1), ("", True, 0), ("http://127.0.0.1:9/", False, 0),
+])  # fmt: skip
+def test_the_web_preload_follows_the_durable_engine_and_the_switch(
+    settings, monkeypatch, workflow_url, preload, expected
+):
+    from matching import candidates
+    from snowbuddy import gunicorn_conf
+
+    calls = []
+    monkeypatch.setattr(candidates, "candidate_index_preload", lambda: calls.append(1))
+    settings.MATCHING_WORKFLOW_URL = workflow_url
+    settings.MATCHING_INDEX_PRELOAD = preload
+    gunicorn_conf.post_worker_init(None)
+    assert len(calls) == expected

@@ -12,16 +12,15 @@
 from __future__ import annotations
 
 import logging
-import threading
 from datetime import timedelta
 
 from celery import shared_task
 from celery.signals import worker_process_init
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
-from matching.candidates import candidate_index
+from matching.candidates import candidate_index_preload
 from matching.profile_sync import profiles_sync
 from matching.services import profiles_purge_tombstones
 
@@ -56,13 +55,4 @@ def purge_profile_tombstones() -> int:
 @worker_process_init.connect
 def _warm_the_candidate_index(**_kwargs) -> None:
     if settings.MATCHING_INDEX_PRELOAD:
-        threading.Thread(target=_preload, name="profile-index-preload", daemon=True).start()
-
-
-def _preload() -> None:
-    try:
-        candidate_index().current()
-    except Exception:  # the first search loads it instead; a worker must start regardless
-        logger.exception("could not preload the warm candidate index")
-    finally:
-        connection.close()
+        candidate_index_preload()
