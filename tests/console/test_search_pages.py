@@ -142,6 +142,20 @@ def test_a_console_event_the_mirror_copied_is_shown_once(reviewer_client):
     assert page.count("<b>running</b>") == 1
 
 
+def test_a_celery_attempt_says_it_has_no_dynamodb_item_instead_of_a_stale_mirror_status(reviewer_client):
+    # A Celery attempt's mirror row is only a holder for copied console events: its status lags the
+    # search's until the periodic sync, so the page does not show it as the attempt's state.
+    celery = make_search(status="succeeded", engine=Engine.CELERY)
+    WorkflowExecution.objects.create(search=celery, attempt=1, engine="celery", status="dispatched", version=0)
+    page = reviewer_client.get(reverse("admin:matching_search_change", args=[celery.pk])).content.decode()
+    assert "a Celery attempt has no DynamoDB item" in page
+    assert "dispatched · item v0" not in page
+    durable = make_search(status="succeeded", engine=Engine.DURABLE)
+    WorkflowExecution.objects.create(search=durable, attempt=1, engine="durable", status="succeeded", version=7)
+    page = reviewer_client.get(reverse("admin:matching_search_change", args=[durable.pk])).content.decode()
+    assert "succeeded · item v7" in page
+
+
 def test_a_retried_search_shows_each_attempt(operator_client, celery_only):
     from tests.console.helpers import confirm_single
 
