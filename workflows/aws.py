@@ -42,7 +42,9 @@ def cached_client(
                 service,
                 region_name=region,
                 config=Config(
-                    retries={"mode": "standard", "max_attempts": max_attempts},
+                    # botocore's `max_attempts` counts retries; `total_max_attempts` counts tries,
+                    # which is what our callers mean (1 = one try, no retry).
+                    retries={"mode": "standard", "total_max_attempts": max_attempts},
                     connect_timeout=connect_timeout,
                     read_timeout=read_timeout,
                     max_pool_connections=max_pool_connections,

@@ -76,7 +76,9 @@ def test_a_body_changed_after_signing_is_a_401(client, search):
     assert not SearchResult.objects.exists()
 
 
-@pytest.mark.parametrize("skew", [-301, 301, -3600])
+# 330, not 301: a future timestamp 301 s ahead is within tolerance by the time a loaded machine
+# verifies it a second later.
+@pytest.mark.parametrize("skew", [-330, 330, -3600])
 def test_a_timestamp_more_than_five_minutes_off_is_a_401(client, search, skew):
     response = deliver(client, fixture_body("succeeded", search), timestamp=int(time.time()) + skew)
     assert response.status_code == 401
