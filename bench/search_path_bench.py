@@ -27,7 +27,6 @@ import os
 import random
 import resource
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from workflows.durable.local._http import free_port  # noqa: E402
 
 STAGES = ("claim", "candidates", "search", "store")
 SEED = 20261130
@@ -59,12 +60,6 @@ def _rss_kb() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -336,7 +331,7 @@ def bench_post(database_url: str, redis_url: str, cache_url: str, shapes, count:
     redis.Redis.from_url(redis_url).flushdb()
     redis.Redis.from_url(cache_url).flushdb()
     _, raw_key = api_key_create(name="bench", is_trusted_service=True)  # may name the user in X-User-Id
-    port = _free_port()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("MATCHING_", "AWS_"))},
         "DATABASE_URL": database_url,

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,13 +33,11 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from workflows.durable.local._http import free_port  # noqa: E402
+
 PREFS = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 8, "regions": ["Nagano Prefecture"]}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -88,7 +85,7 @@ def main() -> int:
     database_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
     with _database(database_url) as bench_db, tempfile.TemporaryDirectory(prefix="submit-bench-") as var_dir:
         broker = (
-            f"redis://127.0.0.1:{_free_port()}/0"  # nothing listens there: connection refused
+            f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there: connection refused
             if args.broker == "down"
             else os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
         )
@@ -112,7 +109,7 @@ def main() -> int:
         _manage(env, "migrate", "--noinput")
         _manage(env, "loaddata", "resorts")
         key = _manage(env, "create_api_key", "bench", "--trusted-service").strip().split()[-1]
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         web = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "snowbuddy.wsgi", "--bind", f"127.0.0.1:{port}",

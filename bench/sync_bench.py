@@ -25,7 +25,6 @@ import argparse
 import datetime as dt
 import os
 import random
-import socket
 import sys
 import time
 import uuid
@@ -38,17 +37,13 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from workflows.durable.local._http import free_port  # noqa: E402
+
 REGION = "us-east-1"
 TABLE = "matching-workflow-state-bench"
 TARGET_FULL_SECONDS = 10.0
 TARGET_INCREMENTAL_SECONDS = 1.0
 TARGET_INCREMENTAL_REQUESTS = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -155,7 +150,7 @@ def main() -> None:
     else:
         from moto.server import ThreadedMotoServer
 
-        port = _free_port()
+        port = free_port()
         moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         moto.start()
         endpoint, server = f"http://127.0.0.1:{port}", f"moto server http://127.0.0.1:{port}"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -28,7 +27,8 @@ from matching.services import profile_fields
 from snowbuddy.openapi_internal import EXAMPLE_SEARCH_ID, EXAMPLE_VETTING_TOKEN, InternalSchemaGenerator
 from tests.conftest import JWT_TEST_SECRET, _database_url
 from tests.factories import SearchFactory
-from tests.polling import wait_for
+from tests.polling import port_answers, wait_for
+from workflows.durable.local._http import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -62,26 +62,12 @@ EXAMPLE_PREFERENCES = {
 BREAKDOWN = {"skill": 1.0, "location": 1.0, "availability": 0.2, "role": 1.0, "knowledge": None}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def console(django_db_setup, tmp_path_factory):
     """The console under gunicorn on loopback, on the test database: (base URL, its log file)."""
     from django.db import connection
 
-    port, var = _free_port(), tmp_path_factory.mktemp("console-var")
+    port, var = free_port(), tmp_path_factory.mktemp("console-var")
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("MATCHING_", "DJANGO_", "CELERY_", "REDIS", "JWT_"))
     }
@@ -108,7 +94,7 @@ def console(django_db_setup, tmp_path_factory):
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
     try:
-        wait_for(lambda: proc.poll() is not None or _answers(port), timeout=30, message="gunicorn to listen")
+        wait_for(lambda: proc.poll() is not None or port_answers(port), timeout=30, message="gunicorn to listen")
         assert proc.poll() is None, log_path.read_text()[-3000:]
         yield f"http://127.0.0.1:{port}", log_path
     finally:

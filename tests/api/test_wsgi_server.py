@@ -4,35 +4,21 @@ CONTENT_LENGTH, so Django would read it as empty. The console answers 411 instea
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.polling import wait_for
+from tests.polling import port_answers, wait_for
+from workflows.durable.local._http import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _answers(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def gunicorn_port(tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     var = tmp_path_factory.mktemp("gunicorn-var")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MATCHING_", "DJANGO_", "CELERY_", "REDIS"))}
     env.update({"SNOWBUDDY_VAR_DIR": str(var), "DATABASE_URL": "", "LOG_LEVEL": "WARNING"})
@@ -42,7 +28,7 @@ def gunicorn_port(tmp_path_factory):
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     try:
-        wait_for(lambda: proc.poll() is not None or _answers(port), timeout=30, message="gunicorn to listen")
+        wait_for(lambda: proc.poll() is not None or port_answers(port), timeout=30, message="gunicorn to listen")
         assert proc.poll() is None, "gunicorn exited at start-up"
         yield port
     finally:

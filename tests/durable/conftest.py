@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from botocore.validate import ParamValidator
 from matching.engine import Profile, SearchRequest, match_baseline
 from workflows.durable import api as durable_api
 from workflows.durable import signing, workflow
+from workflows.durable.local._http import free_port
 from workflows.durable.state import WorkflowStateStore, create_table
 
 REGION = "us-east-1"
@@ -61,12 +61,6 @@ def console_ranking(seeker_id: str, preferences: dict[str, Any], profiles: list[
     }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # --- AWS: credentials, moto, the table -------------------------------------------------------------
 
 
@@ -86,7 +80,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def moto_endpoint() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"

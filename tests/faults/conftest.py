@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from matching.demo import demo_profiles
 from matching.models import Search, SearchStatus, SkierProfile
 from matching.selectors import resort_regions
 from matching.services import api_key_create, profile_fields
+from workflows.durable.local._http import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES: list[dict] = []
@@ -56,12 +56,6 @@ def report():
         FIGURES.append({"scenario": scenario, **figures})
 
     return record
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def children_of(pid: int) -> list[int]:

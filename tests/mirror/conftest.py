@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ import pytest
 from django.utils import timezone
 
 from matching.models import Engine, Search
+from workflows.durable.local._http import free_port
 from workflows.durable.state import WorkflowStateStore, create_table, serialize_item, utc_now_iso
 from workflows.dynamo import DynamoConfig, dynamodb_client
 from workflows.services import search_submit
@@ -42,12 +42,6 @@ RESULTS = [
         "breakdown": {"skill": 1, "location": 0.5, "availability": 0.2, "role": 1, "knowledge": 0.7},
     },
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def iso(moment: dt.datetime) -> str:
