@@ -67,14 +67,18 @@ def error_response(name: str, codes: list[str], *, description: str, server: boo
     )
 
 
-def raw_error_schema(codes: list[str], *, server: bool = False, description: str = "") -> dict:
-    """The same shape as plain JSON Schema, for bodies described without serializers."""
+def raw_error_schema(
+    codes: list[str], *, server: bool = False, description: str = "", validation_attr: dict | None = None
+) -> dict:
+    """The same shape as plain JSON Schema, for bodies described without serializers. With
+    `validation_attr` (the schema of each error's `attr`, the field at fault), a validation error."""
+    kind = "validation_error" if validation_attr is not None else "server_error" if server else "client_error"
     return {
         "type": "object",
         "description": description,
         "required": ["type", "errors"],
         "properties": {
-            "type": {"const": "server_error" if server else "client_error"},
+            "type": {"const": kind},
             "errors": {
                 "type": "array",
                 "minItems": 1,
@@ -84,7 +88,7 @@ def raw_error_schema(codes: list[str], *, server: bool = False, description: str
                     "properties": {
                         "code": {"type": "string", "enum": codes},
                         "detail": {"type": "string"},
-                        "attr": {"type": "null"},
+                        "attr": validation_attr if validation_attr is not None else {"type": "null"},
                     },
                 },
             },

@@ -25,8 +25,9 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, OpenApiWebhook, extend_schema
 from rest_framework.views import APIView
 
+from matching.api.profile_schemas import PROFILE_FIELD_SCHEMAS
 from matching.engine import PROFILE_FIELDS
-from matching.models import Role, SearchStatus
+from matching.models import SearchStatus
 from snowbuddy.openapi import PARSE_ERROR_CODES, raw_error_schema
 from snowbuddy.openapi_json import JSON_VALUE, NO_NUL_PATTERN, OPEN_FIELDS
 
@@ -42,30 +43,6 @@ MAX_ERROR_CHARS = 10_000
 
 def _ref(name: str) -> dict:
     return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _validation_error(attr: dict, codes: list[str], description: str) -> dict:
-    return {
-        "type": "object",
-        "description": description,
-        "required": ["type", "errors"],
-        "properties": {
-            "type": {"const": "validation_error"},
-            "errors": {
-                "type": "array",
-                "minItems": 1,
-                "items": {
-                    "type": "object",
-                    "required": ["code", "detail", "attr"],
-                    "properties": {
-                        "code": {"type": "string", "enum": codes},
-                        "detail": {"type": "string"},
-                        "attr": attr,
-                    },
-                },
-            },
-        },
-    }
 
 
 PARSE_CODES = PARSE_ERROR_CODES
@@ -90,19 +67,7 @@ COMPONENTS = {
         "type": "object",
         "description": "A candidate in the engine's wire form (matching/engine/types.py).",
         "required": list(PROFILE_FIELDS),
-        "properties": {
-            "user_id": {"type": "string", "minLength": 1, "maxLength": 64},
-            "nickname": {"type": "string"},
-            "skill_level": {"type": "integer", "minimum": 1, "maximum": 10},
-            "role": {"type": "string", "enum": list(Role.values)},
-            "resorts": {"type": "array", "items": {"type": "string"}},
-            "regions": {"type": "array", "items": {"type": "string"}},
-            "available_dates": {"type": "array", "items": {"type": "string", "format": "date"}},
-            "open_to_matching": {"type": "boolean"},
-            "knowledge_score": {"type": ["integer", "null"], "minimum": 0, "maximum": 100},
-            "certifications": {"type": "array", "items": {"type": "string"}},
-            "languages": {"type": "array", "items": {"type": "string"}},
-        },
+        "properties": PROFILE_FIELD_SCHEMAS,
     },
     "CandidatesPage": {
         "type": "object",
@@ -283,10 +248,10 @@ COMPONENTS = {
     "InternalBadRequest": raw_error_schema(
         PARSE_CODES, description="The body is not strict JSON, or its length is malformed."
     ),
-    "FeedBadRequest": _validation_error(
-        {"type": "string", "enum": ["cursor", "page_size"]},
+    "FeedBadRequest": raw_error_schema(
         ["invalid"],
-        "`cursor` or `page_size` is not ASCII digits, or out of range.",
+        description="`cursor` or `page_size` is not ASCII digits, or out of range.",
+        validation_attr={"type": "string", "enum": ["cursor", "page_size"]},
     ),
     "FeedUnauthorized": raw_error_schema(["authentication_failed"], description="A missing or wrong service token."),
     "InvalidPreferences": raw_error_schema(
@@ -310,10 +275,10 @@ COMPONENTS = {
                 [*PARSE_CODES, "invalid_webhook_id"],
                 description="The body is not strict JSON, its length is malformed, or webhook-id is not printable.",
             ),
-            _validation_error(
-                {"type": ["string", "null"]},
+            raw_error_schema(
                 ["invalid", "invalid_choice", "unknown_field", "out_of_range", "too_long", "duplicate"],
-                "Every field at fault, by its dotted path (`payload.results.1.rank`); nothing was applied.",
+                description="Every field at fault, by its dotted path (`payload.results.1.rank`); nothing was applied.",
+                validation_attr={"type": ["string", "null"]},
             ),
         ]
     },

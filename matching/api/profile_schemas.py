@@ -108,28 +108,27 @@ PROFILE_BODY = {
     "description": "Either shape: a body with `self_role` or `preferences` is a user-service record.",
 }
 
+# Each profile field as the console holds it (the engine's fields, in their order); the stored
+# profile's answer and the internal schema's candidate (snowbuddy/openapi_internal.py) both use it.
+PROFILE_FIELD_SCHEMAS = {
+    "user_id": USER_ID,
+    "nickname": {"type": "string"},
+    "skill_level": {"type": "integer", "minimum": 1, "maximum": 10},
+    "role": {"type": "string", "enum": ROLES},
+    "resorts": {"type": "array", "items": {"type": "string"}},
+    "regions": {"type": "array", "items": {"type": "string"}},
+    "available_dates": {"type": "array", "items": {"type": "string", "format": "date"}},
+    "open_to_matching": {"type": "boolean"},
+    "knowledge_score": {"type": ["integer", "null"], "minimum": 0, "maximum": 100},
+    "certifications": {"type": "array", "items": {"type": "string"}},
+    "languages": {"type": "array", "items": {"type": "string"}},
+}
 STORED_PROFILE = {
     "type": "object",
     "additionalProperties": False,
-    "required": [
-        "user_id", "nickname", "skill_level", "role", "resorts", "regions", "available_dates",
-        "open_to_matching", "knowledge_score", "certifications", "languages", "updated_at",
-    ],
-    "properties": {
-        "user_id": USER_ID,
-        "nickname": {"type": "string"},
-        "skill_level": {"type": "integer", "minimum": 1, "maximum": 10},
-        "role": {"type": "string", "enum": ROLES},
-        "resorts": {"type": "array", "items": {"type": "string"}},
-        "regions": {"type": "array", "items": {"type": "string"}},
-        "available_dates": {"type": "array", "items": {"type": "string", "format": "date"}},
-        "open_to_matching": {"type": "boolean"},
-        "knowledge_score": {"type": ["integer", "null"], "minimum": 0, "maximum": 100},
-        "certifications": {"type": "array", "items": {"type": "string"}},
-        "languages": {"type": "array", "items": {"type": "string"}},
-        "updated_at": {"type": "string", "format": "date-time"},
-    },
-}  # fmt: skip
+    "required": [*PROFILE_FIELD_SCHEMAS, "updated_at"],
+    "properties": {**PROFILE_FIELD_SCHEMAS, "updated_at": {"type": "string", "format": "date-time"}},
+}
 WRITTEN = {
     "type": "object",
     "additionalProperties": False,

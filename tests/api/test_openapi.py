@@ -12,6 +12,7 @@ from drf_spectacular.generators import EndpointEnumerator
 from drf_spectacular.validation import validate_schema
 
 from matching.api.serializers import RESORT_IDS
+from matching.engine import PROFILE_FIELDS
 from matching.models import SearchNotification, SearchStatus
 from matching.regions import KNOWN_REGIONS
 from snowbuddy.openapi_internal import INTERNAL_OPERATIONS
@@ -273,6 +274,16 @@ def test_the_internal_schema_is_marked_internal_and_apart(schemas):
     feed = internal["paths"]["/internal/searches/{search_id}/candidates"]["get"]
     assert feed["security"] == [{"InternalServiceToken": []}]
     assert set(INTERNAL_OPERATIONS) == {"internal-search-matches", "internal-search-candidates", "globalcoach-callback"}
+
+
+def test_a_profile_is_described_by_the_engines_fields_in_both_schemas(schemas):
+    # One description of each profile field: the stored profile's answer and the feed's candidate.
+    candidate = _components(schemas["internal"])["Profile"]
+    assert list(candidate["properties"]) == list(PROFILE_FIELDS) == candidate["required"]
+    read = schemas["1"]["paths"]["/matching/profiles/{user_id}"]["get"]["responses"]["200"]
+    stored = _resolve(schemas["1"], read["content"]["application/json"]["schema"])
+    assert list(stored["properties"]) == [*PROFILE_FIELDS, "updated_at"]
+    assert {k: v for k, v in stored["properties"].items() if k != "updated_at"} == candidate["properties"]
 
 
 def test_the_signed_callback_is_a_webhook_of_the_internal_schema(schemas):
