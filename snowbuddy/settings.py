@@ -339,6 +339,8 @@ if PROFILE_SYNC_TASK_BUDGET_SECONDS >= CELERY_TASK_TIME_LIMIT:
 MATCHING_SEARCH_RATE = env_rate("MATCHING_SEARCH_RATE", "15/min")
 # Per API key, across every user it names: one key holder rotating X-User-Id cannot go past it.
 MATCHING_KEY_RATE = env_rate("MATCHING_KEY_RATE", "600/min")
+# The dashboard lists API keys that expire within this many days (or expired that recently).
+API_KEY_EXPIRY_WARNING_DAYS = env_int("API_KEY_EXPIRY_WARNING_DAYS", 14, minimum=1)
 # SnowTrace user tokens (matching/api/authentication.py): HS256 with a shared secret, as the old
 # service verified them. JWT_SECRET is the old service's other name for the secret.
 JWT_SECRET_KEY = env_secret("JWT_SECRET_KEY") or env_secret("JWT_SECRET")
