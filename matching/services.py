@@ -12,7 +12,7 @@ import logging
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -69,7 +69,7 @@ def api_key_create(
     """Create a key and return it with its raw value, which is never stored or shown again."""
     now = timezone.now()
     if expires_at is not None and expires_at <= now:
-        raise ValueError(f"The expiry {expires_at:%Y-%m-%d %H:%M} UTC is in the past.")
+        raise ValueError(f"The expiry {timezone.localtime(expires_at, UTC):%Y-%m-%d %H:%M} UTC is in the past.")
     with transaction.atomic():
         # Locking the client's live keys serialises two rotations of the same client.
         live = list(
