@@ -444,8 +444,10 @@ class ApiClientKeyForm(forms.ModelForm):
         expires_at = data.get("expires_at")
         if expires_at is not None and expires_at <= now and self.instance.pk is None:
             self.add_error("expires_at", "A new key's expiry must be in the future.")
-        if self.instance.pk is None and data.get("name"):
-            live = ApiClientKey.objects.filter(api_key_live_q(now), name=data["name"]).count()
+        # A new key, or a key moved to another client by renaming it, joins that client's live keys.
+        if data.get("name") and (self.instance.pk is None or "name" in self.changed_data):
+            others = ApiClientKey.objects.filter(api_key_live_q(now), name=data["name"]).exclude(pk=self.instance.pk)
+            live = others.count()
             if live >= MAX_ACTIVE_KEYS_PER_CLIENT:
                 self.add_error(
                     "name",

@@ -102,3 +102,14 @@ def test_the_admin_refuses_a_third_live_key_or_a_past_expiry(superuser_client):
     )
     assert response.context["adminform"].form.errors["expires_at"] == ["A new key's expiry must be in the future."]
     assert ApiClientKey.objects.count() == 2
+
+
+def test_renaming_a_key_cannot_give_a_client_a_third_live_key(superuser_client):
+    api_key_create(name="snowtrace")
+    api_key_create(name="snowtrace")
+    other, _ = api_key_create(name="partner")
+    change = reverse("admin:matching_apiclientkey_change", args=[other.pk])
+    response = superuser_client.post(change, {"name": "snowtrace", "note": "moved"})
+    assert "snowtrace already has 2 keys in use" in response.context["adminform"].form.errors["name"][0]
+    assert superuser_client.post(change, {"name": "partner", "note": "kept"}).status_code == 302
+    assert ApiClientKey.objects.get(pk=other.pk).note == "kept"
