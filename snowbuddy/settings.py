@@ -11,6 +11,7 @@ import binascii
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from snowbuddy.env import (
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
     "matching.apps.MatchingConfig",
     "workflows",
 ]
@@ -73,6 +75,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
 ]
 
 ROOT_URLCONF = "snowbuddy.urls"
@@ -339,6 +342,8 @@ if PROFILE_SYNC_TASK_BUDGET_SECONDS >= CELERY_TASK_TIME_LIMIT:
 MATCHING_SEARCH_RATE = env_rate("MATCHING_SEARCH_RATE", "15/min")
 # Per API key, across every user it names: one key holder rotating X-User-Id cannot go past it.
 MATCHING_KEY_RATE = env_rate("MATCHING_KEY_RATE", "600/min")
+# The dashboard lists API keys that expire within this many days (or expired that recently).
+API_KEY_EXPIRY_WARNING_DAYS = env_int("API_KEY_EXPIRY_WARNING_DAYS", 14, minimum=1)
 # SnowTrace user tokens (matching/api/authentication.py): HS256 with a shared secret, as the old
 # service verified them. JWT_SECRET is the old service's other name for the secret.
 JWT_SECRET_KEY = env_secret("JWT_SECRET_KEY") or env_secret("JWT_SECRET")
@@ -425,6 +430,30 @@ SECURE_REDIRECT_EXEMPT = [r"^health$"]
 # Only behind a proxy that sets this header itself (and strips it from clients).
 SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("DJANGO_SECURE_PROXY_SSL_HEADER")
 CSRF_FAILURE_VIEW = "snowbuddy.errors.csrf_failure"
+
+# --- Content security policy (django-csp; docs/security.md) -----------------------------------
+# Enforced on every answer: scripts and styles only from this site's static files, no inline code
+# (the console's styles are in matching/static/matching/console.css; the API docs load Swagger UI's
+# start-up script from a URL of its own). Images may be data: URIs: Django admin's and Swagger UI's
+# stylesheets draw icons that way. `form-action` is left out on purpose: signing in through an
+# identity provider posts a form whose answer redirects to the provider, which browsers check
+# against form-action too.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+# (Not kept as a CSP_* setting of its own: django-csp takes any such name for its old format.)
+if env_url("CSP_REPORT_URI"):
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["report-uri"] = [env_url("CSP_REPORT_URI")]
 
 LOGGING = {
     "version": 1,

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.negotiation import DefaultContentNegotiation
 
 from matching.api.views import HealthView
@@ -28,7 +28,13 @@ urlpatterns = [
         ),
         name="schema-internal",
     ),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script from ?script, not inline: the content
+    # security policy allows no inline script (docs/security.md).
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="api_docs/swagger_ui.html"),
+        name="api-docs",
+    ),
     path("health", HealthView.as_view(), name="health"),
     path("webhooks/matching", workflow_views.matching_callback, name="matching-callback"),
     path("webhooks/globalcoach/<uuid:search_id>", workflow_views.globalcoach_callback, name="globalcoach-callback"),
