@@ -493,6 +493,7 @@ AXES_FAILURE_LIMIT = STAFF_LOCKOUT_FAILURES
 AXES_COOLOFF_TIME = timedelta(minutes=STAFF_LOCKOUT_MINUTES)
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # failed sign-ins are kept too, not only counted
 AXES_CLIENT_IP_CALLABLE = "snowbuddy.staff.client_ip.client_ip"
 AXES_LOCKOUT_TEMPLATE = "staff/locked_out.html"
 AXES_VERBOSE = False
