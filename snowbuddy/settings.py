@@ -497,15 +497,12 @@ AXES_ENABLE_ACCESS_FAILURE_LOG = True  # failed sign-ins are kept too, not only 
 AXES_CLIENT_IP_CALLABLE = "snowbuddy.staff.client_ip.client_ip"
 AXES_LOCKOUT_TEMPLATE = "staff/locked_out.html"
 AXES_VERBOSE = False
-AUTHENTICATION_BACKENDS = [
-    # django-axes first: it refuses a locked-out username or address before any password check.
-    *(
-        ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
-        if STAFF_PASSWORD_LOGIN
-        else []
-    ),
-    *(["snowbuddy.staff.oidc.StaffOIDCBackend"] if OIDC_ENABLED else []),
-]
+# django-axes first: it refuses a locked-out username or address before any other backend runs.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend"]
+if STAFF_PASSWORD_LOGIN:
+    AUTHENTICATION_BACKENDS += ["django.contrib.auth.backends.ModelBackend"]
+if OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS += ["snowbuddy.staff.oidc.StaffOIDCBackend"]
 
 LOGGING = {
     "version": 1,

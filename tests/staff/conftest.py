@@ -61,7 +61,7 @@ def oidc_provider(live_server, tmp_path, settings):
         settings.OIDC_RP_SCOPES = "openid email profile groups"
         settings.OIDC_PROVIDER_NAME = "Test IdP"
         settings.STAFF_PASSWORD_LOGIN = False
-        settings.AUTHENTICATION_BACKENDS = [OIDC_BACKEND]
+        settings.AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", OIDC_BACKEND]  # production
         yield OpenIdProvider(issuer=issuer, accounts_file=accounts)
     finally:
         process.terminate()
