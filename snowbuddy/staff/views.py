@@ -16,7 +16,8 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, auth
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponseForbidden, HttpResponseRedirect
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
@@ -62,7 +63,7 @@ def login(request):
     """The admin's sign-in: the password form (if STAFF_PASSWORD_LOGIN) and the single sign-on button."""
     if not settings.STAFF_PASSWORD_LOGIN:
         if request.method == "POST":
-            return HttpResponseForbidden("Password sign-in is off: sign in with " + settings.OIDC_PROVIDER_NAME)
+            raise PermissionDenied("password sign-in is off (STAFF_PASSWORD_LOGIN=false)")
         return TemplateResponse(request, "staff/login.html", _context(request, "Sign in", **sso_context()))
     return admin.site.login(request, extra_context=sso_context())
 
