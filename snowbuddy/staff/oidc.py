@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 
 import requests
 from django.conf import settings
@@ -23,6 +24,7 @@ from mozilla_django_oidc.utils import import_from_settings
 from mozilla_django_oidc.views import OIDCAuthenticationCallbackView, OIDCAuthenticationRequestView
 
 from snowbuddy.staff.services import staff_sync_from_claims
+from snowbuddy.staff.sessions import SIGNED_IN_AT
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +152,12 @@ class StaffAuthenticationCallbackView(OIDCAuthenticationCallbackView):
 
     def login_success(self):
         if not self.user.is_staff:
+            log.warning("single sign-on refused: %s has no console group", self.user.get_username())
             if self.request.user.is_authenticated:
                 auth.logout(self.request)
             return HttpResponseRedirect(reverse("staff:not-allowed"))
-        return super().login_success()
+        response = super().login_success()
+        # The library skips auth.login() when the same user signs in again (a re-authentication), so
+        # user_logged_in does not fire: the sign-in time is renewed here.
+        self.request.session[SIGNED_IN_AT] = time.time()
+        return response

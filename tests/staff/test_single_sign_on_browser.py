@@ -3,11 +3,15 @@ the IdP's groups claim decides what each person may do in the console, at every 
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.sessions.backends.db import SessionStore
 from django.db import connection
 
 from matching.models import Search, SearchStatus
+from snowbuddy.staff.sessions import SIGNED_IN_AT
 from tests.console.conftest import OPERATORS, REVIEWERS, ensure_console_groups, make_search
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
@@ -64,6 +68,20 @@ def test_the_idp_groups_claim_decides_who_may_do_what(oidc_provider, live_server
     assert f"{str(flagged.pk)[:8]}: done" in page.inner_text("ul.messagelist")
     connection.close()
     assert not Search.objects.get(pk=flagged.pk).drift_flagged
+
+    # Asked to sign in again before a sensitive action: the IdP's login page again (prompt=login).
+    session = SessionStore(next(c["value"] for c in ann_context.cookies() if c["name"] == "sessionid"))
+    session[SIGNED_IN_AT] = time.time() - 3600
+    session.save()
+    page.goto(f"{base}/staff/sign-in-again/?next=/admin/matching/search/routing/")
+    page.click("#staff-sso")
+    page.wait_for_selector("input[name=login]")
+    page.fill("input[name=login]", "ann")
+    page.fill("input[name=password]", "whatever-the-idp-checks")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/admin/matching/search/routing/")
+    connection.close()
+    assert time.time() - SessionStore(session.session_key)[SIGNED_IN_AT] < 60
     ann_context.close()
 
     # A reviewer sees everything and can act on nothing.
