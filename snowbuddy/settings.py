@@ -463,7 +463,10 @@ OIDC_SUPERUSER_GROUPS = env_list("OIDC_SUPERUSER_GROUPS", ["snowbuddy-admins"])
 if OIDC_ENABLED and not (OIDC_RP_CLIENT_ID and OIDC_RP_CLIENT_SECRET):
     raise ImproperlyConfigured("OIDC_CLIENT_ID, OIDC_CLIENT_SECRET: required with OIDC_DISCOVERY_URL")
 # The Django password form: off by default once single sign-on is configured.
-STAFF_PASSWORD_LOGIN = env_bool("STAFF_PASSWORD_LOGIN", not OIDC_ENABLED)
+# (Left empty, as in .env.example, it takes that default too.)
+STAFF_PASSWORD_LOGIN = not OIDC_ENABLED
+if env_str("STAFF_PASSWORD_LOGIN"):
+    STAFF_PASSWORD_LOGIN = env_bool("STAFF_PASSWORD_LOGIN", STAFF_PASSWORD_LOGIN)
 if not (STAFF_PASSWORD_LOGIN or OIDC_ENABLED):
     raise ImproperlyConfigured(
         "STAFF_PASSWORD_LOGIN: cannot be false without OIDC_DISCOVERY_URL (nobody could sign in)"
