@@ -6,6 +6,7 @@ from rest_framework.negotiation import DefaultContentNegotiation
 
 from matching.api.views import HealthView
 from snowbuddy.openapi_internal import InternalSchemaGenerator
+from snowbuddy.staff import views as staff_views
 from workflows import views as workflow_views
 
 admin.site.site_header = "Snowbuddy matching console"
@@ -14,10 +15,15 @@ admin.site.index_title = "Searches, engines and profiles"
 # The console's own navigation (dashboard, searches, needs attention) sits in the header; the model
 # sidebar would take 280 px of a 1366 px screen from the search list.
 admin.site.enable_nav_sidebar = False
+# The sign-in page offers single sign-on beside (or instead of) the password form (snowbuddy/staff/).
+admin.site.login_template = "staff/login.html"
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
+    path("admin/login/", staff_views.login, name="staff-login"),
     path("admin/", admin.site.urls),
+    path("staff/", include("snowbuddy.staff.urls")),
+    path("oidc/", include("mozilla_django_oidc.urls")),
     path("matching/", include("matching.api.urls")),
     # DRF's own negotiation here: the schema answers `?format=json` (the API itself ignores ?format).
     path("api/schema/", SpectacularAPIView.as_view(content_negotiation_class=DefaultContentNegotiation), name="schema"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
@@ -26,6 +27,7 @@ from matching.admin.filters import (
     fixed_filter,
     uuid_prefix_q,
 )
+from matching.admin.reauth import recent_sign_in_required
 from matching.models import (
     TERMINAL_STATUSES,
     ApiClientKey,
@@ -293,6 +295,12 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
         if len(searches) > MAX_BULK:
             self.message_user(request, f"Select at most {MAX_BULK} searches for one action.", messages.ERROR)
             return None
+        if single is None and len(searches) > settings.STAFF_REAUTH_BULK_OVER:
+            redirect = recent_sign_in_required(
+                request, f"{spec.label} on {len(searches)} searches", next_url=request.get_full_path()
+            )
+            if redirect is not None:
+                return redirect
         confirmed = request.method == "POST" and request.POST.get("confirm") == "yes"
         candidates = dashboard.vetting_candidates(single) if spec.key == "intervene" and single else None
         form = spec.form(request.POST if confirmed else None, search=single, candidates=candidates,

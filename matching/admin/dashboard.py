@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views import View
 
+from matching.admin.reauth import recent_sign_in_required
 from matching.models import Engine, Search, SearchStatus, SearchVetting, StaffAction, StaffActionKind
 from matching.selectors import api_keys_near_expiry, stuck_q
 from workflows.client import DurableApiClient, DurableApiError
@@ -216,6 +217,9 @@ class RoutingView(View):
 
     def post(self, request):
         self._check(request, change=True)
+        redirect = recent_sign_in_required(request, "A routing switch", next_url=request.path)
+        if redirect is not None:
+            return redirect
         form = RoutingForm(request.POST)
         if not form.is_valid():
             return self._render(request, form)
