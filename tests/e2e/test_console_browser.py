@@ -345,6 +345,9 @@ def test_every_console_page_keeps_to_the_content_security_policy(
         page.click("button[name=index] >> nth=0")
         page.wait_for_selector("#sb-confirm-what")
     visit(reverse("admin:password_change"))
+    # The staff door's own pages: second-factor enrolment (its QR code), signing in again, refusals.
+    for name in ("staff:otp", "staff:reauth", "staff:not-allowed", "staff:sign-in-failed"):
+        visit(reverse(name))
 
     # The API docs: Swagger UI rendered from the same origin, an operation opened.
     visit("/api/docs/", ".swagger-ui .information-container")
