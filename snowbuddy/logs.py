@@ -20,6 +20,11 @@ from pythonjsonlogger.json import JsonFormatter as _JsonFormatter
 
 from snowbuddy.env import env_choice
 
+try:  # looked up once: a failed import is not cached, and this runs for every line
+    from opentelemetry import trace as _otel_trace
+except ImportError:
+    _otel_trace = None
+
 CONTEXT_FIELDS = ("request_id", "search_id", "attempt", "engine", "trace_id")
 _context: contextvars.ContextVar[dict] = contextvars.ContextVar("snowbuddy_log_context", default={})  # noqa: B039 - never mutated
 
@@ -48,11 +53,9 @@ def current_context() -> dict:
 
 def current_trace_id() -> str:
     """The active span's trace id (32 hex digits), or "" with no span or no OpenTelemetry."""
-    try:
-        from opentelemetry import trace
-    except ImportError:
+    if _otel_trace is None:
         return ""
-    context = trace.get_current_span().get_span_context()
+    context = _otel_trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else ""
 
 
@@ -94,7 +97,8 @@ class GunicornLogger(glogging.Logger):
 
     def setup(self, cfg) -> None:
         super().setup(cfg)
-        if log_format() != "json":
+        self.json = log_format() == "json"
+        if not self.json:
             return
         for log in (self.error_log, self.access_log):
             for handler in log.handlers:
@@ -102,7 +106,7 @@ class GunicornLogger(glogging.Logger):
                 handler.addFilter(ContextFilter())
 
     def access(self, resp, req, environ, request_time) -> None:
-        if log_format() != "json":
+        if not self.json:
             return super().access(resp, req, environ, request_time)
         if not self.access_log_enabled:
             return None

@@ -5,10 +5,10 @@ both are off when METRICS_TOKEN is unset (/metrics is then a 404, the worker por
 
 With PROMETHEUS_MULTIPROC_DIR set, every process of a service (gunicorn's workers, Celery's pool
 children) writes its series to files in that directory and a scrape adds them up; each service
-needs a directory of its own, emptied when it starts (gunicorn's master and Celery's main process
-do it before they fork), and a process that exits is marked dead so its live gauges go with it.
-The console's /metrics also serves the gauges read from the database (workflows/metrics_collector.py);
-a worker's port does not, so Prometheus counts each of them once.
+needs a directory of its own, emptied of a previous run's files when it starts (gunicorn's master
+and Celery's main process do it before they fork), and a process that exits is marked dead so its
+live gauges go with it. The console's /metrics also serves the gauges read from the database
+(workflows/metrics_collector.py); a worker's port does not, so Prometheus counts each once.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.module_loading import import_string
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -35,7 +35,7 @@ from prometheus_client import (
 from prometheus_client.exposition import ThreadingWSGIServer
 from prometheus_client.registry import Collector
 
-from snowbuddy.errors import error_response
+from snowbuddy.errors import error_response, method_not_allowed
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +49,29 @@ def multiprocess_dir() -> str:
 
 
 def multiprocess_dir_reset() -> None:
-    """Empty the service's directory at start: files of a previous run would be added up forever."""
+    """At a service's start, drop the files of processes that no longer run: a previous run's
+    would be added up forever. This process's own files stay (it may have recorded already, and
+    its file is open), and so do those of any live process."""
     directory = multiprocess_dir()
     if not directory:
         return
     path = Path(directory)
     path.mkdir(parents=True, exist_ok=True)
     for stale in path.glob("*.db"):
+        pid = stale.stem.rsplit("_", 1)[-1]
+        if pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))):
+            continue
         stale.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def process_exited(pid: int) -> None:
@@ -105,8 +120,10 @@ def token_matches(authorization: str) -> bool:
     return hmac.compare_digest(given.strip().encode(), expected.encode())
 
 
-@require_GET
+@csrf_exempt  # bearer-authenticated, no cookies: a POST is a 405, not a CSRF 403
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    if request.method not in ("GET", "HEAD"):
+        return method_not_allowed(request, ["GET", "HEAD"])
     if not settings.METRICS_TOKEN:
         raise Http404("metrics are off")
     if not token_matches(request.headers.get("Authorization", "")):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -184,11 +185,12 @@ def test_a_celery_child_adds_up_on_the_worker_port_and_logs_json_lines(stack, ap
     assert all(line["trace_id"] == "" for line in worker_lines)
 
 
-@pytest.fixture
-def prometheus(stack, tmp_path):
+@pytest.fixture(scope="module")
+def prometheus(stack, tmp_path_factory):
     """Debian's Prometheus on loopback, scraping the console and the worker every second, with the
     shipped rules (their `for:` shortened to a second, the expressions as shipped)."""
-    binary = subprocess.run(["which", "prometheus"], capture_output=True, text=True).stdout.strip()
+    tmp_path = tmp_path_factory.mktemp("prometheus")
+    binary = shutil.which("prometheus")
     if not binary:
         pytest.fail("prometheus is missing: `make test` installs Debian's prometheus package")
     rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
@@ -270,3 +272,19 @@ def test_prometheus_fires_the_stuck_alert_and_resolves_it(stack, prometheus):
         f"{prometheus}/api/v1/query", params={"query": 'max(snowbuddy_searches_stuck{engine="celery"})'}, timeout=5
     ).json()
     assert float(query["data"]["result"][0]["value"][1]) == 0
+
+
+def test_every_dashboard_panel_query_runs_on_prometheus(stack, prometheus):
+    """The Grafana dashboard (deploy/grafana/snowbuddy-console.json): each panel's query, asked of
+    this Prometheus, returns without error or warning."""
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "snowbuddy-console.json").read_text())
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    assert len(exprs) >= 20
+    for expr in exprs:
+        body = requests.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=5).json()
+        assert body["status"] == "success", (expr, body)
+        assert not body.get("warnings"), (expr, body["warnings"])
+    # Series behind the panels exist on this server (the stack has served requests and a search).
+    for series in ("snowbuddy_http_requests_total", "snowbuddy_searches_stuck", "snowbuddy_searches_finished_total"):
+        body = requests.get(f"{prometheus}/api/v1/query", params={"query": series}, timeout=5).json()
+        assert body["data"]["result"], series
