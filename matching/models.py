@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.fields.json import KT
 from django.db.models.functions import Now
+from django.utils import timezone
 
 from matching.regions import KNOWN_REGIONS
 
@@ -214,6 +215,11 @@ class ApiClientKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # After this moment the key is refused with a 401 saying so; none means it never expires.
+    expires_at = models.DateTimeField(
+        "expires at", null=True, blank=True, help_text="Empty: the key does not expire. Times are UTC."
+    )
+    note = models.TextField(blank=True, help_text="Who holds the key, where it is stored, why it exists.")
     # A SnowTrace service (not a user-facing client): may name the acting user in X-User-Id and
     # push profiles. Set by staff in the admin.
     is_trusted_service = models.BooleanField(default=False)
@@ -227,7 +233,11 @@ class ApiClientKey(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and not self.is_expired
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
 
 
 class SearchEvent(models.Model):

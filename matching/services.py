@@ -12,7 +12,7 @@ import logging
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from django.conf import settings
@@ -41,7 +41,7 @@ from matching.models import (
 )
 from matching.profile_input import ProfileWrite, ResortWrite
 from matching.regions import region_mask
-from matching.selectors import forget_resort_regions, resort_regions
+from matching.selectors import api_key_live_q, forget_resort_regions, resort_regions
 
 logger = logging.getLogger(__name__)
 # One line per lifecycle transition (docs/observability.md "Logs"), after its transaction commits.
@@ -58,13 +58,46 @@ def hash_api_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
-def api_key_create(*, name: str, is_trusted_service: bool = False) -> tuple[ApiClientKey, str]:
+# A client (a key's name) may hold two live keys at once: the old one and its replacement, while
+# the client's configuration moves from one to the other. A third would mean a rotation was never
+# finished, so it is refused.
+MAX_ACTIVE_KEYS_PER_CLIENT = 2
+
+
+class TooManyActiveKeys(ValueError):
+    """The client already has MAX_ACTIVE_KEYS_PER_CLIENT keys in use; the message says what to do."""
+
+
+def api_key_create(
+    *, name: str, is_trusted_service: bool = False, expires_at: datetime | None = None, note: str = ""
+) -> tuple[ApiClientKey, str]:
     """Create a key and return it with its raw value, which is never stored or shown again."""
-    prefix = secrets.token_hex(4)
-    raw_key = f"sbk_{prefix}_{secrets.token_urlsafe(32)}"
-    key = ApiClientKey.objects.create(
-        name=name, prefix=prefix, key_hash=hash_api_key(raw_key), is_trusted_service=is_trusted_service
-    )
+    now = timezone.now()
+    if expires_at is not None and expires_at <= now:
+        raise ValueError(f"The expiry {timezone.localtime(expires_at, UTC):%Y-%m-%d %H:%M} UTC is in the past.")
+    with transaction.atomic():
+        # Locking the client's live keys serialises two rotations of the same client.
+        live = list(
+            ApiClientKey.objects.select_for_update()
+            .filter(api_key_live_q(now), name=name)
+            .order_by("created_at")
+            .values_list("prefix", flat=True)
+        )
+        if len(live) >= MAX_ACTIVE_KEYS_PER_CLIENT:
+            raise TooManyActiveKeys(
+                f"{name} already has {len(live)} keys in use ({', '.join(live)}): revoke the old one "
+                "once the client has moved to the new one, then create another."
+            )
+        prefix = secrets.token_hex(4)
+        raw_key = f"sbk_{prefix}_{secrets.token_urlsafe(32)}"
+        key = ApiClientKey.objects.create(
+            name=name,
+            prefix=prefix,
+            key_hash=hash_api_key(raw_key),
+            is_trusted_service=is_trusted_service,
+            expires_at=expires_at,
+            note=note,
+        )
     return key, raw_key
 
 

@@ -41,6 +41,17 @@ def _fresh_cache():
 
 
 @pytest.fixture(autouse=True)
+def _second_factor_off(request):
+    """STAFF_REQUIRE_MFA is on by default; tests not about it (force_login of an operator, the browser
+    test's password sign-in) run with it off. Tests marked `mfa` keep it on (tests/staff)."""
+    if not settings.configured or request.node.get_closest_marker("mfa"):
+        yield
+        return
+    request.getfixturevalue("settings").STAFF_REQUIRE_MFA = False
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _fresh_candidate_index():
     # The warm candidate index lives as long as its process; each test starts from a cold one.
     if not settings.configured:

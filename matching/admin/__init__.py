@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
@@ -25,6 +27,7 @@ from matching.admin.filters import (
     fixed_filter,
     uuid_prefix_q,
 )
+from matching.admin.reauth import recent_sign_in_required
 from matching.models import (
     TERMINAL_STATUSES,
     ApiClientKey,
@@ -40,8 +43,20 @@ from matching.models import (
     SubmitIdempotencyKey,
 )
 from matching.reasons import dimension_reasons, preferences_in_words
-from matching.selectors import attention_reasons, resort_names, resort_regions, search_candidate_verdict
-from matching.services import api_key_create, api_key_revoke, profile_delete, profile_upsert
+from matching.selectors import (
+    api_key_live_q,
+    attention_reasons,
+    resort_names,
+    resort_regions,
+    search_candidate_verdict,
+)
+from matching.services import (
+    MAX_ACTIVE_KEYS_PER_CLIENT,
+    api_key_create,
+    api_key_revoke,
+    profile_delete,
+    profile_upsert,
+)
 from workflows.notifications import notification_redeliver
 from workflows.selectors import search_attempts
 
@@ -280,6 +295,12 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
         if len(searches) > MAX_BULK:
             self.message_user(request, f"Select at most {MAX_BULK} searches for one action.", messages.ERROR)
             return None
+        if single is None and len(searches) > settings.STAFF_REAUTH_BULK_OVER:
+            redirect = recent_sign_in_required(
+                request, f"{spec.label} on {len(searches)} searches", next_url=request.get_full_path()
+            )
+            if redirect is not None:
+                return redirect
         confirmed = request.method == "POST" and request.POST.get("confirm") == "yes"
         candidates = dashboard.vetting_candidates(single) if spec.key == "intervene" and single else None
         form = spec.form(request.POST if confirmed else None, search=single, candidates=candidates,
@@ -399,19 +420,78 @@ class SearchEventAdmin(ExactSearchMixin, ReadOnlyAdmin):
     sortable_by = ()  # no other column of 4M rows has an index to sort by
 
 
+class ApiKeyStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("live", "In use"), ("expired", "Expired"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "live":
+            return queryset.filter(api_key_live_q(now))
+        if self.value() == "expired":
+            return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+class ApiClientKeyForm(forms.ModelForm):
+    """Says before saving what api_key_create would refuse: an expiry in the past, or a third live
+    key for one client (the service checks again, under a lock)."""
+
+    class Meta:
+        model = ApiClientKey
+        fields = ["name", "is_trusted_service", "expires_at", "note"]
+
+    def clean(self):
+        data = super().clean()
+        now = timezone.now()
+        expires_at = data.get("expires_at")
+        if expires_at is not None and expires_at <= now and self.instance.pk is None:
+            self.add_error("expires_at", "A new key's expiry must be in the future.")
+        # A new key, or a key moved to another client by renaming it, joins that client's live keys.
+        if data.get("name") and (self.instance.pk is None or "name" in self.changed_data):
+            others = ApiClientKey.objects.filter(api_key_live_q(now), name=data["name"]).exclude(pk=self.instance.pk)
+            live = others.count()
+            if live >= MAX_ACTIVE_KEYS_PER_CLIENT:
+                self.add_error(
+                    "name",
+                    f"{data['name']} already has {live} keys in use: revoke the old one once the client "
+                    "has moved to the new one.",
+                )
+        return data
+
+
 @admin.register(ApiClientKey)
 class ApiClientKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "is_trusted_service", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["is_trusted_service", ("revoked_at", admin.EmptyFieldListFilter)]
-    fields = ["name", "is_trusted_service", "prefix", "created_at", "last_used_at", "revoked_at"]
+    form = ApiClientKeyForm
+    list_display = ["name", "prefix", "state", "is_trusted_service", "created_at", "expires_at", "last_used_at"]
+    list_filter = [ApiKeyStateFilter, "is_trusted_service"]
+    search_fields = ["name", "=prefix"]
+    fields = ["name", "is_trusted_service", "expires_at", "note", "prefix", "created_at", "last_used_at", "revoked_at"]
     readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke_keys"]
+
+    @admin.display(description="state")
+    def state(self, obj):
+        if obj.revoked_at is not None:
+            colour, label = "grey", "revoked"
+        elif obj.is_expired:
+            colour, label = "red", "expired"
+        else:
+            colour, label = "green", "in use"
+        return format_html('<span class="sb-badge sb-{}">{}</span>', colour, label)
 
     def save_model(self, request, obj, form, change):
         if change:
             super().save_model(request, obj, form, change)
             return
-        key, raw_key = api_key_create(name=obj.name, is_trusted_service=obj.is_trusted_service)
+        key, raw_key = api_key_create(
+            name=obj.name, is_trusted_service=obj.is_trusted_service, expires_at=obj.expires_at, note=obj.note
+        )
         obj.pk = key.pk
         self.message_user(
             request,

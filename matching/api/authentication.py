@@ -134,12 +134,17 @@ class SnowTraceAuthentication(authentication.BaseAuthentication):
     @staticmethod
     def _check_key(raw_key: str) -> ApiClientKey:
         match = KEY_RE.match(raw_key)
-        key = ApiClientKey.objects.filter(prefix=match.group(1), revoked_at__isnull=True).first() if match else None
+        key = ApiClientKey.objects.filter(prefix=match.group(1)).first() if match else None
         # Compare in constant time, and do the same work when no key was found.
         expected = key.key_hash if key else "0" * 64
         if not hmac.compare_digest(hash_api_key(raw_key), expected) or key is None:
             raise exceptions.AuthenticationFailed("Invalid API key.")
+        # Only a caller who holds the whole secret learns that the key is revoked or expired.
         now = timezone.now()
+        if key.revoked_at is not None:
+            raise exceptions.AuthenticationFailed("This API key was revoked.")
+        if key.expires_at is not None and key.expires_at <= now:
+            raise exceptions.AuthenticationFailed(f"This API key expired on {key.expires_at:%Y-%m-%d %H:%M} UTC.")
         if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
             ApiClientKey.objects.filter(pk=key.pk).update(last_used_at=now)
         return key
