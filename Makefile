@@ -20,7 +20,7 @@ SCALE_SEARCHES ?= 1000000
 
 OIDC_TEST_PROVIDER := tests/oidc/node_modules/.package-lock.json
 
-.PHONY: setup chromium oidc-provider run run-durable durable test lint format bench bench-durable bench-search seed-scale bench-admin lambda-build clean
+.PHONY: setup chromium oidc-provider prometheus run run-durable durable test lint format bench bench-durable bench-search seed-scale bench-admin lambda-build clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ setup: $(VENV)/.installed
 # The browser test drives Debian's Chromium (Playwright's own browser download is not used).
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+# promtool (the alert rules' tests) and the Prometheus server of the live alert test.
+prometheus:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { apt-get update -qq && apt-get install -y -qq prometheus; }
 
 # The single sign-on tests run a real OpenID Provider (node's oidc-provider, pinned in tests/oidc).
 oidc-provider: $(OIDC_TEST_PROVIDER)
@@ -73,7 +77,7 @@ run-durable: setup
 	wait
 
 # The whole suite on PostgreSQL and Redis, with a real Celery worker process and a real browser.
-test: setup chromium oidc-provider
+test: setup chromium oidc-provider prometheus
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports

@@ -22,8 +22,9 @@ from workflows.notifications import notification_body
 
 pytestmark = pytest.mark.django_db
 
-# Routes that are not API operations: the admin, the schema and its docs page, the root redirect.
-NOT_OPERATIONS = {"home", "schema", "schema-internal", "api-docs"}
+# Routes that are not API operations: the admin, the schema and its docs page, the root redirect,
+# and the Prometheus exposition (text format, bearer METRICS_TOKEN; tests/observability/test_metrics.py).
+NOT_OPERATIONS = {"home", "schema", "schema-internal", "api-docs", "metrics"}
 # The route the internal schema describes as its webhook (the signed workflow callback).
 WEBHOOK_RECEIVERS = {"matching-callback": "searchCallback"}
 
