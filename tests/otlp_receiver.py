@@ -28,6 +28,12 @@ class ReceivedSpan:
     service: str
     pid: int | None
     attributes: dict[str, Any] = field(default_factory=dict)
+    start_ns: int = 0
+    end_ns: int = 0
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.end_ns - self.start_ns) / 1e6
 
 
 def _value(any_value: Any) -> Any:
@@ -90,6 +96,8 @@ class OtlpReceiver:
                             service=str(resource.get("service.name", "")),
                             pid=resource.get("process.pid"),
                             attributes={a.key: _value(a.value) for a in span.attributes},
+                            start_ns=span.start_time_unix_nano,
+                            end_ns=span.end_time_unix_nano,
                         )
                     )
         with self._lock:
