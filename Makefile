@@ -18,7 +18,7 @@ LAMBDA_PYTHON := $(or $(LAMBDA_PYTHON),$(shell command -v python3.13 2>/dev/null
 SCALE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/scale
 SCALE_SEARCHES ?= 1000000
 
-.PHONY: setup chromium run run-durable durable test lint format bench bench-durable bench-search seed-scale bench-admin lambda-build clean
+.PHONY: setup chromium prometheus run run-durable durable test lint format bench bench-durable bench-search seed-scale bench-admin lambda-build clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ setup: $(VENV)/.installed
 # The browser test drives Debian's Chromium (Playwright's own browser download is not used).
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+# promtool (the alert rules' tests) and the Prometheus server of the live alert test.
+prometheus:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { apt-get update -qq && apt-get install -y -qq prometheus; }
 
 # The console on SQLite with the embedded broker: demo data, a worker and the web server.
 run: setup
@@ -61,7 +65,7 @@ run-durable: setup
 	wait
 
 # The whole suite on PostgreSQL and Redis, with a real Celery worker process and a real browser.
-test: setup chromium
+test: setup chromium prometheus
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports

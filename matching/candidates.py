@@ -40,6 +40,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.utils import timezone
 
+from matching import metrics
 from matching.engine import LiveProfileIndex, Profile, ProfileIndexBuilder, SearchRequest
 from matching.models import SkierProfile
 from matching.selectors import resort_regions
@@ -235,6 +236,7 @@ class WarmProfileIndex:
             load_seconds=time.monotonic() - started,
             refreshed_at=now,
         )
+        metrics.index_loaded(profiles=len(live), load_seconds=state.load_seconds)
         logger.info(
             "warm profile index loaded in pid %s: %s",
             os.getpid(),
@@ -295,6 +297,7 @@ class WarmProfileIndex:
         cursor_at = max(state.cursor, db_now - self.overlap)
         applied = {uid: stamp for uid, stamp in applied.items() if stamp > cursor_at}
         live = state.live.apply(upserts=upserts, removals=removals) if (upserts or removals) else state.live
+        metrics.index_refreshed(profiles=len(live))
         return _State(
             live=live,
             as_of=as_of,

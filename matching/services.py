@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -20,11 +21,13 @@ from django.db.models import F, Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from matching import metrics
 from matching.engine import PROFILE_FIELDS, Breakdown, Match
 from matching.models import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
     ApiClientKey,
+    Engine,
     Resort,
     Search,
     SearchEvent,
@@ -41,6 +44,8 @@ from matching.regions import region_mask
 from matching.selectors import forget_resort_regions, resort_regions
 
 logger = logging.getLogger(__name__)
+# One line per lifecycle transition (docs/observability.md "Logs"), after its transaction commits.
+lifecycle_log = logging.getLogger("matching.lifecycle")
 
 SYSTEM = "system"
 
@@ -263,7 +268,15 @@ def _rederive_region_masks(resort_ids: Sequence[str]) -> None:
 
 
 def _record(
-    search_id, attempt: int, kind: str, *, frm: str = "", to: str = "", actor: str = SYSTEM, detail: str = ""
+    search_id,
+    attempt: int,
+    kind: str,
+    *,
+    frm: str = "",
+    to: str = "",
+    actor: str = SYSTEM,
+    detail: str = "",
+    engine: str = "",
 ) -> None:
     SearchEvent.objects.create(
         search_id=search_id,
@@ -274,6 +287,45 @@ def _record(
         actor=actor,
         detail=detail[:2000],
     )
+    # Logged once the transition is durable: a rolled-back transition is no line in the log.
+    transaction.on_commit(partial(_log_transition, str(search_id), attempt, kind, frm, to, actor, engine, detail))
+
+
+def _log_transition(
+    search_id: str, attempt: int, kind: str, frm: str, to: str, actor: str, engine: str, detail: str
+) -> None:
+    lifecycle_log.info(
+        "search %s attempt %s: %s (%s → %s) by %s",
+        search_id,
+        attempt,
+        kind,
+        frm or "·",
+        to or "·",
+        actor,
+        extra={
+            "search_id": search_id,
+            "attempt": attempt,
+            "engine": engine,
+            "event": kind,
+            "from_status": frm,
+            "to_status": to,
+            "actor": actor,
+            "detail": detail[:300],
+        },
+    )
+
+
+def _attempt_started_at(search_id, attempt: int, created_at: datetime) -> datetime:
+    """When this attempt was submitted: the search's creation, or the retry that began the attempt."""
+    if attempt == 1:
+        return created_at
+    retried = (
+        SearchEvent.objects.filter(search_id=search_id, attempt=attempt, kind="retried")
+        .order_by("-id")
+        .values_list("at", flat=True)
+        .first()
+    )
+    return retried or created_at
 
 
 def _transition(
@@ -295,16 +347,24 @@ def _transition(
         rows = Search.objects.select_for_update().filter(pk=search_id, attempt=attempt, status__in=list(allowed_from))
         if generation is not None:
             rows = rows.filter(claim_generation=generation)
-        current = rows.values_list("status", flat=True).first()
-        if current is None:
+        row = rows.values_list("status", "engine", "created_at", "preferences").first()
+        if row is None:
             return False
+        current, engine, created_at, preferences = row
         if to in TERMINAL_STATUSES:
             fields.setdefault("lease_expires_at", None)
-        Search.objects.filter(pk=search_id).update(status=to, updated_at=timezone.now(), **fields)
-        _record(search_id, attempt, kind, frm=current, to=to, actor=actor, detail=detail)
-        if to in TERMINAL_STATUSES and settings.MATCHING_NOTIFICATION_WEBHOOK_URL:
-            SearchNotification.objects.get_or_create(
-                search_id=search_id, attempt=attempt, defaults={"status": to, "next_attempt_at": timezone.now()}
+        now = timezone.now()
+        Search.objects.filter(pk=search_id).update(status=to, updated_at=now, **fields)
+        _record(search_id, attempt, kind, frm=current, to=to, actor=actor, detail=detail, engine=engine)
+        if to in TERMINAL_STATUSES:
+            if settings.MATCHING_NOTIFICATION_WEBHOOK_URL:
+                SearchNotification.objects.get_or_create(
+                    search_id=search_id, attempt=attempt, defaults={"status": to, "next_attempt_at": now}
+                )
+            seconds = (now - _attempt_started_at(search_id, attempt, created_at)).total_seconds()
+            shape = metrics.search_shape(preferences)
+            transaction.on_commit(
+                partial(metrics.search_finished, engine=engine, shape=shape, status=str(to), seconds=seconds)
             )
     return True
 
@@ -331,7 +391,8 @@ def search_create(
     if api_key is not None:
         actor = f"{actor} via key:{api_key.prefix}"
         detail = f"{detail} api_key={api_key.prefix} ({api_key.name})"
-    _record(search.pk, 1, "submitted", to=SearchStatus.PENDING, actor=actor[:150], detail=detail)
+    _record(search.pk, 1, "submitted", to=SearchStatus.PENDING, actor=actor[:150], detail=detail, engine=engine)
+    transaction.on_commit(metrics.SEARCHES_SUBMITTED.labels(engine=engine).inc)
     return search
 
 
@@ -381,7 +442,9 @@ def search_new_attempt(
         to=SearchStatus.PENDING,
         actor=acting_user,
         detail=f"attempt {new_attempt} on {engine}, rerunning attempt {search.attempt}: {reason}",
+        engine=engine,
     )
+    transaction.on_commit(metrics.SEARCHES_RETRIED.labels(engine=engine).inc)
     search.refresh_from_db()
     return search
 
@@ -436,7 +499,17 @@ def search_claim(*, search_id, attempt: int, worker: str = SYSTEM, lease_seconds
         detail = f"generation {generation}"
         if row["status"] == SearchStatus.RUNNING:
             detail += f", taking over from {row['lease_owner'] or 'a worker'} whose lease expired"
-        _record(search_id, attempt, "claimed", frm=row["status"], to=SearchStatus.RUNNING, actor=worker, detail=detail)
+        _record(
+            search_id,
+            attempt,
+            "claimed",
+            frm=row["status"],
+            to=SearchStatus.RUNNING,
+            actor=worker,
+            detail=detail,
+            engine=Engine.CELERY,
+        )
+        transaction.on_commit(metrics.SEARCHES_CLAIMED.labels(engine=Engine.CELERY).inc)
     return Search.objects.get(pk=search_id)
 
 
@@ -515,6 +588,7 @@ def search_lease_expire(*, search_id, attempt: int, generation: int, max_claims:
         frm=row["status"],
         to=SearchStatus.DISPATCHED,
         detail=f"{what}; sending it again as generation {generation + 1}",
+        engine=Engine.CELERY,
     )
     return "resend"
 
@@ -801,7 +875,7 @@ def staff_action_record(
     detail: str = "",
 ) -> StaffAction:
     """One line of the staff audit trail: who, when, what, why, the status before and after."""
-    return StaffAction.objects.create(
+    action_row = StaffAction.objects.create(
         user=user if getattr(user, "pk", None) else None,
         username=getattr(user, "username", "") or str(user),
         action=action,
@@ -813,6 +887,28 @@ def staff_action_record(
         status_after=status_after,
         outcome=outcome,
         detail=detail[:2000],
+    )
+    transaction.on_commit(partial(_log_staff_action, action_row))
+    return action_row
+
+
+def _log_staff_action(row: StaffAction) -> None:
+    logging.getLogger("matching.staff").info(
+        "staff %s: %s %s → %s",
+        row.username,
+        row.action,
+        row.search_id or "",
+        row.outcome,
+        extra={
+            "search_id": str(row.search_id) if row.search_id else "",
+            "attempt": row.attempt,
+            "staff_user": row.username,
+            "action": row.action,
+            "outcome": row.outcome,
+            "status_before": row.status_before,
+            "status_after": row.status_after,
+            "reason": row.reason[:300],
+        },
     )
 
 

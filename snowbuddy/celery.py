@@ -7,6 +7,7 @@ attempt whose lease expired is sent again within MATCHING_LEASE_SECONDS + the sw
 on Redis and RabbitMQ alike (docs/RELIABILITY.md).
 """
 
+import contextlib
 import os
 
 from celery import Celery, signals
@@ -64,6 +65,54 @@ def _tracing_in_threaded_worker(sender=None, **_kwargs) -> None:
         from snowbuddy.tracing import setup
 
         setup("worker")
+
+
+@signals.worker_init.connect
+def _worker_metrics(**_kwargs) -> None:
+    # The main process, before the pool forks: empty the metric files of a previous run, then serve
+    # the children's sum on MATCHING_WORKER_METRICS_PORT (snowbuddy/metrics.py).
+    from snowbuddy.metrics import multiprocess_dir_reset, worker_metrics_serve
+
+    multiprocess_dir_reset()
+    worker_metrics_serve()
+
+
+@signals.worker_process_shutdown.connect
+def _worker_child_exits(pid=None, **_kwargs) -> None:
+    from snowbuddy.metrics import process_exited
+
+    process_exited(pid or os.getpid())
+
+
+# Tasks that act on one search: their log lines carry its id, attempt and engine (snowbuddy/logs.py).
+_SEARCH_TASKS = {"workflows.tasks.run_search", "workflows.tasks.deliver_notifications"}
+_task_log_tokens: dict[str, object] = {}
+
+
+@signals.task_prerun.connect
+def _bind_task_context(task_id=None, task=None, args=None, kwargs=None, **_kwargs) -> None:
+    if task is None or task.name not in _SEARCH_TASKS:
+        return
+    from snowbuddy import logs
+
+    args, kwargs = list(args or ()), kwargs or {}
+    search_id = kwargs.get("search_id") or (args[0] if args else "")
+    attempt = kwargs.get("attempt") or (args[1] if len(args) > 1 else None)
+    fields = {"search_id": str(search_id), "attempt": attempt}
+    if task.name == "workflows.tasks.run_search":
+        fields["engine"] = "celery"
+    _task_log_tokens[task_id] = logs.bind(**fields)
+
+
+@signals.task_postrun.connect
+def _unbind_task_context(task_id=None, **_kwargs) -> None:
+    token = _task_log_tokens.pop(task_id, None)
+    if token is not None:
+        from snowbuddy import logs
+
+        # Bound in another context (a thread pool)? It dies with that context.
+        with contextlib.suppress(ValueError):
+            logs.unbind(token)
 
 
 @app.on_after_finalize.connect

@@ -10,14 +10,20 @@ tracing for itself after the fork when the OTEL_* variables ask for it (snowbudd
 
 import os
 
+# With LOG_FORMAT=json the access and error lines are JSON objects too (snowbuddy/logs.py).
+logger_class = "snowbuddy.logs.GunicornLogger"
+
 
 def on_starting(server) -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "snowbuddy.settings")
     import django
 
+    from snowbuddy.metrics import multiprocess_dir_reset
     from snowbuddy.startup import services_or_exit, settings_or_exit
 
     settings_or_exit()
+    # Before any worker writes: the metric files of a previous run would otherwise still count.
+    multiprocess_dir_reset()
     django.setup()
     services_or_exit()
 
@@ -28,6 +34,13 @@ def post_fork(server, worker) -> None:
     from snowbuddy.tracing import setup
 
     setup("web")
+
+
+def child_exit(server, worker) -> None:
+    # The worker's live gauges (e.g. its warm index) leave the sum; its counters stay counted.
+    from snowbuddy.metrics import process_exited
+
+    process_exited(worker.pid)
 
 
 def post_worker_init(worker) -> None:

@@ -63,6 +63,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: every answer gets a request id and is counted, static files and 413s included.
+    "snowbuddy.middleware.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "snowbuddy.middleware.NoStoreMiddleware",
@@ -432,11 +434,43 @@ SECURE_REDIRECT_EXEMPT = [r"^health$"]
 SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("DJANGO_SECURE_PROXY_SSL_HEADER")
 CSRF_FAILURE_VIEW = "snowbuddy.errors.csrf_failure"
 
+# --- Observability (docs/observability.md) ---------------------------------------------------
+# Prometheus metrics: /metrics and the worker port answer only this bearer token; unset = off.
+METRICS_TOKEN = env_secret("METRICS_TOKEN")
+# The database gauges of /metrics are read at most this often per process.
+METRICS_CACHE_SECONDS = env_int("METRICS_CACHE_SECONDS", 5, minimum=0, maximum=300)
+# A Celery worker host's own metrics port (0: none) and the address it listens on.
+MATCHING_WORKER_METRICS_PORT = env_int("MATCHING_WORKER_METRICS_PORT", 0, minimum=0, maximum=65535)
+MATCHING_WORKER_METRICS_ADDR = env_str("MATCHING_WORKER_METRICS_ADDR", "127.0.0.1") or "127.0.0.1"
+# prometheus_client's multiprocess directory (read by the library itself): checked here so a
+# missing one stops the start with one line instead of failing the first metric write.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    try:
+        Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"PROMETHEUS_MULTIPROC_DIR: cannot create {PROMETHEUS_MULTIPROC_DIR!r} ({exc})"
+        ) from exc
+
+# text: readable lines (make run); json: one JSON object per line with request_id, search_id,
+# attempt, engine and trace_id (snowbuddy/logs.py).
+LOG_FORMAT = env_choice("LOG_FORMAT", "text", ("text", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "snowbuddy.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "snowbuddy.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO").upper()},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

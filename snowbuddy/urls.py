@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.negotiation import DefaultContentNegotiation
 
 from matching.api.views import HealthView
+from snowbuddy.metrics import metrics_view
 from snowbuddy.openapi_internal import InternalSchemaGenerator
 from workflows import views as workflow_views
 
@@ -30,6 +31,7 @@ urlpatterns = [
     ),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("health", HealthView.as_view(), name="health"),
+    path("metrics", metrics_view, name="metrics"),
     path("webhooks/matching", workflow_views.matching_callback, name="matching-callback"),
     path("webhooks/globalcoach/<uuid:search_id>", workflow_views.globalcoach_callback, name="globalcoach-callback"),
     path(

@@ -23,6 +23,8 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
+from matching import metrics
+
 logger = logging.getLogger(__name__)
 
 
@@ -126,6 +128,7 @@ class CircuitBreaker:
     def record_success(self) -> None:
         if self._get(self._open_key):
             logger.warning("Durable API circuit closed: the API answers again")
+            metrics.BREAKER_TRANSITIONS.labels(to="closed").inc()
             self._delete(self._open_key)
         self._delete(self._failures_key)
 
@@ -136,6 +139,7 @@ class CircuitBreaker:
             # A failed half-open probe opens it for another period, too.
             if not opened:
                 logger.warning("Durable API circuit opened after %d failures: %s", failures, reason)
+                metrics.BREAKER_TRANSITIONS.labels(to="open").inc()
             self._set(self._open_key, {"since": time.time(), "reason": reason[:500]})
 
 

@@ -511,6 +511,9 @@ def workflow_state_sync(
             progress(report)
     if full:
         report.watermark = _advance_watermark(name, scan_started, full_sync_at=timezone.now())
+    # The watermark's `updated_at` says when a sync last completed, whether or not anything changed:
+    # the mirror-lag gauge reads it (workflows/metrics_collector.py).
+    SyncWatermark.objects.filter(name=name).update(updated_at=timezone.now())
     report.console_entries = console_events_sync()
     report.elapsed = time.monotonic() - report.started
     return report

@@ -31,6 +31,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
+from matching import metrics
 from matching.models import NotificationState, Search, SearchEvent, SearchNotification
 from matching.selectors import snowtrace_results
 from workflows.durable import signing
@@ -153,16 +154,27 @@ def _record_try(
     common = {"tries": F("tries") + 1, "last_status_code": status_code, "last_error": error}
     if not error:
         mine.update(state=NotificationState.DELIVERED, sent_at=now, next_attempt_at=None, **common)
+        _observe(notification, "sent", f"HTTP {status_code}")
         return "delivered"
     # Backoff counts from the start of this try, so the waits between tries are 1x, 2x, 4x, ...
     next_try = notification.last_attempt_at + config.backoff(notification.tries + 1)
     if retryable and next_try <= notification.retry_until:
         mine.update(next_attempt_at=next_try, **common)
-        logger.info("notification %s not delivered (%s); next try at %s", notification.webhook_id, error, next_try)
+        _observe(notification, "retry", f"{error}; next try at {next_try.isoformat()}")
         return "retry"
     mine.update(state=NotificationState.DEAD_LETTER, next_attempt_at=None, **common)
-    logger.warning("notification %s dead-lettered after %s: %s", notification.webhook_id, notification.tries + 1, error)
+    _observe(notification, "dead_letter", f"{error} after {notification.tries + 1} tries")
     return "dead_letter"
+
+
+def _observe(notification: SearchNotification, outcome: str, detail: str) -> None:
+    metrics.outbox_send(
+        outbox="notification",
+        outcome=outcome,
+        search_id=notification.search_id,
+        attempt=notification.attempt,
+        detail=f"{notification.webhook_id}: {detail}",
+    )
 
 
 def notifications_deliver_due(*, search_id=None, now=None, batch_size: int = 100) -> int:

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from matching import metrics
 from matching.models import Engine, Search, SearchStatus
 from matching.services import search_lease_expire
 from workflows.breaker import durable_breaker
@@ -53,6 +54,8 @@ def leases_recover_expired(*, now=None, batch_size: int = 500) -> dict[str, int]
                 counts["resent"] += 1
             elif outcome == "failed":
                 counts["failed"] += 1
+            if outcome:
+                transaction.on_commit(metrics.LEASE_RECOVERIES.labels(outcome=outcome).inc)
     if any(counts.values()):
         logger.warning("expired leases: %(resent)d attempts sent again, %(failed)d failed", counts)
     return counts

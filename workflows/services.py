@@ -16,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
+from matching import metrics
 from matching.candidates import candidate_index, profile_nicknames
 from matching.engine import Match, SearchRequest
 from matching.models import (
@@ -105,6 +106,7 @@ def search_submit(
         )
         if choice.failed_over:
             SearchEvent.objects.create(search=search, attempt=1, kind="failed_over", detail=choice.failed_over[:2000])
+            transaction.on_commit(metrics.FAILOVERS.inc)
         if idempotency_key:
             idempotency_key_attach(seeker_id=seeker_id, key=idempotency_key, search=search)
         dispatch_create(search=search)
@@ -134,6 +136,7 @@ def search_retry(
             SearchEvent.objects.create(
                 search=retried, attempt=retried.attempt, kind="failed_over", detail=choice.failed_over[:2000]
             )
+            transaction.on_commit(metrics.FAILOVERS.inc)
         dispatch_create(search=retried)
     return True
 
@@ -212,6 +215,10 @@ def _dispatch_send(dispatch: SearchDispatch, *, quick: bool) -> bool:
         SearchDispatch.objects.filter(pk=dispatch.pk).update(
             sent_at=timezone.now(), send_count=F("send_count") + 1, last_error=str(exc)[:2000]
         )
+        metrics.outbox_send(
+            outbox="dispatch", outcome="refused", search_id=search.pk, attempt=dispatch.attempt,
+            engine=dispatch.engine, detail=str(exc),
+        )  # fmt: skip
         search_fail(
             search_id=search.pk, attempt=dispatch.attempt, error=f"the durable engine refused the search: {exc}"
         )
@@ -225,12 +232,18 @@ def _dispatch_send(dispatch: SearchDispatch, *, quick: bool) -> bool:
             last_error=f"{type(exc).__name__}: {exc}"[:2000],
             **({"start_uncertain": True} if uncertain else {}),
         )
-        logger.warning("dispatch of search %s attempt %s failed: %s", search.pk, dispatch.attempt, exc)
+        metrics.outbox_send(
+            outbox="dispatch", outcome="retry", search_id=search.pk, attempt=dispatch.attempt,
+            engine=dispatch.engine, detail=f"{type(exc).__name__}: {exc}",
+        )  # fmt: skip
         return False
     with transaction.atomic(durable=True):
         SearchDispatch.objects.filter(pk=dispatch.pk).update(
             sent_at=timezone.now(), send_count=F("send_count") + 1, last_error="", start_uncertain=False
         )
+    metrics.outbox_send(
+        outbox="dispatch", outcome="sent", search_id=search.pk, attempt=dispatch.attempt, engine=dispatch.engine
+    )
     queue_lease = _queue_lease_seconds(dispatch.send_count + 1) if dispatch.engine == Engine.CELERY else None
     search_mark_dispatched(search_id=search.pk, attempt=dispatch.attempt, queue_lease_seconds=queue_lease)
     return True
@@ -317,11 +330,13 @@ def search_run_on_celery(
         nicknames = profile_nicknames(user_ids=[m.user_id for m in matches])
         stages["search"] = (lap := time.perf_counter()) - mark
         if matches and vetting_wanted(search.preferences):
+            metrics.search_stages(engine=Engine.CELERY, stages=stages)
             return vetting_start(search=search, matches=matches, nicknames=nicknames)
         succeeded = search_succeed(
             search_id=search.pk, attempt=attempt, matches=matches, nicknames=nicknames, generation=generation
         )
         stages["store"] = time.perf_counter() - lap
+    metrics.search_stages(engine=Engine.CELERY, stages=stages)
     spent = ", ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in stages.items())
     if succeeded:
         return f"succeeded with {len(matches)} results from {len(index):,} indexed profiles ({spent})"
@@ -375,9 +390,11 @@ def workflow_callback_apply(*, webhook_id: str, body: dict) -> str:
                     webhook_id=webhook_id, search=search, status=status, version=version, outcome="received"
                 )
         except IntegrityError:
+            metrics.CALLBACKS.labels(outcome="duplicate").inc()
             return "duplicate"
         outcome = _apply_callback(search, attempt=attempt, status=status, version=version, payload=payload)
         WebhookDelivery.objects.filter(pk=delivery.pk).update(outcome=outcome)
+        transaction.on_commit(metrics.CALLBACKS.labels(outcome=outcome).inc)
         if outcome == "applied" and status in TERMINAL_STATUSES:
             notifications_kick(search_id=search_id)
     return outcome

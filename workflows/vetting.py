@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from matching import metrics
 from matching.engine import Match
 from matching.models import Search, SearchStatus, SearchVetting
 from matching.services import search_await_vetting, search_fail, search_finish_vetting, vetting_record_request
@@ -107,17 +108,26 @@ def vetting_request_send(*, vetting_id: int, now=None) -> str:
             vetting_record_request(
                 vetting_id=vetting.pk, sent=False, error=str(exc), next_at=now + timedelta(seconds=wait)
             )
-            logger.warning("vetting request of %s not sent (%s); try %s again in %ss", search.pk, exc, tries, wait)
+            metrics.outbox_send(
+                outbox="vetting", outcome="retry", search_id=search.pk, attempt=vetting.attempt,
+                engine=search.engine, detail=f"{exc}; try {tries} again in {wait}s",
+            )  # fmt: skip
             return "retry"
         return _give_up(vetting, f"{exc} (after {tries} tries)")
     except (GlobalCoachRejected, GlobalCoachConfigError) as exc:
         return _give_up(vetting, str(exc))
     vetting_record_request(vetting_id=vetting.pk, sent=True, provider_request_id=request_id)
+    metrics.outbox_send(
+        outbox="vetting", outcome="sent", search_id=search.pk, attempt=vetting.attempt, engine=search.engine
+    )
     return "sent"
 
 
 def _give_up(vetting: SearchVetting, error: str) -> str:
     vetting_record_request(vetting_id=vetting.pk, sent=False, error=error, next_at=None)
+    metrics.outbox_send(
+        outbox="vetting", outcome="failed", search_id=vetting.search_id, attempt=vetting.attempt, detail=error
+    )
     if search_fail(search_id=vetting.search_id, attempt=vetting.attempt, error=f"vetting_unavailable: {error}"):
         notifications_kick(search_id=vetting.search_id)
     return "failed"
