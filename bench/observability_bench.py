@@ -55,7 +55,7 @@ SCRAPE_SECONDS = 15.0
 POLL_SECONDS = 0.025
 
 
-def _console(stack: ExitStack, name: str, env: dict, log_dir: Path) -> str:
+def _console(stack: ExitStack, name: str, env: dict, log_dir: Path, worker_env: dict | None = None) -> str:
     import requests
 
     port = free_port()
@@ -64,7 +64,7 @@ def _console(stack: ExitStack, name: str, env: dict, log_dir: Path) -> str:
         stack,
         [sys.executable, "-m", "celery", "-A", "snowbuddy", "worker", "--concurrency", "2", "-l", "info",
          "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{name}@%h"],
-        env,
+        {**env, **(worker_env or {})},
         worker_log,
     )  # fmt: skip
     _spawn(
@@ -110,13 +110,16 @@ def _one(base: str, key: str, user: str, prefs: dict) -> tuple[float, float]:
     return (finished - created).total_seconds() * 1000, seen * 1000
 
 
-def _scraper(base: str, token: str, stop: threading.Event, scrapes: list[float]) -> None:
+def _scraper(urls: list[str], token: str, stop: threading.Event, scrapes: list[float]) -> None:
+    """Scrape like Prometheus: every 15 s, the console's /metrics and the worker's port."""
     import requests
 
     while not stop.wait(SCRAPE_SECONDS):
-        began = time.perf_counter()
-        response = requests.get(f"{base}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10)
-        if response.status_code == 200:
+        for url in urls:
+            began = time.perf_counter()
+            response = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+            if response.status_code != 200:
+                raise SystemExit(f"{url} answered {response.status_code}")
             scrapes.append((time.perf_counter() - began) * 1000)
 
 
@@ -130,6 +133,12 @@ def main() -> None:
         "--features",
         default="tracing,json_logs,metrics",
         help="what 'on' turns on (comma-separated): tracing, json_logs, metrics",
+    )
+    parser.add_argument(
+        "--trace-sample",
+        type=float,
+        default=1.0,
+        help="keep this fraction of traces (OTEL_TRACES_SAMPLER=parentbased_traceidratio); 1 keeps all",
     )
     parser.add_argument("--show-trace", action="store_true", help="print the spans of the last search's trace")
     args = parser.parse_args()
@@ -184,22 +193,33 @@ def main() -> None:
             collector = OtlpReceiver().start()
             stack.callback(collector.stop)
             on_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector.endpoint
+            if args.trace_sample < 1:
+                on_env.update(
+                    OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG=str(args.trace_sample)
+                )
         if "json_logs" in features:
             # INFO: the lifecycle and outbox lines are what JSON logging adds; the access log too.
             on_env.update(LOG_FORMAT="json", LOG_LEVEL="INFO")
-        metrics_token = ""
+        metrics_token, worker_env, worker_port = "", {}, 0
         if "metrics" in features:
-            metrics_token = secrets.token_urlsafe(16)
-            multiproc = log_dir / "prometheus"
-            multiproc.mkdir()
-            on_env.update(METRICS_TOKEN=metrics_token, PROMETHEUS_MULTIPROC_DIR=str(multiproc))
+            # One multiprocess directory per service (web, worker), as docs/observability.md says.
+            metrics_token, worker_port = secrets.token_urlsafe(16), free_port()
+            on_env.update(METRICS_TOKEN=metrics_token, PROMETHEUS_MULTIPROC_DIR=str(log_dir / "web-metrics"))
+            worker_env = {
+                "PROMETHEUS_MULTIPROC_DIR": str(log_dir / "worker-metrics"),
+                "MATCHING_WORKER_METRICS_PORT": str(worker_port),
+            }
 
-        consoles = {"off": _console(stack, "off", off_env, log_dir), "on": _console(stack, "on", on_env, log_dir)}
+        consoles = {
+            "off": _console(stack, "off", off_env, log_dir),
+            "on": _console(stack, "on", on_env, log_dir, worker_env),
+        }
         scrapes: list[float] = []
         if metrics_token:
             stop = threading.Event()
             stack.callback(stop.set)
-            threading.Thread(target=_scraper, args=(consoles["on"], metrics_token, stop, scrapes), daemon=True).start()
+            urls = [f"{consoles['on']}/metrics", f"http://127.0.0.1:{worker_port}/metrics"]
+            threading.Thread(target=_scraper, args=(urls, metrics_token, stop, scrapes), daemon=True).start()
 
         results: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
         warmups = 4  # each console: both web workers, both worker processes
@@ -212,7 +232,8 @@ def main() -> None:
                     results[which].append(figures)
 
     print(f"\nPOST /matching/searches → succeeded, Celery engine, {args.profiles:,} profiles, "
-          f"{args.searches} searches per console, alternating; 'on' = {', '.join(sorted(features))}")  # fmt: skip
+          f"{args.searches} searches per console, alternating; 'on' = {', '.join(sorted(features))}"
+          + (f" (traces sampled at {args.trace_sample:g})" if args.trace_sample < 1 else ""))  # fmt: skip
     print(f"{'console':<9}{'server median ms':>18}{'p90':>9}{'client median ms':>18}{'p90':>9}")
     medians = {}
     for which, runs in results.items():
@@ -242,7 +263,7 @@ def main() -> None:
             after = (s.start_ns - root.start_ns) / 1e6
             print(f"  {s.service:<18} {s.name[:50]:<50} {s.duration_ms:8.2f} ms  +{after:.2f} ms")
     if scrapes:
-        print(f"/metrics: {len(scrapes)} scrapes, median {statistics.median(scrapes):.1f} ms")
+        print(f"/metrics (console and worker port): {len(scrapes)} scrapes, median {statistics.median(scrapes):.1f} ms")
 
 
 if __name__ == "__main__":
