@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 TRACER_NAME = "snowbuddy"
-# The carrier keys of W3C trace context (the only propagator configured unless OTEL_PROPAGATORS says otherwise).
+# The W3C trace-context headers: the console signs them with the Durable API start (workflows/client.py).
 CARRIER_KEYS = ("traceparent", "tracestate")
 
 _lock = threading.Lock()
@@ -126,10 +126,11 @@ def tracer() -> trace.Tracer:
 
 
 def carrier() -> dict[str, str]:
-    """The current trace context as W3C headers ({} when there is none)."""
+    """The current trace context as headers of the configured propagators (W3C `traceparent` and
+    `tracestate`, and `baggage`, unless OTEL_PROPAGATORS says otherwise); {} when there is none."""
     headers: dict[str, str] = {}
     propagate.inject(headers)
-    return {k: v for k, v in headers.items() if k in CARRIER_KEYS}
+    return headers
 
 
 def current_traceparent() -> str:
