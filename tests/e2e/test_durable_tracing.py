@@ -4,7 +4,8 @@ A loopback OTLP/HTTP receiver (tests/otlp_receiver.py) is the collector of every
 console (a real gunicorn worker: the request, its dispatch relay thread and the callback), the
 Durable API server, and the Lambda stand-in hosting the workflow. They are told about it only by
 the standard OTEL_* variables. One vetted coach search runs (GlobalCoach approves), and its spans
-must all share one trace id, with the callback's server span a child of a workflow span.
+must all share one trace id, with the callback's server span a child of a workflow span. On the
+Celery engine, the worker's task continues the submit's trace through the relay's publish.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,11 +63,47 @@ def otlp(monkeypatch):
     receiver.stop()
 
 
+@contextmanager
+def _process(cmd: list[str], env: dict[str, str], log_path: Path, ready) -> Iterator[subprocess.Popen]:
+    log = log_path.open("w")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(lambda: proc.poll() is not None or ready(), timeout=60, message=f"{cmd[2]} to be ready")
+        assert proc.poll() is None, log_path.read_text()
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+def _console_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MATCHING_", "DJANGO_", "AWS_"))}
+    env.update(
+        DATABASE_URL=_database_url(),
+        SNOWBUDDY_VAR_DIR=str(tmp_path / "var"),
+        MATCHING_SEARCH_RATE="1000/min",
+        LOG_LEVEL="WARNING",
+        **extra,
+    )
+    return env
+
+
+def _gunicorn(port: int, env: dict[str, str], tmp_path: Path):
+    cmd = [sys.executable, "-m", "gunicorn", "-c", "python:snowbuddy.gunicorn_conf", "snowbuddy.wsgi",
+           "--bind", f"127.0.0.1:{port}", "--workers", "1"]  # fmt: skip
+    return _process(cmd, env, tmp_path / "gunicorn.log", lambda: port_answers(port))
+
+
 @pytest.fixture
-def traced_console(otlp, tmp_path, resorts, api_key):
+def profiles(resorts):
     SkierProfile.objects.bulk_create(
         SkierProfile(**profile_fields(**p)) for p in demo_profiles(400, resort_regions(), seed=21)
     )
+
+
+@pytest.fixture
+def traced_console(otlp, tmp_path, profiles, api_key):
     port = free_port()
     config = StackConfig.for_tests(
         tmp_path / "durable",
@@ -73,29 +112,10 @@ def traced_console(otlp, tmp_path, resorts, api_key):
         globalcoach_delay_seconds=0.2,
     )
     with LocalDurableStack(config) as stack:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MATCHING_", "DJANGO_", "AWS_"))}
-        env.update(stack.env)
-        env.update(
-            DATABASE_URL=_database_url(),
-            SNOWBUDDY_VAR_DIR=str(tmp_path / "var"),
-            MATCHING_WORKFLOW_AUTH_MODE="iam_sigv4",  # the traceparent header must pass SigV4 too
-            MATCHING_SEARCH_RATE="1000/min",
-            LOG_LEVEL="WARNING",
-        )
-        log = (tmp_path / "gunicorn.log").open("w")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "python:snowbuddy.gunicorn_conf", "snowbuddy.wsgi",
-             "--bind", f"127.0.0.1:{port}", "--workers", "1"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        try:
-            wait_for(lambda: proc.poll() is not None or port_answers(port), timeout=60, message="gunicorn to listen")
-            assert proc.poll() is None, (tmp_path / "gunicorn.log").read_text()
+        # SigV4: the traceparent header must pass the signature check too.
+        env = _console_env(tmp_path, **{**stack.env, "MATCHING_WORKFLOW_AUTH_MODE": "iam_sigv4"})
+        with _gunicorn(port, env, tmp_path):
             yield f"http://127.0.0.1:{port}", api_key
-        finally:
-            proc.terminate()
-            proc.wait(timeout=20)
-            log.close()
 
 
 def _search(search_id: str) -> Search:
@@ -174,3 +194,35 @@ def test_one_vetted_durable_search_is_one_trace_across_every_process(traced_cons
     ]
     assert callback, "the callback's span has a workflow span as its parent"
     assert any(by_id[s.parent_span_id].parent_span_id == deliver.span_id for s in callback)
+
+
+def test_a_celery_search_is_one_trace_from_the_submit_to_the_worker(otlp, tmp_path, profiles, api_key):
+    # No MATCHING_WORKFLOW_URL: the Celery engine. A solo-pool worker of its own on the test broker.
+    port = free_port()
+    env = _console_env(tmp_path)
+    worker = [sys.executable, "-m", "celery", "-A", "snowbuddy", "worker", "--pool", "solo", "-l", "info",
+              "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"trace-{port}@%h"]  # fmt: skip
+    worker_log = tmp_path / "worker.log"
+    with _gunicorn(port, env, tmp_path), _process(worker, env, worker_log, lambda: "ready" in worker_log.read_text()):
+        headers = {"X-API-Key": api_key, "X-User-Id": "owner-1", "Accept": "application/json; version=2"}
+        search = {**COACH_SEARCH, "vetting_required": False}
+        response = requests.post(f"http://127.0.0.1:{port}/matching/searches", json=search, headers=headers, timeout=30)
+        assert response.status_code == 202, response.text
+        search_id = response.json()["search_id"]
+        wait_for(lambda: _search(search_id).status == SearchStatus.SUCCEEDED, timeout=60, message="the search")
+        trace_id = SearchDispatch.objects.get(search_id=search_id, attempt=1).trace_id
+
+        def run_span():
+            return next((s for s in otlp.spans(trace_id) if s.name == "run/workflows.tasks.run_search"), None)
+
+        run = wait_for(run_span, timeout=30, message="the worker's task span at the collector")
+    spans = otlp.spans(trace_id)
+    by_id = {s.span_id: s for s in spans}
+    assert run.service == "snowbuddy-worker"
+    # The worker's run is a child of the relay's publish, under the submit's request.
+    publish = by_id[run.parent_span_id]
+    assert (publish.service, publish.name) == ("snowbuddy-web", "apply_async/workflows.tasks.run_search")
+    relay = by_id[publish.parent_span_id]
+    assert relay.name == "dispatch send celery" and not by_id[relay.parent_span_id].parent_span_id
+    # The worker's SQL (claim, results, the transition) is in the same trace, below its run.
+    assert any(s.service == "snowbuddy-worker" and s.parent_span_id == run.span_id for s in spans)
