@@ -8,6 +8,8 @@ which also sets up the requests and botocore instrumentations the Lambda side sh
 
 from __future__ import annotations
 
+import os
+
 from workflows.durable import tracing
 
 SERVICE_NAMES = {"web": "snowbuddy-web", "worker": "snowbuddy-worker", "manage": "snowbuddy-manage"}
@@ -26,6 +28,9 @@ def setup(kind: str) -> bool:
 
 
 def _instrument_console() -> None:
+    # Load balancers' health checks and Prometheus' scrapes would be a trace every few seconds each;
+    # the standard variable still decides when it is set.
+    os.environ.setdefault("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", "/health$,/metrics$")
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
     from opentelemetry.instrumentation.django import DjangoInstrumentor
     from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor

@@ -93,3 +93,33 @@ def test_a_traceparent_gives_its_trace_id():
     )
     assert tracing.trace_id_of("") == tracing.trace_id_of("garbage") == ""
     assert tracing.trace_id_of(f"00-{'0' * 32}-b7ad6b7169203331-01") == ""
+
+
+REQUESTS_PROBE = """
+import django, json
+django.setup()
+from snowbuddy.tracing import setup
+assert setup("web")
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+exporter = InMemorySpanExporter()
+trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))
+from django.test import Client
+client = Client(raise_request_exception=False, HTTP_HOST="localhost")
+for path in ("/health", "/metrics", "/matching/searches"):
+    client.get(path)
+print("SERVER SPANS", json.dumps(sorted({s.name for s in exporter.get_finished_spans() if s.kind.name == "SERVER"})))
+"""
+
+
+def test_health_checks_and_scrapes_make_no_traces():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(DJANGO_SETTINGS_MODULE="snowbuddy.settings", OTEL_TRACES_EXPORTER="console")
+    result = subprocess.run(
+        [sys.executable, "-c", REQUESTS_PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    # (the console exporter prints the spans too, at exit)
+    line = next(line for line in result.stdout.splitlines() if line.startswith("SERVER SPANS "))
+    assert json.loads(line.removeprefix("SERVER SPANS ")) == ["GET matching/searches$"]
