@@ -173,9 +173,11 @@ def test_the_trace_context_travels_as_a_signed_header(durable_api, aws_env):
 
     # A provider of the test's own (the process-wide one stays unset): the client's call runs in it.
     submit = TracerProvider().get_tracer("test").start_span("submit")
+    clients = [_client(durable_api), _client(durable_api, auth_mode="api_key", api_key="k")]
     with trace.use_span(submit, end_on_exit=True):
-        _client(durable_api).start(**START)
-        _client(durable_api, auth_mode="api_key", api_key="k").start(**START)
+        for client in clients:
+            client.start(**START)
+            client.session.close()  # no keep-alive connection for the server's close to wait on
     signed, keyed = durable_api.seen
     trace_id = format(submit.get_span_context().trace_id, "032x")
     headers = {k.lower(): v for k, v in signed[2]}
