@@ -11,6 +11,11 @@ def main() -> None:
 
     # A bad setting is one line naming the variable, not a traceback (snowbuddy/startup.py).
     settings_or_exit()
+    # Off unless the OTEL_* variables ask for it; the dispatch relay thread of runserver sends in
+    # the submit's trace (snowbuddy/tracing.py).
+    from snowbuddy.tracing import setup as tracing_setup
+
+    tracing_setup("manage")
     try:
         if sys.argv[1:2] == ["runserver"]:
             import django

@@ -47,6 +47,26 @@ def _services_or_exit(**_kwargs) -> None:
     services_or_exit()
 
 
+@signals.worker_process_init.connect
+def _tracing_in_pool_child(**_kwargs) -> None:
+    # Each prefork child (and the solo pool's one process) sets tracing up for itself: an exporter
+    # thread started before the fork would not survive it.
+    from snowbuddy.tracing import setup
+
+    setup("worker")
+
+
+@signals.worker_init.connect
+def _tracing_in_threaded_worker(sender=None, **_kwargs) -> None:
+    # Pools that never fork (threads, gevent, eventlet) send no worker_process_init.
+    pool = getattr(sender, "pool_cls", None)
+    name = pool if isinstance(pool, str) else getattr(pool, "__module__", "") or ""
+    if not any(forking in name for forking in ("prefork", "processes", "solo")):
+        from snowbuddy.tracing import setup
+
+        setup("worker")
+
+
 @signals.worker_init.connect
 def _worker_metrics(**_kwargs) -> None:
     # The main process, before the pool forks: empty the metric files of a previous run, then serve

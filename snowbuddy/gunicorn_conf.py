@@ -4,7 +4,8 @@ The master checks the settings and reaches the database, broker and cache before
 worker, so a bad environment stops gunicorn with one line naming the variable (snowbuddy/startup.py)
 instead of workers failing to boot one after another. When the durable engine is configured,
 each worker starts loading the warm candidate index as it boots, so the workflow's ranking
-requests never wait for a cold load (matching/candidates.py).
+requests never wait for a cold load (matching/candidates.py). Each worker sets up OpenTelemetry
+tracing for itself after the fork when the OTEL_* variables ask for it (snowbuddy/tracing.py).
 """
 
 import os
@@ -25,6 +26,14 @@ def on_starting(server) -> None:
     multiprocess_dir_reset()
     django.setup()
     services_or_exit()
+
+
+def post_fork(server, worker) -> None:
+    # Tracing is set up in each worker, before it loads the WSGI app (Django's instrumentation adds
+    # its middleware then); off unless the OTEL_* variables ask for it (snowbuddy/tracing.py).
+    from snowbuddy.tracing import setup
+
+    setup("web")
 
 
 def child_exit(server, worker) -> None:

@@ -245,6 +245,12 @@ MATCHING_LEASE_MAX_CLAIMS = env_int("MATCHING_LEASE_MAX_CLAIMS", 3, minimum=1)
 # Submits whose dispatch record is handed to a relay thread after commit (`thread`), so a request
 # never waits on the broker or the Durable API; `inline` sends in the request (debugging only).
 MATCHING_DISPATCH_RELAY = env_choice("MATCHING_DISPATCH_RELAY", "thread", ("thread", "inline"))
+# The search page links each attempt's OpenTelemetry trace id through this template, e.g.
+# "https://tempo.example/trace/{trace_id}" (blank: the id is shown unlinked). Tracing itself is
+# configured only by the standard OTEL_* variables (snowbuddy/tracing.py).
+TRACE_URL_TEMPLATE = env_url("TRACE_URL_TEMPLATE", "")
+if TRACE_URL_TEMPLATE and "{trace_id}" not in TRACE_URL_TEMPLATE:
+    raise ImproperlyConfigured(f"TRACE_URL_TEMPLATE must contain {{trace_id}}, got {TRACE_URL_TEMPLATE!r}")
 # An Idempotency-Key binds a user's submit to its search for this long.
 MATCHING_IDEMPOTENCY_TTL_SECONDS = env_int("MATCHING_IDEMPOTENCY_TTL_SECONDS", 86400, minimum=60)
 

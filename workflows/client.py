@@ -3,7 +3,8 @@
 The only module that knows the Durable API's wire format. Requests are signed with SigV4
 (botocore's SigV4Auth, service `lambda` for a Function URL or `execute-api` for API Gateway)
 or carry an API key. Each attempt is signed right before it is sent, and exactly the signed
-bytes are sent. Connection errors and 5xx are retried with backoff; 4xx never are. A start is
+bytes are sent, the W3C `traceparent` of the call's span among the signed headers. Connection
+errors and 5xx are retried with backoff; 4xx never are. A start is
 never retried here: after a failure it may have run, and workflows/services.py asks for it by name
 before starting again. Every call goes through the circuit breaker (workflows/breaker.py).
 """
@@ -23,8 +24,11 @@ import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from django.conf import settings
+from opentelemetry import trace
+from opentelemetry.instrumentation.utils import suppress_http_instrumentation
 
 from workflows.breaker import CircuitBreaker, durable_breaker
+from workflows.durable import tracing
 
 logger = logging.getLogger(__name__)
 
@@ -192,6 +196,21 @@ class DurableApiClient:
         query: dict | None = None,
         attempts: int | None = None,
     ) -> dict:
+        # One client span per call (its retries inside); the requests instrumentation is held off
+        # because it would rewrite `traceparent` after signing and break the SigV4 signature.
+        name = f"Durable API {method} {_route_of(path)}"
+        with tracing.tracer().start_as_current_span(name, kind=trace.SpanKind.CLIENT), suppress_http_instrumentation():
+            return self._send(method, path, body, query=query, attempts=attempts)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        *,
+        query: dict | None = None,
+        attempts: int | None = None,
+    ) -> dict:
         url = self.config.base_url + path + (f"?{urlencode(query)}" if query else "")
         data = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
         last_error: Exception | None = None
@@ -234,15 +253,39 @@ class DurableApiClient:
         )
 
     def _auth_headers(self, method: str, url: str, data: bytes) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        # The trace context is a header like any other: SigV4 signs it with the rest.
+        headers = {"Content-Type": "application/json", "Accept": "application/json", **tracing.carrier()}
         if self.config.auth_mode == "api_key":
             return {**headers, self.config.api_key_header: self.config.api_key}
         request = AWSRequest(method=method, url=url, data=data, headers=headers)
         # Signed per attempt: the signature carries a timestamp, and a retry is a new request.
-        SigV4Auth(self._credentials.get_frozen_credentials(), self.config.sigv4_service, self.config.region).add_auth(
-            request
-        )
+        _TraceSigningSigV4Auth(
+            self._credentials.get_frozen_credentials(), self.config.sigv4_service, self.config.region
+        ).add_auth(request)
         return dict(request.headers.items())
+
+
+class _TraceSigningSigV4Auth(SigV4Auth):
+    """SigV4 that signs the W3C trace headers too.
+
+    botocore leaves `traceparent`/`tracestate` out of the signature (a proxy may add them in flight);
+    here they are signed like any other header, so the trace context the Durable API continues is
+    the console's, unaltered on the way. Verifiers check the headers the signature names."""
+
+    def headers_to_sign(self, request):
+        header_map = super().headers_to_sign(request)
+        for name, value in request.headers.items():
+            if name.lower() in tracing.CARRIER_KEYS:
+                header_map[name.lower()] = value
+        return header_map
+
+
+def _route_of(path: str) -> str:
+    """The path with the search id left out: span names stay few."""
+    parts = path.split("/")
+    if len(parts) >= 4 and parts[3] not in ("start", "status:batch"):
+        parts[3] = "{search_id}"
+    return "/".join(parts)
 
 
 def _may_have_arrived(exc: Exception) -> bool:

@@ -2,6 +2,7 @@ from django.db import models
 from django.db.models import Q
 
 from matching.models import Engine, Search
+from workflows.durable.tracing import trace_id_of
 
 
 class SearchDispatch(models.Model):
@@ -22,6 +23,9 @@ class SearchDispatch(models.Model):
     # A durable start failed in a way that may have started it anyway (a timeout, a dropped
     # connection, a 5xx): the next send asks the Durable API for the execution before starting.
     start_uncertain = models.BooleanField(default=False)
+    # The W3C traceparent of the request that wrote the record (blank when tracing is off): the
+    # relay thread or the sweeper sends it later, elsewhere, in that request's trace.
+    traceparent = models.CharField(max_length=55, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -34,6 +38,10 @@ class SearchDispatch(models.Model):
 
     def __str__(self) -> str:
         return f"{self.search_id} attempt {self.attempt} via {self.engine}"
+
+    @property
+    def trace_id(self) -> str:
+        return trace_id_of(self.traceparent)
 
 
 class DriftState(models.TextChoices):

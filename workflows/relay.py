@@ -6,7 +6,9 @@ goes on this process's relay queue and the request returns. The relay thread sen
 When a send finds the broker unreachable the relay stays quiet towards it for a moment (the records
 stay unsent and the periodic sweeper sends them); the Durable API has its own circuit breaker.
 Nothing depends on the relay for correctness: a process that dies with ids in its queue only
-delays them until the sweeper's turn.
+delays them until the sweeper's turn. The trace context needs no hand-over either: each record
+stores the `traceparent` of the request that wrote it, and the send runs under it
+(`dispatch_send` in workflows/services.py), in this thread or in the sweeper's process.
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+
 from matching.models import Search, SearchEvent, StaffAction
 from workflows.models import ExecutionTimelineEntry, SearchDispatch, WebhookDelivery, WorkflowExecution
 
@@ -49,6 +51,16 @@ class AttemptView:
     dispatch: SearchDispatch | None = None
     lines: list[TimelineLine] = field(default_factory=list)
     hidden: int = 0  # lines beyond TIMELINE_LIMIT
+
+    @property
+    def trace_id(self) -> str:
+        """The OpenTelemetry trace of the request that dispatched this attempt ("" when tracing was off)."""
+        return self.dispatch.trace_id if self.dispatch else ""
+
+    @property
+    def trace_url(self) -> str:
+        template = settings.TRACE_URL_TEMPLATE
+        return template.replace("{trace_id}", self.trace_id) if template and self.trace_id else ""
 
     @property
     def duration_ms(self) -> float | None:

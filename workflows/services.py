@@ -52,6 +52,7 @@ from workflows.client import (
     DurableApiRejected,
     DurableApiUnavailable,
 )
+from workflows.durable import tracing
 from workflows.dynamo import DynamoStateError
 from workflows.leases import LeaseHeartbeat
 from workflows.mirror import MirrorNotApplicable, item_error_text, search_mirror_resync
@@ -162,7 +163,9 @@ dispatch_relay = DispatchRelay(lambda dispatch_id: dispatch_send(dispatch_id=dis
 
 def dispatch_create(*, search: Search) -> SearchDispatch:
     """Write the dispatch record inside the caller's transaction; send it after commit."""
-    dispatch = SearchDispatch.objects.create(search=search, attempt=search.attempt, engine=search.engine)
+    dispatch = SearchDispatch.objects.create(
+        search=search, attempt=search.attempt, engine=search.engine, traceparent=tracing.current_traceparent()
+    )
     transaction.on_commit(lambda: dispatch_schedule(dispatch_id=dispatch.pk))
     return dispatch
 
@@ -193,6 +196,14 @@ def dispatch_send(*, dispatch_id: int, quick: bool = False) -> bool:
     dispatch = SearchDispatch.objects.select_related("search").get(pk=dispatch_id)
     if dispatch.sent_at is not None:
         return True
+    # In the trace of the request that wrote the record, whichever thread or process sends it.
+    parent = {"traceparent": dispatch.traceparent} if dispatch.traceparent else None
+    attributes = {"snowbuddy.search_id": str(dispatch.search_id), "snowbuddy.attempt": dispatch.attempt}
+    with tracing.span_in(f"dispatch send {dispatch.engine}", parent, attributes=attributes):
+        return _dispatch_send(dispatch, quick=quick)
+
+
+def _dispatch_send(dispatch: SearchDispatch, *, quick: bool) -> bool:
     search = dispatch.search
     if search.attempt != dispatch.attempt or search.is_terminal:
         SearchDispatch.objects.filter(pk=dispatch.pk, sent_at__isnull=True).update(sent_at=timezone.now())

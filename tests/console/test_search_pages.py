@@ -222,3 +222,26 @@ def test_the_execution_list_finds_an_execution_by_its_name_and_ignores_a_malform
     assert [e.search_id for e in found.context["cl"].result_list] == [search.pk]
     assert not reviewer_client.get(url, {"q": f"{search.pk}-a2"}).context["cl"].result_list
     assert reviewer_client.get(url, {"q": "-" * 36 + "-a1"}).status_code == 200
+
+
+def test_the_search_page_shows_each_attempts_trace_id_linked_through_the_template(reviewer_client, settings):
+    search = make_search(status="running", engine=Engine.DURABLE)
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    SearchDispatch.objects.create(
+        search=search, attempt=1, engine=Engine.DURABLE, traceparent=f"00-{trace_id}-b7ad6b7169203331-01"
+    )
+    url = reverse("admin:matching_search_change", args=[search.pk])
+    settings.TRACE_URL_TEMPLATE = ""
+    page = reviewer_client.get(url).content.decode()
+    assert f'<code class="sb-trace">{trace_id}</code>' in page and "tempo.example" not in page
+    settings.TRACE_URL_TEMPLATE = "https://tempo.example/trace/{trace_id}"
+    page = reviewer_client.get(url).content.decode()
+    assert f'href="https://tempo.example/trace/{trace_id}"' in page
+    assert page.count(f"<code>{trace_id}</code>") == 2  # the search's facts and its attempt
+
+
+def test_a_search_dispatched_without_tracing_shows_no_trace_row(reviewer_client):
+    search = make_search(status="running", engine=Engine.DURABLE)
+    SearchDispatch.objects.create(search=search, attempt=1, engine=Engine.DURABLE)
+    page = reviewer_client.get(reverse("admin:matching_search_change", args=[search.pk])).content.decode()
+    assert "sb-trace" not in page and "<th>Trace</th>" not in page

@@ -165,3 +165,27 @@ def test_missing_settings_fail_fast_with_their_name(settings, overrides, message
         setattr(settings, name, value)
     with pytest.raises(DurableApiConfigError, match=message):
         DurableApiClient.from_settings()
+
+
+def test_the_trace_context_travels_as_a_signed_header(durable_api, aws_env):
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+
+    # A provider of the test's own (the process-wide one stays unset): the client's call runs in it.
+    submit = TracerProvider().get_tracer("test").start_span("submit")
+    clients = [_client(durable_api), _client(durable_api, auth_mode="api_key", api_key="k")]
+    with trace.use_span(submit, end_on_exit=True):
+        for client in clients:
+            client.start(**START)
+            client.session.close()  # no keep-alive connection for the server's close to wait on
+    signed, keyed = durable_api.seen
+    trace_id = format(submit.get_span_context().trace_id, "032x")
+    headers = {k.lower(): v for k, v in signed[2]}
+    assert headers["traceparent"].split("-")[1] == trace_id
+    assert "traceparent" in headers["authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
+    assert _verify(signed) == ACCESS_KEY
+    # Signed like any other header: a traceparent changed on the way no longer verifies.
+    forged = [(k, f"00-{'1' * 32}-{'2' * 16}-01" if k.lower() == "traceparent" else v) for k, v in signed[2]]
+    with pytest.raises(AuthError):
+        _verify((signed[0], signed[1], forged, signed[3]))
+    assert {k.lower(): v for k, v in keyed[2]}["traceparent"].split("-")[1] == trace_id

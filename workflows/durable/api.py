@@ -54,9 +54,11 @@ from urllib.parse import unquote, urlsplit
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from opentelemetry import trace
 
 from matching.engine.types import SearchRequest
 
+from . import tracing
 from .state import (
     AWAITING_VETTING,
     CANCELLED,
@@ -340,6 +342,8 @@ class DurableApi:
                 if pattern.groups == 0:
                     break  # /start etc. are never search ids
                 continue
+            route_name = pattern.pattern.replace("(?P<search_id>[^/]+)", "{search_id}")
+            trace.get_current_span().update_name(f"Durable API {method} {ROUTE_PREFIX}{route_name}")
             if not public:
                 self._authenticate(event)
             return route(event, match)
@@ -383,6 +387,11 @@ class DurableApi:
             "timeout_seconds": timeout_seconds,
             "execution_name": execution_name_for(search_id, attempt),
         }
+        # The workflow runs later (and replays): its input carries this request's trace context so
+        # every invocation joins the search's trace. Not part of the idempotency comparison.
+        trace_context = tracing.carrier()
+        if trace_context:
+            payload["trace_context"] = trace_context
         item, claimed = self._claim_dispatch(payload)
         if not claimed:
             return _json_response(200, {**public_view(item), "created": False})
@@ -753,9 +762,22 @@ def reset_api() -> None:
 
 
 def handler(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    tracing.configure("snowbuddy-durable-api")
+    headers = event.get("headers") if isinstance(event, Mapping) else None
+    http = (event.get("requestContext") or {}).get("http") or {} if isinstance(event, Mapping) else {}
+    method = str(http.get("method") or "").upper()
     try:
-        api = get_api()
-    except Exception:
-        logger.exception("Durable API misconfigured")
-        return _error_response(ApiError(500, "internal_error", "internal error"))
-    return api.handle(event)
+        # A server span continuing the caller's `traceparent` (the console's signed start).
+        with tracing.span_in(
+            f"Durable API {method}", headers, kind=trace.SpanKind.SERVER, attributes={"http.request.method": method}
+        ) as span:
+            try:
+                api = get_api()
+            except Exception:
+                logger.exception("Durable API misconfigured")
+                return _error_response(ApiError(500, "internal_error", "internal error"))
+            response = api.handle(event)
+            span.set_attribute("http.response.status_code", int(response.get("statusCode") or 0))
+            return response
+    finally:
+        tracing.flush()

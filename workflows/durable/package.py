@@ -29,6 +29,7 @@ SOURCES = (
     "workflows/durable/signing.py",
     "workflows/durable/state.py",
     "workflows/durable/workflow.py",
+    "workflows/durable/tracing.py",
     "matching/__init__.py",
     # The Durable API checks preferences with the engine's SearchRequest: its plain-Python modules
     # only (the numpy index loads lazily and is not shipped, nor is numpy).

@@ -79,8 +79,9 @@ from aws_durable_execution_sdk_python.retries import RetryStrategyConfig, create
 from aws_durable_execution_sdk_python.serdes import JsonSerDes
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from opentelemetry.trace import SpanKind
 
-from . import signing
+from . import signing, tracing
 from .state import (
     AWAITING_VETTING,
     CANCELLED,
@@ -699,7 +700,7 @@ def _run_search(context: DurableContext, cfg: WorkflowConfig, job: SearchJob, de
     """Everything between mark-running and write-result; returns the outcome to write."""
     try:
         scored = context.step(
-            lambda _sc: rank_candidates(cfg, job),
+            tracing.in_current_context("rank-candidates", lambda _sc: rank_candidates(cfg, job)),
             name="rank-candidates",
             config=cfg.step_config(cfg.fetch_max_attempts),
         )
@@ -715,7 +716,7 @@ def _run_search(context: DurableContext, cfg: WorkflowConfig, job: SearchJob, de
     vetted_ids = [m["user_id"] for m in top]
     try:
         prepared = context.step(
-            lambda _sc: prepare_vetting(cfg, job, deadline),
+            tracing.in_current_context("vetting-prepare", lambda _sc: prepare_vetting(cfg, job, deadline)),
             name="vetting-prepare",
             config=cfg.step_config(1),
         )
@@ -727,7 +728,7 @@ def _run_search(context: DurableContext, cfg: WorkflowConfig, job: SearchJob, de
 
     try:
         raw_answer = context.wait_for_callback(
-            submitter,
+            tracing.in_current_context("vetting-submit", submitter),
             name=VETTING_CALLBACK_NAME,
             config=WaitForCallbackConfig(
                 timeout=Duration.from_seconds(prepared["timeout_seconds"]),
@@ -752,13 +753,26 @@ def _run_search(context: DurableContext, cfg: WorkflowConfig, job: SearchJob, de
 @durable_execution
 def handler(event: Any, context: DurableContext) -> dict[str, Any]:
     job = SearchJob.from_event(event)
+    tracing.configure("snowbuddy-workflow")
+    # Each invocation (the first, and every replay after a wait or a retry) is one span under the
+    # start's trace context from the execution input; steps that really run are spans below it.
+    parent = event.get("trace_context") if isinstance(event, Mapping) else None
+    attributes = {"snowbuddy.search_id": job.search_id, "snowbuddy.attempt": job.attempt}
+    try:
+        with tracing.span_in("workflow invocation", parent, kind=SpanKind.CONSUMER, attributes=attributes):
+            return _handle(context, job)
+    finally:
+        tracing.flush()
+
+
+def _handle(context: DurableContext, job: SearchJob) -> dict[str, Any]:
     try:
         cfg = WorkflowConfig.from_env()
     except ConfigError as exc:
         message = str(exc)
         try:
             context.step(
-                lambda _sc: record_config_error(job, message),
+                tracing.in_current_context("record-config-error", lambda _sc: record_config_error(job, message)),
                 name="record-config-error",
                 config=StepConfig(serdes=JSON_SERDES),
             )
@@ -769,13 +783,21 @@ def handler(event: Any, context: DurableContext) -> dict[str, Any]:
     arn = context.execution_context.durable_execution_arn
     summary = {"search_id": job.search_id, "attempt": job.attempt}
 
-    started = context.step(lambda _sc: mark_running(cfg, job, arn), name="mark-running", config=store_config)
+    started = context.step(
+        tracing.in_current_context("mark-running", lambda _sc: mark_running(cfg, job, arn)),
+        name="mark-running",
+        config=store_config,
+    )
     if not started["proceed"]:
         return {**summary, "status": started.get("status"), "callback_delivery": "skipped"}
 
     outcome = _run_search(context, cfg, job, started["deadline"])
 
-    final = context.step(lambda _sc: write_result(cfg, job, outcome), name="write-result", config=store_config)
+    final = context.step(
+        tracing.in_current_context("write-result", lambda _sc: write_result(cfg, job, outcome)),
+        name="write-result",
+        config=store_config,
+    )
     if not final["written"]:
         return {**summary, "status": final.get("status"), "callback_delivery": "skipped"}
     if not job.callback_webhook:
@@ -783,7 +805,7 @@ def handler(event: Any, context: DurableContext) -> dict[str, Any]:
 
     try:
         context.step(
-            lambda sc: deliver_callback(cfg, job, final, sc.attempt),
+            tracing.in_current_context("deliver-callback", lambda sc: deliver_callback(cfg, job, final, sc.attempt)),
             name="deliver-callback",
             config=cfg.step_config(cfg.callback_max_attempts),
         )
@@ -791,14 +813,18 @@ def handler(event: Any, context: DurableContext) -> dict[str, Any]:
     except StepError as exc:
         last_error = exc.message
         context.step(
-            lambda _sc: record_dead_letter(cfg, job, cfg.callback_max_attempts, last_error),
+            tracing.in_current_context(
+                "record-dead-letter", lambda _sc: record_dead_letter(cfg, job, cfg.callback_max_attempts, last_error)
+            ),
             name="record-dead-letter",
             config=store_config,
         )
         if cfg.callback_dlq_url:
             try:
                 context.step(
-                    lambda _sc: enqueue_dead_letter(cfg, job, final, last_error),
+                    tracing.in_current_context(
+                        "enqueue-dead-letter", lambda _sc: enqueue_dead_letter(cfg, job, final, last_error)
+                    ),
                     name="enqueue-dead-letter",
                     config=store_config,
                 )

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
+from workflows.durable import tracing
 from workflows.durable.local._http import (
     HEALTH_PATH,
     LOCALHOST,
@@ -334,6 +335,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
+    # As the function's own handler would (it calls this too): off unless OTEL_* asks for traces.
+    tracing.configure("snowbuddy-durable-api")
     auth = auth_config_from_env()
     server = DurableApiServer(
         (args.host, args.port),

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
+from workflows.durable import tracing
 from workflows.durable.local._http import (
     HEALTH_PATH,
     LOCALHOST,
@@ -445,6 +446,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     configure_logging(args.log_level)
+    # As the function's own handler would (it calls this too): off unless OTEL_* asks for traces.
+    tracing.configure("snowbuddy-workflow")
     functions = parse_function_specs(args.function or [f"{DEFAULT_FUNCTION}={DEFAULT_HANDLER}"])
     for config in functions.values():
         config.execution_timeout_seconds = args.execution_timeout

@@ -1,0 +1,270 @@
+"""The cost of observability: POST → succeeded at 100k profiles with it all on, against all off.
+
+A script, not a test. In a throwaway PostgreSQL database `<name>_search_bench` (as
+bench/search_path_bench.py makes it, CREATEDB needed; dropped at the end) with --profiles synthetic
+profiles, it starts TWO consoles side by side on 127.0.0.1, each gunicorn (2 workers) + a Celery
+worker (prefork, 2 processes) on its own Redis database:
+
+- "off": no OTEL_* variable, text logs, no metrics;
+- "on": tracing exporting to a loopback OTLP/HTTP collector in this process (tests/otlp_receiver.py),
+  plus, when the branch has them, JSON logs (LOG_FORMAT=json) and Prometheus metrics (METRICS_TOKEN,
+  scraped every 15 s as Prometheus would) — see --features.
+
+Searches alternate between the two (off, on, on, off, …), one at a time, so both see the same
+machine load; each is POSTed and polled until `succeeded`. It prints, per console, the medians of
+the server's created_at → finished_at and of the client's POST → seen succeeded, and the on/off
+ratio (target: ≤ 1.05 on the median).
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench9 .venv/bin/python bench/observability_bench.py \\
+        [--profiles 100000] [--searches 40] [--redis-off redis://127.0.0.1:6379/14] \\
+        [--redis-on redis://127.0.0.1:6379/13] [--features tracing,json_logs,metrics] [--show-trace]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from search_path_bench import (  # noqa: E402
+    _spawn,
+    _wait,
+    insert_profiles,
+    search_shapes,
+    throwaway_database,
+)
+
+from tests.otlp_receiver import OtlpReceiver  # noqa: E402
+from workflows.durable.local._http import free_port  # noqa: E402
+
+TARGET_RATIO = 1.05
+SCRAPE_SECONDS = 15.0
+# The client polls each search this often: a tighter loop mostly measures the tracing of the polls
+# themselves competing for the 2 cores with the worker (5 ms: on/off 1.39 in a first run).
+POLL_SECONDS = 0.025
+
+
+def _console(stack: ExitStack, name: str, env: dict, log_dir: Path, worker_env: dict | None = None) -> str:
+    import requests
+
+    port = free_port()
+    worker_log = log_dir / f"{name}-worker.log"
+    _spawn(
+        stack,
+        [sys.executable, "-m", "celery", "-A", "snowbuddy", "worker", "--concurrency", "2", "-l", "info",
+         "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{name}@%h"],
+        {**env, **(worker_env or {})},
+        worker_log,
+    )  # fmt: skip
+    _spawn(
+        stack,
+        [sys.executable, "-m", "gunicorn", "-c", "python:snowbuddy.gunicorn_conf", "snowbuddy.wsgi",
+         "--workers", "2", "--bind", f"127.0.0.1:{port}"],
+        env,
+        log_dir / f"{name}-gunicorn.log",
+    )  # fmt: skip
+    _wait(lambda: "ready" in worker_log.read_text(), 120, f"the {name} Celery worker becoming ready")
+
+    def healthy() -> bool:
+        try:
+            return requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    _wait(healthy, 60, f"the {name} gunicorn answering /health")
+    return f"http://127.0.0.1:{port}"
+
+
+def _one(base: str, key: str, user: str, prefs: dict) -> tuple[float, float]:
+    """(server ms created → finished, client ms POST → seen succeeded)."""
+    import requests
+    from django.utils.dateparse import parse_datetime
+
+    headers = {"X-API-Key": key, "X-User-Id": user, "Accept": "application/json; version=2"}
+    began = time.perf_counter()
+    response = requests.post(f"{base}/matching/searches", json=prefs, headers=headers, timeout=30)
+    if response.status_code != 202:
+        raise SystemExit(f"POST answered {response.status_code}: {response.text[:300]}")
+    search_id = response.json()["search_id"]
+    deadline = time.monotonic() + 30
+    while True:
+        body = requests.get(f"{base}/matching/searches/{search_id}", headers=headers, timeout=10).json()
+        if body["status"] == "succeeded":
+            seen = time.perf_counter() - began
+            break
+        if body["status"] in ("failed", "cancelled", "timed_out") or time.monotonic() > deadline:
+            raise SystemExit(f"search {search_id} ended {body['status']}: {body.get('error')}")
+        time.sleep(POLL_SECONDS)
+    created, finished = parse_datetime(body["created_at"]), parse_datetime(body["finished_at"])
+    return (finished - created).total_seconds() * 1000, seen * 1000
+
+
+def _scraper(urls: list[str], token: str, stop: threading.Event, scrapes: list[float]) -> None:
+    """Scrape like Prometheus: every 15 s, the console's /metrics and the worker's port."""
+    import requests
+
+    while not stop.wait(SCRAPE_SECONDS):
+        for url in urls:
+            began = time.perf_counter()
+            response = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+            if response.status_code != 200:
+                raise SystemExit(f"{url} answered {response.status_code}")
+            scrapes.append((time.perf_counter() - began) * 1000)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profiles", type=int, default=100_000)
+    parser.add_argument("--searches", type=int, default=40, help="measured searches per console")
+    parser.add_argument("--redis-off", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
+    parser.add_argument("--redis-on", default=os.environ.get("BENCH_REDIS_CACHE_URL", "redis://127.0.0.1:6379/13"))
+    parser.add_argument(
+        "--features",
+        default="tracing,json_logs,metrics",
+        help="what 'on' turns on (comma-separated): tracing, json_logs, metrics",
+    )
+    parser.add_argument(
+        "--trace-sample",
+        type=float,
+        default=1.0,
+        help="keep this fraction of traces (OTEL_TRACES_SAMPLER=parentbased_traceidratio); 1 keeps all",
+    )
+    parser.add_argument("--show-trace", action="store_true", help="print the spans of the last search's trace")
+    args = parser.parse_args()
+    features = {f.strip() for f in args.features.split(",") if f.strip()}
+    source = os.environ.get("DATABASE_URL", "")
+
+    with throwaway_database(source) as (database_url, name), ExitStack() as stack:
+        os.environ.update(
+            DATABASE_URL=database_url,
+            REDIS_URL=args.redis_off,
+            REDIS_CACHE_URL=args.redis_off,
+            LOG_LEVEL="WARNING",
+            DJANGO_SETTINGS_MODULE="snowbuddy.settings",
+        )
+        for key in [k for k in os.environ if k.startswith(("MATCHING_WORKFLOW", "OTEL_", "METRICS_", "LOG_FORMAT"))]:
+            del os.environ[key]
+        import django
+
+        django.setup()
+        import redis
+        from django.core.management import call_command
+
+        from matching.models import SkierProfile
+        from matching.selectors import resort_regions
+        from matching.services import api_key_create
+
+        for url in (args.redis_off, args.redis_on):
+            redis.Redis.from_url(url).flushdb()
+        call_command("migrate", verbosity=0)
+        call_command("loaddata", "resorts", verbosity=0)
+        regions = resort_regions()
+        seconds = insert_profiles(0, args.profiles, regions)
+        print(f"PostgreSQL database {name} (throwaway): {args.profiles:,} profiles inserted in {seconds:.1f} s")
+        seekers = list(SkierProfile.objects.order_by("?").values_list("user_id", flat=True)[:200])
+        shapes = search_shapes(max(args.searches, 20), regions, seekers)
+        _, key = api_key_create(name="bench", is_trusted_service=True)
+        from django.db import connections
+
+        connections.close_all()
+
+        log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="observability-bench-")))
+        common = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("MATCHING_", "AWS_"))},
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(32),
+            "MATCHING_SEARCH_RATE": "100000/min",
+            "SNOWBUDDY_VAR_DIR": str(log_dir / "var"),
+        }
+        off_env = {**common, "REDIS_URL": args.redis_off, "REDIS_CACHE_URL": args.redis_off}
+        on_env = {**common, "REDIS_URL": args.redis_on, "REDIS_CACHE_URL": args.redis_on}
+        collector = None
+        if "tracing" in features:
+            collector = OtlpReceiver().start()
+            stack.callback(collector.stop)
+            on_env["OTEL_EXPORTER_OTLP_ENDPOINT"] = collector.endpoint
+            if args.trace_sample < 1:
+                on_env.update(
+                    OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG=str(args.trace_sample)
+                )
+        if "json_logs" in features:
+            # INFO: the lifecycle and outbox lines are what JSON logging adds; the access log too.
+            on_env.update(LOG_FORMAT="json", LOG_LEVEL="INFO")
+        metrics_token, worker_env, worker_port = "", {}, 0
+        if "metrics" in features:
+            # One multiprocess directory per service (web, worker), as docs/observability.md says.
+            metrics_token, worker_port = secrets.token_urlsafe(16), free_port()
+            on_env.update(METRICS_TOKEN=metrics_token, PROMETHEUS_MULTIPROC_DIR=str(log_dir / "web-metrics"))
+            worker_env = {
+                "PROMETHEUS_MULTIPROC_DIR": str(log_dir / "worker-metrics"),
+                "MATCHING_WORKER_METRICS_PORT": str(worker_port),
+            }
+
+        consoles = {
+            "off": _console(stack, "off", off_env, log_dir),
+            "on": _console(stack, "on", on_env, log_dir, worker_env),
+        }
+        scrapes: list[float] = []
+        if metrics_token:
+            stop = threading.Event()
+            stack.callback(stop.set)
+            urls = [f"{consoles['on']}/metrics", f"http://127.0.0.1:{worker_port}/metrics"]
+            threading.Thread(target=_scraper, args=(urls, metrics_token, stop, scrapes), daemon=True).start()
+
+        results: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
+        warmups = 4  # each console: both web workers, both worker processes
+        for number in range(args.searches + warmups):
+            _, prefs = shapes[number % len(shapes)]
+            order = ("off", "on") if number % 2 == 0 else ("on", "off")
+            for which in order:
+                figures = _one(consoles[which], key, f"bench-{which}-{number}", prefs)
+                if number >= warmups:
+                    results[which].append(figures)
+
+    print(f"\nPOST /matching/searches → succeeded, Celery engine, {args.profiles:,} profiles, "
+          f"{args.searches} searches per console, alternating; 'on' = {', '.join(sorted(features))}"
+          + (f" (traces sampled at {args.trace_sample:g})" if args.trace_sample < 1 else ""))  # fmt: skip
+    print(f"{'console':<9}{'server median ms':>18}{'p90':>9}{'client median ms':>18}{'p90':>9}")
+    medians = {}
+    for which, runs in results.items():
+        server, client = [r[0] for r in runs], [r[1] for r in runs]
+        medians[which] = (statistics.median(server), statistics.median(client))
+        print(
+            f"{which:<9}{medians[which][0]:>18.1f}{statistics.quantiles(server, n=10)[-1]:>9.1f}"
+            f"{medians[which][1]:>18.1f}{statistics.quantiles(client, n=10)[-1]:>9.1f}"
+        )
+    server_ratio = medians["on"][0] / medians["off"][0]
+    client_ratio = medians["on"][1] / medians["off"][1]
+    print(f"on/off median ratio: server {server_ratio:.3f}, client {client_ratio:.3f} (target ≤ {TARGET_RATIO})")
+    if collector is not None:
+        spans = collector.spans()
+        services = sorted({s.service for s in spans})
+        per_trace = statistics.median(
+            [sum(1 for s in spans if s.trace_id == t) for t in {s.trace_id for s in spans if not s.parent_span_id}]
+        )
+        print(
+            f"collector: {len(spans)} spans in {collector.requests} OTLP requests from {', '.join(services)}; "
+            f"median {per_trace:.0f} spans per trace"
+        )
+    if collector is not None and args.show_trace:
+        root = [s for s in spans if not s.parent_span_id and "POST" in s.name][-1]
+        print(f"the last search's trace ({root.trace_id}): service, span, duration, start after the POST's")
+        for s in sorted(collector.spans(root.trace_id), key=lambda s: s.start_ns):
+            after = (s.start_ns - root.start_ns) / 1e6
+            print(f"  {s.service:<18} {s.name[:50]:<50} {s.duration_ms:8.2f} ms  +{after:.2f} ms")
+    if scrapes:
+        print(f"/metrics (console and worker port): {len(scrapes)} scrapes, median {statistics.median(scrapes):.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Tracing in the console's processes: `setup(kind)` once per process, after any fork.
+
+Called from gunicorn's post_fork (each web worker), Celery's worker_process_init (each pool child;
+worker_init for a pool that does not fork) and manage.py (runserver, commands). Off, and nothing
+of the SDK imported, unless the OTEL_* variables ask for an exporter (workflows/durable/tracing.py,
+which also sets up the requests and botocore instrumentations the Lambda side shares).
+"""
+
+from __future__ import annotations
+
+import os
+
+from workflows.durable import tracing
+
+SERVICE_NAMES = {"web": "snowbuddy-web", "worker": "snowbuddy-worker", "manage": "snowbuddy-manage"}
+
+
+def setup(kind: str) -> bool:
+    """True if tracing is on in this process."""
+    if not tracing.wanted():
+        return False
+    first = not tracing.enabled()
+    if not tracing.configure(SERVICE_NAMES[kind]):
+        return False
+    if first:
+        _instrument_console()
+    return True
+
+
+def _instrument_console() -> None:
+    # Load balancers' health checks and Prometheus' scrapes would be a trace every few seconds each;
+    # the standard variable still decides when it is set.
+    os.environ.setdefault("OTEL_PYTHON_DJANGO_EXCLUDED_URLS", "/health$,/metrics$")
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+
+    # Django's: a server span per request (continuing an incoming traceparent, e.g. the workflow's
+    # callback), named by the route pattern. Must run before the WSGI handler loads its middleware.
+    for instrumentor in (DjangoInstrumentor(), CeleryInstrumentor(), PsycopgInstrumentor()):
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument()

@@ -1,0 +1,125 @@
+"""Tracing is configured only by the standard OTEL_* variables, and completely off without them.
+
+The whole trace across processes is tested on the local durable stack (tests/e2e/test_durable_tracing.py).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workflows.durable import tracing
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# What a gunicorn worker does after the fork (snowbuddy/gunicorn_conf.py), then a look at what got loaded.
+PROBE = """
+import json, sys
+import django
+django.setup()
+from opentelemetry import trace
+from django.conf import settings
+from snowbuddy.tracing import setup
+from workflows.durable import tracing
+on = setup("web")
+print(json.dumps({
+    "on": on,
+    "enabled": tracing.enabled(),
+    "sdk": sorted(m for m in sys.modules if m.startswith("opentelemetry.sdk")),
+    "instrumentations": sorted(m for m in sys.modules if m.startswith("opentelemetry.instrumentation.")
+                               and not m.startswith("opentelemetry.instrumentation.utils")),
+    "provider": type(trace.get_tracer_provider()).__name__,
+    "middleware": [m for m in settings.MIDDLEWARE if "opentelemetry" in m],
+    "traceparent": tracing.current_traceparent(),
+}))
+"""
+
+
+def _probe(**otel: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(DJANGO_SETTINGS_MODULE="snowbuddy.settings", **otel)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_without_otel_variables_no_sdk_is_set_up():
+    probe = _probe()
+    assert probe == {
+        "on": False,
+        "enabled": False,
+        "sdk": [],
+        "instrumentations": [],
+        "provider": "ProxyTracerProvider",
+        "middleware": [],
+        "traceparent": "",
+    }
+
+
+def test_an_otlp_endpoint_turns_it_on_and_instruments_the_console():
+    # Nothing is exported here: the process ends before the batch processor's first export.
+    probe = _probe(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9", OTEL_BSP_SCHEDULE_DELAY="600000")
+    assert probe["on"] and probe["enabled"] and probe["provider"] == "TracerProvider"
+    assert "opentelemetry.instrumentation.django" in probe["instrumentations"]
+    assert "opentelemetry.instrumentation.psycopg" in probe["instrumentations"]
+    assert probe["middleware"], "Django's instrumentation middleware is in place"
+
+
+@pytest.mark.parametrize(
+    ("env", "wanted"),
+    [
+        ({}, False),
+        ({"OTEL_SERVICE_NAME": "console"}, False),  # naming a service asks for no exporter
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, True),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://collector:4318/v1/traces"}, True),
+        ({"OTEL_TRACES_EXPORTER": "console"}, True),
+        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, False),
+        ({"OTEL_SDK_DISABLED": "true", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}, False),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": ""}, False),
+    ],
+)
+def test_only_the_standard_variables_turn_tracing_on(env, wanted):
+    assert tracing.wanted(env) is wanted
+
+
+def test_a_traceparent_gives_its_trace_id():
+    assert tracing.trace_id_of("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01") == (
+        "0af7651916cd43dd8448eb211c80319c"
+    )
+    assert tracing.trace_id_of("") == tracing.trace_id_of("garbage") == ""
+    assert tracing.trace_id_of(f"00-{'0' * 32}-b7ad6b7169203331-01") == ""
+
+
+REQUESTS_PROBE = """
+import django, json
+django.setup()
+from snowbuddy.tracing import setup
+assert setup("web")
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+exporter = InMemorySpanExporter()
+trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))
+from django.test import Client
+client = Client(raise_request_exception=False, HTTP_HOST="localhost")
+for path in ("/health", "/metrics", "/matching/searches"):
+    client.get(path)
+print("SERVER SPANS", json.dumps(sorted({s.name for s in exporter.get_finished_spans() if s.kind.name == "SERVER"})))
+"""
+
+
+def test_health_checks_and_scrapes_make_no_traces():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update(DJANGO_SETTINGS_MODULE="snowbuddy.settings", OTEL_TRACES_EXPORTER="console")
+    result = subprocess.run(
+        [sys.executable, "-c", REQUESTS_PROBE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    # (the console exporter prints the spans too, at exit)
+    line = next(line for line in result.stdout.splitlines() if line.startswith("SERVER SPANS "))
+    assert json.loads(line.removeprefix("SERVER SPANS ")) == ["GET matching/searches$"]
