@@ -24,7 +24,9 @@ pytestmark = pytest.mark.django_db
 
 # Routes that are not API operations: the admin, the schema and its docs page, the root redirect,
 # and the Prometheus exposition (text format, bearer METRICS_TOKEN; tests/observability/test_metrics.py).
-NOT_OPERATIONS = {"home", "schema", "schema-internal", "api-docs", "metrics"}
+NOT_OPERATIONS = {"home", "schema", "schema-internal", "api-docs", "metrics", "staff-login"}
+# The staff console's HTML pages (the admin, the staff door, the sign-in through the IdP): not API operations.
+STAFF_PAGES = {"admin/", "staff/", "oidc/"}
 # The route the internal schema describes as its webhook (the signed workflow callback).
 WEBHOOK_RECEIVERS = {"matching-callback": "searchCallback"}
 
@@ -67,7 +69,7 @@ def test_each_schema_is_valid_openapi_3_1(schemas, name):
 def _routes(patterns=None, prefix=""):
     for pattern in get_resolver().url_patterns if patterns is None else patterns:
         if isinstance(pattern, URLResolver):
-            if str(pattern.pattern) != "admin/":
+            if str(pattern.pattern) not in STAFF_PAGES:
                 yield from _routes(pattern.url_patterns, prefix + str(pattern.pattern))
         elif isinstance(pattern, URLPattern):
             yield pattern.name, prefix + str(pattern.pattern)
