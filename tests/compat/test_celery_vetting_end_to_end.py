@@ -14,7 +14,7 @@ from matching.models import Search, SearchStatus, SearchVetting
 from tests.compat.conftest import stored_search
 from tests.conftest import CONSOLE_ANSWERS, start_celery_worker, stop_celery_worker
 from tests.polling import wait_for
-from workflows.services import search_intervene
+from workflows.services import dispatch_relay, search_intervene
 from workflows.tasks import expire_overdue_searches, run_search
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
@@ -98,6 +98,9 @@ def test_a_worker_killed_while_the_search_waits_loses_nothing(
     globalcoach.set_mode("approve_all", delay_seconds=3)
     monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)  # run it on our own worker
     search_id = _submit(snowtrace)
+    # The relay sends after commit, in its own thread: let it finish with the stub before undoing it,
+    # or the real send hands the search to the session's worker instead of ours.
+    assert dispatch_relay.wait_idle(timeout=15)
     monkeypatch.undo()
     own = start_celery_worker(tmp_path / "vetting-worker.log", worker_env, queues="vetting-crash", pool="prefork")
     try:
