@@ -154,3 +154,13 @@ def test_staff_see_and_redeliver_a_dead_letter_from_the_admin(receiver, client, 
     assert receiver.by_webhook_id[str(row.event_id)]["event_type"] == "snowbuddy.match.request.sent"
     detail = client.get(f"/admin/matching/userevent/{row.pk}/change/")
     assert detail.status_code == 200 and str(row.event_id).encode() in detail.content
+
+
+def test_beat_sweeps_the_outbox_with_a_registered_task():
+    import workflows.tasks  # noqa: F401 - registers the shared tasks, as the worker's autodiscovery does
+    from snowbuddy.celery import app
+
+    app.finalize(auto=True)
+    entry = app.conf.beat_schedule["send-user-events"]
+    assert entry["task"] in app.tasks and entry["schedule"] > 0
+    assert "workflows.tasks.deliver_user_events" in app.tasks  # the after-commit kick's task
