@@ -124,19 +124,19 @@ def index_refreshed(*, profiles: int) -> None:
 def outbox_send(
     *, outbox: str, outcome: str, search_id, attempt: int | None, engine: str = "", detail: str = ""
 ) -> None:
-    """Count one outbox send and log it: one line per try of a dispatch, notification or vetting request."""
+    """Count one outbox send and log it: one line per try of a dispatch, notification, vetting request or
+    user-core event (which belongs to no search)."""
     OUTBOX_SENDS.labels(outbox=outbox, outcome=outcome).inc()
     level = logging.WARNING if outcome in ("dead_letter", "refused", "failed") else logging.INFO
     _outbox_log.log(
         level,
-        "%s send of search %s attempt %s: %s%s",
+        "%s send%s: %s%s",
         outbox,
-        search_id,
-        attempt,
+        f" of search {search_id} attempt {attempt}" if search_id is not None else "",
         outcome,
         f" ({detail})" if detail else "",
         extra={
-            "search_id": str(search_id),
+            "search_id": "" if search_id is None else str(search_id),
             "attempt": attempt,
             "engine": engine,
             "outbox": outbox,

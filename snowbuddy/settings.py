@@ -337,6 +337,12 @@ MATCHING_PROFILE_BATCH_MAX_BYTES = env_int("MATCHING_PROFILE_BATCH_MAX_BYTES", 2
 USER_CORE_API_URL = env_url("USER_CORE_API_URL")
 USER_CORE_API_TOKEN = env_secret("USER_CORE_API_TOKEN")
 USER_CORE_SUPPORTS_UPDATED_SINCE = env_bool("USER_CORE_SUPPORTS_UPDATED_SINCE", False)
+# Match-request behaviour events to the user service (POST {USER_CORE_API_URL}/events), an outbox
+# retried like the completion notifications (workflows/user_events.py).
+USER_CORE_EVENT_TIMEOUT_SECONDS = env_int("USER_CORE_EVENT_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+USER_CORE_EVENT_RETRY_SECONDS = env_int("USER_CORE_EVENT_RETRY_SECONDS", 86400, minimum=1)
+USER_CORE_EVENT_BACKOFF_SECONDS = env_int("USER_CORE_EVENT_BACKOFF_SECONDS", 30, minimum=1)
+USER_CORE_EVENT_BACKOFF_MAX_SECONDS = env_int("USER_CORE_EVENT_BACKOFF_MAX_SECONDS", 3600, minimum=1)
 KNOWLEDGE_ENGAGEMENT_API_URL = env_url("KNOWLEDGE_ENGAGEMENT_API_URL")
 KNOWLEDGE_ENGAGEMENT_API_TOKEN = env_secret("KNOWLEDGE_ENGAGEMENT_API_TOKEN")
 RESORT_SERVICES_API_URL = env_url("RESORT_SERVICES_API_URL")
@@ -364,6 +370,8 @@ MATCHING_SEARCH_RATE = env_rate("MATCHING_SEARCH_RATE", "15/min")
 MATCHING_KEY_RATE = env_rate("MATCHING_KEY_RATE", "600/min")
 # The dashboard lists API keys that expire within this many days (or expired that recently).
 API_KEY_EXPIRY_WARNING_DAYS = env_int("API_KEY_EXPIRY_WARNING_DAYS", 14, minimum=1)
+# Match requests a user may send (POST /requests); a repeat of a pending one counts too.
+MATCHING_REQUEST_RATE = env_rate("MATCHING_REQUEST_RATE", "30/hour")
 # SnowTrace user tokens (matching/api/authentication.py): HS256 with a shared secret, as the old
 # service verified them. JWT_SECRET is the old service's other name for the secret.
 JWT_SECRET_KEY = env_secret("JWT_SECRET_KEY") or env_secret("JWT_SECRET")
@@ -383,7 +391,11 @@ REST_FRAMEWORK = {
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "matching.api.negotiation.JsonNegotiation",
     "DEFAULT_SCHEMA_CLASS": "snowbuddy.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"search_submit": MATCHING_SEARCH_RATE, "search_submit_key": MATCHING_KEY_RATE},
+    "DEFAULT_THROTTLE_RATES": {
+        "search_submit": MATCHING_SEARCH_RATE,
+        "search_submit_key": MATCHING_KEY_RATE,
+        "match_request_send": MATCHING_REQUEST_RATE,
+    },
     "UNAUTHENTICATED_USER": None,
 }
 DRF_STANDARDIZED_ERRORS = {

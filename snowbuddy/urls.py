@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.negotiation import DefaultContentNegotiation
 
+from matching.api.urls import root_urlpatterns
 from matching.api.views import HealthView
 from snowbuddy.metrics import metrics_view
 from snowbuddy.openapi_internal import InternalSchemaGenerator
@@ -26,6 +27,7 @@ urlpatterns = [
     path("staff/", include("snowbuddy.staff.urls")),
     path("oidc/", include("mozilla_django_oidc.urls")),
     path("matching/", include("matching.api.urls")),
+    path("", include(root_urlpatterns)),  # /requests and the old /trips calls
     # DRF's own negotiation here: the schema answers `?format=json` (the API itself ignores ?format).
     path("api/schema/", SpectacularAPIView.as_view(content_negotiation_class=DefaultContentNegotiation), name="schema"),
     path(

@@ -31,6 +31,7 @@ from matching.models import (
     SearchNotification,
     SearchStatus,
     SearchVetting,
+    UserEvent,
 )
 from matching.selectors import stuck_q, vetting_overdue_q
 from workflows.breaker import durable_breaker
@@ -190,7 +191,21 @@ class ConsoleStateCollector(Collector):
             .order_by()
         }
         pending = notifications.get(NotificationState.PENDING, {"n": 0, "oldest": None})
-        for name, agg in (("dispatch", dispatch), ("vetting", vetting), ("notification", pending)):
+        # User-core behaviour events (match requests): `userevent_state_id_idx`.
+        user_events = {
+            row["state"]: row
+            for row in UserEvent.objects.filter(state__in=[NotificationState.PENDING, NotificationState.DEAD_LETTER])
+            .values("state")
+            .annotate(n=Count("pk"), oldest=Min("created_at"))
+            .order_by()
+        }
+        events_pending = user_events.get(NotificationState.PENDING, {"n": 0, "oldest": None})
+        for name, agg in (
+            ("dispatch", dispatch),
+            ("vetting", vetting),
+            ("notification", pending),
+            ("user_event", events_pending),
+        ):
             outbox_depth.add_metric([name], agg["n"])
             outbox_age.add_metric([name], (now - agg["oldest"]).total_seconds() if agg["oldest"] else 0)
         out += [outbox_depth, outbox_age]
@@ -200,6 +215,14 @@ class ConsoleStateCollector(Collector):
                 "snowbuddy_notifications_dead_lettered",
                 "Completion notifications SnowTrace never acknowledged (until staff redeliver them).",
                 dead,
+            )
+        )
+
+        out.append(
+            _gauge(
+                "snowbuddy_user_events_dead_lettered",
+                "Match-request events SnowTrace's user service never accepted (until staff redeliver them).",
+                user_events.get(NotificationState.DEAD_LETTER, {"n": 0})["n"],
             )
         )
 

@@ -31,6 +31,7 @@ from matching.admin.reauth import recent_sign_in_required
 from matching.models import (
     TERMINAL_STATUSES,
     ApiClientKey,
+    MatchRequest,
     ProfileSyncState,
     Resort,
     Search,
@@ -41,6 +42,7 @@ from matching.models import (
     SkierProfile,
     StaffAction,
     SubmitIdempotencyKey,
+    UserEvent,
 )
 from matching.reasons import dimension_reasons, preferences_in_words
 from matching.selectors import (
@@ -59,6 +61,7 @@ from matching.services import (
 )
 from workflows.notifications import notification_redeliver
 from workflows.selectors import search_attempts
+from workflows.user_events import user_event_redeliver
 
 
 def chosen_action_name(request, default: str) -> str:
@@ -588,3 +591,56 @@ class SubmitIdempotencyKeyAdmin(ExactSearchMixin, ReadOnlyAdmin):
     show_full_result_count = False
     fields = ["key", "seeker_id", "search", "fingerprint", "created_at"]
     readonly_fields = fields
+
+
+@admin.register(MatchRequest)
+class MatchRequestAdmin(ExactSearchMixin, ReadOnlyAdmin):
+    """Who asked whom to ski together, and the answer (`/requests`): the users' records, read-only."""
+
+    list_display = ["request_id", "requester_id", "target_user_id", "status", "created_at", "answered_at"]
+    list_filter = ["status"]  # `matchrequest_status_idx` serves each choice, newest first
+    search_fields = ["requester_id"]  # shows the box; the lookups are exact or a uuid prefix (get_search_results)
+    search_help_text = "A request id (or its first characters), or an exact user id (either party)."
+    exact_search = ("requester_id", "target_user_id")  # each behind its own index
+    uuid_search = ("request_id",)
+    show_full_result_count = False
+    ordering = ["-created_at"]
+    sortable_by = ["created_at"]
+    fields = ["request_id", "requester_id", "target_user_id", "status", "created_at", "answered_at", "events"]
+    readonly_fields = fields
+
+    @admin.display(description="events to the user service")
+    def events(self, obj: MatchRequest) -> str:
+        rows = obj.events.order_by("pk").only("event_type", "state", "tries")
+        return ", ".join(f"{e.event_type} ({e.get_state_display()}, {e.tries} tries)" for e in rows) or "—"
+
+
+@admin.register(UserEvent)
+class UserEventAdmin(ExactSearchMixin, ReadOnlyAdmin):
+    """Match-request events to SnowTrace's user service: what was delivered, what is retrying, what is dead."""
+
+    list_display = ["event_type", "match_request", "state", "tries", "last_status_code", "last_attempt_at",
+                    "next_attempt_at", "sent_at", "last_error"]  # fmt: skip
+    list_filter = ["state", "event_type"]
+    list_select_related = ["match_request"]
+    search_fields = ["match_request__request_id"]  # shows the box; the lookup is a uuid prefix (get_search_results)
+    search_help_text = "A match request id (or its first characters)."
+    uuid_search = ("match_request",)
+    show_full_result_count = False
+    ordering = ["-id"]  # newest first; with a state or a type, through its index
+    sortable_by = ()
+    fields = ["event_id", "match_request", "event_type", "state", "created_at", "tries", "last_attempt_at",
+              "last_status_code", "last_error", "next_attempt_at", "retry_until", "sent_at", "body"]  # fmt: skip
+    readonly_fields = fields
+    actions = ["redeliver"]
+
+    def has_redeliver_permission(self, request) -> bool:
+        return request.user.has_perm("matching.redeliver_userevent")
+
+    @admin.action(description="Redeliver selected events (same Idempotency-Key)", permissions=["redeliver"])
+    def redeliver(self, request, queryset):
+        count = sum(user_event_redeliver(event=event) for event in queryset)
+        skipped = queryset.count() - count
+        self.message_user(request, f"Queued {count} event(s) for redelivery.")
+        if skipped:
+            self.message_user(request, f"{skipped} already pending: left to their next try.", messages.WARNING)

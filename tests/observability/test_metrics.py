@@ -13,7 +13,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 import snowbuddy.metrics
-from matching.models import Search, SearchNotification, SearchStatus
+from matching.models import MatchRequest, Search, SearchNotification, SearchStatus, UserEvent
 from workflows.metrics_collector import ConsoleStateCollector
 from workflows.models import SearchDispatch
 from workflows.services import search_run_on_celery, search_submit
@@ -107,6 +107,7 @@ def test_the_exposition_names_its_series_with_low_cardinality_labels(client, met
         "snowbuddy_outbox_depth": {"outbox"},
         "snowbuddy_outbox_oldest_age_seconds": {"outbox"},
         "snowbuddy_notifications_dead_lettered": set(),
+        "snowbuddy_user_events_dead_lettered": set(),
         "snowbuddy_callbacks_dead_lettered_searches": set(),
         "snowbuddy_drift_flagged_searches": set(),
         "snowbuddy_vetting_pending": set(),
@@ -140,6 +141,9 @@ def test_the_database_gauges(client, metrics_on, resorts):
     )  # fmt: skip
     SearchDispatch.objects.create(search=stuck, attempt=1, engine="celery")
     SearchNotification.objects.create(search=done, attempt=1, status="succeeded", state="dead_letter")
+    request = MatchRequest.objects.create(requester_id="r", target_user_id="t")
+    for state in ("pending", "dead_letter", "dead_letter", "delivered"):
+        UserEvent.objects.create(match_request=request, event_type="snowbuddy.match.request.sent", body={}, state=state)
     families = scrape(client)
 
     def sample(family: str, **labels) -> float:
@@ -153,6 +157,8 @@ def test_the_database_gauges(client, metrics_on, resorts):
     assert sample("snowbuddy_outbox_depth", outbox="dispatch") == 1
     assert sample("snowbuddy_outbox_oldest_age_seconds", outbox="dispatch") >= 0
     assert sample("snowbuddy_notifications_dead_lettered") == 1
+    assert sample("snowbuddy_user_events_dead_lettered") == 2
+    assert sample("snowbuddy_outbox_depth", outbox="user_event") == 1
     assert sample("snowbuddy_callbacks_dead_lettered_searches") == 1
     assert sample("snowbuddy_celery_waiting_oldest_age_seconds") > 3600
     assert sample("snowbuddy_durable_breaker_state", state="closed") == 1
@@ -162,7 +168,7 @@ def test_a_scrape_costs_a_few_queries_and_is_cached(resorts):
     collector = ConsoleStateCollector(cache_seconds=60)
     with CaptureQueriesContext(connection) as first:
         list(collector.collect())
-    assert 0 < len(first) <= 7, [q["sql"] for q in first]
+    assert 0 < len(first) <= 8, [q["sql"] for q in first]
     assert collector.last_queries == len(first)
     with CaptureQueriesContext(connection) as second:
         list(collector.collect())
