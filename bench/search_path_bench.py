@@ -63,15 +63,27 @@ def _rss_kb() -> int:
 
 
 @contextmanager
-def throwaway_database(url: str):
+def throwaway_database(url: str, *, reuse: bool = False):
     parts = urlsplit(url)
     if not parts.scheme.startswith("postgres"):
         raise SystemExit("DATABASE_URL must name a PostgreSQL server (postgres://user@host:port/db)")
     import psycopg
 
-    name = f"{parts.path.lstrip('/') or 'postgres'}_search_bench"
     # The maintenance database: the one named in the URL need not exist.
     admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    if reuse:
+        # The database named in the URL itself, created when missing and kept at the end: seeding
+        # a million profiles once is reused by later runs (only missing profiles are inserted).
+        name = parts.path.lstrip("/")
+        with psycopg.connect(admin, autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+                conn.execute(f'CREATE DATABASE "{name}"')
+        yield urlunsplit(parts._replace(path=f"/{name}")), name
+        from django.db import connections
+
+        connections.close_all()
+        return
+    name = f"{parts.path.lstrip('/') or 'postgres'}_search_bench"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -436,6 +448,11 @@ def main() -> None:
     parser.add_argument(
         "--redis-cache-url", default=os.environ.get("BENCH_REDIS_CACHE_URL", "redis://127.0.0.1:6379/13")
     )
+    parser.add_argument(
+        "--reuse-database",
+        action="store_true",
+        help="use the database named in DATABASE_URL and keep it (seed once, reuse after)",
+    )
     parser.add_argument("--measure-index", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure_index:
@@ -446,7 +463,7 @@ def main() -> None:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     source = os.environ.get("DATABASE_URL", "")
 
-    with throwaway_database(source) as (database_url, name), ExitStack() as stack:
+    with throwaway_database(source, reuse=args.reuse_database) as (database_url, name), ExitStack() as stack:
         os.environ.update(
             DATABASE_URL=database_url,
             DATABASE_CONN_MAX_AGE="600",
@@ -471,12 +488,16 @@ def main() -> None:
         call_command("migrate", verbosity=0)
         call_command("loaddata", "resorts", verbosity=0)
         regions = resort_regions()
-        print(f"PostgreSQL database {name} (throwaway); Redis broker {args.redis_url}, cache {args.redis_cache_url}")
+        kind = "kept" if args.reuse_database else "throwaway"
+        print(f"PostgreSQL database {name} ({kind}); Redis broker {args.redis_url}, cache {args.redis_cache_url}")
         log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="search-bench-")))
 
         summaries, post = [], None
-        have = 0
+        # A kept database already holds the first `have` profiles of the deterministic sequence.
+        have = SkierProfile.objects.count()
         for n in sizes:
+            if n < have:
+                raise SystemExit(f"the database holds {have:,} profiles, more than the size {n:,}")
             seconds = insert_profiles(have, n - have, regions)
             print(f"\ninserted {n - have:,} profiles in {seconds:.1f} s (COPY), {n:,} in all")
             have = n
