@@ -603,6 +603,30 @@ def candidate_index_reset() -> None:
         _process_index = None
 
 
+def index_health() -> dict:
+    """What this host knows about the warm index, for /health and the dashboard: the host
+    snapshot (name, age of its data, profiles) and this process's index (overlay size and
+    staleness), when it has one. Never raises: it is read by health probes."""
+    snapshot = None
+    if settings.MATCHING_INDEX_SNAPSHOT:
+        try:
+            snapshot = SnapshotStore(settings.MATCHING_INDEX_SNAPSHOT_DIR).describe()
+        except Exception:  # a probe reports what it can
+            logger.warning("warm profile index: cannot read the host snapshot's manifest", exc_info=True)
+    current = _process_index
+    stats = current[1].stats() if current is not None and current[0] == os.getpid() else None
+    process = None
+    if stats is not None:
+        process = {
+            "profiles": stats.profiles,
+            "snapshot": stats.snapshot,
+            "overlay_profiles": stats.overlay_profiles,
+            "staleness_seconds": round(stats.staleness_seconds, 3),
+            "loaded_at": stats.loaded_at,
+        }
+    return {"snapshot": snapshot, "process": process}
+
+
 def profile_nicknames(*, user_ids: Sequence[str] | Iterable[str]) -> dict[str, str]:
     """Nicknames to show with results (the index holds no nicknames: they cost memory, not speed)."""
     ids = list(user_ids)

@@ -13,8 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.db import connection
+from django.urls import reverse
 
-from matching.candidates import WarmProfileIndex, profile_index_invalidate
+from matching.candidates import WarmProfileIndex, candidate_index, candidate_index_reset, profile_index_invalidate
 from matching.demo import demo_profiles
 from matching.engine import ProfileIndex, ProfileIndexBuilder, SearchRequest
 from matching.engine.snapshot import SnapshotStore, index_arrays
@@ -255,3 +256,34 @@ def test_snapshot_settings_default_to_the_var_dir(settings):
     assert WarmProfileIndex.from_settings().store is not None
     settings.MATCHING_INDEX_SNAPSHOT = False
     assert WarmProfileIndex.from_settings().store is None
+
+
+@pytest.fixture
+def host_snapshot(settings, tmp_path):
+    """This process's index (from settings) over a host snapshot in `tmp_path`, written."""
+    settings.MATCHING_INDEX_SNAPSHOT = True
+    settings.MATCHING_INDEX_SNAPSHOT_DIR = tmp_path
+    settings.MATCHING_INDEX_STALENESS_MS = 0  # every search refreshes
+    candidate_index_reset()
+    candidate_index().current()
+    return written(candidate_index())
+
+
+def test_health_shows_the_host_snapshot_and_this_process_overlay_and_staleness(population, host_snapshot, client):
+    rider("changed")
+    candidate_index().current()
+    body = client.get("/health").json()
+    assert body["status"] == "ok"
+    snapshot, process = body["index"]["snapshot"], body["index"]["process"]
+    assert snapshot["name"] == host_snapshot and snapshot["profiles"] == len(candidate_index().current().base)
+    assert 0 <= snapshot["age_seconds"] < 600
+    assert process["snapshot"] == host_snapshot and process["overlay_profiles"] == 1
+    assert 0 <= process["staleness_seconds"] < 60 and process["profiles"] == candidate_index().stats().profiles
+
+
+def test_the_dashboard_shows_the_host_snapshot(population, host_snapshot, client, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("root", "root@example.com", "pw-123456789"))
+    page = client.get(reverse("admin:matching_search_dashboard")).content.decode()
+    card = page[page.index('id="sb-index"') :]
+    assert host_snapshot in card[: card.index("</div>")]
+    assert "overlay 0" in card and "style=" not in card[: card.index("</div>")]

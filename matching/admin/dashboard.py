@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views import View
 
+from matching.candidates import index_health
 from matching.models import Engine, Search, SearchStatus, SearchVetting, StaffAction, StaffActionKind
 from matching.selectors import stuck_q
 from workflows.client import DurableApiClient, DurableApiError
@@ -169,6 +170,7 @@ class DashboardView(View):
                 "can_switch": request.user.has_perm("workflows.switch_routing"),
             },
             "can_intervene": request.user.has_perm("matching.intervene_search"),
+            "index": index_health(),
         }
         return TemplateResponse(request, "admin/matching/dashboard.html", context)
 

@@ -233,9 +233,21 @@ class SnapshotStore:
             raise SnapshotRefused(f"{name}: unreadable ({error!r})") from None
         return index, {**meta, "name": name}
 
-    def age_seconds(self) -> float | None:
-        """Seconds since the current snapshot was made current (None without one)."""
-        try:
-            return max(0.0, time.time() - (self.root / CURRENT).stat().st_mtime)
-        except FileNotFoundError:
+    def describe(self) -> dict[str, Any] | None:
+        """The current snapshot in brief, without mapping it: name, profiles and the age of its
+        data (from `meta["taken_at"]`, epoch seconds, when the writer stored one). None without
+        a current snapshot."""
+        name = self.current_name()
+        if name is None:
             return None
+        try:
+            manifest = json.loads((self.root / name / MANIFEST).read_bytes())
+        except (OSError, ValueError):
+            return {"name": name, "profiles": None, "age_seconds": None}
+        meta = manifest.get("meta") or {}
+        taken_at = meta.get("taken_at")
+        return {
+            "name": name,
+            "profiles": meta.get("profiles"),
+            "age_seconds": round(max(0.0, time.time() - taken_at), 1) if isinstance(taken_at, int | float) else None,
+        }
