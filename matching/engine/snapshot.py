@@ -225,7 +225,9 @@ class SnapshotStore:
                     raise SnapshotRefused(f"{name}: {key} is not the shape or type its manifest names")
                 if verify and _digest(array) != entry["sha256"]:
                     raise SnapshotRefused(f"{name}: {key} fails its checksum")
-                arrays[key] = array
+                # A plain read-only ndarray over the mapping: np.memmap's subclass hooks cost
+                # microseconds on every operation a search makes.
+                arrays[key] = array.view(np.ndarray)
             index = index_from_arrays(arrays, manifest["index"])
         except SnapshotRefused:
             raise
