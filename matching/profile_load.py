@@ -13,7 +13,10 @@ non-string array element) is parsed line by line instead: slower, same result.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import queue
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -25,6 +28,7 @@ COPY_SQL = """
           FROM matching_skierprofile WHERE open_to_matching AND deleted_at IS NULL) TO STDOUT
 """
 BLOCK_BYTES = 8 << 20  # lines parsed at a time: bounds the load's scratch memory
+BLOCKS_IN_FLIGHT = 4  # blocks read ahead of the parser
 _FIELDS = 8
 _SET_FIELDS = ("resorts", "regions", "available_dates", "certifications")  # fields 4..7
 _TAB, _NEWLINE, _QUOTE, _BACKSLASH = 9, 10, 34, 92
@@ -35,9 +39,31 @@ def copy_profiles_into(builder: ProfileIndexBuilder, raw_connection) -> int:
     `raw_connection` is a psycopg 3 connection."""
     count = 0
     with raw_connection.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
-        for block in _line_blocks(copy):
-            count += add_copy_block(builder, block)
+        # A reader thread drains the socket while this one parses, so PostgreSQL keeps producing
+        # rows instead of waiting for the parser (a few blocks in flight bound the memory).
+        blocks: queue.Queue = queue.Queue(maxsize=BLOCKS_IN_FLIGHT)
+        reader = threading.Thread(target=_read_blocks, args=(copy, blocks), name="profile-copy-reader", daemon=True)
+        reader.start()
+        try:
+            while (block := blocks.get()) is not None:
+                if isinstance(block, BaseException):
+                    raise block
+                count += add_copy_block(builder, block)
+        finally:
+            while reader.is_alive():  # a failed parse: let the reader finish the stream
+                with contextlib.suppress(queue.Empty):
+                    blocks.get(timeout=0.1)
+            reader.join()
     return count
+
+
+def _read_blocks(copy, blocks: queue.Queue) -> None:
+    try:
+        for block in _line_blocks(copy):
+            blocks.put(block)
+    except BaseException as error:  # handed to the parsing thread, which raises it
+        blocks.put(error)
+    blocks.put(None)
 
 
 def _line_blocks(copy) -> Iterator[bytes]:
