@@ -156,7 +156,7 @@ class WarmProfileIndex:
         self._state: _State | None = None
         self._lock = threading.Lock()
         self._reloader: threading.Thread | None = None
-        self._refused: str | None = None  # the last snapshot name refused (not retried)
+        self._examined: str | None = None  # the last snapshot name opened or refused (not retried)
 
     @classmethod
     def from_settings(cls) -> WarmProfileIndex:
@@ -241,11 +241,10 @@ class WarmProfileIndex:
 
     def _open_snapshot(self, *, newer_than: float = 0.0) -> _State | None:
         started = time.monotonic()
-        name = self.store.current_name()
+        self._examined = self.store.current_name()
         try:
             index, meta = self.store.open(accept=self._snapshot_fits)
         except SnapshotRefused as refused:
-            self._refused = name
             logger.info("warm profile index: not using the host snapshot: %s", refused)
             return None
         if meta["taken_at"] <= newer_than:
@@ -422,7 +421,7 @@ class WarmProfileIndex:
         switch = False
         if refreshed and self.store is not None:
             name = self.store.current_name()
-            switch = name is not None and name != state.snapshot and name != self._refused
+            switch = name is not None and name != state.snapshot and name != self._examined
         if not (too_big or too_old or switch) or (self._reloader is not None and self._reloader.is_alive()):
             return
         self._reloader = threading.Thread(target=self._reload_in_background, name="profile-index-reload", daemon=True)
@@ -452,6 +451,11 @@ class WarmProfileIndex:
         newer = self._usable_newer_snapshot(state)
         if newer is not None:
             return newer
+        if state.snapshot is None:
+            # Our base is private (another process held the lock when we loaded) and newer than
+            # the host's snapshot: make it the host's, and map it.
+            self._write_snapshot(state)
+            return None
         too_big = state.live.delta_size > self.delta_max
         too_old = self.reload_after > 0 and time.time() - state.base_taken_at > self.reload_after
         if not (too_big or too_old):

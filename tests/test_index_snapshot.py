@@ -42,7 +42,7 @@ def warm(directory: Path | None, *, delta_max: int = 20_000, bound: float = 0.0)
 @pytest.fixture
 def population(resorts):
     regions = resort_regions()
-    profiles_upsert_many(profiles=[_write(p) for p in demo_profiles(400, regions, seed=21)])
+    profiles_upsert_many(profiles=[_write(p) for p in demo_profiles(250, regions, seed=21)])
     profile_delete(user_id="u000009")
     return regions
 
@@ -79,7 +79,7 @@ def test_a_second_process_maps_the_first_ones_snapshot_and_its_overlay_follows_e
     rng = random.Random(3)
     ids = list(SkierProfile.objects.values_list("user_id", flat=True))
     fresh_profiles = list(demo_profiles(60, population, seed=99))
-    for step in range(80):
+    for step in range(50):
         user_id = rng.choice(ids)
         action = rng.random()
         if action < 0.15:
@@ -93,7 +93,7 @@ def test_a_second_process_maps_the_first_ones_snapshot_and_its_overlay_follows_e
             profile_upsert(**{**rng.choice(fresh_profiles), "user_id": f"new-{step}", "nickname": f"new-{step}"})
     assert_ranks_like_a_fresh_load(second, population, seed=4)
     stats = second.stats()
-    assert stats.snapshot == name and 0 < stats.overlay_profiles <= 80 + stats.delta_profiles
+    assert stats.snapshot == name and 0 < stats.overlay_profiles <= 50 + stats.delta_profiles
     assert_ranks_like_a_fresh_load(first, population, seed=5)
 
 
