@@ -224,9 +224,7 @@ class WarmProfileIndex:
                 return self._refresh(state)
         state = self._load()
         if self.store is not None:
-            threading.Thread(
-                target=self._write_snapshot, args=(state,), name="profile-index-snapshot", daemon=True
-            ).start()
+            threading.Thread(target=self._write_first_snapshot, name="profile-index-snapshot", daemon=True).start()
         return state
 
     def _snapshot_fits(self, meta: dict) -> str | None:
@@ -337,6 +335,13 @@ class WarmProfileIndex:
             "taken_at": state.base_taken_at,
             "profiles": len(state.live.base),
         }
+
+    def _write_first_snapshot(self) -> None:
+        with self._lock:  # held by the search that is loading until it has stored the state
+            state = self._state
+        self._write_snapshot(state)
+        del state
+        _return_freed_memory()  # the private arrays, once mapped, and the write's scratch
 
     def _write_snapshot(self, state: _State | None) -> bool:
         """Write the freshly loaded base of `state` as the host's snapshot, then map it in place
