@@ -663,6 +663,9 @@ def main() -> None:
     )
     parser.add_argument("--process-searches", type=int, default=6, help="searches each of those processes runs")
     parser.add_argument(
+        "--processes-only", action="store_true", help="skip the per-size load and path figures (--processes only)"
+    )
+    parser.add_argument(
         "--synthetic-size",
         type=int,
         default=0,
@@ -723,12 +726,14 @@ def main() -> None:
             seconds = insert_profiles(have, n - have, regions)
             print(f"\ninserted {n - have:,} profiles in {seconds:.1f} s (COPY), {n:,} in all")
             have = n
-            load = measure_index_in_subprocess(database_url, args.redis_cache_url)
+            if not args.processes_only:
+                load = measure_index_in_subprocess(database_url, args.redis_cache_url)
             candidate_index_reset()
             candidate_index().current()  # this process's own warm index, loaded before timing
             seekers = list(SkierProfile.objects.order_by("?").values_list("user_id", flat=True)[:200])
             shapes = search_shapes(args.searches, regions, seekers)
-            summaries.append(print_size(n, load, bench_paths(shapes)))
+            if not args.processes_only:
+                summaries.append(print_size(n, load, bench_paths(shapes)))
             if n == args.post_size:
                 post = bench_post(
                     database_url, args.redis_url, args.redis_cache_url, shapes, args.post_searches, log_dir
