@@ -411,7 +411,8 @@ def index_worker(directory: Path, worker: int, prefork: int) -> None:
         os.replace(directory / f"{tag}.tmp", directory / f"{tag}.json")
 
     def idle_until_stopped() -> None:
-        while not (directory / "stop").exists():
+        # Also when the bench's directory is gone: a forked child may miss the stop file.
+        while directory.exists() and not (directory / "stop").exists():
             time.sleep(0.05)
 
     if index.store is not None:  # the first process writes the snapshot: report once mapped
