@@ -1,23 +1,27 @@
-"""The warm candidate index: each process keeps every open profile in memory, in the engine's form.
+"""The warm candidate index: each process searches every open profile in memory, in the engine's form.
 
 The database stays the source of truth; this is a cache with a bounded staleness.
 
-- **Cold load**: the first search in a process reads every open, undeleted profile with one lean
-  query per chunk of 50,000: PostgreSQL aggregates the chunk into one value per column (numeric
-  columns as arrays, each set-valued column as its per-profile counts plus one flat JSON list of
-  all its values), so Python makes no object per profile — no ORM row, no dict, no list — and
-  `ProfileIndexBuilder` interns each column as it arrives. The population never exists as
-  Python objects.
+- **One copy per host** (`MATCHING_INDEX_SNAPSHOT`): the index's base is a snapshot on local
+  disk (matching.engine.snapshot) that every process maps read-only; a process that finds a
+  current one fitting this database maps it and refreshes from its cursor, so it is ready in about
+  a second. Each process keeps only its overlay (hidden base rows and a delta of changed profiles).
+- **Cold load** (no usable snapshot): one `COPY` of the columns the engine needs, parsed into
+  arrays by numpy (matching.profile_load), so the population never exists as Python objects. The
+  process then writes the host's snapshot in the background (if no other process holds the
+  writer lock) and maps it in place of its own arrays.
 - **Refresh**: a search that finds the index older than `MATCHING_INDEX_STALENESS_MS` first reads
   the profiles changed since the last refresh (`updated_at` is stamped by the database on every
   write; a delete leaves a tombstone) and applies them to a `LiveProfileIndex`. Each refresh
   re-reads `MATCHING_INDEX_OVERLAP_SECONDS` below its cursor, so a write stamped before but
   committed after the previous refresh is still seen. Hence: a change committed at time T is in
   every search that starts after T + the staleness bound.
-- **Reload**: a delta past `MATCHING_INDEX_DELTA_MAX` profiles, or an index older than
-  `MATCHING_INDEX_RELOAD_SECONDS`, is rebuilt from scratch in a background thread while searches
-  go on; a new resort map, or `profile_index_invalidate()` (after a bulk hard delete), makes the
-  next search reload at once. Losing the index (a restart) costs one cold load.
+- **Reload**: a delta past `MATCHING_INDEX_DELTA_MAX` profiles, or a base older than
+  `MATCHING_INDEX_RELOAD_SECONDS`, is replaced in a background thread while searches go on: by a
+  newer host snapshot if another process wrote one, else by a load this process writes as the new
+  snapshot; other processes switch to a new snapshot at their next refresh. A new resort map, or
+  `profile_index_invalidate()` (after a bulk hard delete), makes the next search reload at once
+  (and refuses older snapshots).
 """
 
 from __future__ import annotations
