@@ -63,15 +63,27 @@ def _rss_kb() -> int:
 
 
 @contextmanager
-def throwaway_database(url: str):
+def throwaway_database(url: str, *, reuse: bool = False):
     parts = urlsplit(url)
     if not parts.scheme.startswith("postgres"):
         raise SystemExit("DATABASE_URL must name a PostgreSQL server (postgres://user@host:port/db)")
     import psycopg
 
-    name = f"{parts.path.lstrip('/') or 'postgres'}_search_bench"
     # The maintenance database: the one named in the URL need not exist.
     admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    if reuse:
+        # The database named in the URL itself, created when missing and kept at the end: seeding
+        # a million profiles once is reused by later runs (only missing profiles are inserted).
+        name = parts.path.lstrip("/")
+        with psycopg.connect(admin, autocommit=True) as conn:
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+                conn.execute(f'CREATE DATABASE "{name}"')
+        yield urlunsplit(parts._replace(path=f"/{name}")), name
+        from django.db import connections
+
+        connections.close_all()
+        return
+    name = f"{parts.path.lstrip('/') or 'postgres'}_search_bench"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -210,6 +222,61 @@ def run_cold(search_id, timings: dict) -> None:
     timings["store"] = time.perf_counter() - lap
 
 
+def cold_ranking(seeker_id: str, prefs: dict, regions: dict) -> list[list]:
+    """The cold path's ranking (every prefiltered row read, an index built) as [user id, score]."""
+    from matching.engine import ProfileIndex, SearchRequest
+    from matching.profile_source import prefiltered_profiles
+
+    profiles = list(prefiltered_profiles(seeker_id=seeker_id, preferences=prefs, resort_regions=regions))
+    matches = ProfileIndex.build(profiles, regions).search(SearchRequest.from_preferences(seeker_id, prefs))
+    return [[m.user_id, m.score] for m in matches]
+
+
+def bench_synthetic(size: int, shapes) -> dict:
+    """The warm index's arrays repeated up to `size` profiles under new random user ids (the
+    bench's distribution, without writing them to PostgreSQL); engine search times and memory."""
+    import numpy as np
+
+    from matching.candidates import candidate_index
+    from matching.engine import ProfileIndex, SearchRequest
+
+    base = candidate_index().current().base
+    times = -(-size // len(base))
+    rng = np.random.default_rng(SEED)
+    index = ProfileIndex()
+    index.resort_regions = base.resort_regions
+    index.role_vocab = base.role_vocab
+    for name in ("skill", "open", "knowledge", "role"):
+        setattr(index, name, np.tile(np.asarray(getattr(base, name)), times)[:size])
+    hex_ids = rng.integers(0, 2**63, size=(size, 2), dtype=np.int64).view(np.uint8).reshape(size, 16)
+    digits = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+    index.user_ids = np.concatenate([digits[hex_ids >> 4], digits[hex_ids & 15]], axis=1).view("S32").ravel()
+    index.uid_order = np.argsort(index.user_ids, kind="stable").astype(np.int64)
+    index.uid_rank = np.empty(size, dtype=np.int64)
+    index.uid_rank[index.uid_order] = np.arange(size, dtype=np.int64)
+    for name in ("resorts", "regions", "dates", "certifications"):
+        column = getattr(base, name)
+        if column.words is None:
+            raise SystemExit(f"--synthetic-size needs {name} as bitmasks (at most 256 distinct values)")
+        tiled = type(column)(column.vocab, size, np.tile(np.asarray(column.non_empty), times)[:size])
+        tiled.words = [np.tile(np.asarray(w), times)[:size] for w in column.words]
+        setattr(index, name, tiled)
+    timings = []
+    for seeker, prefs in [*shapes[:2], *shapes]:
+        request = SearchRequest.from_preferences(seeker, prefs)
+        began = time.perf_counter()
+        index.search(request)
+        timings.append(time.perf_counter() - began)
+    timings = sorted(timings[2:])
+    return {
+        "profiles": size,
+        "index_mb": index.nbytes() / 1e6,
+        "rss_mb": _rss_kb() / 1024,
+        "search_ms": statistics.median(timings) * 1000,
+        "p90_ms": statistics.quantiles(timings, n=10)[-1] * 1000,
+    }
+
+
 def stored_ranking(search_id) -> list[tuple]:
     from matching.models import SearchResult
 
@@ -292,6 +359,153 @@ def measure_index() -> None:
             }
         )
     )
+
+
+# --- N processes on one host: one copy each, one shared snapshot, or a prefork parent ------------
+
+
+def _pss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _wait_for_file(path: Path, timeout: float, interval: float = 0.02) -> None:
+    _wait(path.exists, timeout, f"{path.name} to appear")
+
+
+def index_worker(directory: Path, worker: int, prefork: int) -> None:
+    """One worker process of --processes: idles until told to go, readies its warm index, runs
+    the shared search shapes once and writes what it saw, then idles until told to stop."""
+    import django
+
+    django.setup()
+    from django.db import connection
+
+    from matching.candidates import candidate_index
+    from matching.engine import SearchRequest
+
+    connection.ensure_connection()
+    (directory / f"started-{worker}").write_text(str(os.getpid()))
+    while not (directory / f"go-{worker}").exists() and not (directory / "go-all").exists():
+        time.sleep(0.01)
+    began = time.perf_counter()
+    index = candidate_index()
+    index.current()
+    ready = time.perf_counter() - began
+    shapes = json.loads((directory / "shapes.json").read_text())
+
+    def search_and_report(tag: str, ready_seconds: float) -> None:
+        rankings, times = [], []
+        for seeker, prefs in shapes:
+            request = SearchRequest.from_preferences(seeker, prefs)
+            start = time.perf_counter()
+            matches = index.current().search(request)
+            times.append(time.perf_counter() - start)
+            rankings.append([[m.user_id, m.score] for m in matches])
+        stats = index.stats()
+        report = {"pid": os.getpid(), "ready_seconds": ready_seconds, "snapshot": stats.snapshot,
+                  "search_ms": [t * 1000 for t in times], "rankings": rankings}  # fmt: skip
+        (directory / f"{tag}.tmp").write_text(json.dumps(report))
+        os.replace(directory / f"{tag}.tmp", directory / f"{tag}.json")
+
+    def idle_until_stopped() -> None:
+        # Also when the bench's directory is gone: a forked child may miss the stop file.
+        while directory.exists() and not (directory / "stop").exists():
+            time.sleep(0.05)
+
+    if index.store is not None:  # the first process writes the snapshot: report once mapped
+        deadline = time.monotonic() + 600
+        while index.stats().snapshot is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        ready = time.perf_counter() - began
+    search_and_report(f"ready-{worker}", ready)
+    if not prefork:
+        idle_until_stopped()
+        return
+    # The prefork parent: its own figures first, then it forks when told (like Celery's parent
+    # forking its pool after loading); the children search on the inherited index.
+    while not (directory / "fork").exists():
+        time.sleep(0.01)
+    connection.close()  # children must not share the parent's socket
+    children = []
+    for child in range(prefork):
+        pid = os.fork()
+        if pid == 0:
+            search_and_report(f"ready-{worker}-{child}", 0.0)
+            idle_until_stopped()
+            os._exit(0)
+        children.append(pid)
+    idle_until_stopped()
+    for pid in children:
+        os.waitpid(pid, 0)
+
+
+def bench_processes(n: int, env: dict, shapes, cold_rankings, log_dir: Path) -> list[dict]:
+    """The three ways N processes on one host can hold the index; a row of figures per way."""
+    rows = []
+    for way in ("one copy each", "host snapshot", "prefork parent"):
+        directory = log_dir / f"procs-{way.replace(' ', '-')}"
+        directory.mkdir()
+        (directory / "shapes.json").write_text(json.dumps(shapes))
+        worker_env = {**env, "MATCHING_INDEX_SNAPSHOT": "true" if way == "host snapshot" else "false",
+                      "MATCHING_INDEX_SNAPSHOT_DIR": str(directory / "snapshot")}  # fmt: skip
+        count = 1 if way == "prefork parent" else n
+        with ExitStack() as stack:
+            procs = []
+            for worker in range(count):
+                cmd = [sys.executable, __file__, "--index-worker", str(directory), "--worker-id", str(worker)]
+                if way == "prefork parent":
+                    cmd += ["--prefork", str(n)]
+                procs.append(_spawn(stack, cmd, worker_env, directory / f"worker-{worker}.log"))
+            stack.callback(lambda d=directory: (d / "stop").touch())
+            for worker in range(count):
+                _wait_for_file(directory / f"started-{worker}", 120)
+            idle = {p.pid: _pss_kb(p.pid) for p in procs}
+            (directory / "go-0").touch()  # the first process alone: loads (and writes the snapshot)
+            _wait_for_file(directory / "ready-0.json", 900)
+            first = json.loads((directory / "ready-0.json").read_text())
+            one_index_kb = _pss_kb(procs[0].pid) - idle[procs[0].pid]
+            (directory / "go-all").touch()
+            (directory / "fork").touch()
+            expected = [f"ready-{w}.json" for w in range(count)]
+            expected += [f"ready-0-{c}.json" for c in range(n)] if way == "prefork parent" else []
+            _wait(
+                lambda d=directory, names=expected: all((d / name).exists() for name in names),
+                900,
+                f"{way}: every process ready",
+            )
+            reports = [json.loads((directory / name).read_text()) for name in expected]
+            pids = [r["pid"] for r in reports]
+            total_kb = sum(_pss_kb(pid) for pid in pids)
+            # Forked children have no idle figure of their own (they share the parent's idle
+            # pages): their index share is not measurable this way; compare host PSS instead.
+            idle_kb = None if way == "prefork parent" else sum(idle.values())
+            identical = sum(r["rankings"] == cold_rankings for r in reports)
+        others = [r["ready_seconds"] for r in reports[1:count]]
+        rows.append({
+            "way": way, "processes": len(pids), "total_mb": total_kb / 1024,
+            "index_mb": None if idle_kb is None else (total_kb - idle_kb) / 1024, "one_index_mb": one_index_kb / 1024,
+            "ratio": None if idle_kb is None else (total_kb - idle_kb) / max(1, one_index_kb),
+            "first_ready": first["ready_seconds"], "others_ready": statistics.median(others) if others else None,
+            "search_ms": statistics.median(t for r in reports for t in r["search_ms"]),
+            "identical": identical, "reports": len(reports), "snapshot": first["snapshot"],
+        })  # fmt: skip
+    return rows
+
+
+def print_processes(rows: list[dict], n_profiles: int) -> None:
+    print(f"\n== {rows[0]['processes']} worker processes on one host, {n_profiles:,} profiles ==")
+    print(f"{'way':<16}{'procs':>6}{'host PSS MB':>13}{'index MB':>10}{'one MB':>8}{'x one':>7}"
+          f"{'1st ready s':>12}{'next ready s':>13}{'search ms':>10}  identical")  # fmt: skip
+    for r in rows:
+        others = "—" if r["others_ready"] is None else f"{r['others_ready']:.2f}"
+        index_mb = "—" if r["index_mb"] is None else f"{r['index_mb']:.0f}"
+        ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        print(f"{r['way']:<16}{r['processes']:>6}{r['total_mb']:>13.0f}{index_mb:>10}{r['one_index_mb']:>8.0f}"
+              f"{ratio:>7}{r['first_ready']:>12.2f}{others:>13}{r['search_ms']:>10.1f}"
+              f"  {r['identical']}/{r['reports']} processes")  # fmt: skip
 
 
 # --- POST → succeeded through a real worker ---------------------------------------------------------
@@ -436,17 +650,46 @@ def main() -> None:
     parser.add_argument(
         "--redis-cache-url", default=os.environ.get("BENCH_REDIS_CACHE_URL", "redis://127.0.0.1:6379/13")
     )
+    parser.add_argument(
+        "--reuse-database",
+        action="store_true",
+        help="use the database named in DATABASE_URL and keep it (seed once, reuse after)",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=0,
+        help="at the largest size: N worker processes on this host, one index copy each vs one host "
+        "snapshot vs a prefork parent (memory, time to ready, rankings)",
+    )
+    parser.add_argument("--process-searches", type=int, default=6, help="searches each of those processes runs")
+    parser.add_argument(
+        "--processes-only", action="store_true", help="skip the per-size load and path figures (--processes only)"
+    )
+    parser.add_argument(
+        "--synthetic-size",
+        type=int,
+        default=0,
+        help="also search an index of this many profiles made in memory by repeating the largest "
+        "size's arrays under new user ids (e.g. 10000000): search median and memory",
+    )
     parser.add_argument("--measure-index", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--index-worker", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-id", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--prefork", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure_index:
         measure_index()
+        return
+    if args.index_worker:
+        index_worker(args.index_worker, args.worker_id, args.prefork)
         return
     if args.searches < 20:
         raise SystemExit("--searches must be at least 20")
     sizes = sorted(int(s) for s in args.sizes.split(","))
     source = os.environ.get("DATABASE_URL", "")
 
-    with throwaway_database(source) as (database_url, name), ExitStack() as stack:
+    with throwaway_database(source, reuse=args.reuse_database) as (database_url, name), ExitStack() as stack:
         os.environ.update(
             DATABASE_URL=database_url,
             DATABASE_CONN_MAX_AGE="600",
@@ -471,21 +714,27 @@ def main() -> None:
         call_command("migrate", verbosity=0)
         call_command("loaddata", "resorts", verbosity=0)
         regions = resort_regions()
-        print(f"PostgreSQL database {name} (throwaway); Redis broker {args.redis_url}, cache {args.redis_cache_url}")
+        kind = "kept" if args.reuse_database else "throwaway"
+        print(f"PostgreSQL database {name} ({kind}); Redis broker {args.redis_url}, cache {args.redis_cache_url}")
         log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="search-bench-")))
 
         summaries, post = [], None
-        have = 0
+        # A kept database already holds the first `have` profiles of the deterministic sequence.
+        have = SkierProfile.objects.count()
         for n in sizes:
+            if n < have:
+                raise SystemExit(f"the database holds {have:,} profiles, more than the size {n:,}")
             seconds = insert_profiles(have, n - have, regions)
             print(f"\ninserted {n - have:,} profiles in {seconds:.1f} s (COPY), {n:,} in all")
             have = n
-            load = measure_index_in_subprocess(database_url, args.redis_cache_url)
+            if not args.processes_only:
+                load = measure_index_in_subprocess(database_url, args.redis_cache_url)
             candidate_index_reset()
             candidate_index().current()  # this process's own warm index, loaded before timing
             seekers = list(SkierProfile.objects.order_by("?").values_list("user_id", flat=True)[:200])
             shapes = search_shapes(args.searches, regions, seekers)
-            summaries.append(print_size(n, load, bench_paths(shapes)))
+            if not args.processes_only:
+                summaries.append(print_size(n, load, bench_paths(shapes)))
             if n == args.post_size:
                 post = bench_post(
                     database_url, args.redis_url, args.redis_cache_url, shapes, args.post_searches, log_dir
@@ -504,6 +753,28 @@ def main() -> None:
                 )
                 for line in post["worker_lines"]:
                     print(f"  worker: {line.split(': ', 1)[-1][:160]}")
+
+        if args.processes:
+            n = sizes[-1]
+            process_shapes = shapes[: args.process_searches]
+            cold = [cold_ranking(seeker, prefs, regions) for seeker, prefs in process_shapes]
+            env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith(("MATCHING_", "AWS_"))},
+                "DATABASE_URL": database_url,
+                "REDIS_CACHE_URL": args.redis_cache_url,
+                "LOG_LEVEL": "WARNING",
+            }
+            process_rows = bench_processes(args.processes, env, process_shapes, cold, log_dir)
+            print_processes(process_rows, n)
+        if args.synthetic_size:
+            synthetic = bench_synthetic(args.synthetic_size, shapes)
+            print(
+                f"\n== {synthetic['profiles']:,} profiles made in memory (the {sizes[-1]:,}-profile index's arrays "
+                f"repeated under new user ids) ==\n"
+                f"index {synthetic['index_mb']:.0f} MB; process RSS {synthetic['rss_mb']:.0f} MB; "
+                f"engine search median {synthetic['search_ms']:.1f} ms, p90 {synthetic['p90_ms']:.1f} ms "
+                f"over {len(shapes)} searches"
+            )
 
         print("\ntargets:")
         by_size = {s["n"]: s for s in summaries}

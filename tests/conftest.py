@@ -52,13 +52,16 @@ def _second_factor_off(request):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_candidate_index():
+def _fresh_candidate_index(monkeypatch):
     # The warm candidate index lives as long as its process; each test starts from a cold one.
     if not settings.configured:
         yield
         return
     from matching.candidates import candidate_index_reset
 
+    # No host snapshot: a test's index may hold rows its transaction rolls back, which must not
+    # reach another process (tests of the snapshots give theirs a directory of its own).
+    monkeypatch.setattr(settings, "MATCHING_INDEX_SNAPSHOT", False)
     candidate_index_reset()
     yield
     candidate_index_reset()
@@ -313,7 +316,13 @@ def stop_celery_worker(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="session")
 def worker_env(
-    django_db_setup, django_db_blocker, notification_receiver, user_core_receiver, globalcoach_server, live_server
+    django_db_setup,
+    django_db_blocker,
+    notification_receiver,
+    user_core_receiver,
+    globalcoach_server,
+    live_server,
+    tmp_path_factory,
 ) -> dict[str, str]:
     """The environment of a worker on the test database and the test Redis (flushed once)."""
     from django.conf import settings
@@ -342,6 +351,8 @@ def worker_env(
         "MATCHING_VETTING_CALLBACK_BASE_URL": live_server.url,
         # Tests change profiles between searches within milliseconds: check for changes every search.
         "MATCHING_INDEX_STALENESS_MS": "0",
+        # The worker's processes share a host snapshot of their own (not the worktree's var/).
+        "MATCHING_INDEX_SNAPSHOT_DIR": str(tmp_path_factory.mktemp("profile-index")),
     }
 
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.views import View
 
 from matching.admin.reauth import recent_sign_in_required
+from matching.candidates import index_health
 from matching.models import Engine, Search, SearchStatus, SearchVetting, StaffAction, StaffActionKind
 from matching.selectors import api_keys_near_expiry, stuck_q
 from workflows.client import DurableApiClient, DurableApiError
@@ -179,6 +180,7 @@ class DashboardView(View):
                 if request.user.has_perm("matching.view_apiclientkey")
                 else [],
             },
+            "index": index_health(),
         }
         return TemplateResponse(request, "admin/matching/dashboard.html", context)
 

@@ -446,7 +446,29 @@ class ResortListSerializer(serializers.Serializer):
     resorts = ResortSerializer(many=True)
 
 
+class HostSnapshotSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    profiles = serializers.IntegerField(allow_null=True)
+    age_seconds = serializers.FloatField(allow_null=True, help_text="Seconds since its data was read.")
+
+
+class ProcessIndexSerializer(serializers.Serializer):
+    profiles = serializers.IntegerField(help_text="Profiles a search can see.")
+    snapshot = serializers.CharField(allow_null=True, help_text="The host snapshot its base is mapped from.")
+    overlay_profiles = serializers.IntegerField(help_text="Changed profiles held privately beside the base.")
+    staleness_seconds = serializers.FloatField(help_text="Seconds since its newest data was read.")
+    loaded_at = serializers.DateTimeField()
+
+
+class IndexHealthSerializer(serializers.Serializer):
+    snapshot = HostSnapshotSerializer(allow_null=True, help_text="This host's warm index snapshot (null: none).")
+    process = ProcessIndexSerializer(
+        allow_null=True, help_text="The answering process's warm index (null: it has not loaded one)."
+    )
+
+
 class HealthSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=[("ok", "ok"), ("unavailable", "unavailable")])
     database = serializers.CharField(help_text='"ok" or "error: <exception type>".')
     broker = serializers.CharField(help_text='"ok" or "error: <exception type>".')
+    index = IndexHealthSerializer(help_text="The warm candidate index on this host (informational).")

@@ -301,8 +301,11 @@ class HealthView(APIView):
     def get(self, request):
         checks = {"database": _check_database(), "broker": _check_broker()}
         healthy = all(value == "ok" for value in checks.values())
+        from matching.candidates import index_health  # numpy loads only when a probe asks
+
+        index = HealthSerializer().fields["index"].to_representation(index_health())
         return Response(
-            {"status": "ok" if healthy else "unavailable", **checks},
+            {"status": "ok" if healthy else "unavailable", **checks, "index": index},
             status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE,
         )
 

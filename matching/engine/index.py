@@ -241,6 +241,42 @@ class ProfileIndexBuilder:
             accumulator.add(np.asarray(lengths), values)
         self.count += n
 
+    def add_coded(
+        self,
+        *,
+        user_ids: np.ndarray,
+        skill_levels: np.ndarray,
+        roles: tuple[np.ndarray, Sequence[str]],
+        knowledge_scores: np.ndarray,
+        resorts: tuple[np.ndarray, np.ndarray, Sequence[str]],
+        regions: tuple[np.ndarray, np.ndarray, Sequence[str]],
+        available_dates: tuple[np.ndarray, np.ndarray, Sequence[str]],
+        certifications: tuple[np.ndarray, np.ndarray, Sequence[str]],
+    ) -> None:
+        """Append one chunk of open profiles whose strings a loader has already interned: a role
+        is `(codes, distinct values)`, a set field `(counts per profile, codes in profile order,
+        distinct values)`, codes indexing the chunk's own distinct values. Only the few distinct
+        values meet Python: the cheapest form for a bulk loader. `knowledge_scores` is float
+        with NaN for none; `user_ids` a UTF-8 bytes array."""
+        n = len(user_ids)
+        self._user_ids.append(user_ids.astype(np.bytes_, copy=False))
+        self._skill.append(np.asarray(skill_levels, dtype=np.int64).reshape(n))
+        self._open.append(np.ones(n, dtype=bool))
+        self._knowledge.append(np.asarray(knowledge_scores, dtype=np.float64).reshape(n))
+        codes, values = roles
+        self._role.append(_recode(self.role_vocab, codes, values).astype(np.int16).reshape(n))
+        for accumulator, (lengths, codes, values) in (
+            (self._resorts, resorts),
+            (self._named_regions, regions),
+            (self._dates, available_dates),
+            (self._certifications, certifications),
+        ):
+            if len(lengths) != n or int(np.sum(lengths)) != len(codes):
+                raise ValueError("a set column's counts and values disagree")
+            ids = _recode(accumulator.vocab, codes, values)
+            accumulator.chunks.append((np.asarray(lengths, dtype=np.int32), ids.astype(np.int32)))
+        self.count += n
+
     def add_profiles(self, profiles: Sequence[Profile]) -> None:
         self.add(
             user_ids=[p.user_id for p in profiles],
@@ -277,6 +313,14 @@ class ProfileIndexBuilder:
 
 
 _EMPTY_IDS = np.zeros(0, dtype="S1")
+
+
+def _recode(vocab: dict[str, int], codes: np.ndarray, values: Sequence[str]) -> np.ndarray:
+    """Codes into a chunk's own `values` as ids of `vocab` (values new to it are added, sorted)."""
+    for value in sorted(set(values).difference(vocab)):
+        vocab[value] = len(vocab)
+    table = np.fromiter((vocab[v] for v in values), dtype=np.int64, count=len(values))
+    return table[codes] if len(codes) else np.zeros(0, dtype=np.int64)
 
 
 def _concat(parts: list[np.ndarray], dtype) -> np.ndarray:

@@ -82,6 +82,13 @@ class LiveProfileIndex:
             hidden[positions] = True
         return LiveProfileIndex(self.base, hidden=hidden, delta=delta)
 
+    def with_base(self, base: ProfileIndex) -> LiveProfileIndex:
+        """The same overlay on another copy of the same base (the same rows in the same order,
+        e.g. the base mapped from a host snapshot instead of this process's own arrays)."""
+        if len(base) != len(self.base):
+            raise ValueError("another base must hold the same rows")
+        return LiveProfileIndex(base, hidden=self.hidden, delta=self.delta, delta_index=self._delta_index)
+
     def search(self, request: SearchRequest) -> list[Match]:
         return self.search_counted(request)[0]
 
