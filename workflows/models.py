@@ -25,7 +25,7 @@ class SearchDispatch(models.Model):
     start_uncertain = models.BooleanField(default=False)
     # The W3C traceparent of the request that wrote the record (blank when tracing is off): the
     # relay thread or the sweeper sends it later, elsewhere, in that request's trace.
-    traceparent = models.CharField(max_length=55, blank=True)
+    traceparent = models.CharField(max_length=55, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='searchdispatch',
             name='traceparent',
-            field=models.CharField(blank=True, max_length=55),
+            field=models.CharField(blank=True, default='', max_length=55),
         ),
     ]
