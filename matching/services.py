@@ -34,6 +34,7 @@ from matching.models import (
     SearchVetting,
     SkierProfile,
     StaffAction,
+    StaffPreference,
     SubmitIdempotencyKey,
 )
 from matching.profile_input import ProfileWrite, ResortWrite
@@ -799,6 +800,7 @@ def staff_action_record(
     status_after: str = "",
     parameters: dict | None = None,
     detail: str = "",
+    detail_code: dict | None = None,
 ) -> StaffAction:
     """One line of the staff audit trail: who, when, what, why, the status before and after."""
     return StaffAction.objects.create(
@@ -813,6 +815,7 @@ def staff_action_record(
         status_after=status_after,
         outcome=outcome,
         detail=detail[:2000],
+        detail_code=detail_code or {},
     )
 
 
@@ -855,3 +858,11 @@ def idempotency_keys_purge(*, now=None, batch_size: int = 5000) -> int:
     cutoff = (now or timezone.now()) - timedelta(seconds=settings.MATCHING_IDEMPOTENCY_TTL_SECONDS)
     ids = list(SubmitIdempotencyKey.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:batch_size])
     return SubmitIdempotencyKey.objects.filter(pk__in=ids).delete()[0]
+
+
+def staff_preference_set(*, user, language: str, time_zone: str) -> StaffPreference:
+    """A staff member's console language and time zone (one row per user)."""
+    preference, _ = StaffPreference.objects.update_or_create(
+        user=user, defaults={"language": language, "time_zone": time_zone}
+    )
+    return preference

@@ -1,22 +1,25 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.negotiation import DefaultContentNegotiation
 
+from matching.admin.preferences import preference_view
 from matching.api.views import HealthView
 from snowbuddy.openapi_internal import InternalSchemaGenerator
 from workflows import views as workflow_views
 
-admin.site.site_header = "Snowbuddy matching console"
-admin.site.site_title = "Snowbuddy console"
-admin.site.index_title = "Searches, engines and profiles"
+admin.site.site_header = _("Snowbuddy matching console")
+admin.site.site_title = _("Snowbuddy console")
+admin.site.index_title = _("Searches, engines and profiles")
 # The console's own navigation (dashboard, searches, needs attention) sits in the header; the model
 # sidebar would take 280 px of a 1366 px screen from the search list.
 admin.site.enable_nav_sidebar = False
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
+    path("admin/preferences/", admin.site.admin_view(preference_view), name="staff-preference"),
     path("admin/", admin.site.urls),
     path("matching/", include("matching.api.urls")),
     # DRF's own negotiation here: the schema answers `?format=json` (the API itself ignores ?format).
