@@ -18,18 +18,34 @@ LAMBDA_PYTHON := $(or $(LAMBDA_PYTHON),$(shell command -v python3.13 2>/dev/null
 SCALE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/scale
 SCALE_SEARCHES ?= 1000000
 
-.PHONY: setup chromium run run-durable durable test lint format bench bench-durable bench-search seed-scale bench-admin lambda-build clean
+CATALOGUES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/*.po))
+
+.PHONY: setup chromium gettext messages run run-durable durable test lint format bench bench-durable bench-search seed-scale bench-admin lambda-build clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-setup: $(VENV)/.installed
+# The compiled catalogues are build output (not committed): msgfmt when installed, else polib.
+$(CATALOGUES): %.mo: %.po $(VENV)/.installed
+	$(PY) -m snowbuddy.compile_catalogues
+
+setup: $(VENV)/.installed $(CATALOGUES)
 
 # The browser test drives Debian's Chromium (Playwright's own browser download is not used).
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+# makemessages, compilemessages and the catalogue test use Debian's gettext (msgfmt, xgettext).
+gettext:
+	@command -v msgfmt >/dev/null || { apt-get update -qq && apt-get install -y -qq gettext; }
+
+# New console strings into locale/zh_Hant/LC_MESSAGES/django.po (then translate each; `make test` checks).
+messages: setup gettext
+	$(PY) manage.py makemessages -l zh_Hant --add-location file --no-obsolete \
+		--ignore '.venv/*' --ignore 'var/*' --ignore 'node_modules/*' --ignore 'tests/*' --ignore 'bench/*'
+	$(PY) -m snowbuddy.compile_catalogues
 
 # The console on SQLite with the embedded broker: demo data, a worker and the web server.
 run: setup
@@ -61,7 +77,7 @@ run-durable: setup
 	wait
 
 # The whole suite on PostgreSQL and Redis, with a real Celery worker process and a real browser.
-test: setup chromium
+test: setup chromium gettext
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports

@@ -4,7 +4,7 @@ one language); these tables word the same codes and values for the page being sh
 
 from __future__ import annotations
 
-from django.utils.translation import gettext_lazy, ngettext_lazy, pgettext_lazy
+from django.utils.translation import gettext_lazy, ngettext_lazy, pgettext, pgettext_lazy
 
 from matching.models import Engine, SearchStatus, StaffActionOutcome
 
@@ -69,6 +69,8 @@ def _word_params(params: dict) -> dict:
         words["status"] = str(SearchStatus(words["status"]).label).lower()
     if "engine" in words:
         words["engine"] = str(ENGINE_WORDS.get(words["engine"], words["engine"]))
+    if "actor" in words:
+        words["actor"] = actor_words(words["actor"])
     if "mode" in words:
         words["mode"] = str(MODE_WORDS.get(words["mode"], words["mode"]))
     return words
@@ -106,6 +108,63 @@ SOURCE_WORDS = {
     "dispatch": gettext_lazy("dispatch"),
     "staff": gettext_lazy("staff"),
 }
+
+
+# The kinds of timeline line: the console's own and the durable engine's.
+KIND_WORDS = {
+    "transition": pgettext_lazy("timeline kind", "transition"),
+    "webhook": pgettext_lazy("timeline kind", "webhook"),
+    "dispatch": pgettext_lazy("timeline kind", "dispatch"),
+    "staff": pgettext_lazy("timeline kind", "staff"),
+    "step": pgettext_lazy("timeline kind", "step"),
+    "wait": pgettext_lazy("timeline kind", "wait"),
+    "callback": pgettext_lazy("timeline kind", "callback"),
+    "execution": pgettext_lazy("timeline kind", "execution"),
+    "invocation": pgettext_lazy("timeline kind", "invocation"),
+    "invoke": pgettext_lazy("timeline kind", "invoke"),
+    "context": pgettext_lazy("timeline kind", "context"),
+    "api": pgettext_lazy("timeline kind", "api"),
+}
+
+
+# The console's own search events (matching.admin.SEARCH_EVENT_KINDS) in words.
+EVENT_WORDS = {
+    "submitted": pgettext_lazy("search event", "submitted"),
+    "dispatched": pgettext_lazy("search event", "dispatched"),
+    "claimed": pgettext_lazy("search event", "claimed"),
+    "running": pgettext_lazy("search event", "running"),
+    "awaiting_vetting": pgettext_lazy("search event", "awaiting vetting"),
+    "succeeded": pgettext_lazy("search event", "succeeded"),
+    "failed": pgettext_lazy("search event", "failed"),
+    "cancelled": pgettext_lazy("search event", "cancelled"),
+    "timed_out": pgettext_lazy("search event", "timed out"),
+    "retried": pgettext_lazy("search event", "retried"),
+    "lease_expired": pgettext_lazy("search event", "lease expired"),
+    "failed_over": pgettext_lazy("search event", "failed over"),
+    "start_resolved": pgettext_lazy("search event", "start resolved"),
+    "remote_cancel": pgettext_lazy("search event", "remote cancel"),
+    "intervened": pgettext_lazy("search event", "intervened"),
+    "drift_flagged": pgettext_lazy("search event", "drift flagged"),
+    "drift_acknowledged": pgettext_lazy("search event", "drift acknowledged"),
+    "notification_redelivery": pgettext_lazy("search event", "notification redelivery"),
+}
+
+
+def event_words(kind: str) -> str:
+    return str(EVENT_WORDS.get(kind, kind))
+
+
+def actor_words(actor: str) -> str:
+    """Who did it: "staff:olga" as the staff member, "system" as the console itself; others by name."""
+    if actor.startswith("staff:"):
+        return pgettext("actor", "staff %(name)s") % {"name": actor.removeprefix("staff:")}
+    if actor == "system":
+        return pgettext("actor", "system")
+    return actor
+
+
+def kind_words(kind: str) -> str:
+    return str(KIND_WORDS.get(kind, kind))
 
 
 def source_words(label: str) -> str:

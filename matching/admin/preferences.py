@@ -71,7 +71,7 @@ class StaffPreferenceMiddleware:
 def preference_view(request):
     """The header's switch (a plain form: no script): save, then back to the page it was sent from."""
     form = PreferenceForm(request.POST)
-    target = request.POST.get("next") or CONSOLE_PREFIX
+    target = request.POST.get(form.add_prefix("next")) or CONSOLE_PREFIX
     if not url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure()):
         target = CONSOLE_PREFIX
     if form.is_valid():
