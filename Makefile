@@ -33,9 +33,11 @@ $(CATALOGUES): %.mo: %.po $(VENV)/.installed
 
 setup: $(VENV)/.installed $(CATALOGUES)
 
-# The browser test drives Debian's Chromium (Playwright's own browser download is not used).
+# The browser test drives Debian's Chromium (Playwright's own browser download is not used), with a
+# font for the Traditional Chinese pages of its screenshots.
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@fc-list :lang=zh-tw 2>/dev/null | grep -q . || { apt-get update -qq && apt-get install -y -qq fonts-noto-cjk; }
 
 # makemessages, compilemessages and the catalogue test use Debian's gettext (msgfmt, xgettext).
 gettext:

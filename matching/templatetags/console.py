@@ -76,6 +76,13 @@ def seconds(value: float | None) -> str:
 
 
 @register.filter
+def lowerfirst(value) -> str:
+    """ "Rerun on Durable" → "rerun on Durable" (names keep their capitals; Chinese is unchanged)."""
+    text = str(value)
+    return text[:1].lower() + text[1:]
+
+
+@register.filter
 def get(mapping, key):
     return mapping.get(key) if mapping else None
 

@@ -130,7 +130,8 @@ def test_the_search_page_merges_every_source_into_one_timeline_to_the_millisecon
     assert taipei.strftime("%Y-%m-%d %H:%M:%S") + ".123 UTC+0800" in page
     assert "+1.500 s" in page
     expected = ["durable history", "DynamoDB item", "WaitStarted", "webhook", "applied", "queued", "sent",
-                "arn:local:durable:x-a1", f"{search.pk}-a1", "submitted", "Resync mirror: Done", "olga-operator"]  # fmt: skip
+                "arn:local:durable:x-a1", f"{search.pk}-a1", "submitted", "Resync mirror: Done",
+                "olga-operator"]  # fmt: skip
     for text in expected:
         assert text in page, text
 
