@@ -19,7 +19,8 @@ admin.site.enable_nav_sidebar = False
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
-    path("admin/preferences/", admin.site.admin_view(preference_view), name="staff-preference"),
+    # The console's own pages beside the admin's: the header's language and time-zone switch.
+    path("admin/", include([path("preferences/", admin.site.admin_view(preference_view), name="staff-preference")])),
     path("admin/", admin.site.urls),
     path("matching/", include("matching.api.urls")),
     # DRF's own negotiation here: the schema answers `?format=json` (the API itself ignores ?format).

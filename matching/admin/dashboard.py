@@ -213,6 +213,7 @@ class RoutingView(View):
             "title": _("Routing of new searches"),
             "form": form,
             "mode": routing_mode(),
+            "mode_label": dict(RoutingMode.choices)[routing_mode()],
             "environment": environment_engine(),
             "in_force": choose_engine(),
             "cache_seconds": ROUTING_CACHE_SECONDS,

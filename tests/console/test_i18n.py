@@ -110,6 +110,7 @@ def test_the_console_in_traditional_chinese_keeps_no_english_label(operator_clie
         "search page": reverse("admin:matching_search_change", args=[done.pk]) + "?why=u000002",
         "cancelled search": reverse("admin:matching_search_change", args=[running.pk]),
         "dashboard": reverse(DASHBOARD),
+        "routing": reverse("admin:matching_search_routing"),
         "confirmation": act_url(done, "retry"),
         "vetting confirmation": act_url(waiting, "intervene") + "?decision=approve_all",
     }
