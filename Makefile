@@ -20,18 +20,37 @@ SCALE_SEARCHES ?= 1000000
 
 OIDC_TEST_PROVIDER := tests/oidc/node_modules/.package-lock.json
 
-.PHONY: setup chromium oidc-provider prometheus run run-durable durable test lint format bench bench-durable bench-search seed-scale bench-admin lambda-build clean
+CATALOGUES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/*.po))
+
+.PHONY: setup chromium gettext messages oidc-provider prometheus run run-durable durable test lint format bench bench-durable bench-search seed-scale bench-admin lambda-build clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
 
-setup: $(VENV)/.installed
+# The compiled catalogues are build output (not committed): msgfmt when installed, else polib.
+$(CATALOGUES): %.mo: %.po $(VENV)/.installed
+	$(PY) -m snowbuddy.compile_catalogues
 
-# The browser test drives Debian's Chromium (Playwright's own browser download is not used).
+setup: $(VENV)/.installed $(CATALOGUES)
+
+# The browser test drives Debian's Chromium (Playwright's own browser download is not used), with a
+# font for the Traditional Chinese pages of its screenshots.
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+	@fc-list :lang=zh-tw 2>/dev/null | grep -q . || { apt-get update -qq && apt-get install -y -qq fonts-noto-cjk; } \
+		|| echo "no CJK font: the Chinese screenshots will show boxes (the tests do not depend on it)"
+
+# makemessages, compilemessages and the catalogue test use Debian's gettext (msgfmt, xgettext).
+gettext:
+	@command -v msgfmt >/dev/null || { apt-get update -qq && apt-get install -y -qq gettext; }
+
+# New console strings into locale/zh_Hant/LC_MESSAGES/django.po (then translate each; `make test` checks).
+messages: setup gettext
+	$(PY) manage.py makemessages -l zh_Hant --add-location file --no-obsolete \
+		--ignore '.venv/*' --ignore 'var/*' --ignore 'node_modules/*' --ignore 'tests/*' --ignore 'bench/*'
+	$(PY) -m snowbuddy.compile_catalogues
 
 # promtool (the alert rules' tests) and the Prometheus server of the live alert test.
 prometheus:
@@ -77,7 +96,7 @@ run-durable: setup
 	wait
 
 # The whole suite on PostgreSQL and Redis, with a real Celery worker process and a real browser.
-test: setup chromium oidc-provider prometheus
+test: setup chromium gettext oidc-provider prometheus
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports

@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.db.models.fields.json import KT
 from django.db.models.functions import Now
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from matching.regions import KNOWN_REGIONS
 
@@ -29,9 +30,9 @@ class Resort(models.Model):
 
 
 class Role(models.TextChoices):
-    BUDDY = "buddy", "Buddy"
-    STUDENT = "student", "Student"
-    COACH = "coach", "Coach"
+    BUDDY = "buddy", _("Buddy")
+    STUDENT = "student", _("Student")
+    COACH = "coach", _("Coach")
 
 
 class SkierProfile(models.Model):
@@ -87,14 +88,14 @@ class SkierProfile(models.Model):
 
 
 class SearchStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    DISPATCHED = "dispatched", "Dispatched"
-    RUNNING = "running", "Running"
-    AWAITING_VETTING = "awaiting_vetting", "Awaiting vetting"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-    TIMED_OUT = "timed_out", "Timed out"
+    PENDING = "pending", _("Pending")
+    DISPATCHED = "dispatched", _("Dispatched")
+    RUNNING = "running", _("Running")
+    AWAITING_VETTING = "awaiting_vetting", _("Awaiting vetting")
+    SUCCEEDED = "succeeded", _("Succeeded")
+    FAILED = "failed", _("Failed")
+    CANCELLED = "cancelled", _("Cancelled")
+    TIMED_OUT = "timed_out", _("Timed out")
 
 
 TERMINAL_STATUSES = frozenset(
@@ -104,18 +105,19 @@ ACTIVE_STATUSES = frozenset(set(SearchStatus) - TERMINAL_STATUSES)
 
 
 class Engine(models.TextChoices):
-    CELERY = "celery", "Celery"
-    DURABLE = "durable", "Durable (Lambda)"
+    CELERY = "celery", _("Celery")
+    DURABLE = "durable", _("Durable (Lambda)")
 
 
 class Search(models.Model):
     search_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    seeker_id = models.CharField(max_length=64)
+    # Verbose names label the console's columns and filters in the staff member's language.
+    seeker_id = models.CharField(_("seeker id"), max_length=64)
     preferences = models.JSONField()
-    status = models.CharField(max_length=20, choices=SearchStatus.choices, default=SearchStatus.PENDING)
-    engine = models.CharField(max_length=10, choices=Engine.choices)
-    attempt = models.PositiveIntegerField(default=1)
-    created_at = models.DateTimeField(auto_now_add=True)
+    status = models.CharField(_("status"), max_length=20, choices=SearchStatus.choices, default=SearchStatus.PENDING)
+    engine = models.CharField(_("engine"), max_length=10, choices=Engine.choices)
+    attempt = models.PositiveIntegerField(_("attempt"), default=1)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -141,7 +143,8 @@ class Search(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        verbose_name_plural = "searches"
+        verbose_name = _("search")
+        verbose_name_plural = _("searches")
         indexes = [
             models.Index(fields=["seeker_id", "-created_at"], name="search_seeker_created_idx"),
             models.Index(fields=["status", "-created_at"], name="search_status_created_idx"),
@@ -265,9 +268,9 @@ class SearchEvent(models.Model):
 
 
 class NotificationState(models.TextChoices):
-    PENDING = "pending", "Pending"
-    DELIVERED = "delivered", "Delivered"
-    DEAD_LETTER = "dead_letter", "Dead letter"
+    PENDING = "pending", _("Pending")
+    DELIVERED = "delivered", _("Delivered")
+    DEAD_LETTER = "dead_letter", _("Dead letter")
 
 
 class SearchNotification(models.Model):
@@ -361,19 +364,19 @@ class SearchVetting(models.Model):
 
 
 class StaffActionKind(models.TextChoices):
-    RETRY = "retry", "Retry"
-    CANCEL = "cancel", "Cancel"
-    INTERVENE = "intervene", "Answer vetting"
-    RESYNC = "resync", "Resync mirror"
-    ACKNOWLEDGE_DRIFT = "acknowledge_drift", "Acknowledge drift"
-    EXPORT = "export", "Export results"
-    ROUTING = "routing", "Switch routing"
+    RETRY = "retry", _("Retry")
+    CANCEL = "cancel", _("Cancel")
+    INTERVENE = "intervene", _("Answer vetting")
+    RESYNC = "resync", _("Resync mirror")
+    ACKNOWLEDGE_DRIFT = "acknowledge_drift", _("Acknowledge drift")
+    EXPORT = "export", _("Export results")
+    ROUTING = "routing", _("Switch routing")
 
 
 class StaffActionOutcome(models.TextChoices):
-    DONE = "done", "Done"
-    SKIPPED = "skipped", "Skipped"
-    FAILED = "failed", "Failed"
+    DONE = "done", _("Done")
+    SKIPPED = "skipped", _("Skipped")
+    FAILED = "failed", _("Failed")
 
 
 class StaffAction(models.Model):
@@ -390,7 +393,10 @@ class StaffAction(models.Model):
     status_before = models.CharField(max_length=40, blank=True)
     status_after = models.CharField(max_length=40, blank=True)
     outcome = models.CharField(max_length=10, choices=StaffActionOutcome.choices)
-    detail = models.TextField(blank=True)
+    detail = models.TextField(blank=True)  # in English
+    # What `detail` says as a code and the values it names (matching.console_words words it in the
+    # staff member's language); empty for a message from another system or an older record.
+    detail_code = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-at", "-id"]
@@ -538,3 +544,18 @@ class UserEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} of {self.match_request_id} ({self.state})"
+
+
+class StaffPreference(models.Model):
+    """A staff member's console language and time zone (matching.admin.preferences reads it per request).
+
+    No row: the browser's Accept-Language and STAFF_TIME_ZONE decide.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_preference")
+    language = models.CharField(max_length=16, choices=settings.LANGUAGES)
+    time_zone = models.CharField(max_length=64)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.language}, {self.time_zone}"

@@ -8,11 +8,15 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from matching.engine import PROFILE_FIELDS, Profile, SearchRequest
+from matching.engine import PROFILE_FIELDS, Profile, SearchRequest, explain
 from matching.engine.explain import check_candidate, engine_match, rank_among
 from matching.models import ApiClientKey, Engine, Resort, Search, SearchResult, SearchStatus, SkierProfile
 from matching.reasons import dimension_reasons
+from matching.regions import REGION_NAMES_ZH_HANT
 
 _RESORT_MAP_CACHE_KEY = "matching:resort-regions:v1"
 
@@ -126,20 +130,50 @@ def attention_reasons(search: Search, now: datetime) -> list[str]:
     """Why a search needs staff attention, from its own columns (no query)."""
     reasons = []
     if search.drift_flagged:
-        reasons.append("drift flagged")
+        reasons.append(_("drift flagged"))
     if search.callback_dead_lettered:
-        reasons.append("callback dead-lettered")
+        reasons.append(_("callback dead-lettered"))
     if search.status in IDLE_STATUSES and (now - search.updated_at).total_seconds() > stuck_after_seconds(
         search.engine
     ):
-        reasons.append("stuck")
+        reasons.append(_("stuck"))
     if search.status == SearchStatus.AWAITING_VETTING and (now - search.updated_at) > (search.deadline_at - now):
-        reasons.append("vetting past half its deadline")
+        reasons.append(_("vetting past half its deadline"))
     return reasons
 
 
+def _chinese() -> bool:
+    return (translation.get_language() or "").startswith("zh")
+
+
 def resort_names() -> dict[str, str]:
-    return dict(Resort.objects.values_list("id", "name_en"))
+    """Resort id → its name in the active language: the resort list's own Chinese name (`name`) in
+    Traditional Chinese, its English name otherwise."""
+    return dict(Resort.objects.values_list("id", "name" if _chinese() else "name_en"))
+
+
+def region_names() -> dict[str, str]:
+    """Region (its stored English name) → its name in the active language."""
+    return dict(REGION_NAMES_ZH_HANT) if _chinese() else {}
+
+
+# The console's words for each explainer code, over the same names as the engine's English sentences.
+VERDICT_REASONS = {
+    explain.SEEKER: gettext_lazy("this is the seeker: a search never returns its own seeker"),
+    explain.NOT_OPEN: gettext_lazy("the profile is not open to matching"),
+    explain.SKILL: gettext_lazy("skill level %(level)s is outside the search's range %(low)s to %(high)s"),
+    explain.CERTIFICATION: gettext_lazy("holds none of the required certifications %(wanted)s (holds: %(held)s)"),
+    explain.LOCATION: gettext_lazy("no resort or region in common with the search"),
+    explain.THRESHOLD: gettext_lazy("scored %(score).2f, not above the %(minimum)s threshold"),
+    explain.PASSED: gettext_lazy("scored %(score).2f"),
+}
+
+
+def verdict_reason(check) -> str:
+    params = dict(check.params)
+    if check.code == explain.CERTIFICATION and not params.get("held"):
+        params["held"] = _("none")
+    return VERDICT_REASONS[check.code] % params
 
 
 @dataclass(frozen=True)
@@ -167,7 +201,7 @@ def search_candidate_verdict(*, search: Search, user_id: str) -> CandidateVerdic
     row = SkierProfile.objects.filter(user_id=user_id, deleted_at__isnull=True).values(*PROFILE_FIELDS).first()
     if row is None:
         return CandidateVerdict(
-            user_id=user_id, found=False, reason="no profile with this user id in the console's copy of the profiles"
+            user_id=user_id, found=False, reason=_("no profile with this user id in the console's copy of the profiles")
         )
     profile = Profile.from_dict(row)
     regions = resort_regions()
@@ -181,14 +215,16 @@ def search_candidate_verdict(*, search: Search, user_id: str) -> CandidateVerdic
     stored_rank = next((rank for _, uid, rank in results if uid == user_id), None)
     notes = []
     if request.vetting_required:
-        notes.append("a vetted search keeps only the candidates GlobalCoach (or staff) approved among those vetted")
+        notes.append(_("a vetted search keeps only the candidates GlobalCoach (or staff) approved among those vetted"))
     if not search.is_terminal:
-        notes.append(f"the search is {search.get_status_display().lower()}: its results are not final")
+        notes.append(
+            _("the search is %(status)s: its results are not final") % {"status": search.get_status_display().lower()}
+        )
     verdict = dict(
         user_id=user_id,
         nickname=profile.nickname,
         excluded_by=check.excluded_by,
-        reason=check.reason,
+        reason=verdict_reason(check),
         score=check.score,
         breakdown=check.breakdown.to_dict() if check.breakdown else None,
         limit=request.limit,
@@ -203,13 +239,21 @@ def search_candidate_verdict(*, search: Search, user_id: str) -> CandidateVerdic
             profile=profile.to_dict(),
             resort_names=resort_names(),
             resort_regions=regions,
+            region_names=region_names(),
         )
     if check.passes:
         rank = rank_among(check.score, user_id, [(score, uid) for score, uid, _ in results])
         verdict["rank"] = rank
         if rank > request.limit:
             verdict["excluded_by"] = "cap"
-            verdict["reason"] = f"scored {check.score:.2f}, which would rank {rank}: below the top-{request.limit} cap"
+            verdict["reason"] = _("scored %(score).2f, which would rank %(rank)s: below the top-%(limit)s cap") % {
+                "score": check.score,
+                "rank": rank,
+                "limit": request.limit,
+            }
         else:
-            verdict["reason"] = f"scored {check.score:.2f}: would rank {rank} of the current results"
+            verdict["reason"] = _("scored %(score).2f: would rank %(rank)s of the current results") % {
+                "score": check.score,
+                "rank": rank,
+            }
     return CandidateVerdict(**verdict)

@@ -39,6 +39,7 @@ from matching.models import (
     SearchVetting,
     SkierProfile,
     StaffAction,
+    StaffPreference,
     SubmitIdempotencyKey,
     UserEvent,
     UserEventType,
@@ -910,6 +911,7 @@ def staff_action_record(
     status_after: str = "",
     parameters: dict | None = None,
     detail: str = "",
+    detail_code: dict | None = None,
 ) -> StaffAction:
     """One line of the staff audit trail: who, when, what, why, the status before and after."""
     action_row = StaffAction.objects.create(
@@ -924,6 +926,7 @@ def staff_action_record(
         status_after=status_after,
         outcome=outcome,
         detail=detail[:2000],
+        detail_code=detail_code or {},
     )
     transaction.on_commit(partial(_log_staff_action, action_row))
     return action_row
@@ -1086,3 +1089,11 @@ def match_request_answer(*, match_request: MatchRequest, acting_user_id: str, ac
                 at=now,
             )
     return match_request
+
+
+def staff_preference_set(*, user, language: str, time_zone: str) -> StaffPreference:
+    """A staff member's console language and time zone (one row per user)."""
+    preference, _ = StaffPreference.objects.update_or_create(
+        user=user, defaults={"language": language, "time_zone": time_zone}
+    )
+    return preference

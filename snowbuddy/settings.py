@@ -10,6 +10,7 @@ import base64
 import binascii
 from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dj_database_url
 from csp.constants import NONE, SELF
@@ -78,10 +79,14 @@ MIDDLEWARE = [
     "snowbuddy.middleware.NoStoreMiddleware",
     "snowbuddy.middleware.RequestBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # Accept-Language is the first guess; the staff member's saved choice (and time zone) wins on
+    # the console, and everything else (the API, webhooks) is answered in English (StaffPreferenceMiddleware).
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "matching.admin.preferences.StaffPreferenceMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # After messages: an expired session says why on the sign-in page.
     "snowbuddy.staff.middleware.StaffSessionMiddleware",
@@ -106,6 +111,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "matching.admin.preferences.header_context",
             ],
         },
     },
@@ -143,10 +149,20 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+# The console speaks Traditional Chinese or English (docs/console.md); the API always English.
+LANGUAGES = [("zh-hant", "繁體中文"), ("en", "English")]
+LANGUAGE_CODE = env_choice("LANGUAGE_CODE", "en", tuple(code for code, _ in LANGUAGES))
+LOCALE_PATHS = [BASE_DIR / "locale"]
+FORMAT_MODULE_PATH = ["snowbuddy.formats"]  # one date-time form in both languages, with its zone
+TIME_ZONE = "UTC"  # storage, logs, exports and the API
 USE_I18N = True
 USE_TZ = True
+# The console's times for a staff member who has not chosen a zone of their own.
+STAFF_TIME_ZONE = env_str("STAFF_TIME_ZONE", "Asia/Taipei")
+try:
+    ZoneInfo(STAFF_TIME_ZONE)
+except (ZoneInfoNotFoundError, ValueError) as exc:
+    raise ImproperlyConfigured(f"STAFF_TIME_ZONE: unknown time zone {STAFF_TIME_ZONE!r}") from exc
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"

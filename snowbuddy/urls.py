@@ -1,9 +1,11 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.utils.translation import gettext_lazy as _
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.negotiation import DefaultContentNegotiation
 
+from matching.admin.preferences import preference_view
 from matching.api.urls import root_urlpatterns
 from matching.api.views import HealthView
 from snowbuddy.metrics import metrics_view
@@ -11,9 +13,9 @@ from snowbuddy.openapi_internal import InternalSchemaGenerator
 from snowbuddy.staff import views as staff_views
 from workflows import views as workflow_views
 
-admin.site.site_header = "Snowbuddy matching console"
-admin.site.site_title = "Snowbuddy console"
-admin.site.index_title = "Searches, engines and profiles"
+admin.site.site_header = _("Snowbuddy matching console")
+admin.site.site_title = _("Snowbuddy console")
+admin.site.index_title = _("Searches, engines and profiles")
 # The console's own navigation (dashboard, searches, needs attention) sits in the header; the model
 # sidebar would take 280 px of a 1366 px screen from the search list.
 admin.site.enable_nav_sidebar = False
@@ -23,6 +25,8 @@ admin.site.login_template = "staff/login.html"
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
     path("admin/login/", staff_views.login, name="staff-login"),
+    # The console's own pages beside the admin's: the header's language and time-zone switch.
+    path("admin/", include([path("preferences/", admin.site.admin_view(preference_view), name="staff-preference")])),
     path("admin/", admin.site.urls),
     path("staff/", include("snowbuddy.staff.urls")),
     path("oidc/", include("mozilla_django_oidc.urls")),

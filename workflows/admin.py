@@ -4,6 +4,7 @@ import re
 import uuid
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
 from matching.admin import ReadOnlyAdmin
 from matching.admin.filters import STATUS_CHOICES, ExactSearchMixin, fixed_filter
@@ -30,7 +31,7 @@ class SearchDispatchAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_filter = ["engine", ("sent_at", admin.EmptyFieldListFilter)]
     list_select_related = ["search"]
     search_fields = ["search__seeker_id"]
-    search_help_text = "Search id (or its first characters)."
+    search_help_text = _("Search id (or its first characters).")
     uuid_search = ("search_id",)
     show_full_result_count = False
     # Newest first by the primary key: the model's `-created_at` has no index on a million rows (a
@@ -59,12 +60,12 @@ class WorkflowExecutionAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = [
         "search", "attempt", "engine", "status", "version", "drift_state", "drift_checked_at", "last_synced_at",
     ]  # fmt: skip
-    list_filter = ["engine", fixed_filter("status", "status", STATUS_CHOICES), "drift_state"]
+    list_filter = ["engine", fixed_filter("status", _("status"), STATUS_CHOICES), "drift_state"]
     inlines = [ExecutionTimelineInline]
     list_select_related = ["search"]
     search_fields = ["search__search_id"]  # shows the box; the lookup is a uuid prefix (get_search_results)
     # An execution name is `<search id>-a<attempt>`: its search id finds it through the index.
-    search_help_text = "Search id (or its first characters), or an execution name."
+    search_help_text = _("Search id (or its first characters), or an execution name.")
     uuid_search = ("search_id",)
 
     def get_search_results(self, request, queryset, search_term):
@@ -86,12 +87,12 @@ class WorkflowExecutionAdmin(ExactSearchMixin, ReadOnlyAdmin):
 class WebhookDeliveryAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = ["webhook_id", "search", "status", "version", "outcome", "received_at"]
     list_filter = [
-        fixed_filter("outcome", "outcome", [(o, o) for o in WEBHOOK_OUTCOMES]),
-        fixed_filter("status", "status", STATUS_CHOICES),
+        fixed_filter("outcome", _("outcome"), [(o, o) for o in WEBHOOK_OUTCOMES]),
+        fixed_filter("status", _("status"), STATUS_CHOICES),
     ]
     list_select_related = ["search"]
     search_fields = ["webhook_id"]
-    search_help_text = "Search id (or its first characters), or an exact webhook id."
+    search_help_text = _("Search id (or its first characters), or an exact webhook id.")
     exact_search = ("webhook_id",)
     uuid_search = ("search_id",)
     show_full_result_count = False
@@ -102,10 +103,10 @@ class WebhookDeliveryAdmin(ExactSearchMixin, ReadOnlyAdmin):
 @admin.register(ExecutionTimelineEntry)
 class ExecutionTimelineEntryAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = ["at", "execution", "source", "kind", "name", "event"]
-    list_filter = ["source", fixed_filter("kind", "kind", [(k, k) for k in TIMELINE_KINDS])]
+    list_filter = ["source", fixed_filter("kind", _("kind"), [(k, k) for k in TIMELINE_KINDS])]
     list_select_related = ["execution"]
     search_fields = ["name"]
-    search_help_text = "Search id (or its first characters)."
+    search_help_text = _("Search id (or its first characters).")
     uuid_search = ("execution__search_id",)
     show_full_result_count = False
     ordering = ["-id"]  # newest first; with a source or kind, through `timeline_source_id_idx` / `…kind_id_idx`
@@ -132,7 +133,7 @@ class SearchVettingAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = ["search", "attempt", "created_at", "requested_at", "request_tries", "answered_at", "answered_by"]
     list_select_related = ["search"]
     search_fields = ["search__search_id"]  # shows the box; the lookup is a uuid prefix (get_search_results)
-    search_help_text = "Search id (or its first characters)."
+    search_help_text = _("Search id (or its first characters).")
     uuid_search = ("search_id",)
     show_full_result_count = False
     ordering = ["-id"]  # newest first through the primary key (no index on created_at)

@@ -1,5 +1,6 @@
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 from matching.models import Engine, Search
 from workflows.durable.tracing import trace_id_of
@@ -176,8 +177,8 @@ class SyncWatermark(models.Model):
 
 
 class RoutingMode(models.TextChoices):
-    ENVIRONMENT = "environment", "As the environment says"
-    CELERY = "celery", "All new searches to Celery"
+    ENVIRONMENT = "environment", _("As the environment says")
+    CELERY = "celery", _("All new searches to Celery")
 
 
 class EngineRouting(models.Model):

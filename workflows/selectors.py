@@ -37,6 +37,7 @@ class TimelineLine:
     detail: str = ""
     since_previous_ms: float | None = None
     since_start_ms: float | None = None
+    record: object | None = None  # the console's own row behind a dispatch or staff line (worded by the console)
 
     @property
     def source_label(self) -> str:
@@ -128,6 +129,7 @@ def search_attempts(*, search: Search) -> list[AttemptView]:
                 event.actor,
                 event.kind,
                 " ".join(filter(None, [moved, event.detail])),
+                record=event,
             )
         )
     names = {e.execution_name: e.attempt for e in executions.values() if e.execution_name}
@@ -149,11 +151,13 @@ def search_attempts(*, search: Search) -> list[AttemptView]:
         )
     for n, dispatch in dispatches.items():
         raw.setdefault(n, []).append(
-            TimelineLine(dispatch.created_at, "dispatch", "dispatch", dispatch.engine, "queued")
+            TimelineLine(dispatch.created_at, "dispatch", "dispatch", dispatch.engine, "queued", record=dispatch)
         )
         if dispatch.sent_at:
             tries = f"after {dispatch.send_count} tr{'y' if dispatch.send_count == 1 else 'ies'}"
-            raw[n].append(TimelineLine(dispatch.sent_at, "dispatch", "dispatch", dispatch.engine, "sent", tries))
+            raw[n].append(
+                TimelineLine(dispatch.sent_at, "dispatch", "dispatch", dispatch.engine, "sent", tries, record=dispatch)
+            )
     for action in StaffAction.objects.filter(search=search).order_by("at"):
         if action.attempt in attempts:
             raw[action.attempt].append(
@@ -164,6 +168,7 @@ def search_attempts(*, search: Search) -> list[AttemptView]:
                     action.username,
                     f"{action.action}: {action.outcome}",
                     f"{action.reason} — {action.detail}",
+                    record=action,
                 )
             )
     for n, lines in raw.items():

@@ -6,14 +6,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.utils import timezone
+from django.utils import timezone, translation
 from kombu.exceptions import OperationalError as BrokerError
 
 from matching import metrics
@@ -496,11 +496,25 @@ class ActionResult:
     """What a staff action did to one search: `done`, `skipped` (its state moved on) or `failed`."""
 
     outcome: str
-    message: str
+    message: str  # in English, as the audit trail keeps it
+    # What the message says, for the console to word it in the staff member's language: a code and
+    # the raw values it names (statuses and engines as stored). "" when the message is another system's.
+    code: str = ""
+    params: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.outcome == StaffActionOutcome.DONE
+
+
+def _english_lower(label) -> str:
+    """A choice's label as the English audit trail words it, whatever language the console is in."""
+    with translation.override("en"):
+        return str(label).lower()
+
+
+def _status_words(status: str) -> str:
+    return _english_lower(SearchStatus(status).label)
 
 
 def _actor(user) -> str:
@@ -522,6 +536,7 @@ def _audited(
         status_after=after,
         parameters=params,
         detail=result.message,
+        detail_code={"code": result.code, "params": result.params} if result.code else {},
     )
     return result
 
@@ -545,15 +560,28 @@ def search_staff_retry(*, search: Search, user, reason: str, engine: str | None 
     before, attempt = search.status, search.attempt
     target = engine or search.engine
     if not search.is_terminal:
-        result = ActionResult(StaffActionOutcome.SKIPPED, f"it is {search.get_status_display().lower()}, not finished")
+        result = ActionResult(
+            StaffActionOutcome.SKIPPED,
+            f"it is {_status_words(search.status)}, not finished",
+            "not_finished",
+            {"status": search.status},
+        )
     elif problem := engine_unavailable_reason(engine=target, search=search):
         result = ActionResult(StaffActionOutcome.FAILED, f"cannot run on {target}: {problem}")
     elif search_retry(search=search, acting_user=_actor(user), reason=reason, engine=target):
-        result = ActionResult(StaffActionOutcome.DONE, f"attempt {attempt + 1} started on {target}")
+        result = ActionResult(
+            StaffActionOutcome.DONE,
+            f"attempt {attempt + 1} started on {target}",
+            "attempt_started",
+            {"attempt": attempt + 1, "engine": target},
+        )
     else:
         search.refresh_from_db()
         result = ActionResult(
-            StaffActionOutcome.SKIPPED, f"it moved on meanwhile (now attempt {search.attempt}, {search.status})"
+            StaffActionOutcome.SKIPPED,
+            f"it moved on meanwhile (now attempt {search.attempt}, {search.status})",
+            "moved_on",
+            {"attempt": search.attempt, "status": search.status},
         )
     return _audited(
         user=user,
@@ -572,22 +600,34 @@ def search_staff_cancel(*, search: Search, user, reason: str) -> ActionResult:
     """Staff cancel. Racing a finishing engine, exactly one side wins; the result says which."""
     before, attempt = search.status, search.attempt
     if search_cancel(search=search, reason=reason, acting_user=_actor(user)):
-        how = (
-            "the durable execution is being stopped"
-            if search.engine == Engine.DURABLE
-            else "its Celery task is being revoked"
-        )
-        result = ActionResult(StaffActionOutcome.DONE, f"cancelled; {how}")
+        if search.engine == Engine.DURABLE:
+            result = ActionResult(
+                StaffActionOutcome.DONE, "cancelled; the durable execution is being stopped", "cancelled_durable"
+            )
+        else:
+            result = ActionResult(
+                StaffActionOutcome.DONE, "cancelled; its Celery task is being revoked", "cancelled_celery"
+            )
     else:
         search.refresh_from_db()
         if search.attempt != attempt:
-            message = f"attempt {attempt} was superseded by attempt {search.attempt}"
+            result = ActionResult(
+                StaffActionOutcome.SKIPPED,
+                f"attempt {attempt} was superseded by attempt {search.attempt}",
+                "superseded",
+                {"attempt": attempt, "new_attempt": search.attempt},
+            )
         else:
             winner = search.events.filter(attempt=attempt, to_status=search.status).values_list("actor", flat=True)
             actor = winner.last()
-            message = f"it had already {search.get_status_display().lower()}"
+            message = f"it had already {_status_words(search.status)}"
             message += f" ({actor} was first)" if actor else ""
-        result = ActionResult(StaffActionOutcome.SKIPPED, message)
+            result = ActionResult(
+                StaffActionOutcome.SKIPPED,
+                message,
+                "already_finished_by" if actor else "already_finished",
+                {"status": search.status, "actor": actor or ""},
+            )
     return _audited(
         user=user,
         action=StaffActionKind.CANCEL,
@@ -611,26 +651,34 @@ def search_staff_intervene(
     except InterventionNotAllowed:
         result = ActionResult(
             StaffActionOutcome.SKIPPED,
-            f"it is {search.get_status_display().lower()} on {search.engine}, not awaiting vetting",
+            f"it is {_status_words(search.status)} on {search.engine}, not awaiting vetting",
+            "not_awaiting_vetting",
+            {"status": search.status, "engine": search.engine},
         )
     except DurableApiRejected as exc:
         code = exc.body.get("error") if isinstance(exc.body, dict) else ""
         if exc.status_code == 409:
             message = f"the vetting request was already answered ({code or 409})"
-            result = ActionResult(StaffActionOutcome.SKIPPED, message)
+            result = ActionResult(StaffActionOutcome.SKIPPED, message, "already_answered", {"code": code or 409})
         else:
             result = ActionResult(StaffActionOutcome.FAILED, str(exc))
     except DurableApiError as exc:
         result = ActionResult(StaffActionOutcome.FAILED, str(exc))
     else:
         if decision == "reject":
-            what = "rejected"
+            what, code = "rejected", "rejected"
         elif approved_user_ids is None:
-            what = "approved all candidates"
+            what, code = "approved all candidates", "approved_all"
         else:
-            what = f"approved {len(approved_user_ids)} candidate(s)"
-        then = "the workflow finishes and reports back" if search.engine == Engine.DURABLE else "the search is finished"
-        result = ActionResult(StaffActionOutcome.DONE, f"{what}; {then}")
+            what, code = f"approved {len(approved_user_ids)} candidate(s)", "approved_some"
+        durable = search.engine == Engine.DURABLE
+        then = "the workflow finishes and reports back" if durable else "the search is finished"
+        result = ActionResult(
+            StaffActionOutcome.DONE,
+            f"{what}; {then}",
+            f"{code}_{'durable' if durable else 'celery'}",
+            {"count": len(approved_user_ids or [])},
+        )
     return _audited(
         user=user,
         action=StaffActionKind.INTERVENE,
@@ -687,9 +735,9 @@ def search_drift_acknowledge(*, search: Search, note: str, acting_user: str) -> 
 def search_staff_acknowledge(*, search: Search, user, note: str) -> ActionResult:
     before, attempt = search.status, search.attempt
     if search_drift_acknowledge(search=search, note=note, acting_user=_actor(user)):
-        result = ActionResult(StaffActionOutcome.DONE, "flag acknowledged")
+        result = ActionResult(StaffActionOutcome.DONE, "flag acknowledged", "acknowledged")
     else:
-        result = ActionResult(StaffActionOutcome.SKIPPED, "nothing is flagged on it")
+        result = ActionResult(StaffActionOutcome.SKIPPED, "nothing is flagged on it", "nothing_flagged")
     return _audited(
         user=user,
         action=StaffActionKind.ACKNOWLEDGE_DRIFT,
@@ -703,7 +751,12 @@ def search_staff_acknowledge(*, search: Search, user, note: str) -> ActionResult
 
 def search_staff_export_record(*, search: Search, user, reason: str, export_format: str) -> ActionResult:
     """An export reads only; it is audited like every other staff action."""
-    result = ActionResult(StaffActionOutcome.DONE, f"{search.result_count} result(s) exported as {export_format}")
+    result = ActionResult(
+        StaffActionOutcome.DONE,
+        f"{search.result_count} result(s) exported as {export_format}",
+        "exported",
+        {"count": search.result_count, "format": export_format},
+    )
     return _audited(
         user=user,
         action=StaffActionKind.EXPORT,
@@ -725,11 +778,21 @@ def routing_set(*, mode: str, user, reason: str) -> ActionResult:
         row, _ = EngineRouting.objects.select_for_update().get_or_create(pk=1)
         before = row.mode
         if before == mode:
-            result = ActionResult(StaffActionOutcome.SKIPPED, f"routing is already {row.get_mode_display().lower()}")
+            result = ActionResult(
+                StaffActionOutcome.SKIPPED,
+                f"routing is already {_english_lower(RoutingMode(mode).label)}",
+                "routing_unchanged",
+                {"mode": mode},
+            )
         else:
             row.mode, row.changed_at, row.changed_by, row.reason = mode, timezone.now(), user.username, reason[:2000]
             row.save()
-            result = ActionResult(StaffActionOutcome.DONE, f"new searches now go: {row.get_mode_display().lower()}")
+            result = ActionResult(
+                StaffActionOutcome.DONE,
+                f"new searches now go: {_english_lower(RoutingMode(mode).label)}",
+                "routing_switched",
+                {"mode": mode},
+            )
         staff_action_record(
             user=user,
             action=StaffActionKind.ROUTING,
@@ -739,6 +802,7 @@ def routing_set(*, mode: str, user, reason: str) -> ActionResult:
             status_after=mode,
             parameters={"mode": mode},
             detail=result.message,
+            detail_code={"code": result.code, "params": result.params},
         )
     routing_forget()
     return result

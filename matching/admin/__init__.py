@@ -14,6 +14,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from matching.admin import dashboard
 from matching.admin.actions import ACTIONS, MAX_BULK, ActionSpec, export, report, run_one
@@ -34,6 +36,7 @@ from matching.models import (
     MatchRequest,
     ProfileSyncState,
     Resort,
+    Role,
     Search,
     SearchEvent,
     SearchNotification,
@@ -41,6 +44,7 @@ from matching.models import (
     SearchStatus,
     SkierProfile,
     StaffAction,
+    StaffPreference,
     SubmitIdempotencyKey,
     UserEvent,
 )
@@ -48,6 +52,7 @@ from matching.reasons import dimension_reasons, preferences_in_words
 from matching.selectors import (
     api_key_live_q,
     attention_reasons,
+    region_names,
     resort_names,
     resort_regions,
     search_candidate_verdict,
@@ -59,6 +64,7 @@ from matching.services import (
     profile_delete,
     profile_upsert,
 )
+from matching.templatetags.console import ms
 from workflows.notifications import notification_redeliver
 from workflows.selectors import search_attempts
 from workflows.user_events import user_event_redeliver
@@ -102,11 +108,11 @@ class ResortAdmin(admin.ModelAdmin):
 class SkierProfileAdmin(ExactSearchMixin, admin.ModelAdmin):
     list_display = ["user_id", "nickname", "role", "skill_level", "open_to_matching", "knowledge_score", "updated_at"]
     list_filter = ["role", "open_to_matching",
-                   fixed_filter("skill_level", "skill level", [(str(n), str(n)) for n in range(1, 11)]),
+                   fixed_filter("skill_level", gettext_lazy("skill level"), [(str(n), str(n)) for n in range(1, 11)]),
                    ("deleted_at", admin.EmptyFieldListFilter)]  # fmt: skip
     show_facets = admin.ShowFacets.NEVER
     search_fields = ["user_id"]
-    search_help_text = "Exact user id or nickname."
+    search_help_text = gettext_lazy("Exact user id or nickname.")
     exact_search = ("user_id", "nickname")
     readonly_fields = ["region_mask", "updated_at", "deleted_at"]
     show_full_result_count = False
@@ -147,6 +153,8 @@ class ProfileSyncStateAdmin(ReadOnlyAdmin):
     list_display = ["source", "run_mode", "run_started_at", "pages_done", "last_completed_at", "lease_until"]
 
 
+ROLE_LABELS = dict(Role.choices)
+
 STATUS_COLOURS = {
     "pending": "grey",
     "dispatched": "blue",
@@ -166,14 +174,14 @@ def status_badge(status: str, label: str) -> str:
 def short_duration(seconds: float) -> str:
     seconds = max(seconds, 0)
     if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
+        return _("%(n)s ms") % {"n": f"{seconds * 1000:.0f}"}
     if seconds < 60:
-        return f"{seconds:.1f} s"
+        return _("%(n)s s") % {"n": f"{seconds:.1f}"}
     if seconds < 3600:
-        return f"{seconds // 60:.0f} min"
+        return _("%(n)s min") % {"n": f"{seconds // 60:.0f}"}
     if seconds < 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.0f} d"
+        return _("%(n)s h") % {"n": f"{seconds / 3600:.1f}"}
+    return _("%(n)s d") % {"n": f"{seconds / 86400:.0f}"}
 
 
 @admin.register(Search)
@@ -183,7 +191,7 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display_links = ["short_id"]
     list_filter = ["status", "engine", RoleFilter, CreatedFilter, AttentionFilter]
     search_fields = ["seeker_id"]  # shows the box; the lookups are in get_search_results
-    search_help_text = (
+    search_help_text = gettext_lazy(
         "Search id (or its first characters), seeker id, or candidate user id (searches they were a result in)."
     )
     ordering = ["-created_at"]
@@ -217,41 +225,44 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
             query |= Q(pk__in=found)
         return queryset.filter(query), False
 
-    @admin.display(description="Search", ordering="pk")
+    @admin.display(description=gettext_lazy("Search"), ordering="pk")
     def short_id(self, obj):
         return str(obj.pk)[:8]
 
-    @admin.display(description="Role")
+    @admin.display(description=gettext_lazy("Role"))
     def role(self, obj):
-        if hasattr(obj, "sought_role"):  # the list's annotation: never touch the deferred preferences
-            return obj.sought_role or ""
-        return (obj.preferences or {}).get("role", "")
+        # The list's annotation when there: never touch the deferred preferences.
+        role = obj.sought_role or "" if hasattr(obj, "sought_role") else (obj.preferences or {}).get("role", "")
+        return ROLE_LABELS.get(role, role)
 
-    @admin.display(description="Status", ordering="status")
+    @admin.display(description=gettext_lazy("Status"), ordering="status")
     def status_badge(self, obj):
         return status_badge(obj.status, obj.get_status_display())
 
-    @admin.display(description="Engine", ordering="engine")
+    @admin.display(description=gettext_lazy("Engine"), ordering="engine")
     def engine_short(self, obj):
-        return obj.engine
+        return obj.get_engine_display()
 
-    @admin.display(description="Age / run", ordering="created_at")
+    @admin.display(description=gettext_lazy("Age / run"), ordering="created_at")
     def time(self, obj):
+        # The relative age in the cell, the time itself (in the staff member's zone, which it names) on hover.
         now = timezone.now()
         if obj.finished_at:
-            return format_html('<span title="finished {}">ran {}</span>', obj.finished_at,
-                               short_duration((obj.finished_at - obj.created_at).total_seconds()))  # fmt: skip
-        return format_html('<span title="created {}">{} old</span>', obj.created_at,
-                           short_duration((now - obj.created_at).total_seconds()))  # fmt: skip
+            return format_html('<span title="{}">{}</span>', _("finished %(at)s") % {"at": ms(obj.finished_at)},
+                               _("ran %(duration)s") % {"duration": short_duration(
+                                   (obj.finished_at - obj.created_at).total_seconds())})  # fmt: skip
+        age = short_duration((now - obj.created_at).total_seconds())
+        return format_html('<span title="{}">{}</span>', _("created %(at)s") % {"at": ms(obj.created_at)},
+                           _("%(age)s old") % {"age": age})  # fmt: skip
 
-    @admin.display(description="Vetting")
+    @admin.display(description=gettext_lazy("Vetting"))
     def vetting_left(self, obj):
         if obj.status != SearchStatus.AWAITING_VETTING:
             return ""
         left = (obj.deadline_at - timezone.now()).total_seconds()
-        return f"{short_duration(left)} left" if left > 0 else "overdue"
+        return _("%(duration)s left") % {"duration": short_duration(left)} if left > 0 else _("overdue")
 
-    @admin.display(description="Flags")
+    @admin.display(description=gettext_lazy("Flags"))
     def flags(self, obj):
         reasons = attention_reasons(obj, timezone.now())
         if not reasons:
@@ -267,12 +278,12 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
         actions = super().get_actions(request)
         actions.pop("delete_selected", None)
         for spec in self.allowed_specs(request):
-            actions[spec.key] = (self._bulk_action(spec.key), spec.key, f"{spec.label}…")
+            actions[spec.key] = (self._bulk_action(spec.key), spec.key, _("%(action)s…") % {"action": spec.label})
         if request.user.has_perm(ACTIONS["intervene"].perm):
             actions["approve_vetting"] = (self._bulk_action("intervene", "approve_all"), "approve_vetting",
-                                          "Approve pending vetting…")  # fmt: skip
+                                          _("Approve pending vetting…"))  # fmt: skip
             actions["reject_vetting"] = (self._bulk_action("intervene", "reject"), "reject_vetting",
-                                         "Reject pending vetting…")  # fmt: skip
+                                         _("Reject pending vetting…"))  # fmt: skip
         return actions
 
     def _bulk_action(self, key: str, decision: str = ""):
@@ -286,7 +297,7 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
             for name in request.POST.getlist("action"):
                 key = "intervene" if name in ("approve_vetting", "reject_vetting") else name
                 if key in ACTIONS and not request.user.has_perm(ACTIONS[key].perm):
-                    raise PermissionDenied(f"you may not {ACTIONS[key].label.lower()}")
+                    raise PermissionDenied(f"you may not {ACTIONS[key].key}")
         extra_context = {**(extra_context or {}), "dashboard_url": reverse("admin:matching_search_dashboard")}
         return super().changelist_view(request, extra_context)
 
@@ -296,7 +307,16 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
             raise PermissionDenied
         searches = list(queryset.order_by("-created_at")[: MAX_BULK + 1])
         if len(searches) > MAX_BULK:
-            self.message_user(request, f"Select at most {MAX_BULK} searches for one action.", messages.ERROR)
+            self.message_user(
+                request,
+                ngettext(
+                    "Select at most %(count)d search for one action.",
+                    "Select at most %(count)d searches for one action.",
+                    MAX_BULK,
+                )
+                % {"count": MAX_BULK},
+                messages.ERROR,
+            )
             return None
         if single is None and len(searches) > settings.STAFF_REAUTH_BULK_OVER:
             redirect = recent_sign_in_required(
@@ -319,7 +339,7 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": f"{spec.label}: confirm",
+            "title": _("%(action)s: confirm") % {"action": spec.label},
             "spec": spec,
             "searches": searches,
             "shown": searches[:20],
@@ -377,6 +397,7 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
                 profile=profiles.get(result.user_id),
                 resort_names=names,
                 resort_regions=regions,
+                region_names=region_names(),
             )
         why = request.GET.get("why", "").strip()[:64]
         verdict = search_candidate_verdict(search=search, user_id=why) if why else None
@@ -384,12 +405,12 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
-            "title": f"Search {str(search.pk)[:8]}",
+            "title": _("Search %(id)s") % {"id": str(search.pk)[:8]},
             "subtitle": None,
             "search": search,
             "original": search,
             "status_badge": status_badge(search.status, search.get_status_display()),
-            "preferences": preferences_in_words(search.preferences, resort_names=names),
+            "preferences": preferences_in_words(search.preferences, resort_names=names, region_names=region_names()),
             "results": results,
             "attempts": search_attempts(search=search),
             "audit": StaffAction.objects.filter(search=search).order_by("-at")[:200],
@@ -412,11 +433,11 @@ SEARCH_EVENT_KINDS = ["submitted", "dispatched", "claimed", "running", "awaiting
 @admin.register(SearchEvent)
 class SearchEventAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = ["at", "search", "attempt", "kind", "from_status", "to_status", "actor"]
-    list_filter = [fixed_filter("kind", "kind", [(k, k) for k in SEARCH_EVENT_KINDS])]
+    list_filter = [fixed_filter("kind", gettext_lazy("kind"), [(k, k) for k in SEARCH_EVENT_KINDS])]
     list_select_related = ["search"]
     search_fields = ["search__search_id"]  # shows the box; the lookup is a uuid prefix (get_search_results)
     # Not by actor: no index serves it over millions of events; staff actions have their own list.
-    search_help_text = "Search id (or its first characters)."
+    search_help_text = gettext_lazy("Search id (or its first characters).")
     uuid_search = ("search_id",)
     show_full_result_count = False
     ordering = ["-id"]  # newest first; with a kind, through `event_kind_id_idx`
@@ -498,14 +519,17 @@ class ApiClientKeyAdmin(admin.ModelAdmin):
         obj.pk = key.pk
         self.message_user(
             request,
-            f"New key for {key.name}: {raw_key} — copy it now, it is not stored and will not be shown again.",
+            _("New key for %(name)s: %(key)s — copy it now, it is not stored and will not be shown again.")
+            % {"name": key.name, "key": raw_key},
             messages.WARNING,
         )
 
-    @admin.action(description="Revoke selected keys", permissions=["change"])
+    @admin.action(description=gettext_lazy("Revoke selected keys"), permissions=["change"])
     def revoke_keys(self, request, queryset):
         count = sum(api_key_revoke(key=key) for key in queryset)
-        self.message_user(request, f"Revoked {count} key(s).")
+        self.message_user(
+            request, ngettext("Revoked %(count)d key.", "Revoked %(count)d keys.", count) % {"count": count}
+        )
 
 
 @admin.register(SearchResult)
@@ -513,7 +537,7 @@ class SearchResultAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = ["search", "attempt", "rank", "user_id", "nickname", "score"]
     list_select_related = ["search"]
     search_fields = ["user_id"]
-    search_help_text = "Search id (or its first characters), or an exact candidate user id."
+    search_help_text = gettext_lazy("Search id (or its first characters), or an exact candidate user id.")
     exact_search = ("user_id",)
     uuid_search = ("search_id",)
     show_full_result_count = False
@@ -529,7 +553,7 @@ class StaffActionAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_filter = ["action", "outcome"]
     list_select_related = ["search"]
     search_fields = ["username"]
-    search_help_text = "Search id (or its first characters), or an exact username."
+    search_help_text = gettext_lazy("Search id (or its first characters), or an exact username.")
     exact_search = ("username",)
     uuid_search = ("search_id",)
     show_full_result_count = False
@@ -546,10 +570,10 @@ class SearchNotificationAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = ["search", "attempt", "status", "state", "tries", "last_status_code", "last_attempt_at",
                     "next_attempt_at", "sent_at", "last_error"]  # fmt: skip
     # A notification is written only for a finished attempt: the filter offers only those statuses.
-    list_filter = ["state", fixed_filter("status", "status", FINISHED_CHOICES)]
+    list_filter = ["state", fixed_filter("status", gettext_lazy("status"), FINISHED_CHOICES)]
     list_select_related = ["search"]
     search_fields = ["search__search_id"]  # shows the box; the lookup is a uuid prefix (get_search_results)
-    search_help_text = "Search id (or its first characters)."
+    search_help_text = gettext_lazy("Search id (or its first characters).")
     uuid_search = ("search_id",)
     show_full_result_count = False
     # Newest first through the primary key: the model's `-created_at` is indexed only behind the
@@ -561,21 +585,31 @@ class SearchNotificationAdmin(ExactSearchMixin, ReadOnlyAdmin):
     readonly_fields = fields
     actions = ["redeliver"]
 
-    @admin.display(description="webhook-id")
+    @admin.display(description=gettext_lazy("webhook-id"))
     def webhook_id(self, obj: SearchNotification) -> str:
         return obj.webhook_id
 
     def has_redeliver_permission(self, request) -> bool:
         return request.user.has_perm("matching.redeliver_searchnotification")
 
-    @admin.action(description="Redeliver selected notifications (same webhook-id)", permissions=["redeliver"])
+    @admin.action(description=gettext_lazy("Redeliver selected notifications (same webhook-id)"),
+                  permissions=["redeliver"])  # fmt: skip
     def redeliver(self, request, queryset):
         acting_user = f"staff:{request.user.get_username()}"
         count = sum(notification_redeliver(notification=n, acting_user=acting_user) for n in queryset)
         skipped = queryset.count() - count
-        self.message_user(request, f"Queued {count} notification(s) for redelivery.")
+        self.message_user(
+            request,
+            ngettext("Queued %(count)d notification for redelivery.", "Queued %(count)d notifications for redelivery.",
+                     count) % {"count": count},
+        )  # fmt: skip
         if skipped:
-            self.message_user(request, f"{skipped} already pending: left to their next try.", messages.WARNING)
+            self.message_user(
+                request,
+                ngettext("%(count)d already pending: left to its next try.",
+                         "%(count)d already pending: left to their next try.", skipped) % {"count": skipped},
+                messages.WARNING,
+            )  # fmt: skip
 
 
 @admin.register(SubmitIdempotencyKey)
@@ -585,7 +619,7 @@ class SubmitIdempotencyKeyAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = ["key", "seeker_id", "search", "created_at"]
     list_select_related = ["search"]
     search_fields = ["key"]  # shows the box; the lookups are exact or a uuid prefix (get_search_results)
-    search_help_text = "An exact key, or a search id (or its first characters)."
+    search_help_text = gettext_lazy("An exact key, or a search id (or its first characters).")
     exact_search = ("key",)
     uuid_search = ("search_id",)
     show_full_result_count = False
@@ -644,3 +678,14 @@ class UserEventAdmin(ExactSearchMixin, ReadOnlyAdmin):
         self.message_user(request, f"Queued {count} event(s) for redelivery.")
         if skipped:
             self.message_user(request, f"{skipped} already pending: left to their next try.", messages.WARNING)
+
+
+@admin.register(StaffPreference)
+class StaffPreferenceAdmin(admin.ModelAdmin):
+    """Each staff member sets their own from the console's header; shown here for the record."""
+
+    list_display = ["user", "language", "time_zone", "updated_at"]
+    readonly_fields = ["user", "language", "time_zone", "updated_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False

@@ -6,6 +6,7 @@ short lists through the partial indexes behind "needs attention".
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import timedelta
 
 from django import forms
@@ -19,12 +20,16 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from django.views import View
 
 from matching.admin.reauth import recent_sign_in_required
 from matching.candidates import index_health
+from matching.console_words import outcome_words, result_words
 from matching.models import Engine, Search, SearchStatus, SearchVetting, StaffAction, StaffActionKind
 from matching.selectors import api_keys_near_expiry, stuck_q
+from matching.templatetags.console import zone_label
 from workflows.client import DurableApiClient, DurableApiError
 from workflows.models import EngineRouting, RoutingMode, WorkflowExecution
 from workflows.orchestrator import choose_engine, environment_engine
@@ -37,7 +42,11 @@ LIST_LIMIT = 20
 
 def _labelled(candidates: list[dict]) -> list[dict]:
     return [
-        {"user_id": c["user_id"], "label": f"{c['user_id']} {c.get('nickname') or ''} score {c.get('score', '?')}"}
+        {
+            "user_id": c["user_id"],
+            "label": _("%(user_id)s %(nickname)s score %(score)s")
+            % {"user_id": c["user_id"], "nickname": c.get("nickname") or "", "score": c.get("score", "?")},
+        }
         for c in candidates
     ]
 
@@ -99,8 +108,9 @@ def _interpolated(ordered: list[float], fraction: float) -> float:
 
 
 def hourly_chart(counts: dict, now, *, width: int = 720, height: int = 160) -> dict:
-    """Bars of searches per hour over the last 24 hours, laid out for an inline SVG."""
-    start = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+    """Bars of searches per hour over the last 24 hours, laid out for an inline SVG. `counts` are by
+    UTC hour; the labels are in the staff member's zone (a zone off by half an hour labels :30)."""
+    start = now.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
     hours = [start + timedelta(hours=i) for i in range(24)]
     peak = max([counts.get(h, 0) for h in hours] + [1])
     slot = width / 24
@@ -109,7 +119,10 @@ def hourly_chart(counts: dict, now, *, width: int = 720, height: int = 160) -> d
         n = counts.get(hour, 0)
         h = round((height - 32) * n / peak, 1)
         bars.append({"x": round(i * slot + 2, 1), "y": round(height - 16 - h, 1), "w": round(slot - 4, 1), "h": h,
-                     "n": n, "label": hour.strftime("%H"), "title": f"{hour:%Y-%m-%d %H:00} UTC: {n} searches",
+                     "n": n, "label": timezone.localtime(hour).strftime("%H"),
+                     "title": ngettext("%(hour)s: %(count)d search", "%(hour)s: %(count)d searches", n)
+                     % {"hour": f"{timezone.localtime(hour):%Y-%m-%d %H:%M} {zone_label(timezone.localtime(hour))}",
+                        "count": n},
                      "tx": round(i * slot + slot / 2, 1)})  # fmt: skip
     return {"bars": bars, "width": width, "height": height, "peak": peak, "total": sum(b["n"] for b in bars)}
 
@@ -133,7 +146,10 @@ class DashboardView(View):
         ]  # fmt: skip
         hourly = {
             row["hour"]: row["n"]
-            for row in recent.annotate(hour=TruncHour("created_at")).values("hour").annotate(n=Count("pk")).order_by()
+            for row in recent.annotate(hour=TruncHour("created_at", tzinfo=dt.UTC))
+            .values("hour")
+            .annotate(n=Count("pk"))
+            .order_by()
         }
         drift = list(Search.objects.filter(drift_flagged=True).order_by("-created_at")[:LIST_LIMIT])
         reasons = dict(
@@ -148,7 +164,7 @@ class DashboardView(View):
         context = {
             **self.model_admin.admin_site.each_context(request),
             "opts": Search._meta,
-            "title": "Matching dashboard",
+            "title": _("Matching dashboard"),
             "now": now,
             "engines": Engine.choices,
             "statuses": statuses,
@@ -186,8 +202,12 @@ class DashboardView(View):
 
 
 class RoutingForm(forms.Form):
-    mode = forms.ChoiceField(choices=RoutingMode.choices, widget=forms.RadioSelect, label="Send new searches")
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2, "cols": 60}), max_length=2000)
+    mode = forms.ChoiceField(
+        choices=RoutingMode.choices, widget=forms.RadioSelect, label=gettext_lazy("Send new searches")
+    )
+    reason = forms.CharField(
+        label=gettext_lazy("Reason"), widget=forms.Textarea(attrs={"rows": 2, "cols": 60}), max_length=2000
+    )
 
 
 class RoutingView(View):
@@ -202,9 +222,10 @@ class RoutingView(View):
         context = {
             **self.model_admin.admin_site.each_context(request),
             "opts": Search._meta,
-            "title": "Routing of new searches",
+            "title": _("Routing of new searches"),
             "form": form,
             "mode": routing_mode(),
+            "mode_label": dict(RoutingMode.choices)[routing_mode()],
             "environment": environment_engine(),
             "in_force": choose_engine(),
             "cache_seconds": ROUTING_CACHE_SECONDS,
@@ -227,5 +248,9 @@ class RoutingView(View):
             return self._render(request, form)
         result = routing_set(mode=form.cleaned_data["mode"], user=request.user, reason=form.cleaned_data["reason"])
         level = messages.SUCCESS if result.ok else messages.WARNING
-        self.model_admin.message_user(request, f"Routing: {result.outcome}: {result.message}", level)
+        said = _("Routing: %(outcome)s: %(message)s") % {
+            "outcome": outcome_words(result.outcome),
+            "message": result_words(result.code, result.params, result.message),
+        }
+        self.model_admin.message_user(request, said, level)
         return HttpResponseRedirect(reverse("admin:matching_search_dashboard"))

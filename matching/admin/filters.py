@@ -13,6 +13,7 @@ from django.db.models.fields.json import KT
 from django.db.models.lookups import Exact
 from django.utils import timezone
 from django.utils.functional import cached_property
+from django.utils.translation import gettext_lazy as _
 
 from matching.models import Role, SearchResult, SearchStatus
 from matching.selectors import needs_attention_q, stuck_q, vetting_overdue_q
@@ -53,7 +54,7 @@ class ExactSearchMixin:
 
 
 class RoleFilter(admin.SimpleListFilter):
-    title = "sought role"
+    title = _("sought role")
     parameter_name = "role"
 
     def lookups(self, request, model_admin):
@@ -71,10 +72,10 @@ class RoleFilter(admin.SimpleListFilter):
 class CreatedFilter(admin.SimpleListFilter):
     """Created within a fixed window: one range on the created_at index (no month list of every row)."""
 
-    title = "created"
+    title = _("created")
     parameter_name = "created"
-    WINDOWS = {"1h": ("Last hour", timedelta(hours=1)), "24h": ("Last 24 hours", timedelta(days=1)),
-               "7d": ("Last 7 days", timedelta(days=7)), "30d": ("Last 30 days", timedelta(days=30))}  # fmt: skip
+    WINDOWS = {"1h": (_("Last hour"), timedelta(hours=1)), "24h": (_("Last 24 hours"), timedelta(days=1)),
+               "7d": (_("Last 7 days"), timedelta(days=7)), "30d": (_("Last 30 days"), timedelta(days=30))}  # fmt: skip
 
     def lookups(self, request, model_admin):
         return [(key, label) for key, (label, _) in self.WINDOWS.items()]
@@ -86,16 +87,16 @@ class CreatedFilter(admin.SimpleListFilter):
 
 
 class AttentionFilter(admin.SimpleListFilter):
-    title = "needs attention"
+    title = _("needs attention")
     parameter_name = "attention"
 
     def lookups(self, request, model_admin):
         return [
-            ("any", "Any reason"),
-            ("stuck", "Stuck past its threshold"),
-            ("drift", "Drift flagged"),
-            ("dead_letter", "Callback dead-lettered"),
-            ("vetting", "Vetting past half its deadline"),
+            ("any", _("Any reason")),
+            ("stuck", _("Stuck past its threshold")),
+            ("drift", _("Drift flagged")),
+            ("dead_letter", _("Callback dead-lettered")),
+            ("vetting", _("Vetting past half its deadline")),
         ]
 
     def queryset(self, request, queryset):
@@ -117,7 +118,7 @@ def candidate_search_ids(user_id: str, limit: int = 1000) -> list:
     )
 
 
-def fixed_filter(field: str, title: str, choices: list[tuple[str, str]]) -> type[admin.SimpleListFilter]:
+def fixed_filter(field: str, title, choices: list[tuple[str, str]]) -> type[admin.SimpleListFilter]:
     """A list filter on a field without `choices`, with fixed lookups (no SELECT DISTINCT)."""
 
     class FixedFilter(admin.SimpleListFilter):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.urls import reverse
@@ -124,10 +125,13 @@ def test_the_search_page_merges_every_source_into_one_timeline_to_the_millisecon
     StaffAction.objects.create(username="olga-operator", action="resync", search=search, attempt=1, reason="check",
                                outcome="done", status_before="succeeded", status_after="succeeded")  # fmt: skip
     page = reviewer_client.get(reverse("admin:matching_search_change", args=[search.pk])).content.decode()
-    assert base.strftime("%H:%M:%S") + ".123" in page
+    # In the staff member's zone (STAFF_TIME_ZONE, Asia/Taipei, for one who has not chosen), which it names.
+    taipei = base.astimezone(ZoneInfo("Asia/Taipei"))
+    assert taipei.strftime("%Y-%m-%d %H:%M:%S") + ".123 UTC+0800" in page
     assert "+1.500 s" in page
     expected = ["durable history", "DynamoDB item", "WaitStarted", "webhook", "applied", "queued", "sent",
-                "arn:local:durable:x-a1", f"{search.pk}-a1", "submitted", "resync: done", "olga-operator"]  # fmt: skip
+                "arn:local:durable:x-a1", f"{search.pk}-a1", "submitted", "Resync mirror: Done",
+                "olga-operator"]  # fmt: skip
     for text in expected:
         assert text in page, text
 

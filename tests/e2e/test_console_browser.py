@@ -2,8 +2,10 @@
 
 pytest-django's live server runs the console on the test database; the local durable stack runs
 the durable engine, so an operator's approval of a pending vetting request travels the whole way
-(Durable API → Lambda emulator → signed callback) and comes back as a finished search. Screenshots
-go to var/screenshots/<time>/ (printed at the end).
+(Durable API → Lambda emulator → signed callback) and comes back as a finished search. The scripts
+run once in English (an operator on UTC) and once in Traditional Chinese (in Asia/Taipei); in Chinese
+no English string of the project's catalogue may be left on a page. Screenshots go to
+var/screenshots/<time>/<language>/ (printed at the end).
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ from pathlib import Path
 
 import pytest
 from django.db import connection, connections
+from django.utils import translation
+from django.utils.translation import gettext
 
+from matching.admin.actions import ACTIONS
+from matching.console_words import outcome_words, result_words
 from matching.demo import demo_profiles
 from matching.models import Engine, Search, SearchStatus, SkierProfile
 from matching.selectors import resort_regions
 from matching.services import profile_fields
+from tests.console.catalogue import VISIBLE_TEXT_JS, english_left
 from tests.console.conftest import _staff, make_search
 from tests.polling import wait_for
 from workflows.durable.local.stack import LocalDurableStack, StackConfig
@@ -126,8 +133,11 @@ def csp() -> CspWatch:
     return CspWatch()
 
 
-def login(browser, base: str, username: str, password: str, csp: CspWatch | None = None):
-    page = browser.new_page(viewport={"width": 1366, "height": 900})
+def login(browser, base: str, username: str, password: str, locale: str = "en-US", csp: CspWatch | None = None):
+    """A fresh browser context whose Accept-Language is `locale` (the console's first guess); with
+    `csp`, every content-security-policy violation on its pages is recorded."""
+    context = browser.new_context(viewport={"width": 1366, "height": 900}, locale=locale)
+    page = context.new_page()
     page.set_default_timeout(20_000)
     if csp is not None:
         csp.watch(page)
@@ -139,7 +149,22 @@ def login(browser, base: str, username: str, password: str, csp: CspWatch | None
     return page
 
 
-def act(page, label: str, reason: str, shot: Path | None = None, **choose: str):
+def choose(page, language: str, time_zone: str) -> None:
+    """The header's switch: a plain form, kept for this staff member."""
+    page.select_option("#id_sb-language", language)
+    page.select_option("#id_sb-time_zone", time_zone)
+    page.click("#sb-preference-apply")
+    page.wait_for_selector(f"html[lang='{language}']")
+
+
+def no_english_left(page, where: str, language: str) -> None:
+    """On a Traditional Chinese page, no English string of the project's catalogue is left."""
+    if language == "zh-hant":
+        left = english_left(page.evaluate(VISIBLE_TEXT_JS))
+        assert left == [], f"{where} ({page.url}): {left}"
+
+
+def act(page, label: str, reason: str, shot: Path | None = None, language: str = "en", **choose: str):
     """Press an action button on the search page, fill the confirmation, confirm."""
     page.click(f"#sb-actions a:has-text('{label}')")
     page.wait_for_selector("#sb-confirm-what")
@@ -148,15 +173,34 @@ def act(page, label: str, reason: str, shot: Path | None = None, **choose: str):
     page.fill("#id_reason", reason)
     if shot:
         page.screenshot(path=str(shot), full_page=True)
+    no_english_left(page, f"the {label} confirmation", language)
     page.click("#sb-confirm")
     page.wait_for_selector("ul.messagelist")
+    no_english_left(page, f"the messages after {label}", language)
     return page.inner_text("ul.messagelist")
 
 
+def said(search_id, code: str, **params) -> str:
+    """The message line the console shows for one search's result, in the active language."""
+    return gettext("Search %(id)s: %(outcome)s: %(message)s") % {
+        "id": str(search_id)[:8],
+        "outcome": outcome_words("done"),
+        "message": result_words(code, params, ""),
+    }
+
+
+# Each language with the zone its operator chooses: the same data read in Taipei and in UTC.
+SETTINGS = {"en": ("en-US", "UTC", "UTC+0000"), "zh-hant": ("zh-TW", "Asia/Taipei", "UTC+0800")}
+
+
+@pytest.mark.parametrize("language", list(SETTINGS))
 def test_an_operator_works_the_console_and_a_reviewer_finds_no_action(
-    console, live_server, owner, browser, shots_dir, django_user_model, csp
+    console, live_server, owner, browser, shots_dir, django_user_model, language, csp
 ):
     base = live_server.url
+    locale, zone, offset = SETTINGS[language]
+    shots = shots_dir / language
+    shots.mkdir(exist_ok=True)
     running = make_search(status=SearchStatus.RUNNING, engine=Engine.CELERY, seeker_id="skier-running")
     failed = make_search(status=SearchStatus.FAILED, engine=Engine.CELERY, seeker_id="skier-failed",
                          error="internal error: OperationalError")  # fmt: skip
@@ -167,65 +211,89 @@ def test_an_operator_works_the_console_and_a_reviewer_finds_no_action(
     _staff(django_user_model, "olga", "Match operators")
     _staff(django_user_model, "rita", "Match reviewers")
 
-    page = login(browser, base, "olga", "x-olga-pw", csp)
-    page.screenshot(path=str(shots_dir / "01-admin-index.png"), full_page=True)
+    # The operator's browser asks for English; she picks her language and zone in the header.
+    page = login(browser, base, "olga", "x-olga-pw", csp=csp)
+    choose(page, language, zone)
+    page.screenshot(path=str(shots / "01-admin-index.png"), full_page=True)
 
-    # The list, filtered to running searches; it fits a 1366 px screen.
-    page.goto(f"{base}/admin/matching/search/")
-    page.click("#changelist-filter a:has-text('Running')")
-    page.wait_for_url(re.compile(r"status__exact=running"))
-    assert "skier-running" in page.inner_text("#result_list")
-    assert "skier-failed" not in page.inner_text("#result_list")
-    assert page.evaluate("document.documentElement.scrollWidth") <= 1366
-    page.screenshot(path=str(shots_dir / "02-list-filtered-running.png"), full_page=True)
+    with translation.override(language):
+        # The list, filtered to running searches; it fits a 1366 px screen.
+        page.goto(f"{base}/admin/matching/search/")
+        no_english_left(page, "the list", language)
+        page.click(f"#changelist-filter a:has-text('{SearchStatus.RUNNING.label}')")
+        page.wait_for_url(re.compile(r"status__exact=running"))
+        assert "skier-running" in page.inner_text("#result_list")
+        assert "skier-failed" not in page.inner_text("#result_list")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+        no_english_left(page, "the filtered list", language)
+        page.screenshot(path=str(shots / "02-list-filtered-running.png"), full_page=True)
 
-    # Open it and cancel it.
-    page.click(f"#result_list a:has-text('{str(running.pk)[:8]}')")
-    page.wait_for_selector("#sb-actions")
-    page.screenshot(path=str(shots_dir / "03-running-search.png"), full_page=True)
-    said = act(page, "Cancel", "seeker asked us to stop", shots_dir / "04-cancel-confirmation.png")
-    assert f"{str(running.pk)[:8]}: done: cancelled" in said
-    assert "Cancelled" in page.inner_text("h1")
-    page.screenshot(path=str(shots_dir / "05-cancelled.png"), full_page=True)
-    assert _fresh(running.pk).status == SearchStatus.CANCELLED
+        # Open it and cancel it.
+        page.click(f"#result_list a:has-text('{str(running.pk)[:8]}')")
+        page.wait_for_selector("#sb-actions")
+        no_english_left(page, "the search page", language)
+        page.screenshot(path=str(shots / "03-running-search.png"), full_page=True)
+        message = act(page, str(ACTIONS["cancel"].label), "seeker asked us to stop",
+                      shots / "04-cancel-confirmation.png", language)  # fmt: skip
+        assert said(running.pk, "cancelled_celery") in message
+        assert str(SearchStatus.CANCELLED.label) in page.inner_text("h1")
+        # Every time of the timeline is in the zone she chose, and says so.
+        times = page.locator(".sb-timeline td.sb-t:first-child").all_inner_texts()
+        assert times and all(t.endswith(offset) for t in times), times
+        page.screenshot(path=str(shots / "05-cancelled.png"), full_page=True)
+        assert _fresh(running.pk).status == SearchStatus.CANCELLED
 
-    # The pending vetting request, from the dashboard's inbox: approve every candidate.
-    page.goto(f"{base}/admin/matching/search/dashboard/")
-    page.screenshot(path=str(shots_dir / "06-dashboard.png"), full_page=True)
-    assert str(vetted)[:8] in page.inner_text("#sb-vetting")
-    page.click(f"#sb-vetting a[href*='{vetted}'][href*='approve_all']")
-    page.wait_for_selector("#sb-confirm-what")
-    page.fill("#id_reason", "certificates checked by phone")
-    page.screenshot(path=str(shots_dir / "07-approve-confirmation.png"), full_page=True)
-    page.click("#sb-confirm")
-    page.wait_for_selector("ul.messagelist")
-    assert f"{str(vetted)[:8]}: done: approved all candidates" in page.inner_text("ul.messagelist")
-    wait_for(lambda: _fresh(vetted).status == SearchStatus.SUCCEEDED, timeout=90, message="the signed callback")
-    page.goto(f"{base}/admin/matching/search/{vetted}/change/")
-    assert "Succeeded" in page.inner_text("h1")
-    assert page.locator("#sb-results tbody tr").count() == _fresh(vetted).result_count > 0
-    page.screenshot(path=str(shots_dir / "08-vetted-search-succeeded.png"), full_page=True)
+        # The pending vetting request, from the dashboard's inbox: approve every candidate.
+        page.goto(f"{base}/admin/matching/search/dashboard/")
+        no_english_left(page, "the dashboard", language)
+        page.screenshot(path=str(shots / "06-dashboard.png"), full_page=True)
+        assert str(vetted)[:8] in page.inner_text("#sb-vetting")
+        assert page.inner_text("#sb-vetting tbody tr td:nth-child(4)").endswith(offset)
+        page.click(f"#sb-vetting a[href*='{vetted}'][href*='approve_all']")
+        page.wait_for_selector("#sb-confirm-what")
+        page.fill("#id_reason", "certificates checked by phone")
+        no_english_left(page, "the approve confirmation", language)
+        page.screenshot(path=str(shots / "07-approve-confirmation.png"), full_page=True)
+        page.click("#sb-confirm")
+        page.wait_for_selector("ul.messagelist")
+        no_english_left(page, "the messages after approving", language)
+        assert said(vetted, "approved_all_durable") in page.inner_text("ul.messagelist")
+        wait_for(lambda: _fresh(vetted).status == SearchStatus.SUCCEEDED, timeout=90, message="the signed callback")
+        page.goto(f"{base}/admin/matching/search/{vetted}/change/")
+        assert str(SearchStatus.SUCCEEDED.label) in page.inner_text("h1")
+        assert page.locator("#sb-results tbody tr").count() == _fresh(vetted).result_count > 0
+        no_english_left(page, "the vetted search page", language)
+        page.screenshot(path=str(shots / "08-vetted-search-succeeded.png"), full_page=True)
 
-    # A failed Celery search, rerun on the durable engine.
-    page.goto(f"{base}/admin/matching/search/{failed.pk}/change/")
-    said = act(page, "Rerun on Durable", "Celery workers were down", shots_dir / "09-rerun-confirmation.png")
-    assert f"{str(failed.pk)[:8]}: done: attempt 2 started on durable" in said
-    assert "Attempt 2 on durable — rerun of attempt 1" in page.inner_text("#content-main")
-    wait_for(lambda: _fresh(failed.pk).status == SearchStatus.SUCCEEDED, timeout=90, message="the rerun to finish")
-    page.reload()
-    page.screenshot(path=str(shots_dir / "10-rerun-on-durable.png"), full_page=True)
-    page.close()
+        # A failed Celery search, rerun on the durable engine.
+        page.goto(f"{base}/admin/matching/search/{failed.pk}/change/")
+        message = act(page, str(ACTIONS["rerun_durable"].label), "Celery workers were down",
+                      shots / "09-rerun-confirmation.png", language)  # fmt: skip
+        assert said(failed.pk, "attempt_started", attempt=2, engine="durable") in message
+        rerun = gettext("rerun of attempt %(previous)s") % {"previous": 1}
+        assert rerun in page.inner_text("#attempt-2 h2")
+        wait_for(lambda: _fresh(failed.pk).status == SearchStatus.SUCCEEDED, timeout=90, message="the rerun to finish")
+        page.reload()
+        no_english_left(page, "the rerun search page", language)
+        page.screenshot(path=str(shots / "10-rerun-on-durable.png"), full_page=True)
+        page.close()
 
-    # A reviewer reads everything and can act on nothing.
-    page = login(browser, base, "rita", "x-rita-pw", csp)
-    page.goto(f"{base}/admin/matching/search/")
-    assert page.locator("select[name=action]").count() == 0
-    page.goto(f"{base}/admin/matching/search/{failed.pk}/change/")
-    assert page.locator("#sb-actions").count() == 0
-    page.screenshot(path=str(shots_dir / "11-reviewer-search-page.png"), full_page=True)
-    page.goto(f"{base}/admin/matching/search/dashboard/")
-    assert page.locator("#sb-vetting a.button").count() == 0
-    page.close()
+        # A reviewer reads everything and can act on nothing; her browser's language is the first guess.
+        page = login(browser, base, "rita", "x-rita-pw", locale=locale, csp=csp)
+        assert page.get_attribute("html", "lang") == language
+        page.goto(f"{base}/admin/matching/search/")
+        assert page.locator("select[name=action]").count() == 0
+        no_english_left(page, "the reviewer's list", language)
+        page.goto(f"{base}/admin/matching/search/{failed.pk}/change/")
+        assert page.locator("#sb-actions").count() == 0
+        # No zone chosen: STAFF_TIME_ZONE (Asia/Taipei).
+        times = page.locator(".sb-timeline td.sb-t:first-child").all_inner_texts()
+        assert times and all(t.endswith("UTC+0800") for t in times), times
+        page.screenshot(path=str(shots / "11-reviewer-search-page.png"), full_page=True)
+        page.goto(f"{base}/admin/matching/search/dashboard/")
+        assert page.locator("#sb-vetting a.button").count() == 0
+        no_english_left(page, "the reviewer's dashboard", language)
+        page.close()
     assert csp.violations == []
 
 
@@ -302,7 +370,7 @@ def test_every_console_page_keeps_to_the_content_security_policy(
     SkierProfile.objects.bulk_create(SkierProfile(**profile_fields(**p)) for p in demo_profiles(30, resort_regions()))
     search = _one_of_each(django_user_model)
     base = live_server.url
-    page = login(browser, base, "root", "x-root-pw", csp)
+    page = login(browser, base, "root", "x-root-pw", csp=csp)
     header = page.request.get(f"{base}/admin/").headers["content-security-policy"]
     assert "script-src 'self'" in header and "style-src 'self'" in header and "unsafe-inline" not in header
 

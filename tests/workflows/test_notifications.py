@@ -169,7 +169,7 @@ def test_staff_redeliver_a_dead_letter_from_the_admin(search, receiver, client, 
     response = client.post(
         "/admin/matching/searchnotification/", {"action": "redeliver", "_selected_action": [row.pk]}, follow=True
     )
-    assert b"Queued 1 notification(s) for redelivery" in response.content
+    assert b"Queued 1 notification for redelivery" in response.content
     row.refresh_from_db()
     assert row.state == NotificationState.PENDING and row.retry_until is None
     assert search.events.filter(kind="notification_redelivery", actor="staff:operator").exists()

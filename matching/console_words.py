@@ -1,0 +1,178 @@
+"""The console's words for what services report and store (statuses, engines, outcomes, staff
+action results), in the staff member's language. The services write English (the audit trail keeps
+one language); these tables word the same codes and values for the page being shown."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy, ngettext_lazy, pgettext, pgettext_lazy
+
+from matching.models import Engine, SearchStatus, StaffActionOutcome
+
+# What each service result says, worded for staff; the names are those of ActionResult.params.
+RESULT_MESSAGES = {
+    "not_finished": gettext_lazy("it is %(status)s, not finished"),
+    "attempt_started": gettext_lazy("attempt %(attempt)s started on %(engine)s"),
+    "moved_on": gettext_lazy("it moved on meanwhile (now attempt %(attempt)s, %(status)s)"),
+    "cancelled_durable": gettext_lazy("cancelled; the durable execution is being stopped"),
+    "cancelled_celery": gettext_lazy("cancelled; its Celery task is being revoked"),
+    "superseded": gettext_lazy("attempt %(attempt)s was superseded by attempt %(new_attempt)s"),
+    "already_finished": gettext_lazy("it had already %(status)s"),
+    "already_finished_by": gettext_lazy("it had already %(status)s (%(actor)s was first)"),
+    "not_awaiting_vetting": gettext_lazy("it is %(status)s on %(engine)s, not awaiting vetting"),
+    "already_answered": gettext_lazy("the vetting request was already answered (%(code)s)"),
+    "rejected_durable": gettext_lazy("rejected; the workflow finishes and reports back"),
+    "rejected_celery": gettext_lazy("rejected; the search is finished"),
+    "approved_all_durable": gettext_lazy("approved all candidates; the workflow finishes and reports back"),
+    "approved_all_celery": gettext_lazy("approved all candidates; the search is finished"),
+    "approved_some_durable": ngettext_lazy(
+        "approved %(count)d candidate(s); the workflow finishes and reports back",
+        "approved %(count)d candidate(s); the workflow finishes and reports back",
+        "count",
+    ),
+    "approved_some_celery": ngettext_lazy(
+        "approved %(count)d candidate(s); the search is finished",
+        "approved %(count)d candidate(s); the search is finished",
+        "count",
+    ),
+    "acknowledged": gettext_lazy("flag acknowledged"),
+    "nothing_flagged": gettext_lazy("nothing is flagged on it"),
+    "exported": ngettext_lazy(
+        "%(count)d result(s) exported as %(format)s", "%(count)d result(s) exported as %(format)s", "count"
+    ),
+    "routing_unchanged": gettext_lazy("routing is already %(mode)s"),
+    "routing_switched": gettext_lazy("new searches now go: %(mode)s"),
+}
+# Engines inside a sentence ("started on durable"): their stored names in English.
+ENGINE_WORDS = {Engine.CELERY: pgettext_lazy("engine in a sentence", "celery"),
+                Engine.DURABLE: pgettext_lazy("engine in a sentence", "durable")}  # fmt: skip
+# The routing modes inside a sentence ("new searches now go: …").
+MODE_WORDS = {
+    "environment": gettext_lazy("as the environment says"),
+    "celery": gettext_lazy("all new searches to celery"),
+}
+OUTCOME_WORDS = {
+    StaffActionOutcome.DONE: pgettext_lazy("outcome", "done"),
+    StaffActionOutcome.SKIPPED: pgettext_lazy("outcome", "skipped"),
+    StaffActionOutcome.FAILED: pgettext_lazy("outcome", "failed"),
+}
+OUTCOME_COUNTS = {
+    StaffActionOutcome.DONE: ngettext_lazy("%(count)d done", "%(count)d done", "count"),
+    StaffActionOutcome.SKIPPED: ngettext_lazy("%(count)d skipped", "%(count)d skipped", "count"),
+    StaffActionOutcome.FAILED: ngettext_lazy("%(count)d failed", "%(count)d failed", "count"),
+}
+
+
+def _word_params(params: dict) -> dict:
+    """Stored values (statuses, engines, routing modes) in the staff member's words."""
+    words = dict(params)
+    if "status" in words and words["status"] in SearchStatus.values:
+        words["status"] = str(SearchStatus(words["status"]).label).lower()
+    if "engine" in words:
+        words["engine"] = str(ENGINE_WORDS.get(words["engine"], words["engine"]))
+    if "actor" in words:
+        words["actor"] = actor_words(words["actor"])
+    if "mode" in words:
+        words["mode"] = str(MODE_WORDS.get(words["mode"], words["mode"]))
+    return words
+
+
+def result_words(code: str, params: dict, message: str) -> str:
+    """A service result in the active language; another system's message (no code) as it came."""
+    template = RESULT_MESSAGES.get(code)
+    if template is None:
+        return message
+    try:
+        return template % _word_params(params)
+    except (KeyError, TypeError, ValueError):  # a record written by an older release: its English stays
+        return message
+
+
+def outcome_words(outcome: str) -> str:
+    return str(OUTCOME_WORDS.get(outcome, outcome))
+
+
+def status_words(status: str) -> str:
+    """A stored status in words ("awaiting vetting", 等待審核); anything else as it is."""
+    return str(SearchStatus(status).label).lower() if status in SearchStatus.values else status
+
+
+def engine_words(engine: str) -> str:
+    return str(ENGINE_WORDS.get(engine, engine))
+
+
+SOURCE_WORDS = {
+    "DynamoDB item": gettext_lazy("DynamoDB item"),
+    "durable history": gettext_lazy("durable history"),
+    "console": gettext_lazy("console"),
+    "webhook": gettext_lazy("webhook"),
+    "dispatch": gettext_lazy("dispatch"),
+    "staff": gettext_lazy("staff"),
+}
+
+
+# The kinds of timeline line: the console's own and the durable engine's.
+KIND_WORDS = {
+    "transition": pgettext_lazy("timeline kind", "transition"),
+    "webhook": pgettext_lazy("timeline kind", "webhook"),
+    "dispatch": pgettext_lazy("timeline kind", "dispatch"),
+    "staff": pgettext_lazy("timeline kind", "staff"),
+    "step": pgettext_lazy("timeline kind", "step"),
+    "wait": pgettext_lazy("timeline kind", "wait"),
+    "callback": pgettext_lazy("timeline kind", "callback"),
+    "execution": pgettext_lazy("timeline kind", "execution"),
+    "invocation": pgettext_lazy("timeline kind", "invocation"),
+    "invoke": pgettext_lazy("timeline kind", "invoke"),
+    "context": pgettext_lazy("timeline kind", "context"),
+    "api": pgettext_lazy("timeline kind", "api"),
+}
+
+
+# The console's own search events (matching.admin.SEARCH_EVENT_KINDS) in words.
+EVENT_WORDS = {
+    "submitted": pgettext_lazy("search event", "submitted"),
+    "dispatched": pgettext_lazy("search event", "dispatched"),
+    "claimed": pgettext_lazy("search event", "claimed"),
+    "running": pgettext_lazy("search event", "running"),
+    "awaiting_vetting": pgettext_lazy("search event", "awaiting vetting"),
+    "succeeded": pgettext_lazy("search event", "succeeded"),
+    "failed": pgettext_lazy("search event", "failed"),
+    "cancelled": pgettext_lazy("search event", "cancelled"),
+    "timed_out": pgettext_lazy("search event", "timed out"),
+    "retried": pgettext_lazy("search event", "retried"),
+    "lease_expired": pgettext_lazy("search event", "lease expired"),
+    "failed_over": pgettext_lazy("search event", "failed over"),
+    "start_resolved": pgettext_lazy("search event", "start resolved"),
+    "remote_cancel": pgettext_lazy("search event", "remote cancel"),
+    "intervened": pgettext_lazy("search event", "intervened"),
+    "drift_flagged": pgettext_lazy("search event", "drift flagged"),
+    "drift_acknowledged": pgettext_lazy("search event", "drift acknowledged"),
+    "notification_redelivery": pgettext_lazy("search event", "notification redelivery"),
+}
+
+
+def event_words(kind: str) -> str:
+    return str(EVENT_WORDS.get(kind, kind))
+
+
+def actor_words(actor: str) -> str:
+    """Who did it: "staff:olga" as the staff member, "system" as the console itself; others by name."""
+    if actor.startswith("staff:"):
+        return pgettext("actor", "staff %(name)s") % {"name": actor.removeprefix("staff:")}
+    if actor == "system":
+        return pgettext("actor", "system")
+    return actor
+
+
+def kind_words(kind: str) -> str:
+    return str(KIND_WORDS.get(kind, kind))
+
+
+def source_words(label: str) -> str:
+    """A timeline line's source (workflows.selectors.SOURCE_LABELS) in words."""
+    return str(SOURCE_WORDS.get(label, label))
+
+
+def audit_words(action) -> str:
+    """What came of a recorded staff action, from the code its service stored with it."""
+    stored = action.detail_code or {}
+    return result_words(stored.get("code", ""), stored.get("params") or {}, action.detail)

@@ -1,0 +1,165 @@
+"""The console in Traditional Chinese beside English, and in the staff member's own time zone."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+import polib
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from matching.models import Engine, StaffAction, StaffPreference
+from tests.console.catalogue import CATALOGUES, ROOT, english_left, visible_text
+from tests.console.conftest import make_search, with_results
+from tests.console.helpers import CHANGELIST, act_url, confirm_bulk, confirm_single, messages_of
+
+DASHBOARD = "admin:matching_search_dashboard"
+PREFERENCE = "staff-preference"
+
+
+def choose(client, language: str, time_zone: str = "Asia/Taipei", next_url: str = "/admin/"):
+    return client.post(reverse(PREFERENCE), {"sb-language": language, "sb-time_zone": time_zone, "sb-next": next_url})
+
+
+# --- the catalogue ---------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not shutil.which("msgfmt"), reason="`make test` installs gettext (msgfmt)")
+@pytest.mark.parametrize("po", CATALOGUES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_catalogue_entry_is_translated_and_none_is_fuzzy(po):
+    entries = polib.pofile(str(po))
+    left = [e.msgid for e in entries.untranslated_entries()] + [f"(fuzzy) {e.msgid}" for e in entries.fuzzy_entries()]
+    assert not left, "translate these in {}:\n{}".format(po.relative_to(ROOT), "\n".join(left))
+    checked = subprocess.run(["msgfmt", "--check", "--statistics", "-o", "/dev/null", str(po)],
+                             capture_output=True, text=True)  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert "untranslated" not in checked.stderr and "fuzzy" not in checked.stderr, checked.stderr
+
+
+@pytest.mark.skipif(not shutil.which("xgettext"), reason="`make test` installs gettext (xgettext)")
+def test_the_catalogue_holds_every_string_the_code_marks(tmp_path):
+    """`make messages` would add nothing: a string marked in code or a template but missing from the
+    catalogue would show in English on a Traditional Chinese page."""
+    for folder in ("matching", "workflows", "snowbuddy", "templates", "locale"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__", "*.mo"))
+    shutil.copy(ROOT / "manage.py", tmp_path / "manage.py")
+    before = {(e.msgctxt, e.msgid) for e in polib.pofile(str(tmp_path / "locale/zh_Hant/LC_MESSAGES/django.po"))}
+    made = subprocess.run(
+        [sys.executable, "manage.py", "makemessages", "-l", "zh_Hant", "--no-obsolete", "--ignore", "var/*"],
+        cwd=tmp_path, capture_output=True, text=True,
+        env={"PATH": "/usr/bin:/bin", "SNOWBUDDY_VAR_DIR": str(tmp_path / "var")},
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    after = polib.pofile(str(tmp_path / "locale/zh_Hant/LC_MESSAGES/django.po"))
+    new = [e.msgid for e in after if (e.msgctxt, e.msgid) not in before]
+    assert not new, "run `make messages`, then translate:\n" + "\n".join(new)
+
+
+# --- the language --------------------------------------------------------------------------------------
+
+
+def test_the_browser_language_is_the_first_guess_and_the_saved_choice_wins(operator_client, operator):
+    page = operator_client.get(reverse(DASHBOARD), HTTP_ACCEPT_LANGUAGE="zh-TW,zh;q=0.9,en;q=0.5")
+    assert page["Content-Language"] == "zh-hant" and "配對儀表板" in page.content.decode()
+    assert choose(operator_client, "en", next_url=reverse(DASHBOARD))["Location"] == reverse(DASHBOARD)
+    assert StaffPreference.objects.get(user=operator).language == "en"
+    page = operator_client.get(reverse(DASHBOARD), HTTP_ACCEPT_LANGUAGE="zh-TW,zh;q=0.9")
+    assert page["Content-Language"] == "en" and "Matching dashboard" in page.content.decode()
+
+
+def test_the_switch_goes_back_only_to_this_site(operator_client):
+    assert choose(operator_client, "zh-hant", next_url="https://evil.example/")["Location"] == "/admin/"
+
+
+def test_the_api_answers_in_english_whatever_the_browser_or_staff_choice(client, operator, owner):
+    """DRF and Django have Chinese catalogues of their own: the API must not pick them up."""
+    StaffPreference.objects.create(user=operator, language="zh-hant", time_zone="Asia/Taipei")
+    client.force_login(operator)  # a staff session in the same browser changes nothing either
+    chinese = {"Accept-Language": "zh-Hant"}
+    invalid = owner.post("/matching/searches", {"role": "coach", "skill_level_min": 11}, headers=chinese)
+    assert invalid.status_code == 400 and invalid["Content-Language"] == "en"
+    assert json.dumps(invalid.json(), ensure_ascii=False).isascii()
+    denied = client.post("/matching/searches", {}, headers=chinese, content_type="application/json")
+    error = denied.json()["errors"][0]
+    assert denied.status_code == 401 and denied["Content-Language"] == "en"
+    assert (error["code"], error["detail"]) == ("not_authenticated", "Authentication credentials were not provided.")
+
+
+def test_the_console_in_traditional_chinese_keeps_no_english_label(operator_client, operator, durable_api, resorts):
+    choose(operator_client, "zh-hant")
+    prefs = {"role": "coach", "skill_level_min": 3, "skill_level_max": 7, "resorts": ["yuzawa_naeba"],
+             "regions": ["Niigata Prefecture"], "dates": ["2027-01-15"], "vetting_required": True}  # fmt: skip
+    done = with_results(make_search(status="succeeded", engine=Engine.CELERY, preferences=prefs))
+    running = make_search(status="running", engine=Engine.CELERY)
+    waiting = make_search(status="awaiting_vetting", engine=Engine.DURABLE)
+    said = messages_of(confirm_single(operator_client, running, "cancel", reason="已和搜尋者確認"))
+    assert said[0][1].startswith("取消") and "1 筆完成" in said[0][1]
+    skipped = messages_of(confirm_bulk(operator_client, [done], "cancel", reason="重複操作"))
+    assert any("略過" in text and "已完成" in text for _, text in skipped)
+    pages = {
+        "list": reverse(CHANGELIST),
+        "list filtered": reverse(CHANGELIST) + "?attention=any&created=24h&status__exact=running",
+        "search page": reverse("admin:matching_search_change", args=[done.pk]) + "?why=u000002",
+        "cancelled search": reverse("admin:matching_search_change", args=[running.pk]),
+        "dashboard": reverse(DASHBOARD),
+        "routing": reverse("admin:matching_search_routing"),
+        "confirmation": act_url(done, "retry"),
+        "vetting confirmation": act_url(waiting, "intervene") + "?decision=approve_all",
+    }
+    for name, url in pages.items():
+        response = operator_client.get(url)
+        assert response.status_code == 200, name
+        assert english_left(visible_text(response.content.decode())) == [], name
+    assert english_left(" ".join(text for _, text in said + skipped)) == []
+
+
+# --- the time zone -------------------------------------------------------------------------------------
+
+
+def test_times_follow_the_staff_members_zone_on_the_same_data(operator_client, operator):
+    search = make_search(status="succeeded", engine=Engine.CELERY)
+    at = timezone.now().replace(microsecond=456000) - timedelta(hours=1)
+    StaffAction.objects.create(username="olga-operator", action="retry", search=search, attempt=1, reason="x",
+                               outcome="done", status_before="failed", status_after="pending")  # fmt: skip
+    StaffAction.objects.filter(search=search).update(at=at)
+    url = reverse("admin:matching_search_change", args=[search.pk])
+    taipei = at.astimezone(ZoneInfo("Asia/Taipei"))
+    page = operator_client.get(url).content.decode()  # no choice yet: STAFF_TIME_ZONE
+    assert taipei.strftime("%Y-%m-%d %H:%M:%S") + ".456 UTC+0800" in page and "When (Asia/Taipei)" in page
+    audit_list = operator_client.get(reverse("admin:matching_staffaction_changelist")).content.decode()
+    assert taipei.strftime("%Y-%m-%d %H:%M:%S UTC+0800") in audit_list
+
+    choose(operator_client, "en", "UTC")
+    page = operator_client.get(url).content.decode()
+    assert at.strftime("%Y-%m-%d %H:%M:%S") + ".456 UTC+0000" in page and "When (UTC)" in page
+    assert taipei.strftime("%H:%M:%S") + ".456" not in page
+    audit_list = operator_client.get(reverse("admin:matching_staffaction_changelist")).content.decode()
+    assert at.strftime("%Y-%m-%d %H:%M:%S UTC+0000") in audit_list
+
+
+@pytest.mark.parametrize("key", ["export_csv", "export_json"])
+def test_exports_are_the_same_bytes_in_every_language_and_zone(operator_client, key):
+    searches = [with_results(make_search(status="succeeded", engine=Engine.CELERY)) for _ in range(2)]
+    bodies = set()
+    for language, zone in [("en", "UTC"), ("zh-hant", "Asia/Taipei"), ("en", "America/Los_Angeles")]:
+        choose(operator_client, language, zone)
+        response = confirm_bulk(operator_client, searches, key)
+        assert response.status_code == 200
+        bodies.add(response.content)
+    assert len(bodies) == 1
+    body = bodies.pop().decode()
+    created = min(s.created_at for s in searches).astimezone(ZoneInfo("UTC"))
+    if key == "export_json":
+        stamps = {entry["created_at_utc"] for entry in json.loads(body)}
+    else:
+        stamps = {row["created_at_utc"] for row in csv.DictReader(io.StringIO(body))}
+    assert all(stamp.endswith("Z") for stamp in stamps)
+    assert created.strftime("%Y-%m-%dT%H:%M:%S.") + f"{created.microsecond // 1000:03d}Z" in stamps
