@@ -4,8 +4,10 @@ with an expiry and a note, two at most in use for one client."""
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
@@ -74,7 +76,8 @@ def superuser_client(client, django_user_model):
 
 def test_the_admin_creates_a_key_with_an_expiry_and_a_note(superuser_client):
     add = reverse("admin:matching_apiclientkey_add")
-    expiry = timezone.now() + timedelta(days=90)
+    # The form reads times in the staff member's zone (STAFF_TIME_ZONE when they chose none).
+    expiry = timezone.localtime(timezone.now() + timedelta(days=90), ZoneInfo(settings.STAFF_TIME_ZONE))
     response = superuser_client.post(
         add,
         {"name": "snowtrace", "expires_at_0": f"{expiry:%Y-%m-%d}", "expires_at_1": f"{expiry:%H:%M:%S}",
