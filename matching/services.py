@@ -63,6 +63,38 @@ def api_key_create(*, name: str, is_trusted_service: bool = False) -> tuple[ApiC
     return key, raw_key
 
 
+IMPORTED_KEY_MIN_LENGTH = 16
+IMPORTED_KEY_MAX_LENGTH = 512
+
+
+class ApiKeyImportRefused(ValueError):
+    """The key cannot be imported; the message says why (never the key)."""
+
+
+def api_key_import(*, name: str, raw_key: str, is_trusted_service: bool = False) -> ApiClientKey:
+    """Store the hash of a key a caller already holds (SnowTrace's shared SNOWBUDDY_API_KEY), so no
+    caller changes on the day of the switch. The key keeps SnowTrace's format; authentication finds
+    it by its digest. `prefix` is a random label for the audit and the admin, not part of the key."""
+    raw_key = raw_key.strip()
+    if not IMPORTED_KEY_MIN_LENGTH <= len(raw_key) <= IMPORTED_KEY_MAX_LENGTH:
+        raise ApiKeyImportRefused(
+            f"The key must be {IMPORTED_KEY_MIN_LENGTH}-{IMPORTED_KEY_MAX_LENGTH} characters; "
+            "a shorter one is too easy to guess to keep."
+        )
+    if not raw_key.isprintable() or any(c.isspace() for c in raw_key) or not raw_key.isascii():
+        raise ApiKeyImportRefused("The key must be printable ASCII without spaces (it travels in a header).")
+    digest = hash_api_key(raw_key)
+    if ApiClientKey.objects.filter(key_hash=digest).exists():
+        raise ApiKeyImportRefused("This key is already stored (perhaps revoked): nothing was imported.")
+    return ApiClientKey.objects.create(
+        name=name,
+        prefix=f"imp_{secrets.token_hex(4)}",
+        key_hash=digest,
+        is_trusted_service=is_trusted_service,
+        imported=True,
+    )
+
+
 def api_key_revoke(*, key: ApiClientKey) -> bool:
     return bool(ApiClientKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()))
 

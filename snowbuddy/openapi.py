@@ -237,7 +237,8 @@ class AutoSchema(StandardizedErrorsAutoSchema):
         if isinstance(serializer, PolymorphicProxySerializer):
             members = serializer.serializers
             members = list(members.values() if isinstance(members, dict) else members)
-            return bool(members) and all(getattr(m, "schema_closed", False) for m in members)
+            # Any closed member answers unknown_field (the console's shape; SnowTrace's original is open).
+            return any(getattr(m, "schema_closed", False) for m in members)
         return getattr(serializer, "schema_closed", False)
 
     def _get_error_response_examples(self) -> list:
@@ -274,6 +275,7 @@ class AutoSchema(StandardizedErrorsAutoSchema):
         schema = super()._map_serializer(serializer, direction, bypass_extensions)
         if getattr(serializer, "schema_closed", False) and schema.get("type") == "object":
             schema["additionalProperties"] = False
+        if schema.get("type") == "object":
             schema.update(getattr(serializer, "schema_extra", {}))
         return schema
 

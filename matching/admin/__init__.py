@@ -401,10 +401,11 @@ class SearchEventAdmin(ExactSearchMixin, ReadOnlyAdmin):
 
 @admin.register(ApiClientKey)
 class ApiClientKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "is_trusted_service", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["is_trusted_service", ("revoked_at", admin.EmptyFieldListFilter)]
-    fields = ["name", "is_trusted_service", "prefix", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    list_display = ["name", "prefix", "is_trusted_service", "imported", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["is_trusted_service", "imported", ("revoked_at", admin.EmptyFieldListFilter)]
+    # `imported`: carried over from SnowTrace with `create_api_key --from-env` (its prefix is a label).
+    fields = ["name", "is_trusted_service", "imported", "prefix", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = ["imported", "prefix", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke_keys"]
 
     def save_model(self, request, obj, form, change):

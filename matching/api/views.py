@@ -208,6 +208,12 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
     def get_throttles(self):
         return [SearchSubmitKeyThrottle(), SearchSubmitThrottle()] if self.action == "create" else []
 
+    def check_throttles(self, request):
+        """A submit is counted once its body is valid (create() calls the throttles then): a refused
+        body does not use up the user's or the key's limit, as the old service validated first."""
+        if self.action != "create":
+            super().check_throttles(request)
+
     def retrieve(self, request, *args, **kwargs):
         search = self.get_object()
         # Durable searches answer from the console's mirror, refreshed first if it is stale.
@@ -236,6 +242,8 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
             )
         serializer = search_preferences_serializer(request.data, seeker_id=request.user.user_id)
         serializer.is_valid(raise_exception=True)
+        super().check_throttles(request)
+        warnings = getattr(serializer, "warnings", [])
         try:
             search = search_submit(
                 seeker_id=request.user.user_id,
@@ -244,9 +252,12 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
                 api_key=request.auth,
                 idempotency_key=key,
                 request_fingerprint=request_fingerprint(request.data) if key else "",
+                input_warnings=warnings,
             )
         except IdempotencyKeyReused:
             raise IdempotencyKeyMismatch() from None
+        if warnings:
+            search.warnings = warnings  # additive: a client reading only `search_id` is unaffected
         headers = {"Idempotent-Replayed": "true"} if getattr(search, "replayed", False) else {}
         return Response(self.get_serializer(search).data, status=status.HTTP_202_ACCEPTED, headers=headers)
 
