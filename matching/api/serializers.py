@@ -321,7 +321,12 @@ class DateRangeSerializer(serializers.Serializer):
     """The browser's `date_range`: every date from `start` to `end`, both included."""
 
     start = LaxDateField()
-    end = LaxDateField()
+    end = LaxDateField(
+        error_messages={
+            "before_start": "Must not be before start.",
+            "too_long": f"A date range covers at most {MAX_DATES} days.",
+        }
+    )
 
     def validate(self, attrs):
         days = (attrs["end"] - attrs["start"]).days + 1
@@ -371,6 +376,10 @@ class NameListField(serializers.ListField):
         super().__init__(child=TextField(max_length=MAX_NAME_LENGTH), allow_null=True, default=list, **kwargs)
 
 
+BROWSER_FIELDS = ("skill_level_range", "date_range", "preferred_role")
+CONFLICTING_FIELDS = "conflicting_fields"
+
+
 class SnowTraceSearchPreferencesSerializer(serializers.Serializer):
     """SnowTrace's original body of POST /matching/searches, as lenient as the old service's
     pydantic model: every field optional with the old defaults and ranges, fields it does not know
@@ -379,7 +388,11 @@ class SnowTraceSearchPreferencesSerializer(serializers.Serializer):
     and region names are resolved as people write them; a name that resolves to nothing is kept and
     matches no profile's location. It validates to the console's preferences form.
 
-    A reversed `skill_level_min`/`skill_level_max` is accepted, as it was, and finds nobody.
+    A reversed `skill_level_min`/`skill_level_max` is accepted, as it was, and finds nobody. Rules
+    across fields: a `date_range` ends on or after its start and spans at most 60 days;
+    `availability` and `date_range` name at most 60 dates in all; `skill_level_range` and
+    `preferred_role`, when sent with `skill_level_min`/`skill_level_max` or `seeking_role`, must
+    agree with them; the names resolve to at most 43 resorts.
     """
 
     skill_level_min = LaxSkillField(min_value=1, max_value=10, default=1)
@@ -393,9 +406,10 @@ class SnowTraceSearchPreferencesSerializer(serializers.Serializer):
     seeking_role = serializers.ChoiceField(choices=Role.choices, default=Role.BUDDY)
     include_knowledge_score = LaxBooleanField(default=False)
     # The browser's vocabulary (SnowTrace's snowbuddyApi.ts), JSON-strict: the old service dropped it.
-    skill_level_range = SkillRangeField(required=False)
-    date_range = DateRangeSerializer(required=False)
-    preferred_role = serializers.ChoiceField(choices=Role.choices, required=False)
+    # null is the same as leaving the field out.
+    skill_level_range = SkillRangeField(required=False, allow_null=True)
+    date_range = DateRangeSerializer(required=False, allow_null=True)
+    preferred_role = serializers.ChoiceField(choices=Role.choices, required=False, allow_null=True)
 
     # The old service returned every candidate above the threshold; the console caps a search.
     RESULT_LIMIT = 100
@@ -422,6 +436,7 @@ class SnowTraceSearchPreferencesSerializer(serializers.Serializer):
 
     def validate(self, attrs: dict) -> dict:
         """The console's one preferences form (docs/contracts.md)."""
+        attrs = {name: value for name, value in attrs.items() if value is not None or name not in BROWSER_FIELDS}
         low, high = attrs["skill_level_min"], attrs["skill_level_max"]
         role = attrs["seeking_role"]
         errors = {}
@@ -431,7 +446,7 @@ class SnowTraceSearchPreferencesSerializer(serializers.Serializer):
             if any(value != {"skill_level_min": low, "skill_level_max": high}[n] for n, value in sent.items()):
                 self._conflict(errors, "skill_level_range", *sent)
         if "preferred_role" in attrs:
-            if "seeking_role" in self.initial_data and attrs["seeking_role"] != attrs["preferred_role"]:
+            if self.initial_data.get("seeking_role") is not None and attrs["seeking_role"] != attrs["preferred_role"]:
                 self._conflict(errors, "preferred_role", "seeking_role")
             role = attrs["preferred_role"]
         dates = sorted({*(attrs["availability"] or []), *attrs.get("date_range", [])})
@@ -468,7 +483,7 @@ class SnowTraceSearchPreferencesSerializer(serializers.Serializer):
 
     def _conflict(self, errors: dict, field: str, *others: str) -> None:
         for other in others:
-            message = serializers.ErrorDetail(self.CONFLICT.format(a=field, b=other), code="conflicting_fields")
+            message = serializers.ErrorDetail(self.CONFLICT.format(a=field, b=other), code=CONFLICTING_FIELDS)
             errors[field] = errors[other] = [message]
 
 

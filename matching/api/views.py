@@ -24,6 +24,7 @@ from rest_framework.versioning import AcceptHeaderVersioning
 from rest_framework.views import APIView
 
 from matching.api.serializers import (
+    CONFLICTING_FIELDS,
     MIXED_SHAPE_ATTRS,
     MIXED_SHAPES,
     HealthSerializer,
@@ -167,6 +168,10 @@ def _mixed_shape_errors(viewset):
     for name in MIXED_SHAPE_ATTRS:
         codes = [MIXED_SHAPES, EMPTY_BODY, "invalid", "null"] if name == "non_field_errors" else [MIXED_SHAPES]
         viewset = extend_validation_errors(codes, field_name=name, actions=["create"])(viewset)
+    # SnowTrace's browser fields disagreeing with their old twins, and more dates than a search holds.
+    for name in ("skill_level_range", "skill_level_min", "skill_level_max", "preferred_role", "seeking_role"):
+        viewset = extend_validation_errors([CONFLICTING_FIELDS], field_name=name, actions=["create"])(viewset)
+    viewset = extend_validation_errors(["max_length"], field_name="date_range", actions=["create"])(viewset)
     # A malformed Idempotency-Key header is a 400 naming the header.
     return extend_validation_errors(["invalid"], field_name="Idempotency-Key", actions=["create"])(viewset)
 

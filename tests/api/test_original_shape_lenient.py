@@ -4,6 +4,7 @@ browser's fields and resolves places as people write them; the console's own sha
 
 import json
 
+import jsonschema
 import pytest
 
 from matching.api.throttling import SearchSubmitKeyThrottle, SearchSubmitThrottle
@@ -135,12 +136,42 @@ def test_a_name_that_resolves_to_nothing_is_kept_listed_and_finds_nobody_on_loca
         ({"date_range": {"start": "2027-01-01", "end": "2027-03-02"}}, {"date_range.end"}, "too_long"),
         ({"date_range": {"start": "2027-01-01"}}, {"date_range.end"}, "required"),
         ({"skill_level_min": 11}, {"skill_level_min"}, "max_value"),
+        (
+            {
+                "availability": [f"2027-01-{d:02}" for d in range(1, 32)],
+                "date_range": {"start": "2027-02-01", "end": "2027-03-02"},
+            },
+            {"date_range"},
+            "max_length",
+        ),
+        (
+            {"preferred_resorts": ["hakuba", "yuzawa", "myoko", *[f"nowhere-{n}" for n in range(30)]]},
+            {"preferred_resorts"},
+            "max_length",
+        ),
     ],
 )
-def test_invalid_values_of_known_fields_are_a_400_naming_the_field(original, resorts, body, fields, code):
+def test_invalid_values_of_known_fields_are_a_400_naming_the_field(original, resorts, schema, body, fields, code):
     response = original.post("/matching/searches", body)
     assert error_attrs(response, 400) == fields and code in error_codes(response)
     assert Search.objects.count() == 0
+    # The answer is one the OpenAPI schema describes (its codes are listed for these fields).
+    answer = schema["paths"]["/matching/searches"]["post"]["responses"]["400"]["content"]["application/json"]
+    validator = jsonschema.Draft202012Validator({**answer["schema"], "components": schema["components"]})
+    assert list(validator.iter_errors(response.json())) == []
+
+
+@pytest.fixture(scope="module")
+def schema(django_db_blocker) -> dict:
+    from django.test import Client
+
+    with django_db_blocker.unblock():
+        return Client().get("/api/schema/?format=json").json()
+
+
+@pytest.mark.parametrize("field", ["skill_level_range", "date_range", "preferred_role"])
+def test_null_for_a_browser_field_is_the_same_as_leaving_it_out(original, resorts, field):
+    assert _accepted(original.post("/matching/searches", {field: None}))[1]["role"] == "buddy"
 
 
 def test_agreeing_old_and_browser_fields_are_fine(original, resorts):
