@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 from collections.abc import Iterable, Sequence
@@ -348,12 +349,15 @@ def search_create(
     engine: str,
     acting_user: str | None = None,
     api_key: ApiClientKey | None = None,
+    input_warnings: list[dict] | None = None,
 ) -> Search:
     """Store a validated search as attempt 1. Runs inside the caller's transaction, which also
     writes the engine's dispatch record (workflows.services.search_submit).
 
     `api_key` is the key the request came with: stored on the search, and named (prefix and name,
-    never the secret) in the actor and detail of the `submitted` event."""
+    never the secret) in the actor and detail of the `submitted` event. `input_warnings` (what an
+    original-shape body had that the console did not use) go into that event's detail as
+    `input_warnings=<JSON>`: the same row, no extra write on the submit's path."""
     deadline = timezone.now() + timedelta(seconds=settings.MATCHING_WORKFLOW_TIMEOUT_SECONDS)
     search = Search.objects.create(
         seeker_id=seeker_id, preferences=preferences, engine=engine, deadline_at=deadline, api_key=api_key
@@ -363,6 +367,8 @@ def search_create(
     if api_key is not None:
         actor = f"{actor} via key:{api_key.prefix}"
         detail = f"{detail} api_key={api_key.prefix} ({api_key.name})"
+    if input_warnings:
+        detail = f"{detail}\ninput_warnings={json.dumps(input_warnings, ensure_ascii=False)}"[:4000]
     _record(search.pk, 1, "submitted", to=SearchStatus.PENDING, actor=actor[:150], detail=detail)
     return search
 

@@ -3,7 +3,6 @@ engine work), dispatch (the outbox), the Celery run, workflow callbacks and noti
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable
@@ -87,7 +86,7 @@ def search_submit(
     """Store a validated search and its dispatch record together; dispatch after commit.
 
     `input_warnings` (fields of an original-shape body that were ignored, names that resolve to
-    nothing) go into the search's audit as an `input_warnings` event.
+    nothing) go into the search's audit, in its `submitted` event.
 
     With an `idempotency_key`, a repeat of the same user's request (same key and body fingerprint)
     returns the search the first one created, marked `replayed`; the same key with another body
@@ -106,17 +105,10 @@ def search_submit(
             engine=choice.engine,
             acting_user=acting_user,
             api_key=api_key,
+            input_warnings=input_warnings,
         )
         if choice.failed_over:
             SearchEvent.objects.create(search=search, attempt=1, kind="failed_over", detail=choice.failed_over[:2000])
-        if input_warnings:
-            SearchEvent.objects.create(
-                search=search,
-                attempt=1,
-                kind="input_warnings",
-                actor=acting_user or "system",
-                detail=json.dumps(input_warnings, ensure_ascii=False)[:2000],
-            )
         if idempotency_key:
             idempotency_key_attach(seeker_id=seeker_id, key=idempotency_key, search=search)
         dispatch_create(search=search)

@@ -3,9 +3,12 @@ HTTP server on loopback, on the test database) and a real Celery worker process.
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
+import threading
 import uuid
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -157,11 +160,36 @@ def gunicorn_consoles(worker_env, celery_worker_process, tmp_path_factory):
         stop_gunicorn(console)
 
 
-@pytest.fixture
-def served(gunicorn_consoles, resorts):
-    """A function giving a gunicorn console's base URL; the test waits for the worker at the end."""
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
 
-    def base_url(*, require_key: bool = True, cors_origin: str = "") -> str:
+
+@pytest.fixture(scope="session")
+def page_origins():
+    """Two loopback origins serving the SnowTrace stand-in page (tests/compat/snowtrace_page/): the
+    first is the browser app's (the keyless console allows it in CORS_ALLOWED_ORIGINS), the
+    second one no console allows."""
+    servers = []
+    for _ in range(2):
+        handler = functools.partial(_QuietHandler, directory=Path(__file__).resolve().parent / "snowtrace_page")
+        server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    yield [f"http://127.0.0.1:{server.server_address[1]}" for server in servers]
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def served(gunicorn_consoles, page_origins, resorts):
+    """A function giving a gunicorn console's base URL: the default deployment (the key required),
+    or, with `require_key=False`, the one browsers reach (a user token alone, CORS for the page's
+    origin). The test waits for the worker at the end."""
+
+    def base_url(*, require_key: bool = True) -> str:
+        cors_origin = "" if require_key else page_origins[0]
         return gunicorn_consoles(require_key=require_key, cors_origin=cors_origin).base_url
 
     yield base_url

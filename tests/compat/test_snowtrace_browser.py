@@ -6,12 +6,8 @@ browser itself (a cross-origin fetch with `Authorization` is preflighted)."""
 
 from __future__ import annotations
 
-import functools
 import os
-import threading
 import uuid
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 import requests
@@ -24,11 +20,9 @@ from matching.selectors import resort_regions
 from matching.services import profile_fields
 from tests.compat.conftest import stored_search
 from tests.conftest import user_token
-from workflows.durable.local._http import free_port
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
-PAGE_DIR = Path(__file__).resolve().parent / "snowtrace_page"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
@@ -36,31 +30,9 @@ SEEKER = str(uuid.UUID(int=0x5EE7E2))
 TARGET = str(uuid.UUID(int=0x7A26E7))  # a skier the seeker's search finds, with a token of their own
 
 
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-
-def _serve_page() -> tuple[ThreadingHTTPServer, str]:
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), functools.partial(_QuietHandler, directory=PAGE_DIR))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}"
-
-
-@pytest.fixture(scope="module")
-def page_origins():
-    """The page's origin (allowed by the console's CORS) and another one (not allowed)."""
-    allowed, allowed_url = _serve_page()
-    other, other_url = _serve_page()
-    yield allowed_url, other_url
-    for server in (allowed, other):
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.fixture
-def console_url(served, page_origins):
-    return served(require_key=False, cors_origin=page_origins[0])
+def console_url(served):
+    return served(require_key=False)
 
 
 @pytest.fixture

@@ -13,6 +13,10 @@ import uuid
 import pytest
 import requests
 
+from matching.demo import demo_profiles
+from matching.models import SkierProfile
+from matching.selectors import resort_regions
+from matching.services import profile_fields
 from tests.compat.conftest import stored_search
 from tests.conftest import user_token
 from tests.polling import wait_for
@@ -21,6 +25,13 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytes
 
 SMOKE_USER = str(uuid.UUID(int=0x5E0CE))
 BROWSER_USER = str(uuid.UUID(int=0xB205E))
+
+
+@pytest.fixture
+def few_profiles(resorts):
+    """Enough skiers for every search here to find some (fewer than test_old_client's: quicker)."""
+    rows = demo_profiles(150, resort_regions(), seed=11)
+    SkierProfile.objects.bulk_create(SkierProfile(**profile_fields(**row)) for row in rows)
 
 
 # --- the old service's own tests (snowbuddy_matching/tests/test_api.py, test_snowbuddy_api.py) ----
@@ -39,7 +50,7 @@ def test_old_test_start_search_requires_auth(served):
     assert requests.post(served() + "/matching/searches", json=body, timeout=10).status_code == 401
 
 
-def test_old_test_start_search_with_auth(served, api_key, untrusted_api_key, profiles):
+def test_old_test_start_search_with_auth(served, api_key, untrusted_api_key, few_profiles):
     """The old test names the user in X-User-Id alone (the old service trusted any caller). The
     console takes X-User-Id only from a key staff marked as a trusted service (SnowTrace's backend,
     after the key import): without it a 401, with it the old test's 202."""
@@ -101,7 +112,7 @@ class SmokeCheck:
     [(True, True), (False, True), (False, False)],
     ids=["token-and-key", "token-and-key-keyless-allowed", "token-only-keyless-allowed"],
 )
-def test_the_smoke_check_passes(served, api_key, profiles, require_key, with_key):
+def test_the_smoke_check_passes(served, api_key, few_profiles, require_key, with_key):
     smoke = SmokeCheck(served(require_key=require_key), user_token(SMOKE_USER), api_key if with_key else None)
     started, read = smoke.run()
     assert [w["field"] for w in started["warnings"]] == ["preferred_languages", "skill_level", "travel_dates"]
@@ -110,7 +121,7 @@ def test_the_smoke_check_passes(served, api_key, profiles, require_key, with_key
     assert search.seeker_id == SMOKE_USER and search.preferences["regions"] == ["Hokkaido"]
 
 
-def test_the_smoke_check_with_a_token_alone_fails_where_the_key_is_required(served, profiles):
+def test_the_smoke_check_with_a_token_alone_fails_where_the_key_is_required(served, few_profiles):
     """Its `raise_for_status()` on the POST raises: set MATCHING_REQUIRE_API_KEY=false, or give it X_API_KEY."""
     with pytest.raises(requests.HTTPError, match="401"):
         SmokeCheck(served(require_key=True), user_token(SMOKE_USER), None).run()
@@ -144,7 +155,7 @@ PAGE_BODY = {
 }
 
 
-def test_browser_start_search(served, profiles):
+def test_browser_start_search(served, few_profiles):
     browser = BrowserClient(served(require_key=False), user_token(BROWSER_USER))
     response = browser.start_search({**PAGE_BODY, "preferred_role": "coach"})
     assert response.status_code == 202 and response.json().keys() == {"search_id"}
@@ -154,7 +165,7 @@ def test_browser_start_search(served, profiles):
     assert prefs["dates"] == ["2027-01-05", "2027-01-06", "2027-01-07", "2027-01-08", "2027-01-09"]
 
 
-def test_browser_get_search_results_until_completed_with_matches(served, profiles):
+def test_browser_get_search_results_until_completed_with_matches(served, few_profiles):
     browser = BrowserClient(served(require_key=False), user_token(BROWSER_USER))
     search_id = browser.start_search(PAGE_BODY).json()["search_id"]
 
@@ -172,7 +183,7 @@ def test_browser_get_search_results_until_completed_with_matches(served, profile
         assert all(0 <= value <= 1 for value in match["breakdown"].values())
 
 
-def test_browser_get_search_results_says_failed_for_a_failed_search(served, profiles):
+def test_browser_get_search_results_says_failed_for_a_failed_search(served, few_profiles):
     from matching.models import Search, SearchStatus
 
     browser = BrowserClient(served(require_key=False), user_token(BROWSER_USER))
@@ -182,7 +193,7 @@ def test_browser_get_search_results_says_failed_for_a_failed_search(served, prof
     assert browser.get_search_results(search_id).json() == {"status": "failed", "results": [], "matches": []}
 
 
-def test_browser_calls_need_the_key_rule_off(served, profiles):
+def test_browser_calls_need_the_key_rule_off(served, few_profiles):
     """With MATCHING_REQUIRE_API_KEY on (the default), the browser's token may read but not write."""
     browser = BrowserClient(served(require_key=True), user_token(BROWSER_USER))
     assert browser.start_search(PAGE_BODY).status_code == 401
