@@ -18,7 +18,9 @@ LAMBDA_PYTHON := $(or $(LAMBDA_PYTHON),$(shell command -v python3.13 2>/dev/null
 SCALE_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/scale
 SCALE_SEARCHES ?= 1000000
 
-.PHONY: setup chromium run run-durable durable test lint format bench bench-durable bench-search seed-scale bench-admin lambda-build clean
+OIDC_TEST_PROVIDER := tests/oidc/node_modules/.package-lock.json
+
+.PHONY: setup chromium oidc-provider run run-durable durable test lint format bench bench-durable bench-search seed-scale bench-admin lambda-build clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +32,16 @@ setup: $(VENV)/.installed
 # The browser test drives Debian's Chromium (Playwright's own browser download is not used).
 chromium:
 	@command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+# The single sign-on tests run a real OpenID Provider (node's oidc-provider, pinned in tests/oidc).
+oidc-provider: $(OIDC_TEST_PROVIDER)
+
+$(OIDC_TEST_PROVIDER): tests/oidc/package-lock.json
+	cd tests/oidc && npm ci --no-audit --no-fund
+
+# The demo logins sign in with a password alone (the second factor is for real deployments; set
+# STAFF_REQUIRE_MFA=true to try it). No identity provider is needed: the password form stays on.
+run run-durable: export STAFF_REQUIRE_MFA ?= false
 
 # The console on SQLite with the embedded broker: demo data, a worker and the web server.
 run: setup
@@ -61,7 +73,7 @@ run-durable: setup
 	wait
 
 # The whole suite on PostgreSQL and Redis, with a real Celery worker process and a real browser.
-test: setup chromium
+test: setup chromium oidc-provider
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports

@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.fields.json import KT
 from django.db.models.functions import Now
+from django.utils import timezone
 
 from matching.regions import KNOWN_REGIONS
 
@@ -215,6 +216,11 @@ class ApiClientKey(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # After this moment the key is refused with a 401 saying so; none means it never expires.
+    expires_at = models.DateTimeField(
+        "expires at", null=True, blank=True, help_text="Empty: the key does not expire. Times are UTC."
+    )
+    note = models.TextField(blank=True, help_text="Who holds the key, where it is stored, why it exists.")
     # A SnowTrace service (not a user-facing client): may name the acting user in X-User-Id and
     # push profiles. Set by staff in the admin.
     is_trusted_service = models.BooleanField(default=False)
@@ -231,7 +237,11 @@ class ApiClientKey(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and not self.is_expired
+
+    @property
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
 
 
 class SearchEvent(models.Model):
@@ -449,3 +459,86 @@ class SubmitIdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.seeker_id} {self.key}"
+
+
+class MatchRequestStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+
+
+class MatchRequest(models.Model):
+    """One person asking another to ski together (`POST /requests`): pending until the target
+    accepts or declines it, or the requester withdraws it. Each answer is final."""
+
+    request_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    requester_id = models.CharField(max_length=64)
+    target_user_id = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=MatchRequestStatus.choices, default=MatchRequestStatus.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    answered_at = models.DateTimeField(null=True, blank=True)  # accepted, declined or withdrawn
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # A second send while one is pending returns that one; this holds it under concurrency too.
+            models.UniqueConstraint(
+                fields=["requester_id", "target_user_id"],
+                condition=Q(status="pending"),
+                name="matchrequest_one_pending",
+            ),
+            models.CheckConstraint(condition=~Q(requester_id=models.F("target_user_id")), name="matchrequest_not_self"),
+        ]
+        indexes = [
+            # Each party's list (GET /requests?role=sent|received), newest first.
+            models.Index(fields=["requester_id", "-created_at"], name="matchrequest_requester_idx"),
+            models.Index(fields=["target_user_id", "-created_at"], name="matchrequest_target_idx"),
+            # The console's list: newest first, filtered by status.
+            models.Index(fields=["status", "-created_at"], name="matchrequest_status_idx"),
+            models.Index(fields=["-created_at"], name="matchrequest_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.requester_id} → {self.target_user_id} ({self.status})"
+
+
+class UserEventType(models.TextChoices):
+    """The behaviour events SnowTrace's user service records (the old service's event types)."""
+
+    REQUEST_SENT = "snowbuddy.match.request.sent", "Request sent"
+    REQUEST_ACCEPTED = "snowbuddy.match.request.accepted", "Request accepted"
+    REQUEST_DECLINED = "snowbuddy.match.request.declined", "Request declined"
+
+
+class UserEvent(models.Model):
+    """The outbox of behaviour events to SnowTrace's user service (`POST {USER_CORE_API_URL}/events`):
+    written in the transaction that changes a match request, delivered after commit and by beat's
+    sweep (workflows/user_events.py), retried with backoff until `retry_until`, then dead-lettered.
+    The delivery columns are those of `SearchNotification`, so both outboxes share one retry policy."""
+
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)  # the receiver may dedupe on it
+    match_request = models.ForeignKey(MatchRequest, on_delete=models.CASCADE, related_name="events")
+    event_type = models.CharField(max_length=64, choices=UserEventType.choices)
+    body = models.JSONField()  # the exact event the user service gets, fixed when written
+    state = models.CharField(max_length=12, choices=NotificationState.choices, default=NotificationState.PENDING)
+    created_at = models.DateTimeField(auto_now_add=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    retry_until = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    tries = models.PositiveIntegerField(default=0)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], name="userevent_due_idx", condition=Q(state="pending")),
+            models.Index(fields=["state", "-id"], name="userevent_state_id_idx"),
+            models.Index(fields=["event_type", "-id"], name="userevent_type_id_idx"),
+        ]
+        permissions = [("redeliver_userevent", "Can redeliver a behaviour event to SnowTrace's user service")]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} of {self.match_request_id} ({self.state})"

@@ -12,7 +12,7 @@ from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
 
 from matching.engine import PROFILE_FIELDS, Profile, SearchRequest
 from matching.engine.explain import check_candidate, engine_match, rank_among
-from matching.models import Engine, Resort, Search, SearchResult, SearchStatus, SkierProfile
+from matching.models import ApiClientKey, Engine, Resort, Search, SearchResult, SearchStatus, SkierProfile
 from matching.reasons import dimension_reasons
 from matching.resort_names import NameTable, name_table_from
 
@@ -48,6 +48,22 @@ def resort_name_table() -> NameTable:
         _name_tables.clear()
         built = _name_tables[key] = (now, name_table_from(rows))
     return built[1]
+
+
+def api_key_live_q(now: datetime) -> Q:
+    """Keys the API accepts at `now`: not revoked, not expired."""
+    return Q(revoked_at__isnull=True) & (Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+
+
+def api_keys_near_expiry(*, now: datetime, days: int, limit: int = 20) -> list[ApiClientKey]:
+    """Unrevoked keys that expire within `days`, or expired less than `days` ago (a client may
+    still be sending one), soonest first."""
+    window = timedelta(days=days)
+    return list(
+        ApiClientKey.objects.filter(
+            revoked_at__isnull=True, expires_at__gt=now - window, expires_at__lte=now + window
+        ).order_by("expires_at")[:limit]
+    )
 
 
 def profile_knowledge_score(user_id: str) -> int | None:

@@ -13,7 +13,7 @@ import logging
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -26,6 +26,8 @@ from matching.models import (
     ACTIVE_STATUSES,
     TERMINAL_STATUSES,
     ApiClientKey,
+    MatchRequest,
+    MatchRequestStatus,
     Resort,
     Search,
     SearchEvent,
@@ -36,10 +38,12 @@ from matching.models import (
     SkierProfile,
     StaffAction,
     SubmitIdempotencyKey,
+    UserEvent,
+    UserEventType,
 )
 from matching.profile_input import ProfileWrite, ResortWrite
 from matching.regions import region_mask
-from matching.selectors import forget_resort_regions, resort_regions
+from matching.selectors import api_key_live_q, forget_resort_regions, resort_regions
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +58,46 @@ def hash_api_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
-def api_key_create(*, name: str, is_trusted_service: bool = False) -> tuple[ApiClientKey, str]:
+# A client (a key's name) may hold two live keys at once: the old one and its replacement, while
+# the client's configuration moves from one to the other. A third would mean a rotation was never
+# finished, so it is refused.
+MAX_ACTIVE_KEYS_PER_CLIENT = 2
+
+
+class TooManyActiveKeys(ValueError):
+    """The client already has MAX_ACTIVE_KEYS_PER_CLIENT keys in use; the message says what to do."""
+
+
+def api_key_create(
+    *, name: str, is_trusted_service: bool = False, expires_at: datetime | None = None, note: str = ""
+) -> tuple[ApiClientKey, str]:
     """Create a key and return it with its raw value, which is never stored or shown again."""
-    prefix = secrets.token_hex(4)
-    raw_key = f"sbk_{prefix}_{secrets.token_urlsafe(32)}"
-    key = ApiClientKey.objects.create(
-        name=name, prefix=prefix, key_hash=hash_api_key(raw_key), is_trusted_service=is_trusted_service
-    )
+    now = timezone.now()
+    if expires_at is not None and expires_at <= now:
+        raise ValueError(f"The expiry {timezone.localtime(expires_at, UTC):%Y-%m-%d %H:%M} UTC is in the past.")
+    with transaction.atomic():
+        # Locking the client's live keys serialises two rotations of the same client.
+        live = list(
+            ApiClientKey.objects.select_for_update()
+            .filter(api_key_live_q(now), name=name)
+            .order_by("created_at")
+            .values_list("prefix", flat=True)
+        )
+        if len(live) >= MAX_ACTIVE_KEYS_PER_CLIENT:
+            raise TooManyActiveKeys(
+                f"{name} already has {len(live)} keys in use ({', '.join(live)}): revoke the old one "
+                "once the client has moved to the new one, then create another."
+            )
+        prefix = secrets.token_hex(4)
+        raw_key = f"sbk_{prefix}_{secrets.token_urlsafe(32)}"
+        key = ApiClientKey.objects.create(
+            name=name,
+            prefix=prefix,
+            key_hash=hash_api_key(raw_key),
+            is_trusted_service=is_trusted_service,
+            expires_at=expires_at,
+            note=note,
+        )
     return key, raw_key
 
 
@@ -72,7 +109,9 @@ class ApiKeyImportRefused(ValueError):
     """The key cannot be imported; the message says why (never the key)."""
 
 
-def api_key_import(*, name: str, raw_key: str, is_trusted_service: bool = False) -> ApiClientKey:
+def api_key_import(
+    *, name: str, raw_key: str, is_trusted_service: bool = False, expires_at: datetime | None = None, note: str = ""
+) -> ApiClientKey:
     """Store the hash of a key a caller already holds (SnowTrace's shared SNOWBUDDY_API_KEY), so no
     caller changes on the day of the switch. The key keeps SnowTrace's format; authentication finds
     it by its digest. `prefix` is a random label for the audit and the admin, not part of the key."""
@@ -84,6 +123,10 @@ def api_key_import(*, name: str, raw_key: str, is_trusted_service: bool = False)
         )
     if not raw_key.isprintable() or any(c.isspace() for c in raw_key) or not raw_key.isascii():
         raise ApiKeyImportRefused("The key must be printable ASCII without spaces (it travels in a header).")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ApiKeyImportRefused(
+            f"The expiry {timezone.localtime(expires_at, UTC):%Y-%m-%d %H:%M} UTC is in the past."
+        )
     digest = hash_api_key(raw_key)
     if ApiClientKey.objects.filter(key_hash=digest).exists():
         raise ApiKeyImportRefused("This key is already stored (perhaps revoked): nothing was imported.")
@@ -93,6 +136,8 @@ def api_key_import(*, name: str, raw_key: str, is_trusted_service: bool = False)
         key_hash=digest,
         is_trusted_service=is_trusted_service,
         imported=True,
+        expires_at=expires_at,
+        note=note,
     )
 
 
@@ -893,3 +938,101 @@ def idempotency_keys_purge(*, now=None, batch_size: int = 5000) -> int:
     cutoff = (now or timezone.now()) - timedelta(seconds=settings.MATCHING_IDEMPOTENCY_TTL_SECONDS)
     ids = list(SubmitIdempotencyKey.objects.filter(created_at__lt=cutoff).values_list("pk", flat=True)[:batch_size])
     return SubmitIdempotencyKey.objects.filter(pk__in=ids).delete()[0]
+
+
+# --- Match requests ------------------------------------------------------------------------
+
+USER_EVENT_SOURCE = "snowbuddy-matching"  # the old service's source_project
+
+
+class MatchRequestConflict(Exception):
+    """The request was already answered or withdrawn: each request takes one answer."""
+
+    def __init__(self, match_request: MatchRequest):
+        super().__init__(f"The request was already {match_request.status}.")
+        self.match_request = match_request
+
+
+class MatchRequestForbidden(Exception):
+    """A party asked for what only the other party may do (the requester accepting, say)."""
+
+
+# What each action needs: who may take it, and the status it leads to.
+MATCH_REQUEST_ACTIONS = {
+    "accept": ("target", MatchRequestStatus.ACCEPTED, UserEventType.REQUEST_ACCEPTED),
+    "decline": ("target", MatchRequestStatus.DECLINED, UserEventType.REQUEST_DECLINED),
+    "withdraw": ("requester", MatchRequestStatus.WITHDRAWN, None),
+}
+
+
+def _user_event(*, match_request: MatchRequest, event_type: str, user_id: str, payload: dict, at: datetime):
+    """Write a behaviour event into the outbox (in the caller's transaction), in the old service's
+    form. Nothing is written when no user service is configured: nobody would receive it."""
+    if not settings.USER_CORE_API_URL:
+        return None
+    body = {
+        "user_id": user_id,
+        "source_project": USER_EVENT_SOURCE,
+        "event_type": event_type,
+        "occurred_at": at.isoformat(),
+        "payload": payload,
+    }
+    return UserEvent.objects.create(match_request=match_request, event_type=event_type, body=body, next_attempt_at=at)
+
+
+def match_request_send(*, requester_id: str, target_user_id: str) -> tuple[MatchRequest, bool]:
+    """Ask `target_user_id` to ski together. A request already pending between the two (in this
+    direction) is returned as it is, with False: the old client retried sends freely."""
+    if requester_id == target_user_id:
+        raise ValueError("a user cannot send a match request to themselves")
+    with transaction.atomic(durable=True):
+        existing = MatchRequest.objects.filter(
+            requester_id=requester_id, target_user_id=target_user_id, status=MatchRequestStatus.PENDING
+        ).first()
+        if existing is not None:
+            return existing, False
+        try:
+            with transaction.atomic():
+                match_request = MatchRequest.objects.create(requester_id=requester_id, target_user_id=target_user_id)
+        except IntegrityError:
+            # A concurrent send won the unique pending row: answer with that one.
+            return MatchRequest.objects.get(
+                requester_id=requester_id, target_user_id=target_user_id, status=MatchRequestStatus.PENDING
+            ), False
+        _user_event(
+            match_request=match_request,
+            event_type=UserEventType.REQUEST_SENT,
+            user_id=requester_id,
+            payload={"request_id": str(match_request.pk), "target_user_id": target_user_id},
+            at=match_request.created_at,
+        )
+    return match_request, True
+
+
+def match_request_answer(*, match_request: MatchRequest, acting_user_id: str, action: str) -> MatchRequest:
+    """Accept or decline (the target), or withdraw (the requester), a pending request, once.
+    MatchRequestForbidden when the other party must act; MatchRequestConflict when it is no
+    longer pending (the first of two racing answers wins)."""
+    party, to, event_type = MATCH_REQUEST_ACTIONS[action]
+    allowed = match_request.target_user_id if party == "target" else match_request.requester_id
+    if acting_user_id != allowed:
+        raise MatchRequestForbidden(
+            f"Only the person {'asked' if party == 'target' else 'who sent the request'} may {action} it."
+        )
+    now = timezone.now()
+    with transaction.atomic(durable=True):
+        changed = MatchRequest.objects.filter(pk=match_request.pk, status=MatchRequestStatus.PENDING).update(
+            status=to, answered_at=now
+        )
+        match_request.refresh_from_db()
+        if not changed:
+            raise MatchRequestConflict(match_request)
+        if event_type is not None:
+            _user_event(
+                match_request=match_request,
+                event_type=event_type,
+                user_id=acting_user_id,
+                payload={"request_id": str(match_request.pk)},
+                at=now,
+            )
+    return match_request

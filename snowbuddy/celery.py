@@ -63,6 +63,10 @@ def _configure_limits_and_beat(sender: Celery, **_kwargs) -> None:
             "task": "workflows.tasks.send_notifications",
             "schedule": float(settings.CELERY_SWEEP_INTERVAL_SECONDS),
         },
+        "send-user-events": {
+            "task": "workflows.tasks.send_user_events",
+            "schedule": float(settings.CELERY_SWEEP_INTERVAL_SECONDS),
+        },
         "send-vetting-requests": {
             "task": "workflows.tasks.send_vetting_requests",
             "schedule": float(settings.CELERY_SWEEP_INTERVAL_SECONDS),

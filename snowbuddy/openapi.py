@@ -27,6 +27,8 @@ from drf_standardized_errors.openapi_serializers import ClientErrorEnum, ServerE
 from drf_standardized_errors.openapi_utils import get_validation_error_serializer
 from rest_framework import serializers
 
+from snowbuddy.openapi_json import OPEN_FIELDS
+
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # drf-standardized-errors writes a list index as this token in `attr` (`dates.INDEX`); the answer
 # carries the number (`dates.0`). postprocess_error_attrs turns the token into a pattern.
@@ -277,6 +279,8 @@ class AutoSchema(StandardizedErrorsAutoSchema):
             schema["additionalProperties"] = False
         if schema.get("type") == "object":
             schema.update(getattr(serializer, "schema_extra", {}))
+        elif getattr(serializer, "schema_open", False) and schema.get("type") == "object":
+            schema.update(OPEN_FIELDS)  # a body whose other fields are ignored (as pydantic did)
         return schema
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from snowbuddy.env import (
@@ -68,8 +70,14 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "corsheaders",
+    "csp",
     "matching.apps.MatchingConfig",
     "workflows",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
+    "snowbuddy.staff.apps.StaffConfig",
 ]
 
 MIDDLEWARE = [
@@ -83,8 +91,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After messages: an expired session says why on the sign-in page.
+    "snowbuddy.staff.middleware.StaffSessionMiddleware",
+    "snowbuddy.staff.middleware.StaffSecondFactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "snowbuddy.urls"
@@ -326,6 +341,12 @@ MATCHING_PROFILE_BATCH_MAX_BYTES = env_int("MATCHING_PROFILE_BATCH_MAX_BYTES", 2
 USER_CORE_API_URL = env_url("USER_CORE_API_URL")
 USER_CORE_API_TOKEN = env_secret("USER_CORE_API_TOKEN")
 USER_CORE_SUPPORTS_UPDATED_SINCE = env_bool("USER_CORE_SUPPORTS_UPDATED_SINCE", False)
+# Match-request behaviour events to the user service (POST {USER_CORE_API_URL}/events), an outbox
+# retried like the completion notifications (workflows/user_events.py).
+USER_CORE_EVENT_TIMEOUT_SECONDS = env_int("USER_CORE_EVENT_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
+USER_CORE_EVENT_RETRY_SECONDS = env_int("USER_CORE_EVENT_RETRY_SECONDS", 86400, minimum=1)
+USER_CORE_EVENT_BACKOFF_SECONDS = env_int("USER_CORE_EVENT_BACKOFF_SECONDS", 30, minimum=1)
+USER_CORE_EVENT_BACKOFF_MAX_SECONDS = env_int("USER_CORE_EVENT_BACKOFF_MAX_SECONDS", 3600, minimum=1)
 KNOWLEDGE_ENGAGEMENT_API_URL = env_url("KNOWLEDGE_ENGAGEMENT_API_URL")
 KNOWLEDGE_ENGAGEMENT_API_TOKEN = env_secret("KNOWLEDGE_ENGAGEMENT_API_TOKEN")
 RESORT_SERVICES_API_URL = env_url("RESORT_SERVICES_API_URL")
@@ -351,6 +372,10 @@ if PROFILE_SYNC_TASK_BUDGET_SECONDS >= CELERY_TASK_TIME_LIMIT:
 MATCHING_SEARCH_RATE = env_rate("MATCHING_SEARCH_RATE", "15/min")
 # Per API key, across every user it names: one key holder rotating X-User-Id cannot go past it.
 MATCHING_KEY_RATE = env_rate("MATCHING_KEY_RATE", "600/min")
+# The dashboard lists API keys that expire within this many days (or expired that recently).
+API_KEY_EXPIRY_WARNING_DAYS = env_int("API_KEY_EXPIRY_WARNING_DAYS", 14, minimum=1)
+# Match requests a user may send (POST /requests); a repeat of a pending one counts too.
+MATCHING_REQUEST_RATE = env_rate("MATCHING_REQUEST_RATE", "30/hour")
 # SnowTrace user tokens (matching/api/authentication.py): HS256 with a shared secret, as the old
 # service verified them. JWT_SECRET is the old service's other name for the secret.
 JWT_SECRET_KEY = env_secret("JWT_SECRET_KEY") or env_secret("JWT_SECRET")
@@ -374,7 +399,11 @@ REST_FRAMEWORK = {
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "matching.api.negotiation.JsonNegotiation",
     "DEFAULT_SCHEMA_CLASS": "snowbuddy.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"search_submit": MATCHING_SEARCH_RATE, "search_submit_key": MATCHING_KEY_RATE},
+    "DEFAULT_THROTTLE_RATES": {
+        "search_submit": MATCHING_SEARCH_RATE,
+        "search_submit_key": MATCHING_KEY_RATE,
+        "match_request_send": MATCHING_REQUEST_RATE,
+    },
     "UNAUTHENTICATED_USER": None,
 }
 DRF_STANDARDIZED_ERRORS = {
@@ -441,6 +470,99 @@ SECURE_REDIRECT_EXEMPT = [r"^health$"]
 # Only behind a proxy that sets this header itself (and strips it from clients).
 SECURE_PROXY_SSL_HEADER = env_proxy_ssl_header("DJANGO_SECURE_PROXY_SSL_HEADER")
 CSRF_FAILURE_VIEW = "snowbuddy.errors.csrf_failure"
+
+# --- Content security policy (django-csp; docs/security.md) -----------------------------------
+# Enforced on every answer: scripts and styles only from this site's static files, no inline code
+# (the console's styles are in matching/static/matching/console.css; the API docs load Swagger UI's
+# start-up script from a URL of its own). Images may be data: URIs: Django admin's and Swagger UI's
+# stylesheets draw icons that way. `form-action` is left out on purpose: signing in through an
+# identity provider posts a form whose answer redirects to the provider, which browsers check
+# against form-action too.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+# (Not kept as a CSP_* setting of its own: django-csp takes any such name for its old format.)
+if env_url("CSP_REPORT_URI"):
+    CONTENT_SECURITY_POLICY["DIRECTIVES"]["report-uri"] = [env_url("CSP_REPORT_URI")]
+
+# --- Staff sign-in (snowbuddy/staff/, docs/security.md) ----------------------------------------------
+# Single sign-on through the company's OpenID Provider (mozilla-django-oidc, authorization code + PKCE).
+# Its endpoints come from the discovery document, fetched on the first sign-in and cached.
+OIDC_DISCOVERY_URL = env_url("OIDC_DISCOVERY_URL")
+OIDC_ENABLED = bool(OIDC_DISCOVERY_URL)
+OIDC_RP_CLIENT_ID = env_str("OIDC_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env_secret("OIDC_CLIENT_SECRET")
+OIDC_RP_SCOPES = env_str("OIDC_SCOPES", "openid email profile") or "openid email profile"
+OIDC_RP_SIGN_ALGO = env_choice("OIDC_SIGN_ALGO", "rs256", ("rs256", "es256", "ps256")).upper()
+OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME", "the company account") or "the company account"
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = env_int("OIDC_TIMEOUT_SECONDS", 10, minimum=1, maximum=60)
+OIDC_AUTHENTICATE_CLASS = "snowbuddy.staff.oidc.StaffAuthenticationRequestView"
+OIDC_CALLBACK_CLASS = "snowbuddy.staff.oidc.StaffAuthenticationCallbackView"
+LOGIN_REDIRECT_URL = "/admin/"
+LOGIN_REDIRECT_URL_FAILURE = "/staff/sign-in-failed/"
+# The claim naming the user's IdP groups, and which IdP groups make a console operator, reviewer or
+# superuser; applied at every sign-in, so a group removed in the IdP is gone at the next one.
+OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM", "groups") or "groups"
+OIDC_OPERATOR_GROUPS = env_list("OIDC_OPERATOR_GROUPS", ["snowbuddy-operators"])
+OIDC_REVIEWER_GROUPS = env_list("OIDC_REVIEWER_GROUPS", ["snowbuddy-reviewers"])
+OIDC_SUPERUSER_GROUPS = env_list("OIDC_SUPERUSER_GROUPS", ["snowbuddy-admins"])
+if OIDC_ENABLED and not (OIDC_RP_CLIENT_ID and OIDC_RP_CLIENT_SECRET):
+    raise ImproperlyConfigured("OIDC_CLIENT_ID, OIDC_CLIENT_SECRET: required with OIDC_DISCOVERY_URL")
+# The Django password form: off by default once single sign-on is configured.
+# (Left empty, as in .env.example, it takes that default too.)
+STAFF_PASSWORD_LOGIN = not OIDC_ENABLED
+if env_str("STAFF_PASSWORD_LOGIN"):
+    STAFF_PASSWORD_LOGIN = env_bool("STAFF_PASSWORD_LOGIN", STAFF_PASSWORD_LOGIN)
+if not (STAFF_PASSWORD_LOGIN or OIDC_ENABLED):
+    raise ImproperlyConfigured(
+        "STAFF_PASSWORD_LOGIN: cannot be false without OIDC_DISCOVERY_URL (nobody could sign in)"
+    )
+# A TOTP second factor for operators and superusers who sign in with a password (IdP users rely on
+# the IdP's own MFA). `make run` turns it off for its demo logins.
+STAFF_REQUIRE_MFA = env_bool("STAFF_REQUIRE_MFA", True)
+OTP_TOTP_ISSUER = "Snowbuddy console"
+STAFF_RECOVERY_CODES = 10
+# Sessions end after this long without a request, and this long after the sign-in whatever happens.
+STAFF_SESSION_IDLE_SECONDS = env_int("STAFF_SESSION_IDLE_SECONDS", 1800, minimum=60)
+STAFF_SESSION_MAX_SECONDS = env_int("STAFF_SESSION_MAX_SECONDS", 43200, minimum=300)
+SESSION_COOKIE_AGE = STAFF_SESSION_MAX_SECONDS
+# A bulk action over more than this many searches, or a routing switch, asks for a sign-in at most
+# STAFF_REAUTH_SECONDS old.
+STAFF_REAUTH_BULK_OVER = env_int("STAFF_REAUTH_BULK_OVER", 20, minimum=0)
+STAFF_REAUTH_SECONDS = env_int("STAFF_REAUTH_SECONDS", 900, minimum=60, maximum=3600)
+# Lockout (django-axes): this many failed sign-ins lock the username and, separately, the source
+# address for STAFF_LOCKOUT_MINUTES. Every attempt is recorded (admin: Axes, Access logs).
+STAFF_LOCKOUT_FAILURES = env_int("STAFF_LOCKOUT_FAILURES", 5, minimum=1)
+STAFF_LOCKOUT_MINUTES = env_int("STAFF_LOCKOUT_MINUTES", 15, minimum=1)
+# The client address: REMOTE_ADDR, or behind a proxy only the header it sets (X-Forwarded-For), read
+# STAFF_TRUSTED_PROXY_COUNT entries from its right end (what clients write further left is ignored).
+STAFF_CLIENT_IP_HEADER = env_str("STAFF_CLIENT_IP_HEADER")
+STAFF_TRUSTED_PROXY_COUNT = env_int("STAFF_TRUSTED_PROXY_COUNT", 1, minimum=1, maximum=10)
+AXES_FAILURE_LIMIT = STAFF_LOCKOUT_FAILURES
+AXES_COOLOFF_TIME = timedelta(minutes=STAFF_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # failed sign-ins are kept too, not only counted
+AXES_CLIENT_IP_CALLABLE = "snowbuddy.staff.client_ip.client_ip"
+AXES_LOCKOUT_TEMPLATE = "staff/locked_out.html"
+AXES_VERBOSE = False
+# django-axes first: it refuses a locked-out username or address before any other backend runs.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend"]
+if STAFF_PASSWORD_LOGIN:
+    AUTHENTICATION_BACKENDS += ["django.contrib.auth.backends.ModelBackend"]
+if OIDC_ENABLED:
+    AUTHENTICATION_BACKENDS += ["snowbuddy.staff.oidc.StaffOIDCBackend"]
 
 LOGGING = {
     "version": 1,

@@ -1,11 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.negotiation import DefaultContentNegotiation
 
+from matching.api.urls import root_urlpatterns
 from matching.api.views import HealthView
 from snowbuddy.openapi_internal import InternalSchemaGenerator
+from snowbuddy.staff import views as staff_views
 from workflows import views as workflow_views
 
 admin.site.site_header = "Snowbuddy matching console"
@@ -14,11 +16,17 @@ admin.site.index_title = "Searches, engines and profiles"
 # The console's own navigation (dashboard, searches, needs attention) sits in the header; the model
 # sidebar would take 280 px of a 1366 px screen from the search list.
 admin.site.enable_nav_sidebar = False
+# The sign-in page offers single sign-on beside (or instead of) the password form (snowbuddy/staff/).
+admin.site.login_template = "staff/login.html"
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False), name="home"),
+    path("admin/login/", staff_views.login, name="staff-login"),
     path("admin/", admin.site.urls),
+    path("staff/", include("snowbuddy.staff.urls")),
+    path("oidc/", include("mozilla_django_oidc.urls")),
     path("matching/", include("matching.api.urls")),
+    path("", include(root_urlpatterns)),  # /requests and the old /trips calls
     # DRF's own negotiation here: the schema answers `?format=json` (the API itself ignores ?format).
     path("api/schema/", SpectacularAPIView.as_view(content_negotiation_class=DefaultContentNegotiation), name="schema"),
     path(
@@ -28,7 +36,13 @@ urlpatterns = [
         ),
         name="schema-internal",
     ),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script from ?script, not inline: the content
+    # security policy allows no inline script (docs/security.md).
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="schema", template_name="api_docs/swagger_ui.html"),
+        name="api-docs",
+    ),
     path("health", HealthView.as_view(), name="health"),
     path("webhooks/matching", workflow_views.matching_callback, name="matching-callback"),
     path("webhooks/globalcoach/<uuid:search_id>", workflow_views.globalcoach_callback, name="globalcoach-callback"),

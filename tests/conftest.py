@@ -41,6 +41,17 @@ def _fresh_cache():
 
 
 @pytest.fixture(autouse=True)
+def _second_factor_off(request):
+    """STAFF_REQUIRE_MFA is on by default; tests not about it (force_login of an operator, the browser
+    test's password sign-in) run with it off. Tests marked `mfa` keep it on (tests/staff)."""
+    if not settings.configured or request.node.get_closest_marker("mfa"):
+        yield
+        return
+    request.getfixturevalue("settings").STAFF_REQUIRE_MFA = False
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _fresh_candidate_index():
     # The warm candidate index lives as long as its process; each test starts from a cold one.
     if not settings.configured:
@@ -207,6 +218,25 @@ def notifications_to(settings, notification_receiver):
     return notification_receiver
 
 
+@pytest.fixture(scope="session")
+def user_core_receiver():
+    """SnowTrace's user service taking behaviour events (`POST <root>/events`) on loopback."""
+    from tests.webhook_receiver import WebhookReceiver
+
+    receiver = WebhookReceiver(secret=None, id_header="Idempotency-Key")
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def user_events_to(settings, user_core_receiver):
+    """Match-request events on, to the loopback user service, with 1 s tries; it starts empty."""
+    settings.USER_CORE_API_URL = user_core_receiver.base_url
+    settings.USER_CORE_EVENT_TIMEOUT_SECONDS = 1
+    user_core_receiver.reset()
+    return user_core_receiver
+
+
 # --- The simulated GlobalCoach (workflows/durable/local/globalcoach.py), on loopback ----------
 
 
@@ -283,7 +313,7 @@ def stop_celery_worker(proc: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="session")
 def worker_env(
-    django_db_setup, django_db_blocker, notification_receiver, globalcoach_server, live_server
+    django_db_setup, django_db_blocker, notification_receiver, user_core_receiver, globalcoach_server, live_server
 ) -> dict[str, str]:
     """The environment of a worker on the test database and the test Redis (flushed once)."""
     from django.conf import settings
@@ -303,6 +333,10 @@ def worker_env(
         "MATCHING_NOTIFICATION_WEBHOOK_URL": notification_receiver.url,
         "MATCHING_NOTIFICATION_WEBHOOK_SECRET": NOTIFICATION_SECRET,
         "MATCHING_WORKFLOW_URL": "",
+        # Match-request events to the loopback user service: 1 s tries, backoff 1 s, 2 s, 4 s, ...
+        "USER_CORE_API_URL": user_core_receiver.base_url,
+        "USER_CORE_EVENT_TIMEOUT_SECONDS": "1",
+        "USER_CORE_EVENT_BACKOFF_SECONDS": "1",
         # Vetting on the Celery engine: the simulated GlobalCoach calls back the live console.
         "MATCHING_VETTING_URL": globalcoach_server.url,
         "MATCHING_VETTING_CALLBACK_BASE_URL": live_server.url,

@@ -76,3 +76,17 @@ def test_health_is_exempt_from_the_https_redirect(client, settings):
     settings.SECURE_SSL_REDIRECT = True
     assert client.get("/health").status_code in (200, 503)
     assert client.get("/matching/searches").status_code == 301
+
+
+def test_the_production_example_signs_staff_in_through_the_idp_with_pkce(tmp_path):
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.OIDC_ENABLED, s.OIDC_USE_PKCE, s.STAFF_PASSWORD_LOGIN, s.STAFF_REQUIRE_MFA, "
+        "s.STAFF_CLIENT_IP_HEADER, ','.join(s.AUTHENTICATION_BACKENDS), len(s.OIDC_RP_CLIENT_SECRET) >= 50)"
+    )
+    env = {**production_env(tmp_path), "DJANGO_SETTINGS_MODULE": "snowbuddy.settings"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == [
+        "True", "True", "False", "True", "X-Forwarded-For",
+        "axes.backends.AxesStandaloneBackend,snowbuddy.staff.oidc.StaffOIDCBackend", "True",
+    ], result.stderr  # fmt: skip

@@ -102,3 +102,10 @@ def test_demo_searches_cover_every_state_and_every_attention_reason(capsys, clie
     count = demo.count()
     seed(capsys)
     assert Search.objects.filter(seeker_id__startswith="demo-seeker-").count() == count
+
+
+def test_the_demo_logins_say_whether_a_second_factor_is_asked(capsys, settings):
+    settings.STAFF_REQUIRE_MFA = False  # what `make run` sets
+    assert "second factor: OFF for these demo logins (STAFF_REQUIRE_MFA=false" in seed(capsys, "--no-searches")
+    settings.STAFF_REQUIRE_MFA = True
+    assert "second factor: ON (STAFF_REQUIRE_MFA=true)" in seed(capsys, "--no-searches")

@@ -42,6 +42,9 @@ def _check(env_overrides: dict) -> subprocess.CompletedProcess:
         ("MATCHING_LEASE_SECONDS", "2"),
         ("MATCHING_DISPATCH_RELAY", "carrier-pigeon"),
         ("MATCHING_DURABLE_BREAKER_FAILURES", "0"),
+        ("STAFF_PASSWORD_LOGIN", "false"),  # without OIDC_DISCOVERY_URL nobody could sign in
+        ("OIDC_DISCOVERY_URL", "https://idp.example.com/.well-known/openid-configuration"),  # no client id/secret
+        ("STAFF_REAUTH_SECONDS", "5"),
     ],
 )
 def test_a_bad_value_fails_start_up_naming_the_variable(name, value):

@@ -1,5 +1,7 @@
 """A webhook receiver on loopback, as SnowTrace would run one: it verifies each delivery with the
-Standard Webhooks reference library, dedupes on `webhook-id`, and can be told to fail or stall."""
+Standard Webhooks reference library, dedupes on `webhook-id`, and can be told to fail or stall.
+Without a secret it stands for SnowTrace's user service taking behaviour events (`POST /events`,
+unsigned, deduped on `Idempotency-Key`)."""
 
 from __future__ import annotations
 
@@ -19,14 +21,16 @@ class WebhookReceiver:
     """`script` holds what the next requests get: an HTTP status, or ("stall", seconds) to answer
     only after that long (the sender times out first). When it is empty every request gets 204."""
 
-    def __init__(self, secret: str = NOTIFICATION_SECRET) -> None:
-        self.verifier = Webhook(secret)
+    def __init__(self, secret: str | None = NOTIFICATION_SECRET, id_header: str = "webhook-id") -> None:
+        self.verifier = Webhook(secret) if secret else None
+        self.id_header = id_header
         self.lock = threading.Lock()
         self.script: deque = deque()
         self.received: list[dict] = []  # every verified body, duplicates included
         self.by_webhook_id: dict[str, dict] = {}  # what the receiver acted on: once per webhook-id
         self.requests: list[tuple[float, str, int | str]] = []  # (monotonic time, webhook-id, answer)
         self.rejected: list[str] = []
+        self.paths: list[str] = []  # the path of each request, in order
         self._stop = threading.Event()
         receiver = self
 
@@ -36,10 +40,11 @@ class WebhookReceiver:
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                webhook_id = self.headers.get("webhook-id", "")
+                webhook_id = self.headers.get(receiver.id_header, "")
                 with receiver.lock:
                     action = receiver.script.popleft() if receiver.script else 204
                     receiver.requests.append((time.monotonic(), webhook_id, action))
+                    receiver.paths.append(self.path)
                 if isinstance(action, tuple):
                     receiver._stop.wait(min(float(action[1]), MAX_STALL_SECONDS))
                     action = 204
@@ -47,8 +52,11 @@ class WebhookReceiver:
                     self._answer(action)
                     return
                 try:
-                    body = receiver.verifier.verify(raw, dict(self.headers.items()))
-                except WebhookVerificationError as exc:
+                    if receiver.verifier is None:
+                        body = json.loads(raw)
+                    else:
+                        body = receiver.verifier.verify(raw, dict(self.headers.items()))
+                except (WebhookVerificationError, ValueError) as exc:
                     receiver.rejected.append(str(exc))
                     self._answer(401)
                     return
@@ -74,6 +82,11 @@ class WebhookReceiver:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/snowtrace/matching-notifications"
 
+    @property
+    def base_url(self) -> str:
+        """A service root on this receiver (SnowTrace's user service posts to `<root>/events`)."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}/user-core"
+
     def for_search(self, search_id: str) -> list[dict]:
         with self.lock:
             return [b for b in self.received if b["search_id"] == str(search_id)]
@@ -85,6 +98,7 @@ class WebhookReceiver:
             self.by_webhook_id.clear()
             self.requests.clear()
             self.rejected.clear()
+            self.paths.clear()
 
     def stop(self) -> None:
         self._stop.set()

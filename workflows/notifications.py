@@ -47,13 +47,30 @@ class NotificationConfigError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class NotificationConfig:
-    url: str
-    secret: str
+class DeliveryPolicy:
+    """How an outbox row is retried: the try's timeout, exponential backoff, and the period after
+    the first try within which it is retried before it is dead-lettered. Shared by this outbox and
+    the user service's behaviour events (workflows/user_events.py)."""
+
     timeout_seconds: float
     retry_period: timedelta
     backoff_seconds: float
     backoff_max_seconds: float
+
+    def backoff(self, tries: int) -> timedelta:
+        """The wait after the `tries`-th failed try: backoff, twice that, four times, and so on, capped."""
+        return timedelta(seconds=min(self.backoff_seconds * 2 ** max(tries - 1, 0), self.backoff_max_seconds))
+
+    @property
+    def lease(self) -> timedelta:
+        # A claimed row is not due again while its try may still be running.
+        return timedelta(seconds=self.timeout_seconds + 5)
+
+
+@dataclass(frozen=True)
+class NotificationConfig(DeliveryPolicy):
+    url: str
+    secret: str
 
     @classmethod
     def from_settings(cls) -> NotificationConfig | None:
@@ -70,15 +87,6 @@ class NotificationConfig:
             backoff_seconds=float(settings.MATCHING_NOTIFICATION_BACKOFF_SECONDS),
             backoff_max_seconds=float(settings.MATCHING_NOTIFICATION_BACKOFF_MAX_SECONDS),
         )
-
-    def backoff(self, tries: int) -> timedelta:
-        """The wait after the `tries`-th failed try: backoff, twice that, four times, and so on, capped."""
-        return timedelta(seconds=min(self.backoff_seconds * 2 ** max(tries - 1, 0), self.backoff_max_seconds))
-
-    @property
-    def lease(self) -> timedelta:
-        # A claimed row is not due again while its try may still be running.
-        return timedelta(seconds=self.timeout_seconds + 5)
 
 
 def notification_body(notification: SearchNotification) -> bytes:
@@ -111,14 +119,7 @@ def notification_deliver(*, notification_id: int, now=None) -> str:
         return "skipped"
     now = now or timezone.now()
     # The claim: one sender per try, even when the after-commit kick and the sweep race.
-    claimed = SearchNotification.objects.filter(
-        pk=notification_id, state=NotificationState.PENDING, next_attempt_at__lte=now
-    ).update(
-        next_attempt_at=now + config.lease,
-        last_attempt_at=now,
-        retry_until=Coalesce(F("retry_until"), now + config.retry_period),
-    )
-    if not claimed:
+    if not outbox_claim(SearchNotification, pk=notification_id, policy=config, now=now):
         return "skipped"
     notification = SearchNotification.objects.get(pk=notification_id)
     body = notification_body(notification)
@@ -140,28 +141,40 @@ def notification_deliver(*, notification_id: int, now=None) -> str:
         else:
             error = f"HTTP {status_code}"
             retryable = status_code >= 500 or status_code in RETRYABLE_STATUS
-    return _record_try(notification, config, status_code=status_code, error=error, retryable=retryable)
-
-
-def _record_try(
-    notification: SearchNotification, config: NotificationConfig, *, status_code, error: str, retryable: bool
-) -> str:
-    now = timezone.now()
-    mine = SearchNotification.objects.filter(
-        pk=notification.pk, state=NotificationState.PENDING, last_attempt_at=notification.last_attempt_at
+    label = f"notification {notification.webhook_id}"
+    return outbox_record_try(
+        notification, config, status_code=status_code, error=error, retryable=retryable, label=label
     )
+
+
+def outbox_claim(model, *, pk, policy: DeliveryPolicy, now) -> bool:
+    """Claim one due row of an outbox (a model with the delivery columns of SearchNotification):
+    one sender per try, even when the after-commit kick and the sweep race."""
+    return bool(
+        model.objects.filter(pk=pk, state=NotificationState.PENDING, next_attempt_at__lte=now).update(
+            next_attempt_at=now + policy.lease,
+            last_attempt_at=now,
+            retry_until=Coalesce(F("retry_until"), now + policy.retry_period),
+        )
+    )
+
+
+def outbox_record_try(row, policy: DeliveryPolicy, *, status_code, error: str, retryable: bool, label: str) -> str:
+    """Record the outcome of a claimed row's try: `delivered`, `retry` (after a backoff) or `dead_letter`."""
+    now = timezone.now()
+    mine = type(row).objects.filter(pk=row.pk, state=NotificationState.PENDING, last_attempt_at=row.last_attempt_at)
     common = {"tries": F("tries") + 1, "last_status_code": status_code, "last_error": error}
     if not error:
         mine.update(state=NotificationState.DELIVERED, sent_at=now, next_attempt_at=None, **common)
         return "delivered"
     # Backoff counts from the start of this try, so the waits between tries are 1x, 2x, 4x, ...
-    next_try = notification.last_attempt_at + config.backoff(notification.tries + 1)
-    if retryable and next_try <= notification.retry_until:
+    next_try = row.last_attempt_at + policy.backoff(row.tries + 1)
+    if retryable and next_try <= row.retry_until:
         mine.update(next_attempt_at=next_try, **common)
-        logger.info("notification %s not delivered (%s); next try at %s", notification.webhook_id, error, next_try)
+        logger.info("%s not delivered (%s); next try at %s", label, error, next_try)
         return "retry"
     mine.update(state=NotificationState.DEAD_LETTER, next_attempt_at=None, **common)
-    logger.warning("notification %s dead-lettered after %s: %s", notification.webhook_id, notification.tries + 1, error)
+    logger.warning("%s dead-lettered after %s: %s", label, row.tries + 1, error)
     return "dead_letter"
 
 

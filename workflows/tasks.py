@@ -13,6 +13,7 @@ from workflows.recovery import durable_api_probe, leases_recover_expired
 from workflows.services import dispatch_sweep, search_run_on_celery
 from workflows.tasks_mirror import reconcile_drift, sync_workflow_state  # noqa: F401 - registers the mirror's tasks
 from workflows.tasks_profiles import purge_profile_tombstones, sync_profiles  # noqa: F401 - registers them
+from workflows.user_events import user_events_deliver_due
 from workflows.vetting import vetting_requests_send_due
 
 logger = logging.getLogger(__name__)
@@ -71,6 +72,18 @@ def send_notifications() -> int:
 def deliver_notifications(search_id: str) -> int:
     """The prompt first try after a search finished."""
     return notifications_deliver_due(search_id=search_id)
+
+
+@shared_task(name="workflows.tasks.send_user_events")
+def send_user_events() -> int:
+    """Beat's sweep: every due match-request event for the user service (missed kicks and retries)."""
+    return user_events_deliver_due()
+
+
+@shared_task(name="workflows.tasks.deliver_user_events")
+def deliver_user_events(match_request_id: str) -> int:
+    """The prompt first try after a match request was sent or answered."""
+    return user_events_deliver_due(match_request_id=match_request_id)
 
 
 @shared_task(name="workflows.tasks.send_vetting_requests")

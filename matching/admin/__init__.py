@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
@@ -25,9 +27,11 @@ from matching.admin.filters import (
     fixed_filter,
     uuid_prefix_q,
 )
+from matching.admin.reauth import recent_sign_in_required
 from matching.models import (
     TERMINAL_STATUSES,
     ApiClientKey,
+    MatchRequest,
     ProfileSyncState,
     Resort,
     Search,
@@ -38,12 +42,26 @@ from matching.models import (
     SkierProfile,
     StaffAction,
     SubmitIdempotencyKey,
+    UserEvent,
 )
 from matching.reasons import dimension_reasons, preferences_in_words
-from matching.selectors import attention_reasons, resort_names, resort_regions, search_candidate_verdict
-from matching.services import api_key_create, api_key_revoke, profile_delete, profile_upsert
+from matching.selectors import (
+    api_key_live_q,
+    attention_reasons,
+    resort_names,
+    resort_regions,
+    search_candidate_verdict,
+)
+from matching.services import (
+    MAX_ACTIVE_KEYS_PER_CLIENT,
+    api_key_create,
+    api_key_revoke,
+    profile_delete,
+    profile_upsert,
+)
 from workflows.notifications import notification_redeliver
 from workflows.selectors import search_attempts
+from workflows.user_events import user_event_redeliver
 
 
 def chosen_action_name(request, default: str) -> str:
@@ -280,6 +298,12 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
         if len(searches) > MAX_BULK:
             self.message_user(request, f"Select at most {MAX_BULK} searches for one action.", messages.ERROR)
             return None
+        if single is None and len(searches) > settings.STAFF_REAUTH_BULK_OVER:
+            redirect = recent_sign_in_required(
+                request, f"{spec.label} on {len(searches)} searches", next_url=request.get_full_path()
+            )
+            if redirect is not None:
+                return redirect
         confirmed = request.method == "POST" and request.POST.get("confirm") == "yes"
         candidates = dashboard.vetting_candidates(single) if spec.key == "intervene" and single else None
         form = spec.form(request.POST if confirmed else None, search=single, candidates=candidates,
@@ -399,20 +423,82 @@ class SearchEventAdmin(ExactSearchMixin, ReadOnlyAdmin):
     sortable_by = ()  # no other column of 4M rows has an index to sort by
 
 
+class ApiKeyStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("live", "In use"), ("expired", "Expired"), ("revoked", "Revoked")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "live":
+            return queryset.filter(api_key_live_q(now))
+        if self.value() == "expired":
+            return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        return queryset
+
+
+class ApiClientKeyForm(forms.ModelForm):
+    """Says before saving what api_key_create would refuse: an expiry in the past, or a third live
+    key for one client (the service checks again, under a lock)."""
+
+    class Meta:
+        model = ApiClientKey
+        fields = ["name", "is_trusted_service", "expires_at", "note"]
+
+    def clean(self):
+        data = super().clean()
+        now = timezone.now()
+        expires_at = data.get("expires_at")
+        if expires_at is not None and expires_at <= now and self.instance.pk is None:
+            self.add_error("expires_at", "A new key's expiry must be in the future.")
+        # A new key, or a key moved to another client by renaming it, joins that client's live keys.
+        if data.get("name") and (self.instance.pk is None or "name" in self.changed_data):
+            others = ApiClientKey.objects.filter(api_key_live_q(now), name=data["name"]).exclude(pk=self.instance.pk)
+            live = others.count()
+            if live >= MAX_ACTIVE_KEYS_PER_CLIENT:
+                self.add_error(
+                    "name",
+                    f"{data['name']} already has {live} keys in use: revoke the old one once the client "
+                    "has moved to the new one.",
+                )
+        return data
+
+
 @admin.register(ApiClientKey)
 class ApiClientKeyAdmin(admin.ModelAdmin):
-    list_display = ["name", "prefix", "is_trusted_service", "imported", "created_at", "last_used_at", "revoked_at"]
-    list_filter = ["is_trusted_service", "imported", ("revoked_at", admin.EmptyFieldListFilter)]
+    form = ApiClientKeyForm
+    list_display = [
+        "name", "prefix", "state", "is_trusted_service", "imported", "created_at", "expires_at", "last_used_at"
+    ]  # fmt: skip
+    list_filter = [ApiKeyStateFilter, "is_trusted_service", "imported"]
+    search_fields = ["name", "=prefix"]
     # `imported`: carried over from SnowTrace with `create_api_key --from-env` (its prefix is a label).
-    fields = ["name", "is_trusted_service", "imported", "prefix", "created_at", "last_used_at", "revoked_at"]
+    fields = ["name", "is_trusted_service", "expires_at", "note", "imported", "prefix", "created_at", "last_used_at",
+              "revoked_at"]  # fmt: skip
     readonly_fields = ["imported", "prefix", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke_keys"]
+
+    @admin.display(description="state")
+    def state(self, obj):
+        if obj.revoked_at is not None:
+            colour, label = "grey", "revoked"
+        elif obj.is_expired:
+            colour, label = "red", "expired"
+        else:
+            colour, label = "green", "in use"
+        return format_html('<span class="sb-badge sb-{}">{}</span>', colour, label)
 
     def save_model(self, request, obj, form, change):
         if change:
             super().save_model(request, obj, form, change)
             return
-        key, raw_key = api_key_create(name=obj.name, is_trusted_service=obj.is_trusted_service)
+        key, raw_key = api_key_create(
+            name=obj.name, is_trusted_service=obj.is_trusted_service, expires_at=obj.expires_at, note=obj.note
+        )
         obj.pk = key.pk
         self.message_user(
             request,
@@ -509,3 +595,56 @@ class SubmitIdempotencyKeyAdmin(ExactSearchMixin, ReadOnlyAdmin):
     show_full_result_count = False
     fields = ["key", "seeker_id", "search", "fingerprint", "created_at"]
     readonly_fields = fields
+
+
+@admin.register(MatchRequest)
+class MatchRequestAdmin(ExactSearchMixin, ReadOnlyAdmin):
+    """Who asked whom to ski together, and the answer (`/requests`): the users' records, read-only."""
+
+    list_display = ["request_id", "requester_id", "target_user_id", "status", "created_at", "answered_at"]
+    list_filter = ["status"]  # `matchrequest_status_idx` serves each choice, newest first
+    search_fields = ["requester_id"]  # shows the box; the lookups are exact or a uuid prefix (get_search_results)
+    search_help_text = "A request id (or its first characters), or an exact user id (either party)."
+    exact_search = ("requester_id", "target_user_id")  # each behind its own index
+    uuid_search = ("request_id",)
+    show_full_result_count = False
+    ordering = ["-created_at"]
+    sortable_by = ["created_at"]
+    fields = ["request_id", "requester_id", "target_user_id", "status", "created_at", "answered_at", "events"]
+    readonly_fields = fields
+
+    @admin.display(description="events to the user service")
+    def events(self, obj: MatchRequest) -> str:
+        rows = obj.events.order_by("pk").only("event_type", "state", "tries")
+        return ", ".join(f"{e.event_type} ({e.get_state_display()}, {e.tries} tries)" for e in rows) or "—"
+
+
+@admin.register(UserEvent)
+class UserEventAdmin(ExactSearchMixin, ReadOnlyAdmin):
+    """Match-request events to SnowTrace's user service: what was delivered, what is retrying, what is dead."""
+
+    list_display = ["event_type", "match_request", "state", "tries", "last_status_code", "last_attempt_at",
+                    "next_attempt_at", "sent_at", "last_error"]  # fmt: skip
+    list_filter = ["state", "event_type"]
+    list_select_related = ["match_request"]
+    search_fields = ["match_request__request_id"]  # shows the box; the lookup is a uuid prefix (get_search_results)
+    search_help_text = "A match request id (or its first characters)."
+    uuid_search = ("match_request",)
+    show_full_result_count = False
+    ordering = ["-id"]  # newest first; with a state or a type, through its index
+    sortable_by = ()
+    fields = ["event_id", "match_request", "event_type", "state", "created_at", "tries", "last_attempt_at",
+              "last_status_code", "last_error", "next_attempt_at", "retry_until", "sent_at", "body"]  # fmt: skip
+    readonly_fields = fields
+    actions = ["redeliver"]
+
+    def has_redeliver_permission(self, request) -> bool:
+        return request.user.has_perm("matching.redeliver_userevent")
+
+    @admin.action(description="Redeliver selected events (same Idempotency-Key)", permissions=["redeliver"])
+    def redeliver(self, request, queryset):
+        count = sum(user_event_redeliver(event=event) for event in queryset)
+        skipped = queryset.count() - count
+        self.message_user(request, f"Queued {count} event(s) for redelivery.")
+        if skipped:
+            self.message_user(request, f"{skipped} already pending: left to their next try.", messages.WARNING)

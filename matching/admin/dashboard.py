@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import connection
@@ -20,8 +21,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views import View
 
+from matching.admin.reauth import recent_sign_in_required
 from matching.models import Engine, Search, SearchStatus, SearchVetting, StaffAction, StaffActionKind
-from matching.selectors import stuck_q
+from matching.selectors import api_keys_near_expiry, stuck_q
 from workflows.client import DurableApiClient, DurableApiError
 from workflows.models import EngineRouting, RoutingMode, WorkflowExecution
 from workflows.orchestrator import choose_engine, environment_engine
@@ -169,6 +171,14 @@ class DashboardView(View):
                 "can_switch": request.user.has_perm("workflows.switch_routing"),
             },
             "can_intervene": request.user.has_perm("matching.intervene_search"),
+            # Keys about to stop working, while there is time to hand the client a new one.
+            "keys": {
+                "shown": request.user.has_perm("matching.view_apiclientkey"),
+                "days": settings.API_KEY_EXPIRY_WARNING_DAYS,
+                "expiring": api_keys_near_expiry(now=now, days=settings.API_KEY_EXPIRY_WARNING_DAYS)
+                if request.user.has_perm("matching.view_apiclientkey")
+                else [],
+            },
         }
         return TemplateResponse(request, "admin/matching/dashboard.html", context)
 
@@ -207,6 +217,9 @@ class RoutingView(View):
 
     def post(self, request):
         self._check(request, change=True)
+        redirect = recent_sign_in_required(request, "A routing switch", next_url=request.path)
+        if redirect is not None:
+            return redirect
         form = RoutingForm(request.POST)
         if not form.is_valid():
             return self._render(request, form)

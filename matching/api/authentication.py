@@ -142,14 +142,19 @@ class SnowTraceAuthentication(authentication.BaseAuthentication):
         index is searched for a digest, so its timing says nothing about the key; the stored digest
         is then compared in constant time, and the same work is done when nothing was found."""
         digest = hash_api_key(raw_key)
-        key = ApiClientKey.objects.filter(key_hash=digest, revoked_at__isnull=True).first()
+        key = ApiClientKey.objects.filter(key_hash=digest).first()
         expected = key.key_hash if key else "0" * 64
         if not hmac.compare_digest(digest, expected) or key is None:
             raise exceptions.AuthenticationFailed("Invalid API key.")
         match = KEY_RE.match(raw_key)
         if match and not key.imported and match.group(1) != key.prefix:
             raise exceptions.AuthenticationFailed("Invalid API key.")  # a console key names its own prefix
+        # Only a caller who holds the whole secret learns that the key is revoked or expired.
         now = timezone.now()
+        if key.revoked_at is not None:
+            raise exceptions.AuthenticationFailed("This API key was revoked.")
+        if key.expires_at is not None and key.expires_at <= now:
+            raise exceptions.AuthenticationFailed(f"This API key expired on {key.expires_at:%Y-%m-%d %H:%M} UTC.")
         if key.last_used_at is None or (now - key.last_used_at).total_seconds() > 60:
             ApiClientKey.objects.filter(pk=key.pk).update(last_used_at=now)
         return key

@@ -24,3 +24,9 @@ class SearchSubmitKeyThrottle(SimpleRateThrottle):
         if key is None or getattr(key, "pk", None) is None:
             return None
         return self.cache_format % {"scope": self.scope, "ident": key.pk}
+
+
+class MatchRequestSendThrottle(SearchSubmitThrottle):
+    """Per acting user: match requests sent (MATCHING_REQUEST_RATE)."""
+
+    scope = "match_request_send"

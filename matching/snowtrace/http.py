@@ -15,6 +15,7 @@ from urllib3.util.retry import Retry
 logger = logging.getLogger(__name__)
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+POST_RETRY_STATUSES = frozenset({408, 425, 429})  # besides any 5xx
 
 
 class ServiceError(Exception):
@@ -27,6 +28,10 @@ class ServiceConfigError(ServiceError):
 
 class ServiceUnavailable(ServiceError):
     """Connection errors, timeouts or 5xx/429 answers persisted through every retry."""
+
+    def __init__(self, message: str, *, status_code: int | None = None):
+        super().__init__(message)
+        self.status_code = status_code
 
 
 class ServiceRejected(ServiceError):
@@ -128,6 +133,30 @@ class ServiceClient:
             return response.json()
         except ValueError:
             raise MalformedResponse(f"{name} answered {path} with something that is not JSON") from None
+
+    def post_json(self, path: str, body: Any, *, headers: dict[str, str] | None = None) -> int:
+        """POST a JSON body and return the 2xx status. ServiceUnavailable for what may pass (no
+        answer, 5xx, 408, 425, 429), ServiceRejected for any other answer; the caller retries."""
+        url = self.config.base_url + path
+        name = self.config.name
+        try:
+            response = self.session.post(
+                url,
+                json=body,
+                headers=headers,
+                timeout=(self.config.connect_timeout, self.config.read_timeout),
+                allow_redirects=False,
+            )
+        except requests.Timeout:
+            raise ServiceUnavailable(f"{name} gave no answer within {self.config.read_timeout:g}s") from None
+        except requests.RequestException as exc:
+            raise ServiceUnavailable(f"{name} unreachable: {type(exc).__name__}: {exc}"[:2000]) from None
+        status_code = response.status_code
+        if status_code >= 500 or status_code in POST_RETRY_STATUSES:
+            raise ServiceUnavailable(f"{name} answered {status_code}", status_code=status_code)
+        if status_code >= 300:
+            raise ServiceRejected(name, status_code, response.text)
+        return status_code
 
     def close(self) -> None:
         self.session.close()

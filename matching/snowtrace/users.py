@@ -48,6 +48,11 @@ class UserServiceClient:
         )
         return cls(ServiceClient(config))
 
+    def post_event(self, event: dict, *, event_id: str) -> int:
+        """`POST /events`: one behaviour event, as the old service posted it. `Idempotency-Key`
+        carries the outbox row's id, the same on every try, for a receiver that dedupes."""
+        return self.http.post_json("/events", event, headers={"Idempotency-Key": event_id})
+
     def page(self, *, cursor: str = "", limit: int, updated_since: datetime | None = None) -> UserPage:
         params: dict[str, Any] = {"limit": limit}
         if cursor:

@@ -105,6 +105,17 @@ STATUSES = {
     ("delete", "/matching/profiles/{user_id}"): {"204", "400", "401", "403", "404", "406", "500"},
     ("post", "/matching/profiles/{user_id}:close"): {"200", "400", "401", "403", "404", "406", "411", "413", "500"},
     ("post", "/matching/profiles:batch"): {"200", *BODY, "401", "403", "406", "500"},
+    # Match requests, at the site root as the old service had them: 403 is the other party's action,
+    # 409 a second answer; a refused send costs no throttle, an accepted one may be a 429.
+    ("get", "/requests"): {"200", "400", "401", "404", "406", "500"},
+    ("post", "/requests"): {"202", *BODY, "401", "406", "429", "500"},
+    ("get", "/requests/{request_id}"): {"200", "401", "404", "406", "500"},
+    ("put", "/requests/{request_id}"): {"200", *BODY, "401", "403", "404", "406", "409", "500"},
+    # The old trip calls: always a 404 saying they moved to the user service (no body is read).
+    ("post", "/trips/{trip_id}/apply"): {"404", "406", "411", "413", "500"},
+    ("put", "/trips/{trip_id}/applications/{request_id}"): {"404", "406", "411", "413", "500"},
+    ("get", "/trips/{trip_id}/participants"): {"404", "406", "500"},
+    ("delete", "/trips/{trip_id}/participants/{user_id}"): {"404", "406", "500"},
 }
 INTERNAL_STATUSES = {
     ("get", "/internal/searches/{search_id}/matches"): {"200", "400", "401", "404", "500"},

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from matching.api.requests import EXAMPLE_REQUEST_ID
 from matching.demo import demo_profiles
-from matching.models import SearchStatus, SearchVetting, SkierProfile
+from matching.models import MatchRequest, SearchStatus, SearchVetting, SkierProfile
 from matching.selectors import resort_regions
 from matching.services import profile_fields
 from snowbuddy.openapi_internal import EXAMPLE_SEARCH_ID, EXAMPLE_VETTING_TOKEN, InternalSchemaGenerator
@@ -84,6 +85,7 @@ def console(django_db_setup, tmp_path_factory):
             # The limits would turn most generated searches into 429s (they have their own tests).
             "MATCHING_SEARCH_RATE": "100000/min",
             "MATCHING_KEY_RATE": "100000/min",
+            "MATCHING_REQUEST_RATE": "100000/min",
         }
     )
     log_path = var / "gunicorn.log"
@@ -105,7 +107,8 @@ def console(django_db_setup, tmp_path_factory):
 @pytest.fixture
 def fuzz_environment(console, resorts, api_key) -> dict[str, str]:
     """The data the runs reach (the example search of the internal schema, waiting on GlobalCoach
-    with the token of its example answer, among candidates) and the hooks' environment."""
+    with the token of its example answer, among candidates; the example match request) and the
+    hooks' environment."""
     SkierProfile.objects.bulk_create(
         SkierProfile(**profile_fields(**p)) for p in demo_profiles(60, resort_regions(), seed=11)
     )
@@ -123,6 +126,8 @@ def fuzz_environment(console, resorts, api_key) -> dict[str, str]:
         token_nonce="example",
         token_sha256=hashlib.sha256(EXAMPLE_VETTING_TOKEN.encode()).hexdigest(),
     )
+    # A match request waiting for the fuzzing user's answer, under the id the schema gives as example.
+    MatchRequest.objects.create(request_id=EXAMPLE_REQUEST_ID, requester_id="u000002", target_user_id=USER_ID)
     return {
         **os.environ,
         "SNOWBUDDY_FUZZ_API_KEY": api_key,

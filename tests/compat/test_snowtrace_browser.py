@@ -12,7 +12,6 @@ import uuid
 import pytest
 import requests
 from django.db import connections
-from django.urls import Resolver404, resolve
 
 from matching.demo import demo_profiles
 from matching.models import Search, SkierProfile
@@ -111,15 +110,6 @@ def stored_search_ids() -> list:
     return list(Search.objects.values_list("pk", flat=True))
 
 
-def _match_requests_routed() -> bool:
-    try:
-        resolve("/requests")
-    except Resolver404:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _match_requests_routed(), reason="POST/PUT /requests come with issue-15b: merge it first")
 def test_the_page_sends_a_match_request_and_the_target_accepts_it(browser, console_url, page_origins, skiers):
     seeker = open_page(browser, page_origins[0], console_url, SEEKER)
     assert TARGET in search_from_the_page(seeker)

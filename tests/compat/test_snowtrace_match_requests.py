@@ -1,8 +1,7 @@
 """SnowTrace's match-request and trip calls, replayed over HTTP against the console under gunicorn:
 the old service's own tests' calls to /requests and the browser client's sendMatchRequest,
-respondToRequest and trip calls. Match requests come with issue-15b's endpoints (POST /requests,
-PUT /requests/{id}); until that branch is merged the match-request tests are skipped, and run
-unchanged once it is."""
+respondToRequest and trip calls, under gunicorn (tests/compat/test_old_match_requests.py replays
+them against the live server with the user-service events)."""
 
 from __future__ import annotations
 
@@ -10,7 +9,6 @@ import uuid
 
 import pytest
 import requests
-from django.urls import Resolver404, resolve
 
 from tests.conftest import user_token
 
@@ -20,19 +18,6 @@ REQUESTER = str(uuid.UUID(int=0xA5C))
 TARGET = str(uuid.UUID(int=0x7A6))
 
 
-def _routed(path: str) -> bool:
-    try:
-        resolve(path)
-    except Resolver404:
-        return False
-    return True
-
-
-needs_match_requests = pytest.mark.skipif(
-    not _routed("/requests"), reason="POST/PUT /requests come with issue-15b: merge it first"
-)
-
-
 def _bearer(user_id: str) -> dict:
     return {"Authorization": f"Bearer {user_token(user_id)}", "Content-Type": "application/json"}
 
@@ -40,12 +25,10 @@ def _bearer(user_id: str) -> dict:
 # --- the old service's own tests ------------------------------------------------------------------
 
 
-@needs_match_requests
 def test_old_test_send_match_request_requires_auth(served):
     assert requests.post(served() + "/requests", json={"target_user_id": "user_123"}, timeout=10).status_code == 401
 
 
-@needs_match_requests
 def test_old_test_send_match_request_with_auth(served, api_key):
     """X-User-Id with SnowTrace's trusted key (the old test sent X-User-Id alone: a 401 here, on purpose)."""
     url = served() + "/requests"
@@ -56,14 +39,12 @@ def test_old_test_send_match_request_with_auth(served, api_key):
     assert response.json()["status"] == "request sent" and response.json()["request_id"]
 
 
-@needs_match_requests
 def test_old_test_respond_to_request_requires_auth(served):
     assert (
         requests.put(served() + "/requests/some-request-id", json={"action": "accept"}, timeout=10).status_code == 401
     )
 
 
-@needs_match_requests
 def test_old_test_respond_to_match_request_accepts_as_the_target(served, api_key):
     """The old test answered `req-1`, a request that never existed, and got 200; requests are records
     now: the target answers a request it was sent."""
@@ -86,7 +67,6 @@ def test_old_test_respond_to_match_request_accepts_as_the_target(served, api_key
 # --- the browser client (snowbuddyApi.ts) ----------------------------------------------------------
 
 
-@needs_match_requests
 def test_browser_send_match_request_and_respond_to_request(served):
     base = served(require_key=False)
     sent = requests.post(base + "/requests", json={"target_user_id": TARGET}, headers=_bearer(REQUESTER), timeout=10)

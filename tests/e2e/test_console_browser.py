@@ -97,9 +97,40 @@ def _fresh(search_id) -> Search:
     return Search.objects.get(pk=search_id)
 
 
-def login(browser, base: str, username: str, password: str):
+class CspWatch:
+    """Records every content-security-policy violation a page reports: Chromium's console message
+    ("Refused to …") and the page's `securitypolicyviolation` events, with the page they were on."""
+
+    EVENT_SCRIPT = """document.addEventListener("securitypolicyviolation", (e) => window.sbCspViolation(
+        `${e.effectiveDirective} blocked ${e.blockedURI || "inline"} at ${e.sourceFile}:${e.lineNumber}`));"""
+
+    def __init__(self) -> None:
+        self.violations: list[str] = []
+
+    def watch(self, page):
+        page.expose_function("sbCspViolation", lambda text: self.violations.append(f"{page.url}: {text}"))
+        page.add_init_script(self.EVENT_SCRIPT)
+        page.on("console", self._console(page))
+        return page
+
+    def _console(self, page):
+        def record(message) -> None:
+            if "Content Security Policy" in message.text:
+                self.violations.append(f"{page.url}: console {message.type}: {message.text}")
+
+        return record
+
+
+@pytest.fixture
+def csp() -> CspWatch:
+    return CspWatch()
+
+
+def login(browser, base: str, username: str, password: str, csp: CspWatch | None = None):
     page = browser.new_page(viewport={"width": 1366, "height": 900})
     page.set_default_timeout(20_000)
+    if csp is not None:
+        csp.watch(page)
     page.goto(f"{base}/admin/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", password)
@@ -123,7 +154,7 @@ def act(page, label: str, reason: str, shot: Path | None = None, **choose: str):
 
 
 def test_an_operator_works_the_console_and_a_reviewer_finds_no_action(
-    console, live_server, owner, browser, shots_dir, django_user_model
+    console, live_server, owner, browser, shots_dir, django_user_model, csp
 ):
     base = live_server.url
     running = make_search(status=SearchStatus.RUNNING, engine=Engine.CELERY, seeker_id="skier-running")
@@ -136,7 +167,7 @@ def test_an_operator_works_the_console_and_a_reviewer_finds_no_action(
     _staff(django_user_model, "olga", "Match operators")
     _staff(django_user_model, "rita", "Match reviewers")
 
-    page = login(browser, base, "olga", "x-olga-pw")
+    page = login(browser, base, "olga", "x-olga-pw", csp)
     page.screenshot(path=str(shots_dir / "01-admin-index.png"), full_page=True)
 
     # The list, filtered to running searches; it fits a 1366 px screen.
@@ -186,7 +217,7 @@ def test_an_operator_works_the_console_and_a_reviewer_finds_no_action(
     page.close()
 
     # A reviewer reads everything and can act on nothing.
-    page = login(browser, base, "rita", "x-rita-pw")
+    page = login(browser, base, "rita", "x-rita-pw", csp)
     page.goto(f"{base}/admin/matching/search/")
     assert page.locator("select[name=action]").count() == 0
     page.goto(f"{base}/admin/matching/search/{failed.pk}/change/")
@@ -195,3 +226,137 @@ def test_an_operator_works_the_console_and_a_reviewer_finds_no_action(
     page.goto(f"{base}/admin/matching/search/dashboard/")
     assert page.locator("#sb-vetting a.button").count() == 0
     page.close()
+    assert csp.violations == []
+
+
+def _one_of_each(django_user_model) -> Search:
+    """At least one row of every model the console lists, so each change page can be opened too."""
+    from matching.models import (
+        ApiClientKey,
+        ProfileSyncState,
+        SearchNotification,
+        SearchVetting,
+        StaffAction,
+        SubmitIdempotencyKey,
+    )
+    from matching.services import api_key_create
+    from tests.console.conftest import ensure_console_groups, with_results
+    from workflows.models import (
+        ExecutionTimelineEntry,
+        SearchDispatch,
+        SyncWatermark,
+        WebhookDelivery,
+        WorkflowExecution,
+    )
+    from workflows.services import routing_set
+
+    ensure_console_groups()
+    root = django_user_model.objects.create_superuser("root", password="x-root-pw")
+    search = with_results(
+        make_search(status=SearchStatus.AWAITING_VETTING, engine=Engine.CELERY, seeker_id="skier-vetting")
+    )
+    now = search.created_at
+    SearchDispatch.objects.create(search=search, attempt=1, engine=Engine.CELERY, sent_at=now)
+    execution = WorkflowExecution.objects.create(
+        search=search, attempt=1, engine=Engine.CELERY, status="RUNNING", drift_state="flagged", drift_reason="differ"
+    )
+    ExecutionTimelineEntry.objects.create(
+        execution=execution, key="k1", at=now, source="console", kind="transition", event="running", detail={}
+    )
+    WebhookDelivery.objects.create(webhook_id="wh-1", search=search, status="running", version=1, outcome="applied")
+    SearchVetting.objects.create(
+        search=search, attempt=1, deadline_at=now + dt.timedelta(hours=1), token_nonce="n", token_sha256="0" * 64,
+        candidates=[{"user_id": "u000001", "nickname": "Aki", "score": 0.8}],
+    )  # fmt: skip
+    SearchNotification.objects.create(search=search, attempt=1, status="failed", state="dead_letter", tries=3)
+    SubmitIdempotencyKey.objects.create(seeker_id="skier-vetting", key="idem-1", fingerprint="0" * 64, search=search)
+    ProfileSyncState.objects.create(source="user-service", last_error="HTTP 503")
+    SyncWatermark.objects.create(name="mirror", position="42")
+    routing_set(mode="celery", user=root, reason="durable API incident")  # a StaffAction and the EngineRouting row
+    key, _ = api_key_create(name="partner", note="held by the partner's ops team")
+    ApiClientKey.objects.filter(pk=key.pk).update(expires_at=now + dt.timedelta(days=3))
+    assert StaffAction.objects.exists()
+    return search
+
+
+@pytest.fixture
+def sync_orm_beside_playwright(monkeypatch):
+    """Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are still
+    sync. (Requested before `browser`, so it is undone after the browser is closed.)"""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+
+
+def test_every_console_page_keeps_to_the_content_security_policy(
+    sync_orm_beside_playwright, live_server, resorts, django_user_model, csp, browser
+):
+    """Every page staff can open (each model's list, change and add page, the dashboard, the routing
+    page, each action's confirmation, a search, the login page and the API docs) under the enforced
+    policy, with zero violations reported by Chromium."""
+    from django.contrib import admin
+    from django.test import RequestFactory
+    from django.urls import reverse
+
+    from matching.admin.actions import ACTIONS
+
+    SkierProfile.objects.bulk_create(SkierProfile(**profile_fields(**p)) for p in demo_profiles(30, resort_regions()))
+    search = _one_of_each(django_user_model)
+    base = live_server.url
+    page = login(browser, base, "root", "x-root-pw", csp)
+    header = page.request.get(f"{base}/admin/").headers["content-security-policy"]
+    assert "script-src 'self'" in header and "style-src 'self'" in header and "unsafe-inline" not in header
+
+    visited = []
+
+    def visit(path: str, ready: str = "#content") -> None:
+        page.goto(base + path)
+        page.wait_for_selector(ready)
+        visited.append(path)
+
+    as_root = RequestFactory().get("/admin/")
+    as_root.user = django_user_model.objects.get(username="root")
+    visit("/admin/")
+    for model, model_admin in admin.site._registry.items():
+        info = (model._meta.app_label, model._meta.model_name)
+        visit(reverse("admin:{}_{}_changelist".format(*info)))
+        if (obj := model.objects.first()) is not None:
+            visit(reverse("admin:{}_{}_change".format(*info), args=[obj.pk]))
+        if model_admin.has_add_permission(as_root):
+            visit(reverse("admin:{}_{}_add".format(*info)))
+    # The date and time widgets' pop-ups (Django admin's own script) on the key form.
+    visit(reverse("admin:matching_apiclientkey_add"))
+    page.click("#calendarlink0")
+    page.wait_for_selector("#calendarbox0", state="visible")
+    page.click("#clocklink0")
+    page.wait_for_selector("#clockbox0", state="visible")
+
+    visit(reverse("admin:matching_search_dashboard"), "#sb-expiring-keys")
+    visit(reverse("admin:matching_search_routing"))
+    visit(f"{reverse('admin:matching_search_change', args=[search.pk])}?why=u000001#sb-why", "#sb-verdict")
+    visit(f"{reverse('admin:matching_search_changelist')}?q=skier-vetting", "#result_list")
+    visit(f"{reverse('admin:matching_search_changelist')}?attention=any", "#changelist")
+    for key in ACTIONS:
+        visit(reverse("admin:matching_search_act", args=[search.pk, key]), "#sb-confirm-what")
+    # A bulk action's confirmation, reached as staff reach it: tick the rows, choose, Go.
+    for action in ("cancel", "approve_vetting"):
+        visit(reverse("admin:matching_search_changelist"), "#result_list")
+        page.check("#action-toggle")
+        page.select_option("select[name=action] >> nth=0", action)
+        page.click("button[name=index] >> nth=0")
+        page.wait_for_selector("#sb-confirm-what")
+    visit(reverse("admin:password_change"))
+
+    # The API docs: Swagger UI rendered from the same origin, an operation opened.
+    visit("/api/docs/", ".swagger-ui .information-container")
+    page.click(".opblock-summary >> nth=0")
+    page.wait_for_selector(".opblock-body")
+    page.close()
+
+    # The login page itself, signed out.
+    anonymous = csp.watch(browser.new_page())
+    anonymous.goto(f"{base}/admin/login/")
+    anonymous.wait_for_selector("#id_username")
+    anonymous.close()
+
+    assert len(visited) > 40
+    assert csp.violations == []

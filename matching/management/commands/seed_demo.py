@@ -113,6 +113,15 @@ class Command(BaseCommand):
         for username, group in DEMO_STAFF:
             self.stdout.write(f"  {group[6:-1].lower()} login: {username} / {logins[username]}  ({group})")
         self.stdout.write(f"  (kept in {_secrets_file()}; `seed_demo --reset-password` gives new ones)")
+        if settings.STAFF_REQUIRE_MFA:
+            self.stdout.write(
+                "  second factor: ON (STAFF_REQUIRE_MFA=true): the admin and the operator enrol an authenticator "
+                "app at their first sign-in"
+            )
+        else:
+            self.stdout.write(
+                "  second factor: OFF for these demo logins (STAFF_REQUIRE_MFA=false; production keeps it on)"
+            )
         self.stdout.write(f"  demo API key: {raw_key}")
         self.stdout.write(
             f"  try: curl -s -X POST {base_url.rstrip('/')}/matching/searches "

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('matching', '0009_leases_and_idempotency_keys'),
+        ('matching', '0011_match_requests_and_user_events'),
     ]
 
     operations = [
