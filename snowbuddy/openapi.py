@@ -275,12 +275,13 @@ class AutoSchema(StandardizedErrorsAutoSchema):
 
     def _map_serializer(self, serializer, direction, bypass_extensions=False):
         schema = super()._map_serializer(serializer, direction, bypass_extensions)
-        if getattr(serializer, "schema_closed", False) and schema.get("type") == "object":
+        if schema.get("type") != "object":
+            return schema
+        if getattr(serializer, "schema_closed", False):
             schema["additionalProperties"] = False
-        if schema.get("type") == "object":
-            schema.update(getattr(serializer, "schema_extra", {}))
-        elif getattr(serializer, "schema_open", False) and schema.get("type") == "object":
+        elif getattr(serializer, "schema_open", False):
             schema.update(OPEN_FIELDS)  # a body whose other fields are ignored (as pydantic did)
+        schema.update(getattr(serializer, "schema_extra", {}))  # cross-field rules JSON Schema can say
         return schema
 
 

@@ -415,6 +415,7 @@ class SnowTraceSearchPreferencesSerializer(serializers.Serializer):
     RESULT_LIMIT = 100
     CONFLICT = "Both '{a}' and '{b}' were sent and they disagree; send one."
 
+    schema_open = True  # other fields are ignored, as the old service's pydantic model did
     schema_extra = {
         # A body naming a console-only field is in the console's shape (docs/contracts.md).
         "not": {"anyOf": [{"required": [name]} for name in ("role", "resorts", "regions", "dates", "knowledge_score",
