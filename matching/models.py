@@ -214,7 +214,8 @@ class ApiClientKey(models.Model):
 
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, unique=True)
-    key_hash = models.CharField(max_length=64)
+    # Unique, so a key is found by its digest whatever its format (matching/api/authentication.py).
+    key_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
@@ -226,6 +227,9 @@ class ApiClientKey(models.Model):
     # A SnowTrace service (not a user-facing client): may name the acting user in X-User-Id and
     # push profiles. Set by staff in the admin.
     is_trusted_service = models.BooleanField(default=False)
+    # Carried over from SnowTrace (`create_api_key --from-env`): the key has SnowTrace's format, and
+    # `prefix` is a random label (`imp_…`), not part of the key.
+    imported = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at"]

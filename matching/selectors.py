@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -17,6 +18,7 @@ from matching.engine.explain import check_candidate, engine_match, rank_among
 from matching.models import ApiClientKey, Engine, Resort, Search, SearchResult, SearchStatus, SkierProfile
 from matching.reasons import dimension_reasons
 from matching.regions import REGION_NAMES_ZH_HANT
+from matching.resort_names import NameTable, name_table_from
 
 _RESORT_MAP_CACHE_KEY = "matching:resort-regions:v1"
 
@@ -32,6 +34,24 @@ def resort_regions() -> dict[str, str]:
 
 def forget_resort_regions() -> None:
     cache.delete(_RESORT_MAP_CACHE_KEY)
+    _name_tables.clear()
+
+
+_NAME_TABLE_SECONDS = 300
+_name_tables: dict[tuple, tuple[float, NameTable]] = {}
+
+
+def resort_name_table() -> NameTable:
+    """Every spelling of the resort list (matching/resort_names.py), built once per process and
+    rebuilt when the resort ids or regions change or after five minutes (names alone rarely do)."""
+    key = tuple(sorted(resort_regions().items()))
+    now = time.monotonic()
+    built = _name_tables.get(key)
+    if built is None or now - built[0] > _NAME_TABLE_SECONDS:
+        rows = Resort.objects.values("id", "name", "name_en", "name_ja", "region")
+        _name_tables.clear()
+        built = _name_tables[key] = (now, name_table_from(rows))
+    return built[1]
 
 
 def api_key_live_q(now: datetime) -> Q:
@@ -61,6 +81,45 @@ def result_candidate_facts(user_ids: list[str]) -> dict[str, tuple[int, str]]:
     live = SkierProfile.objects.filter(user_id__in=user_ids, deleted_at__isnull=True)  # tombstones are gone
     rows = live.values_list("user_id", "skill_level", "role")
     return {user_id: (skill, role) for user_id, skill, role in rows}
+
+
+@dataclass(frozen=True)
+class SnowTraceAnswer:
+    results: list[dict]  # the old service's MatchSummary shape
+    matches: list[dict]  # SnowTrace's browser page's MatchResult shape
+
+
+def snowtrace_answer(*, search_id, attempt: int, status: str) -> SnowTraceAnswer:
+    """An attempt's results, best first, in the two shapes SnowTrace reads: its backend's (the old
+    service's `results`) and its smart-matching page's (`matches`, with the score's parts under the
+    page's names). The same candidates in both: a deleted profile is left out of each."""
+    if status != SearchStatus.SUCCEEDED:
+        return SnowTraceAnswer([], [])
+    rows = list(
+        SearchResult.objects.filter(search_id=search_id, attempt=attempt)
+        .order_by("rank")
+        .values_list("user_id", "nickname", "score", "breakdown")
+    )
+    facts = result_candidate_facts([row[0] for row in rows])
+    kept = [row for row in rows if row[0] in facts]
+    results = [
+        {"user_id": u, "nickname": n, "skill_level": facts[u][0], "self_role": facts[u][1], "match_score": s}
+        for u, n, s, _ in kept
+    ]
+    matches = [{"user_id": u, "score": s, "breakdown": browser_breakdown(b)} for u, _, s, b in kept]
+    return SnowTraceAnswer(results, matches)
+
+
+def browser_breakdown(breakdown: dict) -> dict:
+    """The console's breakdown (skill, location, availability, role, knowledge) under the names of
+    SnowTrace's MatchScoreCard; a knowledge part the search did not score is 0 (the page draws a bar)."""
+    return {
+        "skill_score": breakdown.get("skill", 0.0),
+        "location_score": breakdown.get("location", 0.0),
+        "time_score": breakdown.get("availability", 0.0),
+        "role_score": breakdown.get("role", 0.0),
+        "knowledge_score": breakdown.get("knowledge") or 0.0,
+    }
 
 
 def snowtrace_results(*, search_id, attempt: int, status: str) -> list[dict]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 from collections.abc import Iterable, Sequence
@@ -104,6 +105,46 @@ def api_key_create(
             note=note,
         )
     return key, raw_key
+
+
+IMPORTED_KEY_MIN_LENGTH = 16
+IMPORTED_KEY_MAX_LENGTH = 512
+
+
+class ApiKeyImportRefused(ValueError):
+    """The key cannot be imported; the message says why (never the key)."""
+
+
+def api_key_import(
+    *, name: str, raw_key: str, is_trusted_service: bool = False, expires_at: datetime | None = None, note: str = ""
+) -> ApiClientKey:
+    """Store the hash of a key a caller already holds (SnowTrace's shared SNOWBUDDY_API_KEY), so no
+    caller changes on the day of the switch. The key keeps SnowTrace's format; authentication finds
+    it by its digest. `prefix` is a random label for the audit and the admin, not part of the key."""
+    raw_key = raw_key.strip()
+    if not IMPORTED_KEY_MIN_LENGTH <= len(raw_key) <= IMPORTED_KEY_MAX_LENGTH:
+        raise ApiKeyImportRefused(
+            f"The key must be {IMPORTED_KEY_MIN_LENGTH}-{IMPORTED_KEY_MAX_LENGTH} characters; "
+            "a shorter one is too easy to guess to keep."
+        )
+    if not raw_key.isprintable() or any(c.isspace() for c in raw_key) or not raw_key.isascii():
+        raise ApiKeyImportRefused("The key must be printable ASCII without spaces (it travels in a header).")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ApiKeyImportRefused(
+            f"The expiry {timezone.localtime(expires_at, UTC):%Y-%m-%d %H:%M} UTC is in the past."
+        )
+    digest = hash_api_key(raw_key)
+    if ApiClientKey.objects.filter(key_hash=digest).exists():
+        raise ApiKeyImportRefused("This key is already stored (perhaps revoked): nothing was imported.")
+    return ApiClientKey.objects.create(
+        name=name,
+        prefix=f"imp_{secrets.token_hex(4)}",
+        key_hash=digest,
+        is_trusted_service=is_trusted_service,
+        imported=True,
+        expires_at=expires_at,
+        note=note,
+    )
 
 
 def api_key_revoke(*, key: ApiClientKey) -> bool:
@@ -414,12 +455,15 @@ def search_create(
     engine: str,
     acting_user: str | None = None,
     api_key: ApiClientKey | None = None,
+    input_warnings: list[dict] | None = None,
 ) -> Search:
     """Store a validated search as attempt 1. Runs inside the caller's transaction, which also
     writes the engine's dispatch record (workflows.services.search_submit).
 
     `api_key` is the key the request came with: stored on the search, and named (prefix and name,
-    never the secret) in the actor and detail of the `submitted` event."""
+    never the secret) in the actor and detail of the `submitted` event. `input_warnings` (what an
+    original-shape body had that the console did not use) go into that event's detail as
+    `input_warnings=<JSON>`: the same row, no extra write on the submit's path."""
     deadline = timezone.now() + timedelta(seconds=settings.MATCHING_WORKFLOW_TIMEOUT_SECONDS)
     search = Search.objects.create(
         seeker_id=seeker_id, preferences=preferences, engine=engine, deadline_at=deadline, api_key=api_key
@@ -429,6 +473,8 @@ def search_create(
     if api_key is not None:
         actor = f"{actor} via key:{api_key.prefix}"
         detail = f"{detail} api_key={api_key.prefix} ({api_key.name})"
+    if input_warnings:
+        detail = f"{detail}\ninput_warnings={json.dumps(input_warnings, ensure_ascii=False)}"[:4000]
     _record(search.pk, 1, "submitted", to=SearchStatus.PENDING, actor=actor[:150], detail=detail, engine=engine)
     transaction.on_commit(metrics.SEARCHES_SUBMITTED.labels(engine=engine).inc)
     return search

@@ -239,7 +239,8 @@ class AutoSchema(StandardizedErrorsAutoSchema):
         if isinstance(serializer, PolymorphicProxySerializer):
             members = serializer.serializers
             members = list(members.values() if isinstance(members, dict) else members)
-            return bool(members) and all(getattr(m, "schema_closed", False) for m in members)
+            # Any closed member answers unknown_field (the console's shape; SnowTrace's original is open).
+            return any(getattr(m, "schema_closed", False) for m in members)
         return getattr(serializer, "schema_closed", False)
 
     def _get_error_response_examples(self) -> list:
@@ -274,11 +275,13 @@ class AutoSchema(StandardizedErrorsAutoSchema):
 
     def _map_serializer(self, serializer, direction, bypass_extensions=False):
         schema = super()._map_serializer(serializer, direction, bypass_extensions)
-        if getattr(serializer, "schema_closed", False) and schema.get("type") == "object":
+        if schema.get("type") != "object":
+            return schema
+        if getattr(serializer, "schema_closed", False):
             schema["additionalProperties"] = False
-            schema.update(getattr(serializer, "schema_extra", {}))
-        elif getattr(serializer, "schema_open", False) and schema.get("type") == "object":
+        elif getattr(serializer, "schema_open", False):
             schema.update(OPEN_FIELDS)  # a body whose other fields are ignored (as pydantic did)
+        schema.update(getattr(serializer, "schema_extra", {}))  # cross-field rules JSON Schema can say
         return schema
 
 

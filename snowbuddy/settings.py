@@ -49,6 +49,15 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
+# Browsers (SnowTrace's web app) call the API from their own origin: CORS for the API paths only,
+# never the admin. Bearer tokens, not cookies, so no credentials.
+CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
+CORS_URLS_REGEX = r"^/(matching|requests)(/.*)?$"
+CORS_ALLOW_CREDENTIALS = False
+CORS_ALLOW_HEADERS = ("accept", "authorization", "content-type", "idempotency-key")
+CORS_EXPOSE_HEADERS = ("Retry-After", "Idempotent-Replayed")
+CORS_PREFLIGHT_MAX_AGE = 600
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -61,6 +70,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "corsheaders",
     "csp",
     "matching.apps.MatchingConfig",
     "workflows",
@@ -74,6 +84,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost: every answer gets a request id and is counted, static files and 413s included.
     "snowbuddy.middleware.ObservabilityMiddleware",
+    # First, so a browser's preflight is answered before anything else can answer it.
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "snowbuddy.middleware.NoStoreMiddleware",
@@ -399,6 +411,10 @@ JWT_AUDIENCE = env_str("JWT_AUDIENCE", "user_core") or "user_core"
 JWT_ISSUER = env_str("JWT_ISSUER")
 if JWT_FALLBACK_SECRET and not JWT_SECRET_KEY:
     raise ImproperlyConfigured("JWT_FALLBACK_SECRET: set JWT_SECRET_KEY too (the fallback only helps a rotation)")
+# False: a valid user token alone may also write (submit and cancel its own searches, send and
+# answer its own match requests), for browsers, which cannot keep an API key. The old service's
+# name for it, SNOWBUDDY_REQUIRE_API_KEY, is read when the new one is not set.
+MATCHING_REQUIRE_API_KEY = env_bool("MATCHING_REQUIRE_API_KEY", env_bool("SNOWBUDDY_REQUIRE_API_KEY", True))
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["matching.api.authentication.SnowTraceAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

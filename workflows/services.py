@@ -83,8 +83,12 @@ def search_submit(
     api_key: ApiClientKey | None = None,
     idempotency_key: str = "",
     request_fingerprint: str = "",
+    input_warnings: list[dict] | None = None,
 ) -> Search:
     """Store a validated search and its dispatch record together; dispatch after commit.
+
+    `input_warnings` (fields of an original-shape body that were ignored, names that resolve to
+    nothing) go into the search's audit, in its `submitted` event.
 
     With an `idempotency_key`, a repeat of the same user's request (same key and body fingerprint)
     returns the search the first one created, marked `replayed`; the same key with another body
@@ -103,6 +107,7 @@ def search_submit(
             engine=choice.engine,
             acting_user=acting_user,
             api_key=api_key,
+            input_warnings=input_warnings,
         )
         if choice.failed_over:
             SearchEvent.objects.create(search=search, attempt=1, kind="failed_over", detail=choice.failed_over[:2000])

@@ -492,11 +492,15 @@ class ApiClientKeyForm(forms.ModelForm):
 @admin.register(ApiClientKey)
 class ApiClientKeyAdmin(admin.ModelAdmin):
     form = ApiClientKeyForm
-    list_display = ["name", "prefix", "state", "is_trusted_service", "created_at", "expires_at", "last_used_at"]
-    list_filter = [ApiKeyStateFilter, "is_trusted_service"]
+    list_display = [
+        "name", "prefix", "state", "is_trusted_service", "imported", "created_at", "expires_at", "last_used_at"
+    ]  # fmt: skip
+    list_filter = [ApiKeyStateFilter, "is_trusted_service", "imported"]
     search_fields = ["name", "=prefix"]
-    fields = ["name", "is_trusted_service", "expires_at", "note", "prefix", "created_at", "last_used_at", "revoked_at"]
-    readonly_fields = ["prefix", "created_at", "last_used_at", "revoked_at"]
+    # `imported`: carried over from SnowTrace with `create_api_key --from-env` (its prefix is a label).
+    fields = ["name", "is_trusted_service", "expires_at", "note", "imported", "prefix", "created_at", "last_used_at",
+              "revoked_at"]  # fmt: skip
+    readonly_fields = ["imported", "prefix", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke_keys"]
 
     @admin.display(description="state")

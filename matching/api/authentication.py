@@ -5,7 +5,10 @@ SnowTrace's backend calls with its API key (`X-API-Key`) and names the end user 
 * `Authorization: Bearer <JWT>`, the user's token from SnowTrace's user service: HS256 only, the
   secret `JWT_SECRET_KEY` (or `JWT_FALLBACK_SECRET` during a rotation), audience `JWT_AUDIENCE`,
   issuer `JWT_ISSUER` when set, an expiry, and the user id in `sub` (a UUID). A bearer token alone
-  is enough to *read* (the old service's GET never asked for the API key); writes need the key too.
+  is enough to *read* (the old service's GET never asked for the API key); writes need the key too,
+  unless MATCHING_REQUIRE_API_KEY is false (browsers, which cannot keep a key): then the token alone
+  may write too. The rule is here, in authentication, so every view (searches, match requests)
+  gets it; each view still scopes its work to the acting user and its per-user limit.
 * `X-User-Id`, accepted only from API keys flagged as trusted services (`is_trusted_service`).
 
 A bad key or token is a 401 whose `detail` says what is wrong, never anything about the secret.
@@ -113,7 +116,7 @@ class SnowTraceAuthentication(authentication.BaseAuthentication):
             user_id = verify_user_token(token)
             if named_user and named_user.lower() != user_id:
                 raise exceptions.AuthenticationFailed(f"{USER_HEADER} names another user than the bearer token.")
-            if key is None and request.method not in READ_METHODS:
+            if key is None and request.method not in READ_METHODS and settings.MATCHING_REQUIRE_API_KEY:
                 raise exceptions.AuthenticationFailed(f"Changes need the service's API key in {API_KEY_HEADER}.")
             return SnowTraceUser(user_id=user_id, via="bearer"), key
         assert key is not None
@@ -133,12 +136,19 @@ class SnowTraceAuthentication(authentication.BaseAuthentication):
 
     @staticmethod
     def _check_key(raw_key: str) -> ApiClientKey:
-        match = KEY_RE.match(raw_key)
-        key = ApiClientKey.objects.filter(prefix=match.group(1)).first() if match else None
-        # Compare in constant time, and do the same work when no key was found.
+        """Find the key by the SHA-256 of what was sent (a unique, indexed column), whatever its
+        format: the console's own `sbk_<prefix>_<secret>` keys and keys imported from SnowTrace
+        (`create_api_key --from-env`), which have SnowTrace's format and no prefix to look up. The
+        index is searched for a digest, so its timing says nothing about the key; the stored digest
+        is then compared in constant time, and the same work is done when nothing was found."""
+        digest = hash_api_key(raw_key)
+        key = ApiClientKey.objects.filter(key_hash=digest).first()
         expected = key.key_hash if key else "0" * 64
-        if not hmac.compare_digest(hash_api_key(raw_key), expected) or key is None:
+        if not hmac.compare_digest(digest, expected) or key is None:
             raise exceptions.AuthenticationFailed("Invalid API key.")
+        match = KEY_RE.match(raw_key)
+        if match and not key.imported and match.group(1) != key.prefix:
+            raise exceptions.AuthenticationFailed("Invalid API key.")  # a console key names its own prefix
         # Only a caller who holds the whole secret learns that the key is revoked or expired.
         now = timezone.now()
         if key.revoked_at is not None:
@@ -171,7 +181,7 @@ class SnowTraceApiKeyScheme(OpenApiAuthenticationExtension):
     def get_security_requirement(self, auto_schema):
         key, token, user_id = self.name
         alternatives = [{key: [], token: []}, {key: [], user_id: []}]
-        if auto_schema.method in READ_METHODS:
+        if auto_schema.method in READ_METHODS or not settings.MATCHING_REQUIRE_API_KEY:
             alternatives.append({token: []})
         return alternatives
 
@@ -181,7 +191,8 @@ class SnowTraceApiKeyScheme(OpenApiAuthenticationExtension):
                 "type": "apiKey",
                 "in": "header",
                 "name": API_KEY_HEADER,
-                "description": "The calling service's API key (`sbk_<8 hex>_<secret>`).",
+                "description": "The calling service's API key (`sbk_<8 hex>_<secret>`, or a key imported "
+                "from SnowTrace with `create_api_key --from-env`).",
             },
             {
                 "type": "http",

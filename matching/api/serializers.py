@@ -8,9 +8,10 @@ from pathlib import Path
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from matching.models import TERMINAL_STATUSES, Resort, Role, Search, SearchResult
+from matching.models import TERMINAL_STATUSES, Resort, Role, Search, SearchResult, SearchStatus
 from matching.regions import KNOWN_REGIONS, REGION_CHOICES
-from matching.selectors import profile_knowledge_score, resort_regions, snowtrace_results
+from matching.resort_names import resolve_names
+from matching.selectors import profile_knowledge_score, resort_name_table, resort_regions, snowtrace_answer
 from snowbuddy.openapi_json import NO_NUL_PATTERN
 
 MAX_DATES = 60
@@ -244,39 +245,235 @@ class SearchPreferencesSerializer(ClosedSerializer):
         return serializers.ErrorDetail(self.fields[name].error_messages[code], code=code)
 
 
-class SnowTraceSearchPreferencesSerializer(ClosedSerializer):
-    """SnowTrace's original body of POST /matching/searches, as the old service took it: every field
-    optional with the old defaults and ranges. It validates to the console's preferences form.
+# --- SnowTrace's original shape: lenient, as the old service's pydantic model was ---------------
 
-    The old service compared resorts and regions literally with the candidates' (resort ids from the
-    resort service, region names as the resort data spells them), so only those spellings are
-    accepted here; anything else could never have matched and is a 400 that points to the list.
-    A reversed skill range is accepted, as it was, and finds nobody.
+LAX_DATE_TIME_RE = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2})T00:00:00(?:\.0{1,9})?(?:Z|[+-]00:00)")
+LAX_TRUE = ("true", "1", "yes", "on", "t", "y")
+LAX_FALSE = ("false", "0", "no", "off", "f", "n")
+MAX_NAMES = 43
+MAX_NAME_LENGTH = 100
+IGNORED = "ignored"
+
+
+@extend_schema_field(
+    {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 10}, {"type": "string", "pattern": "^(10|[1-9])$"}]}
+)
+class LaxSkillField(StrictIntegerField):
+    """A skill level 1-10, also written as a string ("5"), as pydantic's lax mode took it."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and re.fullmatch(r"[0-9]{1,2}", data):
+            data = int(data)
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(
+    {
+        "anyOf": [
+            {"type": "boolean"},
+            {"type": "integer", "enum": [0, 1]},
+            {"type": "string", "enum": [*LAX_TRUE, *LAX_FALSE]},
+        ]
+    }
+)
+class LaxBooleanField(serializers.BooleanField):
+    """true/false, 1/0, or the strings pydantic's lax mode reads as booleans ("true", "no", …)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool):
+            return data
+        if isinstance(data, int) and data in (0, 1):
+            return bool(data)
+        if isinstance(data, str) and data in LAX_TRUE + LAX_FALSE:
+            return data in LAX_TRUE
+        self.fail("invalid", input=data)
+
+
+@extend_schema_field(
+    {
+        "anyOf": [
+            {"type": "string", "format": "date", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+            {"type": "string", "format": "date-time", "pattern": "^" + LAX_DATE_TIME_RE.pattern + "$"},
+        ]
+    }
+)
+class LaxDateField(StrictDateField):
+    """A date `YYYY-MM-DD`, or a date-time at midnight UTC (`2027-01-05T00:00:00Z`), which pydantic's
+    lax mode also took for a date."""
+
+    default_error_messages = {"invalid": "Date has wrong format. Use YYYY-MM-DD (or a date-time at midnight UTC)."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, str) and (match := LAX_DATE_TIME_RE.fullmatch(data)):
+            data = match.group(1)
+        return super().to_internal_value(data)
+
+
+class LaxDateListField(serializers.ListField):
+    def __init__(self, **kwargs):
+        super().__init__(child=LaxDateField(), max_length=MAX_DATES, **kwargs)
+
+    def to_internal_value(self, data):
+        return sorted({d.isoformat() for d in super().to_internal_value(data)})
+
+
+class DateRangeSerializer(serializers.Serializer):
+    """The browser's `date_range`: every date from `start` to `end`, both included."""
+
+    start = LaxDateField()
+    end = LaxDateField(
+        error_messages={
+            "before_start": "Must not be before start.",
+            "too_long": f"A date range covers at most {MAX_DATES} days.",
+        }
+    )
+
+    def validate(self, attrs):
+        days = (attrs["end"] - attrs["start"]).days + 1
+        if days < 1:
+            raise serializers.ValidationError(
+                {"end": [serializers.ErrorDetail("Must not be before start.", code="before_start")]}
+            )
+        if days > MAX_DATES:
+            raise serializers.ValidationError(
+                {"end": [serializers.ErrorDetail(f"A date range covers at most {MAX_DATES} days.", code="too_long")]}
+            )
+        return [(attrs["start"] + datetime.timedelta(days=i)).isoformat() for i in range(days)]
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "prefixItems": [{"type": "integer", "minimum": 1, "maximum": 10}] * 2,
+        "items": False,
+        "minItems": 2,
+        "maxItems": 2,
+        "anyOf": [{"prefixItems": [{"maximum": k}, {"minimum": k}]} for k in range(1, 11)],
+        "description": "The browser's [min, max] skill levels, min <= max.",
+    }
+)
+class SkillRangeField(serializers.ListField):
+    default_error_messages = {"below_min": "The second level must be greater than or equal to the first."}
+
+    def __init__(self, **kwargs):
+        super().__init__(child=StrictIntegerField(min_value=1, max_value=10), min_length=2, max_length=2, **kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        if len(value) != 2:  # the length validators run after this method
+            self.fail("min_length" if len(value) < 2 else "max_length", min_length=2, max_length=2)
+        low, high = value
+        if low > high:
+            self.fail("below_min")
+        return low, high
+
+
+class NameListField(serializers.ListField):
+    """Resort or region names as people write them (matching/resort_names.py)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", MAX_NAMES)
+        super().__init__(child=TextField(max_length=MAX_NAME_LENGTH), allow_null=True, default=list, **kwargs)
+
+
+BROWSER_FIELDS = ("skill_level_range", "date_range", "preferred_role")
+CONFLICTING_FIELDS = "conflicting_fields"
+
+
+class SnowTraceSearchPreferencesSerializer(serializers.Serializer):
+    """SnowTrace's original body of POST /matching/searches, as lenient as the old service's
+    pydantic model: every field optional with the old defaults and ranges, fields it does not know
+    ignored (and listed as warnings), "5" read as 5 and a date-time at midnight as a date. It also
+    understands the browser's fields (`skill_level_range`, `date_range`, `preferred_role`). Resort
+    and region names are resolved as people write them; a name that resolves to nothing is kept and
+    matches no profile's location. It validates to the console's preferences form.
+
+    A reversed `skill_level_min`/`skill_level_max` is accepted, as it was, and finds nobody. Rules
+    across fields: a `date_range` ends on or after its start and spans at most 60 days;
+    `availability` and `date_range` name at most 60 dates in all; `skill_level_range` and
+    `preferred_role`, when sent with `skill_level_min`/`skill_level_max` or `seeking_role`, must
+    agree with them; the names resolve to at most 43 resorts.
     """
 
-    skill_level_min = StrictIntegerField(min_value=1, max_value=10, default=1)
-    skill_level_max = StrictIntegerField(min_value=1, max_value=10, default=10)
-    preferred_resorts = ResortListField(default=list, allow_null=True, help_text="null is the same as [].")
-    preferred_regions = RegionListField(default=list, allow_null=True, help_text="null is the same as [].")
-    availability = DateListField(default=list, allow_null=True, help_text="Dates written YYYY-MM-DD; null is [].")
+    skill_level_min = LaxSkillField(min_value=1, max_value=10, default=1)
+    skill_level_max = LaxSkillField(min_value=1, max_value=10, default=10)
+    preferred_resorts = NameListField(
+        help_text="Resort names as people write them (id, name, English or Japanese name, area, short name); "
+        "null is []. " + RESORTS_HINT
+    )
+    preferred_regions = NameListField(max_length=MAX_REGIONS, help_text="Region names, any case; null is [].")
+    availability = LaxDateListField(default=list, allow_null=True, help_text="Dates; null is [].")
     seeking_role = serializers.ChoiceField(choices=Role.choices, default=Role.BUDDY)
-    include_knowledge_score = StrictBooleanField(default=False)
+    include_knowledge_score = LaxBooleanField(default=False)
+    # The browser's vocabulary (SnowTrace's snowbuddyApi.ts), JSON-strict: the old service dropped it.
+    # null is the same as leaving the field out.
+    skill_level_range = SkillRangeField(required=False, allow_null=True)
+    date_range = DateRangeSerializer(required=False, allow_null=True)
+    preferred_role = serializers.ChoiceField(choices=Role.choices, required=False, allow_null=True)
 
     # The old service returned every candidate above the threshold; the console caps a search.
     RESULT_LIMIT = 100
+    CONFLICT = "Both '{a}' and '{b}' were sent and they disagree; send one."
+
+    schema_open = True  # other fields are ignored, as the old service's pydantic model did
+    schema_extra = {
+        # A body naming a console-only field is in the console's shape (docs/contracts.md).
+        "not": {"anyOf": [{"required": [name]} for name in ("role", "resorts", "regions", "dates", "knowledge_score",
+                                                             "required_certifications", "vetting_required", "limit")]},
+    }  # fmt: skip
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(
+                {"non_field_errors": [serializers.ErrorDetail("Expected a JSON object.", code="invalid")]}
+            )
+        known = {name: value for name, value in data.items() if name in self.fields}
+        self.warnings = [{"field": name, "reason": IGNORED} for name in sorted(set(data) - set(known))]
+        if isinstance(known.get("date_range"), dict):
+            inner = set(known["date_range"]) - {"start", "end"}
+            self.warnings += [{"field": f"date_range.{name}", "reason": IGNORED} for name in sorted(inner)]
+            known["date_range"] = {k: v for k, v in known["date_range"].items() if k in ("start", "end")}
+        return super().to_internal_value(known)
 
     def validate(self, attrs: dict) -> dict:
-        """The console's one preferences form (docs/contracts.md). The old service did not ask for
-        min <= max: a reversed range is accepted and, as there, finds nobody."""
+        """The console's one preferences form (docs/contracts.md)."""
+        attrs = {name: value for name, value in attrs.items() if value is not None or name not in BROWSER_FIELDS}
+        low, high = attrs["skill_level_min"], attrs["skill_level_max"]
+        role = attrs["seeking_role"]
+        errors = {}
+        if "skill_level_range" in attrs:
+            sent = {n: attrs[n] for n in ("skill_level_min", "skill_level_max") if n in self.initial_data}
+            low, high = attrs["skill_level_range"]
+            if any(value != {"skill_level_min": low, "skill_level_max": high}[n] for n, value in sent.items()):
+                self._conflict(errors, "skill_level_range", *sent)
+        if "preferred_role" in attrs:
+            if self.initial_data.get("seeking_role") is not None and attrs["seeking_role"] != attrs["preferred_role"]:
+                self._conflict(errors, "preferred_role", "seeking_role")
+            role = attrs["preferred_role"]
+        dates = sorted({*(attrs["availability"] or []), *attrs.get("date_range", [])})
+        if len(dates) > MAX_DATES:
+            message = f"availability and date_range name more than {MAX_DATES} dates."
+            errors["date_range"] = [serializers.ErrorDetail(message, code="max_length")]
+        resolved = resolve_names(
+            resort_name_table(), resorts=attrs["preferred_resorts"] or [], regions=attrs["preferred_regions"] or []
+        )
+        if len(resolved.resorts) > MAX_RESORTS:
+            errors["preferred_resorts"] = [
+                serializers.ErrorDetail(f"The names resolve to more than {MAX_RESORTS} resorts.", code="max_length")
+            ]
+        if errors:
+            raise serializers.ValidationError(errors)
+        for name, kind, field in resolved.unresolved:
+            self.warnings.append({"field": field, "value": name, "reason": f"{kind}_location"})
         seeker_id = self.context.get("seeker_id")
         wants_knowledge = attrs["include_knowledge_score"]
         return {
-            "role": attrs["seeking_role"],
-            "skill_level_min": attrs["skill_level_min"],
-            "skill_level_max": attrs["skill_level_max"],
-            "resorts": attrs["preferred_resorts"] or [],
-            "regions": attrs["preferred_regions"] or [],
-            "dates": attrs["availability"] or [],
+            "role": role,
+            "skill_level_min": low,
+            "skill_level_max": high,
+            "resorts": resolved.resorts,
+            "regions": resolved.regions,
+            "dates": dates,
             "include_knowledge_score": wants_knowledge,
             # The old service looked the seeker's score up; the console keeps a copy of it.
             "knowledge_score": profile_knowledge_score(seeker_id) if wants_knowledge and seeker_id else None,
@@ -284,6 +481,11 @@ class SnowTraceSearchPreferencesSerializer(ClosedSerializer):
             "vetting_required": False,
             "limit": self.RESULT_LIMIT,
         }
+
+    def _conflict(self, errors: dict, field: str, *others: str) -> None:
+        for other in others:
+            message = serializers.ErrorDetail(self.CONFLICT.format(a=field, b=other), code=CONFLICTING_FIELDS)
+            errors[field] = errors[other] = [message]
 
 
 # The same field under its console name and its original SnowTrace name.
@@ -294,6 +496,7 @@ ORIGINAL_NAMES = {
     "dates": "availability",
 }
 _SHARED = {"skill_level_min", "skill_level_max", "include_knowledge_score"}
+# The console's shape is closed, the original is open: only names the console alone knows decide.
 _ORIGINAL_ONLY = set(SnowTraceSearchPreferencesSerializer().fields) - _SHARED
 _CONSOLE_ONLY = set(SearchPreferencesSerializer().fields) - _SHARED
 MIXED_SHAPES = "mixed_shapes"
@@ -340,10 +543,21 @@ class SearchResultSerializer(serializers.ModelSerializer):
         fields = ["rank", "user_id", "nickname", "score", "breakdown"]
 
 
+class InputWarningSerializer(serializers.Serializer):
+    """Something in an original-shape body the console did not use: a field it ignored (`ignored`)
+    or a resort or region name that resolves to nothing (`unknown_location`, `ambiguous_location`)."""
+
+    field = serializers.CharField()
+    value = serializers.CharField(required=False, help_text="The name, for a location warning.")
+    reason = serializers.ChoiceField(choices=["ignored", "unknown_location", "ambiguous_location"])
+
+
 class SearchSubmittedSerializer(serializers.ModelSerializer):
+    warnings = InputWarningSerializer(many=True, required=False, help_text="Only when there are any.")
+
     class Meta:
         model = Search
-        fields = ["search_id", "status", "engine"]
+        fields = ["search_id", "status", "engine", "warnings"]
 
 
 class SearchSummarySerializer(serializers.ModelSerializer):
@@ -378,15 +592,20 @@ class SearchDetailSerializer(SearchSummarySerializer):
 
 
 class SnowTraceStatus:
-    """The old service knew two states. Every console state maps onto them: a search that has
-    finished, however it finished, is `completed` (with no results unless it succeeded)."""
+    """The old service knew two states; SnowTrace's smart-matching page reads a third, `failed`.
+    Every console state maps onto them: a search that failed or timed out is `failed`, any other
+    finished search is `completed` (with no results unless it succeeded)."""
 
     PROCESSING = "processing"
     COMPLETED = "completed"
-    CHOICES = [(PROCESSING, "Processing"), (COMPLETED, "Completed")]
+    FAILED = "failed"
+    CHOICES = [(PROCESSING, "Processing"), (COMPLETED, "Completed"), (FAILED, "Failed")]
+    FAILURES = frozenset({SearchStatus.FAILED, SearchStatus.TIMED_OUT})
 
     @classmethod
     def of(cls, status: str) -> str:
+        if status in cls.FAILURES:
+            return cls.FAILED
         return cls.COMPLETED if status in TERMINAL_STATUSES else cls.PROCESSING
 
 
@@ -400,11 +619,31 @@ class SnowTraceMatchSerializer(serializers.Serializer):
     match_score = serializers.FloatField()
 
 
+class BrowserBreakdownSerializer(serializers.Serializer):
+    """The score's parts under the names SnowTrace's MatchScoreCard reads (0..1 each)."""
+
+    skill_score = serializers.FloatField()
+    location_score = serializers.FloatField()
+    time_score = serializers.FloatField(help_text="The availability part.")
+    role_score = serializers.FloatField()
+    knowledge_score = serializers.FloatField(help_text="0 when the search did not include knowledge.")
+
+
+class BrowserMatchSerializer(serializers.Serializer):
+    """One result as SnowTrace's smart-matching page reads it (snowbuddyApi.ts `MatchResult`)."""
+
+    user_id = serializers.CharField()
+    score = serializers.FloatField()
+    breakdown = BrowserBreakdownSerializer()
+
+
 class SnowTraceSearchSerializer(serializers.Serializer):
-    """GET /matching/searches/{id} as the old service answered it."""
+    """GET /matching/searches/{id} as the old service answered it (`status`, `results`), plus what
+    SnowTrace's smart-matching page reads (`matches`, and `failed` among the states)."""
 
     status = serializers.SerializerMethodField()
     results = serializers.SerializerMethodField()
+    matches = serializers.SerializerMethodField()
 
     @extend_schema_field(serializers.ChoiceField(choices=SnowTraceStatus.CHOICES))
     def get_status(self, search: Search) -> str:
@@ -412,14 +651,26 @@ class SnowTraceSearchSerializer(serializers.Serializer):
 
     @extend_schema_field(SnowTraceMatchSerializer(many=True))
     def get_results(self, search: Search) -> list[dict]:
-        results = snowtrace_results(search_id=search.pk, attempt=search.attempt, status=search.status)
-        return SnowTraceMatchSerializer(results, many=True).data
+        return SnowTraceMatchSerializer(self._answer(search).results, many=True).data
+
+    @extend_schema_field(BrowserMatchSerializer(many=True))
+    def get_matches(self, search: Search) -> list[dict]:
+        return BrowserMatchSerializer(self._answer(search).matches, many=True).data
+
+    def _answer(self, search: Search):
+        cached = getattr(search, "_snowtrace_answer", None)
+        if cached is None:
+            cached = search._snowtrace_answer = snowtrace_answer(
+                search_id=search.pk, attempt=search.attempt, status=search.status
+            )
+        return cached
 
 
 class SnowTraceSearchSubmittedSerializer(serializers.Serializer):
-    """POST /matching/searches as the old service answered it."""
+    """POST /matching/searches as the old service answered it, plus `warnings` when there are any."""
 
     search_id = serializers.UUIDField()
+    warnings = InputWarningSerializer(many=True, required=False, help_text="Only when there are any.")
 
 
 # --- Cancel and reference data ----------------------------------------------------------------

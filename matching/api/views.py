@@ -24,6 +24,7 @@ from rest_framework.versioning import AcceptHeaderVersioning
 from rest_framework.views import APIView
 
 from matching.api.serializers import (
+    CONFLICTING_FIELDS,
     MIXED_SHAPE_ATTRS,
     MIXED_SHAPES,
     HealthSerializer,
@@ -167,6 +168,10 @@ def _mixed_shape_errors(viewset):
     for name in MIXED_SHAPE_ATTRS:
         codes = [MIXED_SHAPES, EMPTY_BODY, "invalid", "null"] if name == "non_field_errors" else [MIXED_SHAPES]
         viewset = extend_validation_errors(codes, field_name=name, actions=["create"])(viewset)
+    # SnowTrace's browser fields disagreeing with their old twins, and more dates than a search holds.
+    for name in ("skill_level_range", "skill_level_min", "skill_level_max", "preferred_role", "seeking_role"):
+        viewset = extend_validation_errors([CONFLICTING_FIELDS], field_name=name, actions=["create"])(viewset)
+    viewset = extend_validation_errors(["max_length"], field_name="date_range", actions=["create"])(viewset)
     # A malformed Idempotency-Key header is a 400 naming the header.
     return extend_validation_errors(["invalid"], field_name="Idempotency-Key", actions=["create"])(viewset)
 
@@ -208,6 +213,12 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
     def get_throttles(self):
         return [SearchSubmitKeyThrottle(), SearchSubmitThrottle()] if self.action == "create" else []
 
+    def check_throttles(self, request):
+        """A submit is counted once its body is valid (create() calls the throttles then): a refused
+        body does not use up the user's or the key's limit, as the old service validated first."""
+        if self.action != "create":
+            super().check_throttles(request)
+
     def retrieve(self, request, *args, **kwargs):
         search = self.get_object()
         # Durable searches answer from the console's mirror, refreshed first if it is stale.
@@ -236,6 +247,8 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
             )
         serializer = search_preferences_serializer(request.data, seeker_id=request.user.user_id)
         serializer.is_valid(raise_exception=True)
+        super().check_throttles(request)
+        warnings = getattr(serializer, "warnings", [])
         try:
             search = search_submit(
                 seeker_id=request.user.user_id,
@@ -244,9 +257,12 @@ class SearchViewSet(mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.L
                 api_key=request.auth,
                 idempotency_key=key,
                 request_fingerprint=request_fingerprint(request.data) if key else "",
+                input_warnings=warnings,
             )
         except IdempotencyKeyReused:
             raise IdempotencyKeyMismatch() from None
+        if warnings:
+            search.warnings = warnings  # additive: a client reading only `search_id` is unaffected
         headers = {"Idempotent-Replayed": "true"} if getattr(search, "replayed", False) else {}
         return Response(self.get_serializer(search).data, status=status.HTTP_202_ACCEPTED, headers=headers)
 

@@ -183,20 +183,25 @@ def test_both_request_shapes_are_closed_with_their_bounds_and_enums(schemas):
     ]
     original, console = shapes
     assert original is components["SnowTraceSearchPreferences"] and console is components["SearchPreferences"]
-    for shape in shapes:
-        assert shape["additionalProperties"] is False
-        for bound in ("skill_level_min", "skill_level_max"):
-            assert (shape["properties"][bound]["minimum"], shape["properties"][bound]["maximum"]) == (1, 10)
+    # SnowTrace's original shape is open (unknown fields are ignored, as pydantic did), the console's closed.
+    assert console["additionalProperties"] is False
+    assert original["additionalProperties"] == {"$ref": "#/components/schemas/JsonValue"}
+    for bound in ("skill_level_min", "skill_level_max"):
+        assert (console["properties"][bound]["minimum"], console["properties"][bound]["maximum"]) == (1, 10)
+        integer, string = original["properties"][bound]["anyOf"]
+        assert (integer["minimum"], integer["maximum"], string["pattern"]) == (1, 10, "^(10|[1-9])$")
     assert set(console["required"]) == {"role", "skill_level_min", "skill_level_max"}
     assert "required" not in original
     assert components["ResortIdEnum"]["enum"] == RESORT_IDS
     assert components["RegionEnum"]["enum"] == list(KNOWN_REGIONS)
     assert components["RoleEnum"]["enum"] == ["buddy", "student", "coach"]
-    assert original["properties"]["preferred_resorts"]["items"]["enum"] == RESORT_IDS
+    assert original["properties"]["preferred_resorts"]["items"]["maxLength"] == 100  # names as people write them
     limit = console["properties"]["limit"]
     assert (limit["minimum"], limit["maximum"], limit["default"]) == (1, 100, 20)
-    for dates in (console["properties"]["dates"], original["properties"]["availability"]):
-        assert dates["maxItems"] == 60 and dates["items"]["pattern"] == "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+    assert console["properties"]["dates"]["maxItems"] == 60
+    assert console["properties"]["dates"]["items"]["pattern"] == "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+    assert original["properties"]["availability"]["maxItems"] == 60
+    assert original["properties"]["availability"]["items"]["anyOf"][0]["pattern"] == "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
     assert console["properties"]["resorts"]["maxItems"] == 43
     assert console["properties"]["required_certifications"]["maxItems"] == 10
     assert _components(schemas["1"])["SearchCancel"]["additionalProperties"] is False
@@ -221,6 +226,11 @@ CONSOLE = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 7}
         ({}, True),
         ({"skill_level_min": 9, "skill_level_max": 2}, True),  # the original shape, as the old service took it
         ({"seeking_role": "coach", "role": "coach"}, False),
+        ({"skill_level": "intermediate", "preferred_regions": ["hokkaido"]}, True),  # unknown fields ignored
+        ({"skill_level_min": "5"}, True),
+        ({"skill_level_range": [2, 6], "preferred_role": "coach"}, True),
+        ({"skill_level_range": [6, 2]}, False),
+        ({"preferred_resorts": ["niseko"], "limit": 5}, False),  # a console-only name: the console's shape
     ],
 )
 def test_the_schema_states_the_cross_field_rules_json_schema_can_say(schemas, body, valid):

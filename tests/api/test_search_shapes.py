@@ -89,10 +89,12 @@ def test_a_reversed_skill_range_is_accepted_in_the_original_shape_as_the_old_ser
         ({"skill_level_max": 11}, "skill_level_max"),
         ({"seeking_role": "instructor"}, "seeking_role"),
         ({"availability": ["2027-02-30"]}, "availability"),
-        ({"preferred_resorts": ["Naeba"]}, "preferred_resorts"),
-        ({"preferred_regions": ["Niigata"]}, "preferred_regions"),
-        ({"include_knowledge_score": "yes"}, "include_knowledge_score"),
-        ({"seeking_role": "buddy", "max_buddies": 3}, "max_buddies"),
+        ({"availability": ["2027-01-05T09:00:00Z"]}, "availability"),  # not midnight: not a date
+        ({"skill_level_min": "11"}, "skill_level_min"),
+        ({"skill_level_min": 5.5}, "skill_level_min"),
+        ({"include_knowledge_score": "maybe"}, "include_knowledge_score"),
+        ({"preferred_resorts": "yuzawa_naeba"}, "preferred_resorts"),
+        ({"preferred_regions": [7]}, "preferred_regions"),
     ],
 )
 def test_invalid_original_fields_get_a_400_under_their_original_name(original, resorts, body, field):
@@ -101,11 +103,13 @@ def test_invalid_original_fields_get_a_400_under_their_original_name(original, r
     assert Search.objects.count() == 0
 
 
-def test_an_unknown_resort_points_to_the_resort_list_and_an_unknown_region_lists_the_known_ones(original, resorts):
-    resort_error = error_of(original.post("/matching/searches", {"preferred_resorts": ["Naeba"]}), 400)["errors"][0]
-    assert resort_error["attr"] == "preferred_resorts" and "GET /matching/resorts" in resort_error["detail"]
-    region_error = error_of(original.post("/matching/searches", {"preferred_regions": ["Niigata"]}), 400)["errors"][0]
-    assert region_error["attr"] == "preferred_regions" and "Niigata Prefecture" in region_error["detail"]
+def test_the_console_shape_still_refuses_names_it_does_not_know(owner, resorts):
+    for body, field in [
+        ({**CONSOLE, "resorts": ["Naeba"]}, "resorts"),
+        ({**CONSOLE, "regions": ["Niigata"]}, "regions"),
+    ]:
+        error = error_of(owner.post("/matching/searches", body), 400)["errors"][0]
+        assert error["attr"] == field and error["code"] in ("unknown_resort", "unknown_region")
 
 
 @pytest.mark.parametrize(
@@ -155,15 +159,26 @@ def _finished(search_id, *, ok=True):
 
 def test_an_unversioned_read_gets_the_original_answer(original, resorts):
     search_id = original.post("/matching/searches", {}).json()["search_id"]
-    assert original.get(f"/matching/searches/{search_id}").json() == {"status": "processing", "results": []}
-    _finished(search_id)
     assert original.get(f"/matching/searches/{search_id}").json() == {
-        "status": "completed",
-        "results": [
-            {"user_id": "c1", "nickname": "Yuki", "skill_level": 6, "self_role": "coach", "match_score": 0.87},
-            {"user_id": "c2", "nickname": "Sora", "skill_level": 4, "self_role": "buddy", "match_score": 0.55},
-        ],
+        "status": "processing",
+        "results": [],
+        "matches": [],
     }
+    _finished(search_id)
+    answer = original.get(f"/matching/searches/{search_id}").json()
+    assert answer["status"] == "completed"
+    assert answer["results"] == [
+        {"user_id": "c1", "nickname": "Yuki", "skill_level": 6, "self_role": "coach", "match_score": 0.87},
+        {"user_id": "c2", "nickname": "Sora", "skill_level": 4, "self_role": "buddy", "match_score": 0.55},
+    ]
+    # What SnowTrace's smart-matching page reads (snowbuddyApi.ts MatchResult).
+    # The console's breakdown (skill, location, availability, role, knowledge) under the page's names;
+    # knowledge not scored is 0.
+    names = ("skill_score", "location_score", "time_score", "role_score", "knowledge_score")
+    assert answer["matches"] == [
+        {"user_id": "c1", "score": 0.87, "breakdown": dict(zip(names, (1.0, 1.0, 1.0, 0.8, 0.0), strict=True))},
+        {"user_id": "c2", "score": 0.55, "breakdown": dict(zip(names, (1.0, 0.5, 0.2, 1.0, 0.0), strict=True))},
+    ]
 
 
 def test_a_candidate_whose_profile_is_gone_is_left_out_of_the_original_answer(original, resorts):
@@ -190,15 +205,16 @@ def test_a_candidate_deleted_through_the_profile_service_is_left_out_too(origina
         (SearchStatus.RUNNING, "processing"),
         (SearchStatus.AWAITING_VETTING, "processing"),
         (SearchStatus.SUCCEEDED, "completed"),
-        (SearchStatus.FAILED, "completed"),
+        (SearchStatus.FAILED, "failed"),
         (SearchStatus.CANCELLED, "completed"),
-        (SearchStatus.TIMED_OUT, "completed"),
+        (SearchStatus.TIMED_OUT, "failed"),
     ],
 )
 def test_every_lifecycle_state_maps_onto_the_original_vocabulary(original, resorts, status, old_status):
     search_id = original.post("/matching/searches", {}).json()["search_id"]
     Search.objects.filter(pk=search_id).update(status=status)
-    assert original.get(f"/matching/searches/{search_id}").json() == {"status": old_status, "results": []}
+    answer = original.get(f"/matching/searches/{search_id}").json()
+    assert answer == {"status": old_status, "results": [], "matches": []}
 
 
 def test_a_versioned_read_gets_the_console_answer(original, owner, resorts):

@@ -3,7 +3,13 @@ HTTP server on loopback, on the test database) and a real Celery worker process.
 
 from __future__ import annotations
 
+import functools
+import subprocess
+import sys
+import threading
 import uuid
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 import requests
@@ -13,8 +19,9 @@ from matching.demo import demo_profiles
 from matching.models import ACTIVE_STATUSES, NotificationState, Search, SearchNotification, SkierProfile
 from matching.selectors import resort_regions
 from matching.services import profile_fields
-from tests.conftest import user_token
-from tests.polling import wait_for
+from tests.conftest import JWT_TEST_SECRET, user_token
+from tests.polling import port_answers, wait_for
+from workflows.durable.local._http import free_port
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -91,3 +98,99 @@ def snowtrace(console, api_key) -> OldClient:
 def stored_search(search_id: str) -> Search:
     connection.close()  # read what the server and the worker committed
     return Search.objects.get(pk=search_id)
+
+
+# --- The console under gunicorn, as SnowTrace's callers reach it in production --------------------
+
+
+class GunicornConsole:
+    """gunicorn serving the console on loopback, on the test database, the test Redis (broker and
+    cache: the tests' cache reset clears its throttle counters too) and the real worker's queue."""
+
+    def __init__(self, base_url: str, log_path, proc) -> None:
+        self.base_url, self.log_path, self.proc = base_url, log_path, proc
+
+
+def start_gunicorn(env: dict[str, str], var_dir: Path) -> GunicornConsole:
+    root = Path(__file__).resolve().parents[2]
+    port = free_port()
+    log_path = var_dir / "gunicorn.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "gunicorn"), "-c", "python:snowbuddy.gunicorn_conf", "snowbuddy.wsgi",
+             "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"],
+            cwd=root, env={**env, "SNOWBUDDY_VAR_DIR": str(var_dir), "LOG_LEVEL": "WARNING"},
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    wait_for(lambda: proc.poll() is not None or port_answers(port), timeout=30, message="gunicorn to listen")
+    assert proc.poll() is None, log_path.read_text()[-3000:]
+    return GunicornConsole(f"http://127.0.0.1:{port}", log_path, proc)
+
+
+def stop_gunicorn(console: GunicornConsole) -> None:
+    console.proc.terminate()
+    console.proc.wait(timeout=20)
+    log = console.log_path.read_text()
+    assert "Traceback" not in log, log[-5000:]  # no request raised in the server
+
+
+@pytest.fixture(scope="session")
+def gunicorn_consoles(worker_env, celery_worker_process, tmp_path_factory):
+    """gunicorn consoles by key rule: `require_key=True` is the default deployment (SnowTrace's
+    backend with its key), `False` the one browsers reach with a user token alone. Started on first
+    use, each with the real worker behind it; `cors_origin` is the browser page's origin."""
+    started: dict[tuple[bool, str], GunicornConsole] = {}
+
+    def get(*, require_key: bool, cors_origin: str = "") -> GunicornConsole:
+        if (require_key, cors_origin) not in started:
+            env = {
+                **worker_env,
+                "JWT_SECRET_KEY": JWT_TEST_SECRET,
+                "JWT_FALLBACK_SECRET": "",
+                "JWT_AUDIENCE": "user_core",
+                "JWT_ISSUER": "",
+                "MATCHING_REQUIRE_API_KEY": "true" if require_key else "false",
+                "CORS_ALLOWED_ORIGINS": cors_origin,
+            }
+            started[(require_key, cors_origin)] = start_gunicorn(env, tmp_path_factory.mktemp("gunicorn"))
+        return started[(require_key, cors_origin)]
+
+    yield get
+    for console in started.values():
+        stop_gunicorn(console)
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def page_origins():
+    """Two loopback origins serving the SnowTrace stand-in page (tests/compat/snowtrace_page/): the
+    first is the browser app's (the keyless console allows it in CORS_ALLOWED_ORIGINS), the
+    second one no console allows."""
+    servers = []
+    for _ in range(2):
+        handler = functools.partial(_QuietHandler, directory=Path(__file__).resolve().parent / "snowtrace_page")
+        server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    yield [f"http://127.0.0.1:{server.server_address[1]}" for server in servers]
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def served(gunicorn_consoles, page_origins, resorts):
+    """A function giving a gunicorn console's base URL: the default deployment (the key required),
+    or, with `require_key=False`, the one browsers reach (a user token alone, CORS for the page's
+    origin). The test waits for the worker at the end."""
+
+    def base_url(*, require_key: bool = True) -> str:
+        cors_origin = "" if require_key else page_origins[0]
+        return gunicorn_consoles(require_key=require_key, cors_origin=cors_origin).base_url
+
+    yield base_url
+    wait_for(_worker_idle, timeout=60, message="the worker to finish this test's searches")
