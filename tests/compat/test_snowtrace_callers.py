@@ -39,10 +39,10 @@ def few_profiles(resorts):
 
 def test_old_test_health_check(served):
     """Both files: GET /health is 200 with status ok. (test_snowbuddy_api.py compares the whole body
-    with {"status": "ok"}: the console adds `database` and `broker`, on purpose.)"""
+    with {"status": "ok"}: the console adds `database`, `broker` and `index`, on purpose.)"""
     response = requests.get(served() + "/health", timeout=10)
     assert response.status_code == 200 and response.json()["status"] == "ok"
-    assert response.json().keys() == {"status", "database", "broker"}
+    assert response.json().keys() == {"status", "database", "broker", "index"}
 
 
 def test_old_test_start_search_requires_auth(served):

@@ -16,8 +16,10 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import redis
 import requests
 from django.db import connection
 
@@ -87,6 +89,14 @@ def _console_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         **extra,
     )
     return env
+
+
+def _own_broker() -> str:
+    """The test broker's Redis server, database 14 (`make test` gives the broker 15 and the cache 12),
+    emptied first."""
+    url = urlsplit(os.environ["REDIS_URL"])._replace(path="/14").geturl()
+    redis.Redis.from_url(url).flushdb()
+    return url
 
 
 def _gunicorn(port: int, env: dict[str, str], tmp_path: Path):
@@ -197,9 +207,10 @@ def test_one_vetted_durable_search_is_one_trace_across_every_process(traced_cons
 
 
 def test_a_celery_search_is_one_trace_from_the_submit_to_the_worker(otlp, tmp_path, profiles, api_key):
-    # No MATCHING_WORKFLOW_URL: the Celery engine. A solo-pool worker of its own on the test broker.
+    # No MATCHING_WORKFLOW_URL: the Celery engine. A solo-pool worker of its own, on a broker database
+    # of its own: the session's untraced worker (tests/conftest.py) would otherwise take the search.
     port = free_port()
-    env = _console_env(tmp_path)
+    env = _console_env(tmp_path, REDIS_URL=_own_broker())
     worker = [sys.executable, "-m", "celery", "-A", "snowbuddy", "worker", "--pool", "solo", "-l", "info",
               "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"trace-{port}@%h"]  # fmt: skip
     worker_log = tmp_path / "worker.log"
