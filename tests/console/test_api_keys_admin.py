@@ -4,6 +4,7 @@ with an expiry and a note, two at most in use for one client."""
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -72,9 +73,10 @@ def superuser_client(client, django_user_model):
     return client
 
 
-def test_the_admin_creates_a_key_with_an_expiry_and_a_note(superuser_client):
+def test_the_admin_creates_a_key_with_an_expiry_and_a_note(superuser_client, settings):
     add = reverse("admin:matching_apiclientkey_add")
-    expiry = timezone.now() + timedelta(days=90)
+    # Typed in the staff member's own zone, as every time on the console (STAFF_TIME_ZONE: no choice saved).
+    expiry = timezone.localtime(timezone.now() + timedelta(days=90), ZoneInfo(settings.STAFF_TIME_ZONE))
     response = superuser_client.post(
         add,
         {"name": "snowtrace", "expires_at_0": f"{expiry:%Y-%m-%d}", "expires_at_1": f"{expiry:%H:%M:%S}",
