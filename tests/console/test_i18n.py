@@ -185,6 +185,11 @@ def test_the_staff_door_in_traditional_chinese_keeps_no_english_label(django_use
     wrong_password = browser.post("/staff/sign-in-again/?next=/admin/", {"password": "nope", "code": "1"})
     assert "密碼錯誤" in chinese(wrong_password, "sign in again, wrong password")
 
+    for _ in range(settings.STAFF_LOCKOUT_FAILURES):  # the lockout page (axes renders staff/locked_out.html)
+        locked = Client(**ZH_BROWSER).post("/admin/login/", {"username": "nobody", "password": "guess"})
+    assert locked.status_code == 429
+    assert "登入失敗次數過多" in chinese(locked, "locked out")
+
 
 def test_the_sign_in_questions_and_session_ends_speak_the_staff_members_language(operator_client, settings):
     choose(operator_client, "zh-hant")
