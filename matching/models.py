@@ -510,7 +510,7 @@ class MatchRequest(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.requester_id} → {self.target_user_id} ({self.status})"
+        return f"{self.requester_id} → {self.target_user_id} ({self.get_status_display()})"  # the admin's title
 
 
 class UserEventType(models.TextChoices):
