@@ -212,28 +212,32 @@ class SearchResult(models.Model):
 class ApiClientKey(models.Model):
     """A SnowTrace backend's API key. Only a SHA-256 hash is stored; the key is shown once."""
 
-    name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=16, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    prefix = models.CharField(_("prefix"), max_length=16, unique=True)
     # Unique, so a key is found by its digest whatever its format (matching/api/authentication.py).
     key_hash = models.CharField(max_length=64, unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
     # After this moment the key is refused with a 401 saying so; none means it never expires.
     expires_at = models.DateTimeField(
-        "expires at", null=True, blank=True, help_text="Empty: the key does not expire. Times are UTC."
+        _("expires at"),
+        null=True,
+        blank=True,
+        help_text=_("Empty: the key does not expire. In your own time zone."),
     )
-    note = models.TextField(blank=True, help_text="Who holds the key, where it is stored, why it exists.")
+    note = models.TextField(_("note"), blank=True, help_text=_("Who holds the key, where it is stored, why it exists."))
     # A SnowTrace service (not a user-facing client): may name the acting user in X-User-Id and
     # push profiles. Set by staff in the admin.
-    is_trusted_service = models.BooleanField(default=False)
+    is_trusted_service = models.BooleanField(_("trusted service"), default=False)
     # Carried over from SnowTrace (`create_api_key --from-env`): the key has SnowTrace's format, and
     # `prefix` is a random label (`imp_…`), not part of the key.
-    imported = models.BooleanField(default=False)
+    imported = models.BooleanField(_("imported from SnowTrace"), default=False)
 
     class Meta:
         ordering = ["-created_at"]
-        verbose_name = "API client key"
+        verbose_name = _("API client key")
+        verbose_name_plural = _("API client keys")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
@@ -468,25 +472,29 @@ class SubmitIdempotencyKey(models.Model):
 
 
 class MatchRequestStatus(models.TextChoices):
-    PENDING = "pending", "Pending"
-    ACCEPTED = "accepted", "Accepted"
-    DECLINED = "declined", "Declined"
-    WITHDRAWN = "withdrawn", "Withdrawn"
+    PENDING = "pending", _("Pending")
+    ACCEPTED = "accepted", _("Accepted")
+    DECLINED = "declined", _("Declined")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
 
 
 class MatchRequest(models.Model):
     """One person asking another to ski together (`POST /requests`): pending until the target
     accepts or declines it, or the requester withdraws it. Each answer is final."""
 
-    request_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    requester_id = models.CharField(max_length=64)
-    target_user_id = models.CharField(max_length=64)
-    status = models.CharField(max_length=10, choices=MatchRequestStatus.choices, default=MatchRequestStatus.PENDING)
-    created_at = models.DateTimeField(auto_now_add=True)
-    answered_at = models.DateTimeField(null=True, blank=True)  # accepted, declined or withdrawn
+    request_id = models.UUIDField(_("request id"), primary_key=True, default=uuid.uuid4, editable=False)
+    requester_id = models.CharField(_("requester id"), max_length=64)
+    target_user_id = models.CharField(_("target user id"), max_length=64)
+    status = models.CharField(
+        _("status"), max_length=10, choices=MatchRequestStatus.choices, default=MatchRequestStatus.PENDING
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    answered_at = models.DateTimeField(_("answered at"), null=True, blank=True)  # accepted, declined or withdrawn
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = _("match request")
+        verbose_name_plural = _("match requests")
         constraints = [
             # A second send while one is pending returns that one; this holds it under concurrency too.
             models.UniqueConstraint(
@@ -506,15 +514,15 @@ class MatchRequest(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.requester_id} → {self.target_user_id} ({self.status})"
+        return f"{self.requester_id} → {self.target_user_id} ({self.get_status_display()})"  # the admin's title
 
 
 class UserEventType(models.TextChoices):
     """The behaviour events SnowTrace's user service records (the old service's event types)."""
 
-    REQUEST_SENT = "snowbuddy.match.request.sent", "Request sent"
-    REQUEST_ACCEPTED = "snowbuddy.match.request.accepted", "Request accepted"
-    REQUEST_DECLINED = "snowbuddy.match.request.declined", "Request declined"
+    REQUEST_SENT = "snowbuddy.match.request.sent", _("Request sent")
+    REQUEST_ACCEPTED = "snowbuddy.match.request.accepted", _("Request accepted")
+    REQUEST_DECLINED = "snowbuddy.match.request.declined", _("Request declined")
 
 
 class UserEvent(models.Model):
@@ -523,22 +531,29 @@ class UserEvent(models.Model):
     sweep (workflows/user_events.py), retried with backoff until `retry_until`, then dead-lettered.
     The delivery columns are those of `SearchNotification`, so both outboxes share one retry policy."""
 
-    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)  # the receiver may dedupe on it
-    match_request = models.ForeignKey(MatchRequest, on_delete=models.CASCADE, related_name="events")
-    event_type = models.CharField(max_length=64, choices=UserEventType.choices)
-    body = models.JSONField()  # the exact event the user service gets, fixed when written
-    state = models.CharField(max_length=12, choices=NotificationState.choices, default=NotificationState.PENDING)
-    created_at = models.DateTimeField(auto_now_add=True)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
-    retry_until = models.DateTimeField(null=True, blank=True)
-    last_attempt_at = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    tries = models.PositiveIntegerField(default=0)
-    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
+    # the receiver may dedupe on it
+    event_id = models.UUIDField(_("event id"), default=uuid.uuid4, unique=True, editable=False)
+    match_request = models.ForeignKey(
+        MatchRequest, on_delete=models.CASCADE, related_name="events", verbose_name=_("match request")
+    )
+    event_type = models.CharField(_("event type"), max_length=64, choices=UserEventType.choices)
+    body = models.JSONField(_("body"))  # the exact event the user service gets, fixed when written
+    state = models.CharField(
+        _("state"), max_length=12, choices=NotificationState.choices, default=NotificationState.PENDING
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    retry_until = models.DateTimeField(_("retry until"), null=True, blank=True)
+    last_attempt_at = models.DateTimeField(_("last attempt at"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    tries = models.PositiveIntegerField(_("tries"), default=0)
+    last_status_code = models.PositiveSmallIntegerField(_("last status code"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
 
     class Meta:
         ordering = ["-id"]
+        verbose_name = _("user event")
+        verbose_name_plural = _("user events")
         indexes = [
             models.Index(fields=["next_attempt_at"], name="userevent_due_idx", condition=Q(state="pending")),
             models.Index(fields=["state", "-id"], name="userevent_state_id_idx"),

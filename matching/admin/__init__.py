@@ -320,7 +320,10 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
             return None
         if single is None and len(searches) > settings.STAFF_REAUTH_BULK_OVER:
             redirect = recent_sign_in_required(
-                request, f"{spec.label} on {len(searches)} searches", next_url=request.get_full_path()
+                request,
+                ngettext("%(action)s on %(count)d search", "%(action)s on %(count)d searches", len(searches))
+                % {"action": spec.label, "count": len(searches)},
+                next_url=request.get_full_path(),
             )
             if redirect is not None:
                 return redirect
@@ -445,11 +448,11 @@ class SearchEventAdmin(ExactSearchMixin, ReadOnlyAdmin):
 
 
 class ApiKeyStateFilter(admin.SimpleListFilter):
-    title = "state"
+    title = gettext_lazy("state")
     parameter_name = "state"
 
     def lookups(self, request, model_admin):
-        return [("live", "In use"), ("expired", "Expired"), ("revoked", "Revoked")]
+        return [("live", _("In use")), ("expired", _("Expired")), ("revoked", _("Revoked"))]
 
     def queryset(self, request, queryset):
         now = timezone.now()
@@ -475,7 +478,7 @@ class ApiClientKeyForm(forms.ModelForm):
         now = timezone.now()
         expires_at = data.get("expires_at")
         if expires_at is not None and expires_at <= now and self.instance.pk is None:
-            self.add_error("expires_at", "A new key's expiry must be in the future.")
+            self.add_error("expires_at", _("A new key's expiry must be in the future."))
         # A new key, or a key moved to another client by renaming it, joins that client's live keys.
         if data.get("name") and (self.instance.pk is None or "name" in self.changed_data):
             others = ApiClientKey.objects.filter(api_key_live_q(now), name=data["name"]).exclude(pk=self.instance.pk)
@@ -483,8 +486,14 @@ class ApiClientKeyForm(forms.ModelForm):
             if live >= MAX_ACTIVE_KEYS_PER_CLIENT:
                 self.add_error(
                     "name",
-                    f"{data['name']} already has {live} keys in use: revoke the old one once the client "
-                    "has moved to the new one.",
+                    ngettext(
+                        "%(name)s already has %(count)d key in use: revoke the old one once the client "
+                        "has moved to the new one.",
+                        "%(name)s already has %(count)d keys in use: revoke the old one once the client "
+                        "has moved to the new one.",
+                        live,
+                    )
+                    % {"name": data["name"], "count": live},
                 )
         return data
 
@@ -503,14 +512,14 @@ class ApiClientKeyAdmin(admin.ModelAdmin):
     readonly_fields = ["imported", "prefix", "created_at", "last_used_at", "revoked_at"]
     actions = ["revoke_keys"]
 
-    @admin.display(description="state")
+    @admin.display(description=gettext_lazy("state"))
     def state(self, obj):
         if obj.revoked_at is not None:
-            colour, label = "grey", "revoked"
+            colour, label = "grey", _("revoked")
         elif obj.is_expired:
-            colour, label = "red", "expired"
+            colour, label = "red", _("expired")
         else:
-            colour, label = "green", "in use"
+            colour, label = "green", _("in use")
         return format_html('<span class="sb-badge sb-{}">{}</span>', colour, label)
 
     def save_model(self, request, obj, form, change):
@@ -638,7 +647,7 @@ class MatchRequestAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = ["request_id", "requester_id", "target_user_id", "status", "created_at", "answered_at"]
     list_filter = ["status"]  # `matchrequest_status_idx` serves each choice, newest first
     search_fields = ["requester_id"]  # shows the box; the lookups are exact or a uuid prefix (get_search_results)
-    search_help_text = "A request id (or its first characters), or an exact user id (either party)."
+    search_help_text = gettext_lazy("A request id (or its first characters), or an exact user id (either party).")
     exact_search = ("requester_id", "target_user_id")  # each behind its own index
     uuid_search = ("request_id",)
     show_full_result_count = False
@@ -647,10 +656,18 @@ class MatchRequestAdmin(ExactSearchMixin, ReadOnlyAdmin):
     fields = ["request_id", "requester_id", "target_user_id", "status", "created_at", "answered_at", "events"]
     readonly_fields = fields
 
-    @admin.display(description="events to the user service")
+    @admin.display(description=gettext_lazy("events to the user service"))
     def events(self, obj: MatchRequest) -> str:
         rows = obj.events.order_by("pk").only("event_type", "state", "tries")
-        return ", ".join(f"{e.event_type} ({e.get_state_display()}, {e.tries} tries)" for e in rows) or "—"
+        # The event type stays the user service's own name (a machine identifier, as it is sent).
+        return (
+            ", ".join(
+                ngettext("%(type)s (%(state)s, %(tries)d try)", "%(type)s (%(state)s, %(tries)d tries)", e.tries)
+                % {"type": e.event_type, "state": e.get_state_display(), "tries": e.tries}
+                for e in rows
+            )
+            or "—"
+        )
 
 
 @admin.register(UserEvent)
@@ -662,7 +679,7 @@ class UserEventAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_filter = ["state", "event_type"]
     list_select_related = ["match_request"]
     search_fields = ["match_request__request_id"]  # shows the box; the lookup is a uuid prefix (get_search_results)
-    search_help_text = "A match request id (or its first characters)."
+    search_help_text = gettext_lazy("A match request id (or its first characters).")
     uuid_search = ("match_request",)
     show_full_result_count = False
     ordering = ["-id"]  # newest first; with a state or a type, through its index
@@ -675,13 +692,23 @@ class UserEventAdmin(ExactSearchMixin, ReadOnlyAdmin):
     def has_redeliver_permission(self, request) -> bool:
         return request.user.has_perm("matching.redeliver_userevent")
 
-    @admin.action(description="Redeliver selected events (same Idempotency-Key)", permissions=["redeliver"])
+    @admin.action(description=gettext_lazy("Redeliver selected events (same Idempotency-Key)"),
+                  permissions=["redeliver"])  # fmt: skip
     def redeliver(self, request, queryset):
         count = sum(user_event_redeliver(event=event) for event in queryset)
         skipped = queryset.count() - count
-        self.message_user(request, f"Queued {count} event(s) for redelivery.")
+        self.message_user(
+            request,
+            ngettext("Queued %(count)d event for redelivery.", "Queued %(count)d events for redelivery.", count)
+            % {"count": count},
+        )
         if skipped:
-            self.message_user(request, f"{skipped} already pending: left to their next try.", messages.WARNING)
+            self.message_user(
+                request,
+                ngettext("%(count)d already pending: left to its next try.",
+                         "%(count)d already pending: left to their next try.", skipped) % {"count": skipped},
+                messages.WARNING,
+            )  # fmt: skip
 
 
 @admin.register(StaffPreference)

@@ -240,7 +240,7 @@ class RoutingView(View):
 
     def post(self, request):
         self._check(request, change=True)
-        redirect = recent_sign_in_required(request, "A routing switch", next_url=request.path)
+        redirect = recent_sign_in_required(request, _("A routing switch"), next_url=request.path)
         if redirect is not None:
             return redirect
         form = RoutingForm(request.POST)

@@ -18,6 +18,9 @@ from matching.models import StaffPreference
 from matching.services import staff_preference_set
 
 CONSOLE_PREFIX = "/admin/"
+# The staff sign-in pages (second factor, sign in again, not allowed: snowbuddy/staff/) speak the
+# console's language too; everything else (the API, webhooks) answers in English.
+STAFF_PREFIXES = (CONSOLE_PREFIX, "/staff/")
 API_LANGUAGE = "en"
 # The zones offered in the header: the staff's own default, UTC, and the resorts' and offices' zones.
 TIME_ZONE_CHOICES = ("Asia/Taipei", "UTC", "Asia/Tokyo", "Asia/Hong_Kong", "Asia/Singapore", "Europe/London",
@@ -44,13 +47,14 @@ def current_preference(user) -> StaffPreference | None:
 
 class StaffPreferenceMiddleware:
     """After LocaleMiddleware (which guessed from Accept-Language) and authentication: on console
-    pages the saved choice wins and the staff member's zone is activated; elsewhere English and UTC."""
+    and staff sign-in pages the saved choice wins and the staff member's zone is activated; elsewhere
+    English and UTC."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path.startswith(CONSOLE_PREFIX):
+        if request.path.startswith(STAFF_PREFIXES):
             preference = current_preference(request.user)
             language = preference.language if preference else translation.get_language()
             zone = preference.time_zone if preference else settings.STAFF_TIME_ZONE

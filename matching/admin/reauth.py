@@ -8,16 +8,24 @@ from django.contrib import messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.utils.translation import ngettext
 
 from snowbuddy.staff.sessions import signed_in_recently
 
 
 def recent_sign_in_required(request, what: str, *, next_url: str) -> HttpResponseRedirect | None:
-    """None when the sign-in is recent enough; else the redirect to the sign-in-again page."""
+    """None when the sign-in is recent enough; else the redirect to the sign-in-again page. `what`
+    (the action, in the staff member's language) starts the message."""
     if signed_in_recently(request, settings.STAFF_REAUTH_SECONDS):
         return None
     minutes = settings.STAFF_REAUTH_SECONDS // 60
     messages.warning(
-        request, f"{what} needs a sign-in within the last {minutes} minutes: sign in again, then repeat it."
+        request,
+        ngettext(
+            "%(what)s needs a sign-in within the last minute: sign in again, then repeat it.",
+            "%(what)s needs a sign-in within the last %(minutes)d minutes: sign in again, then repeat it.",
+            minutes,
+        )
+        % {"what": what, "minutes": minutes},
     )
     return HttpResponseRedirect(reverse("staff:reauth") + "?" + urlencode({"next": next_url}))

@@ -10,6 +10,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import urlencode
+from django.utils.translation import ngettext
 
 from snowbuddy.staff.services import needs_second_factor
 from snowbuddy.staff.sessions import SEEN_AT, SIGNED_IN_AT
@@ -32,9 +33,19 @@ class StaffSessionMiddleware:
             seen_at = request.session.get(SEEN_AT, signed_in_at)
             why = ""
             if not isinstance(signed_in_at, int | float) or now - signed_in_at > settings.STAFF_SESSION_MAX_SECONDS:
-                why = f"Signed out: sessions end {settings.STAFF_SESSION_MAX_SECONDS // 60} minutes after sign-in."
+                minutes = settings.STAFF_SESSION_MAX_SECONDS // 60
+                why = ngettext(
+                    "Signed out: sessions end a minute after sign-in.",
+                    "Signed out: sessions end %(minutes)d minutes after sign-in.",
+                    minutes,
+                ) % {"minutes": minutes}
             elif not isinstance(seen_at, int | float) or now - seen_at > settings.STAFF_SESSION_IDLE_SECONDS:
-                why = f"Signed out after {settings.STAFF_SESSION_IDLE_SECONDS // 60} minutes without activity."
+                minutes = settings.STAFF_SESSION_IDLE_SECONDS // 60
+                why = ngettext(
+                    "Signed out after a minute without activity.",
+                    "Signed out after %(minutes)d minutes without activity.",
+                    minutes,
+                ) % {"minutes": minutes}
             if why:
                 auth.logout(request)
                 messages.warning(request, why)

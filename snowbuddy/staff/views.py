@@ -20,8 +20,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.html import format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
@@ -64,8 +67,13 @@ def login(request):
     if not settings.STAFF_PASSWORD_LOGIN:
         if request.method == "POST":
             raise PermissionDenied("password sign-in is off (STAFF_PASSWORD_LOGIN=false)")
-        return TemplateResponse(request, "staff/login.html", _context(request, "Sign in", **sso_context()))
+        return TemplateResponse(request, "staff/login.html", _context(request, _("Sign in"), **sso_context()))
     return admin.site.login(request, extra_context=sso_context())
+
+
+def _code_list(names) -> str:
+    """Group names as "<code>a</code>, <code>b</code>" (one placeholder in the translated sentence)."""
+    return format_html_join(", ", "<code>{}</code>", ((name,) for name in names))
 
 
 @never_cache
@@ -73,25 +81,27 @@ def not_allowed(request):
     """The IdP signed the user in, but its groups claim gives no console group."""
     context = _context(
         request,
-        "Not allowed",
+        _("Not allowed"),
         provider_name=settings.OIDC_PROVIDER_NAME,
         groups_claim=settings.OIDC_GROUPS_CLAIM,
-        operator_groups=settings.OIDC_OPERATOR_GROUPS,
-        reviewer_groups=settings.OIDC_REVIEWER_GROUPS,
+        operator_groups=_code_list(settings.OIDC_OPERATOR_GROUPS),
+        reviewer_groups=_code_list(settings.OIDC_REVIEWER_GROUPS),
     )
     return TemplateResponse(request, "staff/not_allowed.html", context, status=403)
 
 
 @never_cache
 def sign_in_failed(request):
-    context = _context(request, "Sign-in failed", provider_problem=request.GET.get("reason") == "provider",
+    context = _context(request, _("Sign-in failed"), provider_problem=request.GET.get("reason") == "provider",
                        **sso_context())  # fmt: skip
     return TemplateResponse(request, "staff/sign_in_failed.html", context, status=401)
 
 
 class CodeForm(forms.Form):
     code = forms.CharField(
-        label="Code", max_length=16, widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autofocus": True})
+        label=gettext_lazy("Code"),
+        max_length=16,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autofocus": True}),
     )
 
     def clean_code(self):
@@ -120,8 +130,8 @@ def otp(request):
             if device is not None:
                 django_otp.login(request, device)
                 return HttpResponseRedirect(target)
-            form.add_error("code", "That code is not valid (or was used already). Try the next one.")
-        return TemplateResponse(request, "staff/otp_verify.html", _context(request, "Second factor", form=form))
+            form.add_error("code", _("That code is not valid (or was used already). Try the next one."))
+        return TemplateResponse(request, "staff/otp_verify.html", _context(request, _("Second factor"), form=form))
 
     device = TOTPDevice.objects.filter(user=user, confirmed=False, pk=request.session.get(ENROLLING)).first()
     if device is None:
@@ -133,10 +143,10 @@ def otp(request):
             codes = staff_totp_enrolment_confirm(user=user, device=device)
             request.session.pop(ENROLLING, None)
             django_otp.login(request, device)
-            context = _context(request, "Recovery codes", codes=codes, continue_to=target)
+            context = _context(request, _("Recovery codes"), codes=codes, continue_to=target)
             return TemplateResponse(request, "staff/recovery_codes.html", context)
-        form.add_error("code", "That code does not match: check the phone's clock and type the current code.")
-    context = _context(request, "Set up a second factor", form=form, qr=mark_safe(qr_svg(device.config_url)),  # noqa: S308 (qrcode's own SVG of our URI)
+        form.add_error("code", _("That code does not match: check the phone's clock and type the current code."))
+    context = _context(request, _("Set up a second factor"), form=form, qr=mark_safe(qr_svg(device.config_url)),  # noqa: S308 (qrcode's own SVG of our URI)
                        secret=device.bin_key.hex(), base32=_base32(device.bin_key))  # fmt: skip
     return TemplateResponse(request, "staff/otp_enrol.html", context)
 
@@ -148,8 +158,10 @@ def _base32(key: bytes) -> str:
 
 
 class ReauthForm(forms.Form):
-    password = forms.CharField(label="Password", widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
-    code = forms.CharField(label="Code from your authenticator app", required=False, max_length=16,
+    password = forms.CharField(
+        label=gettext_lazy("Password"), widget=forms.PasswordInput(attrs={"autocomplete": "current-password"})
+    )
+    code = forms.CharField(label=gettext_lazy("Code from your authenticator app"), required=False, max_length=16,
                            widget=forms.TextInput(attrs={"autocomplete": "one-time-code"}))  # fmt: skip
 
 
@@ -163,7 +175,7 @@ def reauth(request):
     target = _next(request)
     if not signed_in_with_password(request):
         sso = reverse("oidc_authentication_init") + "?" + urlencode({"next": target, "reauth": "1"})
-        context = _context(request, "Sign in again", sso_url=sso, provider_name=settings.OIDC_PROVIDER_NAME,
+        context = _context(request, _("Sign in again"), sso_url=sso, provider_name=settings.OIDC_PROVIDER_NAME,
                            reauth_minutes=settings.STAFF_REAUTH_SECONDS // 60)  # fmt: skip
         return TemplateResponse(request, "staff/reauth.html", context)
     has_totp = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
@@ -173,14 +185,14 @@ def reauth(request):
     if request.method == "POST" and form.is_valid():
         checked = auth.authenticate(request, username=user.get_username(), password=form.cleaned_data["password"])
         if checked is None or checked.pk != user.pk:
-            form.add_error("password", "Wrong password.")
+            form.add_error("password", _("Wrong password."))
         elif has_totp and django_otp.match_token(user, form.cleaned_data.get("code", "").replace(" ", "")) is None:
-            form.add_error("code", "That code is not valid.")
+            form.add_error("code", _("That code is not valid."))
         else:
             request.session[SIGNED_IN_AT] = time.time()
             return HttpResponseRedirect(target)
     return TemplateResponse(
         request,
         "staff/reauth.html",
-        _context(request, "Sign in again", form=form, reauth_minutes=settings.STAFF_REAUTH_SECONDS // 60),
+        _context(request, _("Sign in again"), form=form, reauth_minutes=settings.STAFF_REAUTH_SECONDS // 60),
     )

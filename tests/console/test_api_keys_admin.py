@@ -74,7 +74,7 @@ def superuser_client(client, django_user_model):
     return client
 
 
-def test_the_admin_creates_a_key_with_an_expiry_and_a_note(superuser_client):
+def test_the_admin_creates_a_key_with_an_expiry_and_a_note(superuser_client, settings):
     add = reverse("admin:matching_apiclientkey_add")
     # The form reads times in the staff member's zone (STAFF_TIME_ZONE when they chose none).
     expiry = timezone.localtime(timezone.now() + timedelta(days=90), ZoneInfo(settings.STAFF_TIME_ZONE))

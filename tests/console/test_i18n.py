@@ -5,20 +5,27 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import polib
+import pyotp
 import pytest
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from matching.models import Engine, StaffAction, StaffPreference
+from matching.models import ApiClientKey, Engine, StaffAction, StaffPreference
+from matching.services import api_key_create, match_request_answer, match_request_send
+from snowbuddy.staff.sessions import SEEN_AT, SIGNED_IN_AT
 from tests.console.catalogue import CATALOGUES, ROOT, english_left, visible_text
-from tests.console.conftest import make_search, with_results
+from tests.console.conftest import OPERATORS, _staff, make_search, with_results
 from tests.console.helpers import CHANGELIST, act_url, confirm_bulk, confirm_single, messages_of
 
 DASHBOARD = "admin:matching_search_dashboard"
@@ -100,6 +107,13 @@ def test_the_console_in_traditional_chinese_keeps_no_english_label(operator_clie
     done = with_results(make_search(status="succeeded", engine=Engine.CELERY, preferences=prefs))
     running = make_search(status="running", engine=Engine.CELERY)
     waiting = make_search(status="awaiting_vetting", engine=Engine.DURABLE)
+    # The dashboard's key card renders only with a key near expiry: one soon, one just expired.
+    for name, days in (("partner-a", 3), ("partner-b", -2)):
+        key, _ = api_key_create(name=name, note="由合作夥伴維運團隊保管")
+        ApiClientKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() + timedelta(days=days))
+    declined, _ = match_request_send(requester_id="alice-1", target_user_id="bob-2")
+    match_request_answer(match_request=declined, acting_user_id="bob-2", action="decline")
+    match_request_send(requester_id="carol-3", target_user_id="bob-2")
     said = messages_of(confirm_single(operator_client, running, "cancel", reason="已和搜尋者確認"))
     assert said[0][1].startswith("取消") and "1 筆完成" in said[0][1]
     skipped = messages_of(confirm_bulk(operator_client, [done], "cancel", reason="重複操作"))
@@ -113,12 +127,87 @@ def test_the_console_in_traditional_chinese_keeps_no_english_label(operator_clie
         "routing": reverse("admin:matching_search_routing"),
         "confirmation": act_url(done, "retry"),
         "vetting confirmation": act_url(waiting, "intervene") + "?decision=approve_all",
+        "match requests": reverse("admin:matching_matchrequest_changelist"),
+        "match requests filtered": reverse("admin:matching_matchrequest_changelist") + "?status__exact=declined",
+        "match request": reverse("admin:matching_matchrequest_change", args=[declined.pk]),
+        "user events": reverse("admin:matching_userevent_changelist"),
+        "API keys": reverse("admin:matching_apiclientkey_changelist"),
     }
     for name, url in pages.items():
         response = operator_client.get(url)
         assert response.status_code == 200, name
         assert english_left(visible_text(response.content.decode())) == [], name
+        if name == "dashboard":  # its cards are checked only if they are on it
+            page = response.content.decode()
+            assert 'id="sb-expiring-keys"' in page and 'id="sb-index"' in page and "partner-b" in page
     assert english_left(" ".join(text for _, text in said + skipped)) == []
+
+
+ZH_BROWSER = {"HTTP_ACCEPT_LANGUAGE": "zh-TW,zh;q=0.9,en;q=0.5"}
+
+
+def chinese(response, name: str) -> str:
+    """The page's visible text, after checking it is in Traditional Chinese with no English label left."""
+    assert response["Content-Language"] == "zh-hant", name
+    text = visible_text(response.content.decode())
+    assert english_left(text) == [], name
+    return text
+
+
+@pytest.mark.mfa
+def test_the_staff_door_in_traditional_chinese_keeps_no_english_label(django_user_model, settings):
+    """Before sign-in only the browser's language is known: the sign-in pages follow it."""
+    settings.OIDC_ENABLED, settings.OIDC_PROVIDER_NAME, settings.STAFF_PASSWORD_LOGIN = True, "Example SSO", True
+    browser = Client(**ZH_BROWSER)
+    assert "使用 Example SSO 登入" in chinese(browser.get("/admin/login/"), "sign-in page")
+    for name, url, status in [("not allowed", "/staff/not-allowed/", 403),
+                              ("provider down", "/staff/sign-in-failed/?reason=provider", 401),
+                              ("sign-in cancelled", "/staff/sign-in-failed/", 401)]:  # fmt: skip
+        response = browser.get(url)
+        assert response.status_code == status, name
+        chinese(response, name)
+
+    _staff(django_user_model, "olga", OPERATORS)
+    signed_in = browser.post("/admin/login/", {"username": "olga", "password": "x-olga-pw", "next": "/admin/"})
+    assert signed_in.status_code == 302
+    otp = "/staff/second-factor/?next=/admin/"
+    enrol = browser.get(otp)
+    assert "驗證器 App" in chinese(enrol, "second-factor enrolment")
+    secret = re.search(r'<code id="staff-otp-secret">([A-Z2-7]+)</code>', enrol.content.decode()).group(1)
+    wrong = browser.post(otp, {"code": "000000"})
+    assert "驗證碼不符" in chinese(wrong, "second-factor enrolment, wrong code")
+    TOTPDevice.objects.filter(user__username="olga").update(throttling_failure_timestamp=None)  # no wait
+    codes = browser.post(otp, {"code": pyotp.TOTP(secret).now()})
+    assert "復原碼" in chinese(codes, "recovery codes")
+    again = browser.get("/staff/sign-in-again/?next=/admin/")
+    assert 'name="code"' in again.content.decode()
+    chinese(again, "sign in again")
+    wrong_password = browser.post("/staff/sign-in-again/?next=/admin/", {"password": "nope", "code": "1"})
+    assert "密碼錯誤" in chinese(wrong_password, "sign in again, wrong password")
+
+    for _ in range(settings.STAFF_LOCKOUT_FAILURES):  # the lockout page (axes renders staff/locked_out.html)
+        locked = Client(**ZH_BROWSER).post("/admin/login/", {"username": "nobody", "password": "guess"})
+    assert locked.status_code == 429
+    assert "登入失敗次數過多" in chinese(locked, "locked out")
+
+
+def test_the_sign_in_questions_and_session_ends_speak_the_staff_members_language(operator_client, settings):
+    choose(operator_client, "zh-hant")
+    session = operator_client.session
+    session[SIGNED_IN_AT] = session[SEEN_AT] = time.time() - settings.STAFF_REAUTH_SECONDS - 60
+    session.save()
+    routing = reverse("admin:matching_search_routing")
+    asked = operator_client.post(routing, {"mode": "celery", "reason": "演練"})
+    said = [text for _, text in messages_of(asked)]
+    assert asked.status_code == 302 and said and "重新登入" in said[0]
+    chinese(operator_client.get(asked["Location"]), "sign in again")
+    session = operator_client.session
+    session[SEEN_AT] = time.time() - settings.STAFF_SESSION_IDLE_SECONDS - 1
+    session.save()
+    ended = operator_client.get(reverse(DASHBOARD), follow=True)
+    said += [text for _, text in messages_of(ended)]
+    assert "閒置" in said[-1]
+    assert english_left(" ".join(said)) == []
 
 
 # --- the time zone -------------------------------------------------------------------------------------

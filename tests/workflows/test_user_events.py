@@ -147,7 +147,7 @@ def test_staff_see_and_redeliver_a_dead_letter_from_the_admin(receiver, client, 
     client.force_login(staff_operator)
     action = {"action": "redeliver", "_selected_action": [row.pk]}
     response = client.post("/admin/matching/userevent/", action, follow=True)
-    assert b"Queued 1 event(s) for redelivery" in response.content
+    assert b"Queued 1 event for redelivery" in response.content
     row.refresh_from_db()
     assert row.state == NotificationState.PENDING and row.retry_until is None
     assert user_events_deliver_due() == 1
