@@ -116,7 +116,8 @@ def test_gunicorn_workers_load_the_warm_index_as_they_boot_when_the_durable_engi
         )  # fmt: skip
 
     def loaded_pids() -> set[str]:
-        return set(re.findall(r"warm profile index loaded in pid (\d+)", log.read_text()))
+        # The first to finish writes the host's snapshot; a worker that finds it maps it instead.
+        return set(re.findall(r"warm profile index (?:loaded|mapped) in pid (\d+)", log.read_text()))
 
     try:
         wait_for(lambda: proc.poll() is not None or len(loaded_pids()) == 2, timeout=30, message="both workers' loads")

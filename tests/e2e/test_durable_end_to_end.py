@@ -146,6 +146,9 @@ def test_starting_the_same_attempt_twice_gives_one_execution(console_on_durable,
     assert again.get("created") is False
     assert again["execution_name"] == first["execution_name"]
     assert _item(stack, search_id)["execution_name"] == first["execution_name"]
+    # Let the one execution settle (it waits for GlobalCoach, who never answers here) before the
+    # tables are emptied: its callback landing during the flush's TRUNCATE deadlocked a full run.
+    wait_for(lambda: _search(search_id).status == SearchStatus.AWAITING_VETTING, timeout=60, message="vetting wait")
 
 
 def test_cancelling_a_search_waiting_on_vetting_ends_it_everywhere(console_on_durable, owner):
