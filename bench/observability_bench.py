@@ -50,8 +50,9 @@ from workflows.durable.local._http import free_port  # noqa: E402
 
 TARGET_RATIO = 1.05
 SCRAPE_SECONDS = 15.0
-# The client polls each search this often: a tighter loop mostly measures the tracing of the polls
-# themselves competing for the 2 cores with the worker (5 ms: on/off 1.39 in a first run).
+# How often the client polls each search (--poll-seconds). SnowTrace's browser polls once a second;
+# a tight loop mostly measures the tracing of the polls themselves competing for the 2 cores with
+# the worker (5 ms: on/off 1.39 in a first run; 25 ms: 1.10-1.15).
 POLL_SECONDS = 0.025
 
 
@@ -86,7 +87,7 @@ def _console(stack: ExitStack, name: str, env: dict, log_dir: Path, worker_env: 
     return f"http://127.0.0.1:{port}"
 
 
-def _one(base: str, key: str, user: str, prefs: dict) -> tuple[float, float]:
+def _one(base: str, key: str, user: str, prefs: dict, poll_seconds: float) -> tuple[float, float]:
     """(server ms created → finished, client ms POST → seen succeeded)."""
     import requests
     from django.utils.dateparse import parse_datetime
@@ -105,7 +106,7 @@ def _one(base: str, key: str, user: str, prefs: dict) -> tuple[float, float]:
             break
         if body["status"] in ("failed", "cancelled", "timed_out") or time.monotonic() > deadline:
             raise SystemExit(f"search {search_id} ended {body['status']}: {body.get('error')}")
-        time.sleep(POLL_SECONDS)
+        time.sleep(poll_seconds)
     created, finished = parse_datetime(body["created_at"]), parse_datetime(body["finished_at"])
     return (finished - created).total_seconds() * 1000, seen * 1000
 
@@ -141,6 +142,9 @@ def main() -> None:
         help="keep this fraction of traces (OTEL_TRACES_SAMPLER=parentbased_traceidratio); 1 keeps all",
     )
     parser.add_argument("--show-trace", action="store_true", help="print the spans of the last search's trace")
+    parser.add_argument(
+        "--poll-seconds", type=float, default=POLL_SECONDS, help="the client's poll interval (SnowTrace's browser: 1)"
+    )
     args = parser.parse_args()
     features = {f.strip() for f in args.features.split(",") if f.strip()}
     source = os.environ.get("DATABASE_URL", "")
@@ -227,12 +231,13 @@ def main() -> None:
             _, prefs = shapes[number % len(shapes)]
             order = ("off", "on") if number % 2 == 0 else ("on", "off")
             for which in order:
-                figures = _one(consoles[which], key, f"bench-{which}-{number}", prefs)
+                figures = _one(consoles[which], key, f"bench-{which}-{number}", prefs, args.poll_seconds)
                 if number >= warmups:
                     results[which].append(figures)
 
     print(f"\nPOST /matching/searches → succeeded, Celery engine, {args.profiles:,} profiles, "
-          f"{args.searches} searches per console, alternating; 'on' = {', '.join(sorted(features))}"
+          f"{args.searches} searches per console, alternating, polled every {args.poll_seconds:g} s; "
+          f"'on' = {', '.join(sorted(features))}"
           + (f" (traces sampled at {args.trace_sample:g})" if args.trace_sample < 1 else ""))  # fmt: skip
     print(f"{'console':<9}{'server median ms':>18}{'p90':>9}{'client median ms':>18}{'p90':>9}")
     medians = {}
