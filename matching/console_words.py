@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy, ngettext_lazy, pgettext, pgettext_lazy
 
-from matching.models import Engine, SearchStatus, StaffActionOutcome
+from matching.models import STAFF_ACTOR_PREFIX, Engine, SearchEventKind, SearchStatus, StaffActionOutcome
 
 # What each service result says, worded for staff; the names are those of ActionResult.params.
 RESULT_MESSAGES = {
@@ -127,27 +127,8 @@ KIND_WORDS = {
 }
 
 
-# The console's own search events (matching.admin.SEARCH_EVENT_KINDS) in words.
-EVENT_WORDS = {
-    "submitted": pgettext_lazy("search event", "submitted"),
-    "dispatched": pgettext_lazy("search event", "dispatched"),
-    "claimed": pgettext_lazy("search event", "claimed"),
-    "running": pgettext_lazy("search event", "running"),
-    "awaiting_vetting": pgettext_lazy("search event", "awaiting vetting"),
-    "succeeded": pgettext_lazy("search event", "succeeded"),
-    "failed": pgettext_lazy("search event", "failed"),
-    "cancelled": pgettext_lazy("search event", "cancelled"),
-    "timed_out": pgettext_lazy("search event", "timed out"),
-    "retried": pgettext_lazy("search event", "retried"),
-    "lease_expired": pgettext_lazy("search event", "lease expired"),
-    "failed_over": pgettext_lazy("search event", "failed over"),
-    "start_resolved": pgettext_lazy("search event", "start resolved"),
-    "remote_cancel": pgettext_lazy("search event", "remote cancel"),
-    "intervened": pgettext_lazy("search event", "intervened"),
-    "drift_flagged": pgettext_lazy("search event", "drift flagged"),
-    "drift_acknowledged": pgettext_lazy("search event", "drift acknowledged"),
-    "notification_redelivery": pgettext_lazy("search event", "notification redelivery"),
-}
+# The console's own search events in words: their labels (matching.models.SearchEventKind).
+EVENT_WORDS = {kind.value: kind.label for kind in SearchEventKind}
 
 
 def event_words(kind: str) -> str:
@@ -156,8 +137,8 @@ def event_words(kind: str) -> str:
 
 def actor_words(actor: str) -> str:
     """Who did it: "staff:olga" as the staff member, "system" as the console itself; others by name."""
-    if actor.startswith("staff:"):
-        return pgettext("actor", "staff %(name)s") % {"name": actor.removeprefix("staff:")}
+    if actor.startswith(STAFF_ACTOR_PREFIX):
+        return pgettext("actor", "staff %(name)s") % {"name": actor.removeprefix(STAFF_ACTOR_PREFIX)}
     if actor == "system":
         return pgettext("actor", "system")
     return actor

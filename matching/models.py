@@ -9,6 +9,7 @@ from django.db.models.fields.json import KT
 from django.db.models.functions import Now
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from matching.regions import KNOWN_REGIONS
 
@@ -249,6 +250,40 @@ class ApiClientKey(models.Model):
     @property
     def is_expired(self) -> bool:
         return self.expires_at is not None and self.expires_at <= timezone.now()
+
+
+class SearchEventKind(models.TextChoices):
+    """Every kind of search event the code writes (the one list: writers, filters, the admin's list
+    filter, the scale seeder, the metrics collector). Not the field's `choices`: the stored strings are
+    free text, so adding a kind needs no migration. The labels are the console's words for them."""
+
+    SUBMITTED = "submitted", pgettext_lazy("search event", "submitted")
+    DISPATCHED = "dispatched", pgettext_lazy("search event", "dispatched")
+    CLAIMED = "claimed", pgettext_lazy("search event", "claimed")
+    RUNNING = "running", pgettext_lazy("search event", "running")
+    AWAITING_VETTING = "awaiting_vetting", pgettext_lazy("search event", "awaiting vetting")
+    SUCCEEDED = "succeeded", pgettext_lazy("search event", "succeeded")
+    FAILED = "failed", pgettext_lazy("search event", "failed")
+    CANCELLED = "cancelled", pgettext_lazy("search event", "cancelled")
+    TIMED_OUT = "timed_out", pgettext_lazy("search event", "timed out")
+    RETRIED = "retried", pgettext_lazy("search event", "retried")
+    LEASE_EXPIRED = "lease_expired", pgettext_lazy("search event", "lease expired")
+    FAILED_OVER = "failed_over", pgettext_lazy("search event", "failed over")
+    START_RESOLVED = "start_resolved", pgettext_lazy("search event", "start resolved")
+    REMOTE_CANCEL = "remote_cancel", pgettext_lazy("search event", "remote cancel")
+    INTERVENED = "intervened", pgettext_lazy("search event", "intervened")
+    DRIFT_FLAGGED = "drift_flagged", pgettext_lazy("search event", "drift flagged")
+    DRIFT_ACKNOWLEDGED = "drift_acknowledged", pgettext_lazy("search event", "drift acknowledged")
+    NOTIFICATION_REDELIVERY = "notification_redelivery", pgettext_lazy("search event", "notification redelivery")
+
+
+# Who caused an event (SearchEvent.actor): a staff member is "staff:<username>".
+STAFF_ACTOR_PREFIX = "staff:"
+
+
+def staff_actor(username: str) -> str:
+    """The actor string of a staff member's action, as the audit trail stores it."""
+    return f"{STAFF_ACTOR_PREFIX}{username}"
 
 
 class SearchEvent(models.Model):

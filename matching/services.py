@@ -34,6 +34,7 @@ from matching.models import (
     Resort,
     Search,
     SearchEvent,
+    SearchEventKind,
     SearchNotification,
     SearchResult,
     SearchStatus,
@@ -346,6 +347,29 @@ def _rederive_region_masks(resort_ids: Sequence[str]) -> None:
 # --- Searches ------------------------------------------------------------------------------
 
 
+def search_event_record(
+    *,
+    search_id,
+    attempt: int,
+    kind: SearchEventKind,
+    actor: str = SYSTEM,
+    detail: str = "",
+    from_status: str = "",
+    to_status: str = "",
+) -> SearchEvent:
+    """Append one line to a search's audit trail (the only writer of SearchEvent rows; the detail
+    is cut to 2000 characters). Runs inside the caller's transaction."""
+    return SearchEvent.objects.create(
+        search_id=search_id,
+        attempt=attempt,
+        kind=SearchEventKind(kind),
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor,
+        detail=detail[:2000],
+    )
+
+
 def _record(
     search_id,
     attempt: int,
@@ -357,14 +381,8 @@ def _record(
     detail: str = "",
     engine: str = "",
 ) -> None:
-    SearchEvent.objects.create(
-        search_id=search_id,
-        attempt=attempt,
-        kind=kind,
-        from_status=frm,
-        to_status=to,
-        actor=actor,
-        detail=detail[:2000],
+    search_event_record(
+        search_id=search_id, attempt=attempt, kind=kind, from_status=frm, to_status=to, actor=actor, detail=detail
     )
     # Logged once the transition is durable: a rolled-back transition is no line in the log.
     transaction.on_commit(partial(_log_transition, str(search_id), attempt, kind, frm, to, actor, engine, detail))
@@ -399,7 +417,7 @@ def _attempt_started_at(search_id, attempt: int, created_at: datetime) -> dateti
     if attempt == 1:
         return created_at
     retried = (
-        SearchEvent.objects.filter(search_id=search_id, attempt=attempt, kind="retried")
+        SearchEvent.objects.filter(search_id=search_id, attempt=attempt, kind=SearchEventKind.RETRIED)
         .order_by("-id")
         .values_list("at", flat=True)
         .first()
@@ -475,7 +493,15 @@ def search_create(
         detail = f"{detail} api_key={api_key.prefix} ({api_key.name})"
     if input_warnings:
         detail = f"{detail}\ninput_warnings={json.dumps(input_warnings, ensure_ascii=False)}"[:4000]
-    _record(search.pk, 1, "submitted", to=SearchStatus.PENDING, actor=actor[:150], detail=detail, engine=engine)
+    _record(
+        search.pk,
+        1,
+        SearchEventKind.SUBMITTED,
+        to=SearchStatus.PENDING,
+        actor=actor[:150],
+        detail=detail,
+        engine=engine,
+    )
     transaction.on_commit(metrics.SEARCHES_SUBMITTED.labels(engine=engine).inc)
     return search
 
@@ -521,7 +547,7 @@ def search_new_attempt(
     _record(
         search.pk,
         new_attempt,
-        "retried",
+        SearchEventKind.RETRIED,
         frm=previous,
         to=SearchStatus.PENDING,
         actor=acting_user,
@@ -544,7 +570,7 @@ def search_mark_dispatched(*, search_id, attempt: int, queue_lease_seconds: int 
         attempt=attempt,
         allowed_from=[SearchStatus.PENDING, SearchStatus.DISPATCHED],
         to=SearchStatus.DISPATCHED,
-        kind="dispatched",
+        kind=SearchEventKind.DISPATCHED,
         **fields,
     )
 
@@ -586,7 +612,7 @@ def search_claim(*, search_id, attempt: int, worker: str = SYSTEM, lease_seconds
         _record(
             search_id,
             attempt,
-            "claimed",
+            SearchEventKind.CLAIMED,
             frm=row["status"],
             to=SearchStatus.RUNNING,
             actor=worker,
@@ -640,7 +666,7 @@ def search_lease_expire(*, search_id, attempt: int, generation: int, max_claims:
         return ""
     late = int((now - row["lease_expires_at"]).total_seconds())
     if row["status"] == SearchStatus.RUNNING:
-        claims = SearchEvent.objects.filter(search_id=search_id, attempt=attempt, kind="claimed").count()
+        claims = SearchEvent.objects.filter(search_id=search_id, attempt=attempt, kind=SearchEventKind.CLAIMED).count()
         if claims >= max_claims:
             error = f"lost its worker {claims} times (lease of {row['lease_owner'] or 'a worker'} expired); gave up"
             _transition(
@@ -648,7 +674,7 @@ def search_lease_expire(*, search_id, attempt: int, generation: int, max_claims:
                 attempt=attempt,
                 allowed_from=[SearchStatus.RUNNING],
                 to=SearchStatus.FAILED,
-                kind=SearchStatus.FAILED,
+                kind=SearchEventKind.FAILED,
                 detail=error,
                 generation=generation,
                 finished_at=now,
@@ -668,7 +694,7 @@ def search_lease_expire(*, search_id, attempt: int, generation: int, max_claims:
     _record(
         search_id,
         attempt,
-        "lease_expired",
+        SearchEventKind.LEASE_EXPIRED,
         frm=row["status"],
         to=SearchStatus.DISPATCHED,
         detail=f"{what}; sending it again as generation {generation + 1}",
@@ -721,7 +747,7 @@ def search_record_engine_status(
         attempt=attempt,
         allowed_from=_ENGINE_STATUS_FROM[status],
         to=status,
-        kind=status,
+        kind=SearchEventKind(status),
         actor=actor,
         detail=detail,
         generation=generation,
@@ -785,7 +811,7 @@ def search_mark_cancelled(*, search: Search, reason: str, acting_user: str) -> b
         attempt=search.attempt,
         allowed_from=ACTIVE_STATUSES,
         to=SearchStatus.CANCELLED,
-        kind="cancelled",
+        kind=SearchEventKind.CANCELLED,
         actor=acting_user,
         detail=reason,
         finished_at=timezone.now(),
@@ -844,7 +870,7 @@ def search_await_vetting(
             attempt=attempt,
             allowed_from=[SearchStatus.RUNNING],
             to=SearchStatus.AWAITING_VETTING,
-            kind="awaiting_vetting",
+            kind=SearchEventKind.AWAITING_VETTING,
             detail=f"{len(candidates)} candidate(s) sent to GlobalCoach for vetting",
             generation=generation,
             lease_expires_at=None,  # a wait on GlobalCoach holds no worker

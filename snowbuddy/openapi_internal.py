@@ -27,18 +27,33 @@ from rest_framework.views import APIView
 
 from matching.api.profile_schemas import PROFILE_FIELD_SCHEMAS
 from matching.engine import PROFILE_FIELDS
-from matching.models import SearchStatus
 from snowbuddy.openapi import PARSE_ERROR_CODES, raw_error_schema
 from snowbuddy.openapi_json import JSON_VALUE, NO_NUL_PATTERN, OPEN_FIELDS
+from workflows.callback_contract import (
+    BREAKDOWN_DIMENSIONS,
+    CALLBACK_REQUIRED,
+    DEFAULT_CANDIDATE_PAGE,
+    MATCH_FIELDS,
+    MATCH_REQUIRED,
+    MAX_ATTEMPT,
+    MAX_CANDIDATE_PAGE,
+    MAX_CURSOR,
+    MAX_ERROR_CHARS,
+    MAX_ERROR_CODE_CHARS,
+    MAX_NICKNAME_CHARS,
+    MAX_RESULTS,
+    MAX_USER_ID_CHARS,
+    MAX_VERSION,
+    OPTIONAL_DIMENSION,
+    WEBHOOK_STATUSES,
+)
+from workflows.models import CALLBACK_ANSWER_OUTCOMES
 
 INTERNAL_SCHEME = "InternalServiceToken"
 # A search the schema's examples name (tests/api/test_schemathesis.py creates it, so the examples
 # reach a real search).
 EXAMPLE_SEARCH_ID = "5b0c6a52-7d1e-4c5a-9b8e-2f3a4d5e6f70"
 EXAMPLE_VETTING_TOKEN = "example-token-of-the-vetting-request"  # noqa: S105 (an example, not a secret)
-MAX_CANDIDATE_PAGE = 2000
-MAX_RESULTS = 100
-MAX_ERROR_CHARS = 10_000
 
 
 def _ref(name: str) -> dict:
@@ -51,13 +66,10 @@ TEXT = {"type": "string", "pattern": NO_NUL_PATTERN}
 BREAKDOWN = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["skill", "location", "availability", "role"],
+    "required": list(BREAKDOWN_DIMENSIONS),
     "properties": {
-        "skill": SCORE,
-        "location": SCORE,
-        "availability": SCORE,
-        "role": SCORE,
-        "knowledge": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+        **dict.fromkeys(BREAKDOWN_DIMENSIONS, SCORE),
+        OPTIONAL_DIMENSION: {"type": ["number", "null"], "minimum": 0, "maximum": 1},
     },
 }
 
@@ -93,9 +105,9 @@ COMPONENTS = {
                 "items": {
                     "type": "object",
                     "additionalProperties": False,
-                    "required": ["user_id", "nickname", "score", "rank", "breakdown"],
+                    "required": list(MATCH_FIELDS),
                     "properties": {
-                        "user_id": {"type": "string", "minLength": 1, "maxLength": 64},
+                        "user_id": {"type": "string", "minLength": 1, "maxLength": MAX_USER_ID_CHARS},
                         "nickname": {"type": "string"},
                         "score": SCORE,
                         "rank": {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS},
@@ -151,10 +163,10 @@ COMPONENTS = {
     "CallbackMatch": {
         "type": "object",
         "additionalProperties": False,
-        "required": ["user_id", "score", "rank", "breakdown"],
+        "required": list(MATCH_REQUIRED),
         "properties": {
-            "user_id": {**TEXT, "minLength": 1, "maxLength": 64, "description": "Unique in `results`."},
-            "nickname": {**TEXT, "maxLength": 64},
+            "user_id": {**TEXT, "minLength": 1, "maxLength": MAX_USER_ID_CHARS, "description": "Unique in `results`."},
+            "nickname": {**TEXT, "maxLength": MAX_NICKNAME_CHARS},
             "score": SCORE,
             "rank": {"type": "integer", "minimum": 1, "maximum": MAX_RESULTS, "description": "Unique in `results`."},
             "breakdown": BREAKDOWN,
@@ -163,17 +175,17 @@ COMPONENTS = {
     "WorkflowCallback": {
         "type": "object",
         "additionalProperties": False,
-        "required": ["search_id", "attempt", "status", "version"],
+        "required": list(CALLBACK_REQUIRED),
         "description": "A search's state after a workflow step. A `version` no newer than the last one "
         "applied, or anything after a terminal state, changes nothing; `webhook-id` is the idempotency key.",
         "properties": {
             "search_id": {"type": "string", "format": "uuid"},
-            "attempt": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
-            "status": {"type": "string", "enum": sorted(set(SearchStatus.values) - {SearchStatus.PENDING})},
+            "attempt": {"type": "integer", "minimum": 1, "maximum": MAX_ATTEMPT},
+            "status": {"type": "string", "enum": sorted(status.value for status in WEBHOOK_STATUSES)},
             "version": {
                 "type": "integer",
                 "minimum": 0,
-                "maximum": 2**63 - 1,
+                "maximum": MAX_VERSION,
                 "description": "The DynamoDB item's version.",
             },
             "payload": {
@@ -195,7 +207,7 @@ COMPONENTS = {
                                 "additionalProperties": False,
                                 "required": ["code"],
                                 "properties": {
-                                    "code": {**TEXT, "minLength": 1, "maxLength": 100},
+                                    "code": {**TEXT, "minLength": 1, "maxLength": MAX_ERROR_CODE_CHARS},
                                     "message": {**TEXT, "type": ["string", "null"], "maxLength": MAX_ERROR_CHARS},
                                 },
                             },
@@ -234,14 +246,7 @@ COMPONENTS = {
         "properties": {
             "outcome": {
                 "type": "string",
-                "enum": [
-                    "applied",
-                    "duplicate",
-                    "stale_version",
-                    "ignored_terminal",
-                    "superseded_attempt",
-                    "no_transition",
-                ],
+                "enum": [outcome.value for outcome in CALLBACK_ANSWER_OUTCOMES],
             }
         },
     },
@@ -345,13 +350,13 @@ INTERNAL_OPERATIONS = {
                 SEARCH_ID,
                 OpenApiParameter(
                     "cursor",
-                    {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+                    {"type": "integer", "minimum": 0, "maximum": MAX_CURSOR},
                     OpenApiParameter.QUERY,
                     description="The `next_cursor` of the previous page (ASCII digits); none for the first page.",
                 ),
                 OpenApiParameter(
                     "page_size",
-                    {"type": "integer", "minimum": 1, "maximum": MAX_CANDIDATE_PAGE, "default": 1000},
+                    {"type": "integer", "minimum": 1, "maximum": MAX_CANDIDATE_PAGE, "default": DEFAULT_CANDIDATE_PAGE},
                     OpenApiParameter.QUERY,
                     description="Profiles per page (ASCII digits).",
                 ),

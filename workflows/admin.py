@@ -14,15 +14,13 @@ from workflows.models import (
     ExecutionTimelineEntry,
     SearchDispatch,
     SyncWatermark,
+    TimelineKind,
     WebhookDelivery,
+    WebhookOutcome,
     WorkflowExecution,
 )
 
 EXECUTION_NAME = re.compile(r"(?P<search_id>[0-9a-fA-F-]{36})-a(?P<attempt>[0-9]{1,9})")
-WEBHOOK_OUTCOMES = ["applied", "duplicate", "stale_version", "ignored_terminal", "superseded_attempt",
-                    "no_transition", "unknown_search", "wrong_engine", "received"]  # fmt: skip
-TIMELINE_KINDS = ["step", "wait", "callback", "execution", "invocation", "invoke", "context", "webhook", "transition",
-                  "api"]  # fmt: skip
 
 
 @admin.register(SearchDispatch)
@@ -87,7 +85,7 @@ class WorkflowExecutionAdmin(ExactSearchMixin, ReadOnlyAdmin):
 class WebhookDeliveryAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = ["webhook_id", "search", "status", "version", "outcome", "received_at"]
     list_filter = [
-        fixed_filter("outcome", _("outcome"), [(o, o) for o in WEBHOOK_OUTCOMES]),
+        fixed_filter("outcome", _("outcome"), [(o.value, o.value) for o in WebhookOutcome]),
         fixed_filter("status", _("status"), STATUS_CHOICES),
     ]
     list_select_related = ["search"]
@@ -103,7 +101,7 @@ class WebhookDeliveryAdmin(ExactSearchMixin, ReadOnlyAdmin):
 @admin.register(ExecutionTimelineEntry)
 class ExecutionTimelineEntryAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = ["at", "execution", "source", "kind", "name", "event"]
-    list_filter = ["source", fixed_filter("kind", _("kind"), [(k, k) for k in TIMELINE_KINDS])]
+    list_filter = ["source", fixed_filter("kind", _("kind"), [(k.value, k.value) for k in TimelineKind])]
     list_select_related = ["execution"]
     search_fields = ["name"]
     search_help_text = _("Search id (or its first characters).")

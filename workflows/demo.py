@@ -16,15 +16,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from matching.engine import ProfileIndex, SearchRequest
-from matching.models import Engine, Search, SearchEvent, SearchResult, StaffAction
+from matching.models import Engine, Search, SearchEvent, SearchEventKind, SearchResult, StaffAction, staff_actor
 from matching.profile_source import prefiltered_profiles
 from matching.selectors import resort_regions
+from matching.services import search_event_record
 from workflows.models import (
     DriftState,
     ExecutionTimelineEntry,
     SearchDispatch,
+    TimelineKind,
     TimelineSource,
     WebhookDelivery,
+    WebhookOutcome,
     WorkflowExecution,
 )
 
@@ -94,31 +97,33 @@ class _Writer:
         return len(matches)
 
     def events(self, search: Search, story: Story, created: datetime) -> None:
-        path = [("submitted", "", "pending", f"user:{search.seeker_id}", 0),
-                ("dispatched", "pending", "dispatched", "system", 45)]  # fmt: skip
+        path = [(SearchEventKind.SUBMITTED, "", "pending", f"user:{search.seeker_id}", 0),
+                (SearchEventKind.DISPATCHED, "pending", "dispatched", "system", 45)]  # fmt: skip
         if story.status != "dispatched":
             actor = "celery:worker@demo" if story.engine == Engine.CELERY else "durable-callback"
-            kind = "claimed" if story.engine == Engine.CELERY else "running"
+            kind = SearchEventKind.CLAIMED if story.engine == Engine.CELERY else SearchEventKind.RUNNING
             path.append((kind, "dispatched", "running", actor, 180))
         if story.preferences.get("vetting_required") and story.status != "dispatched":
-            path.append(("awaiting_vetting", "running", "awaiting_vetting", "durable-callback", 1450))
+            path.append((SearchEventKind.AWAITING_VETTING, "running", "awaiting_vetting", "durable-callback", 1450))
         if story.status in ("succeeded", "failed", "cancelled", "timed_out"):
             before = path[-1][2]
             if story.status == "cancelled":
-                actor = "staff:olga-operator"
+                actor = staff_actor("olga-operator")
             else:
                 actor = "celery:worker@demo" if story.engine == Engine.CELERY else "durable-callback"
-            path.append((story.status, before, story.status, actor, int(story.took.total_seconds() * 1000)))
+            path.append(
+                (SearchEventKind(story.status), before, story.status, actor, int(story.took.total_seconds() * 1000))
+            )
         for kind, frm, to, actor, ms in path:
             detail = ""
-            if kind == "submitted":
+            if kind == SearchEventKind.SUBMITTED:
                 detail = f"engine={search.engine}"
             elif kind == story.status and story.status == "succeeded":
                 detail = f"{search.result_count} results"
             elif kind == story.status:
                 detail = story.error
-            event = SearchEvent.objects.create(search=search, attempt=1, kind=kind, from_status=frm, to_status=to,
-                                               actor=actor, detail=detail)  # fmt: skip
+            event = search_event_record(search_id=search.pk, attempt=1, kind=kind, from_status=frm, to_status=to,
+                                        actor=actor, detail=detail)  # fmt: skip
             SearchEvent.objects.filter(pk=event.pk).update(at=_at(created, ms))
         Search.objects.filter(pk=search.pk).update(created_at=created, updated_at=_at(created, path[-1][4]))
 
@@ -140,25 +145,35 @@ class _Writer:
         )  # fmt: skip
         if story.status == "dispatched":
             return
-        steps = [(0, "item", "api", "start", "dispatched", {"attempt": 1}),
-                 (150, "history", "execution", "", "ExecutionStarted", None),
-                 (180, "item", "step", "mark-running", "running", None),
-                 (190, "history", "step", "fetch-candidates", "StepStarted", None),
-                 (640, "history", "step", "fetch-candidates", "StepSucceeded", None),
-                 (655, "history", "step", "score", "StepStarted", None),
-                 (702, "history", "step", "score", "StepSucceeded", None)]  # fmt: skip
+        steps = [(0, "item", TimelineKind.API, "start", "dispatched", {"attempt": 1}),
+                 (150, "history", TimelineKind.EXECUTION, "", "ExecutionStarted", None),
+                 (180, "item", TimelineKind.STEP, "mark-running", "running", None),
+                 (190, "history", TimelineKind.STEP, "fetch-candidates", "StepStarted", None),
+                 (640, "history", TimelineKind.STEP, "fetch-candidates", "StepSucceeded", None),
+                 (655, "history", TimelineKind.STEP, "score", "StepStarted", None),
+                 (702, "history", TimelineKind.STEP, "score", "StepSucceeded", None)]  # fmt: skip
         if story.preferences.get("vetting_required"):
-            steps += [(1400, "history", "callback", "vetting create callback id", "CallbackStarted", None),
-                      (1450, "item", "callback", "vetting", "awaiting_vetting", {"candidates": 10}),
-                      (1460, "history", "wait", "vetting", "WaitStarted", None)]  # fmt: skip
+            steps += [(1400, "history", TimelineKind.CALLBACK, "vetting create callback id", "CallbackStarted", None),
+                      (1450, "item", TimelineKind.CALLBACK, "vetting", "awaiting_vetting", {"candidates": 10}),
+                      (1460, "history", TimelineKind.WAIT, "vetting", "WaitStarted", None)]  # fmt: skip
         end = int(story.took.total_seconds() * 1000)
         if story.status in ("succeeded", "failed", "timed_out", "cancelled"):
-            steps.append((end, "item", "step", "finish", story.status, {"error": story.error} if story.error else None))
+            steps.append(
+                (
+                    end,
+                    "item",
+                    TimelineKind.STEP,
+                    "finish",
+                    story.status,
+                    {"error": story.error} if story.error else None,
+                )
+            )
         if story.status in ("succeeded", "failed", "timed_out"):
-            steps += [(end + 20, "history", "step", "deliver-callback", "StepStarted", None),
-                      (end + 95, "history", "step", "deliver-callback", "StepSucceeded" if not story.dead_letter
-                       else "StepFailed", {"attempts": 10} if story.dead_letter else None),
-                      (end + 110, "history", "execution", "", "ExecutionSucceeded", None)]  # fmt: skip
+            steps += [(end + 20, "history", TimelineKind.STEP, "deliver-callback", "StepStarted", None),
+                      (end + 95, "history", TimelineKind.STEP, "deliver-callback",
+                       "StepSucceeded" if not story.dead_letter else "StepFailed",
+                       {"attempts": 10} if story.dead_letter else None),
+                      (end + 110, "history", TimelineKind.EXECUTION, "", "ExecutionSucceeded", None)]  # fmt: skip
         ExecutionTimelineEntry.objects.bulk_create(
             ExecutionTimelineEntry(execution=execution, key=f"demo:{i}", at=_at(created, ms), source=source,
                                    kind=kind, name=name_, event=event, detail=detail)
@@ -167,12 +182,12 @@ class _Writer:
         if story.dead_letter:
             ExecutionTimelineEntry.objects.create(
                 execution=execution, key="item:callback:dead_letter", at=_at(created, end + 2_160_000),
-                source=TimelineSource.ITEM, kind="webhook", name="callback", event="dead_letter",
+                source=TimelineSource.ITEM, kind=TimelineKind.WEBHOOK, name="callback", event="dead_letter",
                 detail={"attempts": 10, "last_error": "HTTP 502 from the console"},
             )  # fmt: skip
         elif story.status in ("succeeded", "failed", "timed_out"):
             delivery = WebhookDelivery.objects.create(webhook_id=f"msg_{name}_v7", search=search, status=story.status,
-                                                      version=7, outcome="applied")  # fmt: skip
+                                                      version=7, outcome=WebhookOutcome.APPLIED)  # fmt: skip
             WebhookDelivery.objects.filter(pk=delivery.pk).update(received_at=_at(created, end + 60))
 
     def staff(self, search: Search, story: Story) -> None:

@@ -28,6 +28,7 @@ from matching.models import (
     NotificationState,
     Search,
     SearchEvent,
+    SearchEventKind,
     SearchNotification,
     SearchStatus,
     SearchVetting,
@@ -157,7 +158,12 @@ class ConsoleStateCollector(Collector):
         )
 
         # 2. The latest claim: `event_kind_id_idx` (kind, -id), one row.
-        last_claim = SearchEvent.objects.filter(kind="claimed").order_by("-id").values_list("at", flat=True).first()
+        last_claim = (
+            SearchEvent.objects.filter(kind=SearchEventKind.CLAIMED)
+            .order_by("-id")
+            .values_list("at", flat=True)
+            .first()
+        )
         if last_claim is not None:
             out.append(
                 _gauge(

@@ -51,6 +51,7 @@ from workflows.models import (
     ExecutionTimelineEntry,
     SearchDispatch,
     SyncWatermark,
+    TimelineKind,
     TimelineSource,
     WebhookDelivery,
     WorkflowExecution,
@@ -312,21 +313,21 @@ def _parse_time(value: Any) -> dt.datetime | None:
 # --- timeline ------------------------------------------------------------------------------------
 
 _STEP_KINDS = {
-    "vetting": "callback",
-    "deliver-callback": "webhook",
-    "record-dead-letter": "webhook",
-    "enqueue-dead-letter": "webhook",
-    "start": "api",
-    "cancel": "api",
+    "vetting": TimelineKind.CALLBACK,
+    "deliver-callback": TimelineKind.WEBHOOK,
+    "record-dead-letter": TimelineKind.WEBHOOK,
+    "enqueue-dead-letter": TimelineKind.WEBHOOK,
+    "start": TimelineKind.API,
+    "cancel": TimelineKind.API,
 }
 _HISTORY_KINDS = (
-    ("ChainedInvoke", "invoke"),
-    ("Invocation", "invocation"),
-    ("Execution", "execution"),
-    ("Context", "context"),
-    ("Callback", "callback"),
-    ("Step", "step"),
-    ("Wait", "wait"),
+    ("ChainedInvoke", TimelineKind.INVOKE),
+    ("Invocation", TimelineKind.INVOCATION),
+    ("Execution", TimelineKind.EXECUTION),
+    ("Context", TimelineKind.CONTEXT),
+    ("Callback", TimelineKind.CALLBACK),
+    ("Step", TimelineKind.STEP),
+    ("Wait", TimelineKind.WAIT),
 )
 
 
@@ -382,7 +383,7 @@ def _item_timeline(
                     key="item:" + _key_digest(entry.get("at"), step, event, detail),
                     at=at,
                     source=TimelineSource.ITEM,
-                    kind=_STEP_KINDS.get(step, "step"),
+                    kind=_STEP_KINDS.get(step, TimelineKind.STEP),
                     name=step[:200],
                     event=event[:60],
                     detail=detail,
@@ -399,7 +400,7 @@ def _item_timeline(
                     key=f"item:callback:{delivery['state']}",
                     at=at,
                     source=TimelineSource.ITEM,
-                    kind="webhook",
+                    kind=TimelineKind.WEBHOOK,
                     name="callback",
                     event=delivery["state"],
                     detail={k: delivery.get(k) for k in ("attempts", "last_error") if delivery.get(k) is not None},
@@ -598,7 +599,7 @@ def _search_events_batch(after_id: int, before: dt.datetime, batch_size: int) ->
                     key=f"event:{event.pk}",
                     at=event.at,
                     source=TimelineSource.CONSOLE,
-                    kind="transition",
+                    kind=TimelineKind.TRANSITION,
                     name=event.actor[:200],
                     event=event.kind[:60],
                     detail={"from": event.from_status, "to": event.to_status, "detail": event.detail},
@@ -655,7 +656,7 @@ def _webhooks_batch(after_id: int, before: dt.datetime, batch_size: int) -> tupl
                     key=f"webhook:{_key_digest(delivery.webhook_id)}",
                     at=delivery.received_at,
                     source=TimelineSource.WEBHOOK,
-                    kind="webhook",
+                    kind=TimelineKind.WEBHOOK,
                     name=delivery.status[:200],
                     event=delivery.outcome[:60],
                     detail={"webhook_id": delivery.webhook_id, "version": delivery.version},
@@ -669,7 +670,7 @@ def _webhooks_batch(after_id: int, before: dt.datetime, batch_size: int) -> tupl
 
 
 def _history_kind(event_type: str) -> str:
-    return next((kind for prefix, kind in _HISTORY_KINDS if event_type.startswith(prefix)), "execution")
+    return next((kind for prefix, kind in _HISTORY_KINDS if event_type.startswith(prefix)), TimelineKind.EXECUTION)
 
 
 def _history_entries(execution: WorkflowExecution, events: Iterable[HistoryEvent]) -> list[ExecutionTimelineEntry]:

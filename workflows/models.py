@@ -97,6 +97,32 @@ class WorkflowExecution(models.Model):
         return f"{self.search_id} attempt {self.attempt} ({self.status or 'unknown'})"
 
 
+class WebhookOutcome(models.TextChoices):
+    """What a signed workflow callback changed (WebhookDelivery.outcome; not the field's `choices`, so a
+    new outcome needs no migration). `received` marks a delivery still being applied."""
+
+    APPLIED = "applied"
+    DUPLICATE = "duplicate"
+    STALE_VERSION = "stale_version"
+    IGNORED_TERMINAL = "ignored_terminal"
+    SUPERSEDED_ATTEMPT = "superseded_attempt"
+    NO_TRANSITION = "no_transition"
+    UNKNOWN_SEARCH = "unknown_search"
+    WRONG_ENGINE = "wrong_engine"
+    RECEIVED = "received"
+
+
+# The outcomes the callback answers with 200 (`{"outcome": ...}`); the others are error answers.
+CALLBACK_ANSWER_OUTCOMES = (
+    WebhookOutcome.APPLIED,
+    WebhookOutcome.DUPLICATE,
+    WebhookOutcome.STALE_VERSION,
+    WebhookOutcome.IGNORED_TERMINAL,
+    WebhookOutcome.SUPERSEDED_ATTEMPT,
+    WebhookOutcome.NO_TRANSITION,
+)
+
+
 class WebhookDelivery(models.Model):
     """Each signed callback received, keyed by its `webhook-id`: a redelivery changes nothing."""
 
@@ -130,6 +156,22 @@ class TimelineSource(models.TextChoices):
     WEBHOOK = "webhook", "Webhook delivery"
 
 
+class TimelineKind(models.TextChoices):
+    """What a stored timeline line is (ExecutionTimelineEntry.kind; not the field's `choices`): the
+    durable engine's steps, waits, callbacks, invocations…, a webhook, or a console transition."""
+
+    STEP = "step"
+    WAIT = "wait"
+    CALLBACK = "callback"
+    EXECUTION = "execution"
+    INVOCATION = "invocation"
+    INVOKE = "invoke"
+    CONTEXT = "context"
+    WEBHOOK = "webhook"
+    TRANSITION = "transition"
+    API = "api"
+
+
 class ExecutionTimelineEntry(models.Model):
     """One line of an attempt's timeline, copied into the console so it outlives the engine's retention.
 
@@ -141,7 +183,7 @@ class ExecutionTimelineEntry(models.Model):
     key = models.CharField(max_length=120)
     at = models.DateTimeField()
     source = models.CharField(max_length=10, choices=TimelineSource.choices)
-    kind = models.CharField(max_length=20)  # step, wait, callback, execution, invocation, webhook, transition
+    kind = models.CharField(max_length=20)  # a TimelineKind
     name = models.CharField(max_length=200, blank=True)
     event = models.CharField(max_length=60)
     detail = models.JSONField(null=True, blank=True)

@@ -32,8 +32,9 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
 
 from matching import metrics
-from matching.models import NotificationState, Search, SearchEvent, SearchNotification
+from matching.models import NotificationState, Search, SearchEventKind, SearchNotification
 from matching.selectors import snowtrace_results
+from matching.services import search_event_record
 from workflows.durable import signing
 
 logger = logging.getLogger(__name__)
@@ -233,10 +234,10 @@ def notification_redeliver(*, notification: SearchNotification, acting_user: str
             .update(state=NotificationState.PENDING, next_attempt_at=timezone.now(), retry_until=None)
         )
         if changed:
-            SearchEvent.objects.create(
+            search_event_record(
                 search_id=notification.search_id,
                 attempt=notification.attempt,
-                kind="notification_redelivery",
+                kind=SearchEventKind.NOTIFICATION_REDELIVERY,
                 actor=acting_user,
                 detail=f"{notification.webhook_id} was {notification.state}",
             )

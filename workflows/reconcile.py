@@ -34,8 +34,8 @@ from django.db import transaction
 from django.db.models import F, OuterRef, Subquery
 from django.utils import timezone
 
-from matching.models import ACTIVE_STATUSES, Engine, Search, SearchEvent, SearchStatus
-from matching.services import search_attention_mark, search_record_engine_status
+from matching.models import ACTIVE_STATUSES, Engine, Search, SearchEventKind, SearchStatus
+from matching.services import search_attention_mark, search_event_record, search_record_engine_status
 from workflows import durable_history
 from workflows.durable_history import (
     DurableExecution,
@@ -134,8 +134,12 @@ def _conclude(search: Search, attempt: int, outcome: Outcome, reason: str) -> Re
         )
         search_attention_mark(search_id=search.pk, attempt=attempt, drift=state == DriftState.FLAGGED)
         if newly_flagged:
-            SearchEvent.objects.create(
-                search_id=search.pk, attempt=attempt, kind="drift_flagged", actor=RECONCILER, detail=reason[:2000]
+            search_event_record(
+                search_id=search.pk,
+                attempt=attempt,
+                kind=SearchEventKind.DRIFT_FLAGGED,
+                actor=RECONCILER,
+                detail=reason,
             )
     if outcome == Outcome.FLAGGED:
         logger.warning("search %s attempt %s flagged: %s", search.pk, attempt, reason)

@@ -12,7 +12,14 @@ from typing import Any
 from django.conf import settings
 
 from matching.models import Search, SearchEvent, StaffAction
-from workflows.models import ExecutionTimelineEntry, SearchDispatch, WebhookDelivery, WorkflowExecution
+from workflows.models import (
+    ExecutionTimelineEntry,
+    SearchDispatch,
+    TimelineKind,
+    TimelineSource,
+    WebhookDelivery,
+    WorkflowExecution,
+)
 
 TIMELINE_LIMIT = 400  # lines per attempt on the page; the mirror keeps them all
 _WEBHOOK_ID = re.compile(r"^msg_(?P<name>[A-Za-z0-9_-]{1,64})_v\d+$")
@@ -124,8 +131,8 @@ def search_attempts(*, search: Search) -> list[AttemptView]:
         raw.setdefault(event.attempt, []).append(
             TimelineLine(
                 event.at,
-                "console",
-                "transition",
+                TimelineSource.CONSOLE,
+                TimelineKind.TRANSITION,
                 event.actor,
                 event.kind,
                 " ".join(filter(None, [moved, event.detail])),
@@ -142,8 +149,8 @@ def search_attempts(*, search: Search) -> list[AttemptView]:
         raw.setdefault(attempt, []).append(
             TimelineLine(
                 delivery.received_at,
-                "webhook",
-                "webhook",
+                TimelineSource.WEBHOOK,
+                TimelineKind.WEBHOOK,
                 delivery.status,
                 delivery.outcome,
                 f"webhook_id: {delivery.webhook_id}, version: {delivery.version}",

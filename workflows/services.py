@@ -24,10 +24,11 @@ from matching.models import (
     ApiClientKey,
     Engine,
     Search,
-    SearchEvent,
+    SearchEventKind,
     SearchStatus,
     StaffActionKind,
     StaffActionOutcome,
+    staff_actor,
 )
 from matching.services import (
     idempotency_key_attach,
@@ -35,6 +36,7 @@ from matching.services import (
     search_attention_mark,
     search_claim,
     search_create,
+    search_event_record,
     search_fail,
     search_mark_cancelled,
     search_mark_dispatched,
@@ -62,6 +64,7 @@ from workflows.models import (
     RoutingMode,
     SearchDispatch,
     WebhookDelivery,
+    WebhookOutcome,
     WorkflowExecution,
 )
 from workflows.notifications import notifications_kick
@@ -110,7 +113,9 @@ def search_submit(
             input_warnings=input_warnings,
         )
         if choice.failed_over:
-            SearchEvent.objects.create(search=search, attempt=1, kind="failed_over", detail=choice.failed_over[:2000])
+            search_event_record(
+                search_id=search.pk, attempt=1, kind=SearchEventKind.FAILED_OVER, detail=choice.failed_over
+            )
             transaction.on_commit(metrics.FAILOVERS.inc)
         if idempotency_key:
             idempotency_key_attach(seeker_id=seeker_id, key=idempotency_key, search=search)
@@ -138,8 +143,11 @@ def search_retry(
         if retried is None:
             return False
         if choice.failed_over:
-            SearchEvent.objects.create(
-                search=retried, attempt=retried.attempt, kind="failed_over", detail=choice.failed_over[:2000]
+            search_event_record(
+                search_id=retried.pk,
+                attempt=retried.attempt,
+                kind=SearchEventKind.FAILED_OVER,
+                detail=choice.failed_over,
             )
             transaction.on_commit(metrics.FAILOVERS.inc)
         dispatch_create(search=retried)
@@ -276,10 +284,10 @@ def _send_to_engine(dispatch: SearchDispatch, *, quick: bool) -> None:
     client = DurableApiClient.from_settings(quick=quick)
     started = client.find_started(str(search.pk), dispatch.attempt) if dispatch.start_uncertain else None
     if started is not None:
-        SearchEvent.objects.create(
-            search=search,
+        search_event_record(
+            search_id=search.pk,
             attempt=dispatch.attempt,
-            kind="start_resolved",
+            kind=SearchEventKind.START_RESOLVED,
             detail=f"an uncertain start had run: execution {started.get('execution_name', '?')}; not started again",
         )
     else:
@@ -362,7 +370,7 @@ def celery_revoke_send(*, search_id, attempt: int) -> None:
         detail = f"celery task {task_id} revoked"
     except (BrokerError, ConnectionError, OSError) as exc:
         detail = f"could not revoke celery task {task_id}: {type(exc).__name__}"
-    SearchEvent.objects.create(search_id=search_id, attempt=attempt, kind="remote_cancel", detail=detail)
+    search_event_record(search_id=search_id, attempt=attempt, kind=SearchEventKind.REMOTE_CANCEL, detail=detail)
 
 
 def durable_cancel_send(*, search_id, attempt: int, reason: str) -> None:
@@ -373,10 +381,7 @@ def durable_cancel_send(*, search_id, attempt: int, reason: str) -> None:
     except DurableApiError as exc:
         logger.warning("could not stop the durable execution of %s: %s", search_id, exc)
         detail = f"could not stop the durable execution: {exc}"
-    SearchEvent.objects.create(search_id=search_id, attempt=attempt, kind="remote_cancel", detail=detail[:2000])
-
-
-WEBHOOK_STATUSES = frozenset(SearchStatus) - {SearchStatus.PENDING}
+    search_event_record(search_id=search_id, attempt=attempt, kind=SearchEventKind.REMOTE_CANCEL, detail=detail)
 
 
 def workflow_callback_apply(*, webhook_id: str, body: dict) -> str:
@@ -392,33 +397,37 @@ def workflow_callback_apply(*, webhook_id: str, body: dict) -> str:
         try:
             with transaction.atomic():
                 delivery = WebhookDelivery.objects.create(
-                    webhook_id=webhook_id, search=search, status=status, version=version, outcome="received"
+                    webhook_id=webhook_id,
+                    search=search,
+                    status=status,
+                    version=version,
+                    outcome=WebhookOutcome.RECEIVED,
                 )
         except IntegrityError:
-            metrics.CALLBACKS.labels(outcome="duplicate").inc()
-            return "duplicate"
+            metrics.CALLBACKS.labels(outcome=WebhookOutcome.DUPLICATE).inc()
+            return WebhookOutcome.DUPLICATE
         outcome = _apply_callback(search, attempt=attempt, status=status, version=version, payload=payload)
         WebhookDelivery.objects.filter(pk=delivery.pk).update(outcome=outcome)
         transaction.on_commit(metrics.CALLBACKS.labels(outcome=outcome).inc)
-        if outcome == "applied" and status in TERMINAL_STATUSES:
+        if outcome == WebhookOutcome.APPLIED and status in TERMINAL_STATUSES:
             notifications_kick(search_id=search_id)
     return outcome
 
 
 def _apply_callback(search: Search | None, *, attempt: int, status: str, version: int, payload: dict) -> str:
     if search is None:
-        return "unknown_search"
+        return WebhookOutcome.UNKNOWN_SEARCH
     if attempt != search.attempt:
-        return "superseded_attempt"
+        return WebhookOutcome.SUPERSEDED_ATTEMPT
     if search.engine != Engine.DURABLE:
         # A valid signature does not make the durable engine the owner of a Celery search.
-        return "wrong_engine"
+        return WebhookOutcome.WRONG_ENGINE
     mirrored = WorkflowExecution.objects.select_for_update().filter(search=search, attempt=attempt).first()
     if version <= (mirrored.version if mirrored else 0):
-        return "stale_version"
+        return WebhookOutcome.STALE_VERSION
     if search.is_terminal:
         # Nothing changes after a terminal state: not the search, not its mirror.
-        return "ignored_terminal"
+        return WebhookOutcome.IGNORED_TERMINAL
     execution, _ = WorkflowExecution.objects.select_for_update().get_or_create(
         search=search, attempt=attempt, defaults={"engine": search.engine}
     )
@@ -441,7 +450,7 @@ def _apply_callback(search: Search | None, *, attempt: int, status: str, version
         error=execution.error or (f"the workflow reported {status}" if status != SearchStatus.SUCCEEDED else ""),
         actor="durable-callback",
     )
-    return "applied" if changed else "no_transition"
+    return WebhookOutcome.APPLIED if changed else WebhookOutcome.NO_TRANSITION
 
 
 class InterventionNotAllowed(Exception):
@@ -483,12 +492,12 @@ def search_intervene(
         except VettingDecisionInvalid as exc:
             raise InterventionNotAllowed(str(exc)) from None
     approved = "all" if approved_user_ids is None else ", ".join(approved_user_ids) or "none"
-    SearchEvent.objects.create(
-        search=search,
+    search_event_record(
+        search_id=search.pk,
         attempt=search.attempt,
-        kind="intervened",
+        kind=SearchEventKind.INTERVENED,
         actor=acting_user,
-        detail=f"{decision} (approved: {approved}) {note}".strip()[:2000],
+        detail=f"{decision} (approved: {approved}) {note}".strip(),
     )
     return answer
 
@@ -523,7 +532,7 @@ def _status_words(status: str) -> str:
 
 
 def _actor(user) -> str:
-    return f"staff:{user.username}"
+    return staff_actor(user.username)
 
 
 def _audited(
@@ -727,12 +736,12 @@ def search_drift_acknowledge(*, search: Search, note: str, acting_user: str) -> 
         )
         cleared = search_attention_mark(search_id=search.pk, attempt=search.attempt, drift=False, dead_letter=False)
         if rows or cleared:
-            SearchEvent.objects.create(
+            search_event_record(
                 search_id=search.pk,
                 attempt=search.attempt,
-                kind="drift_acknowledged",
+                kind=SearchEventKind.DRIFT_ACKNOWLEDGED,
                 actor=acting_user,
-                detail=note[:2000],
+                detail=note,
             )
     return bool(rows or cleared)
 

@@ -30,19 +30,33 @@ from matching.profile_source import prefiltered_profile_page
 from matching.selectors import resort_regions
 from snowbuddy import json_input
 from snowbuddy.errors import error_response, method_not_allowed, validation_body
+from workflows.callback_contract import (
+    BREAKDOWN_DIMENSIONS,
+    CALLBACK_FIELDS,
+    DEFAULT_CANDIDATE_PAGE,
+    ERROR_FIELDS,
+    MATCH_FIELDS,
+    MAX_ATTEMPT,
+    MAX_CANDIDATE_PAGE,
+    MAX_CURSOR,
+    MAX_ERROR_CHARS,
+    MAX_ERROR_CODE_CHARS,
+    MAX_NICKNAME_CHARS,
+    MAX_RESULTS,
+    MAX_USER_ID_CHARS,
+    MAX_VERSION,
+    OPTIONAL_DIMENSION,
+    PAYLOAD_FIELDS,
+    WEBHOOK_STATUSES,
+)
 from workflows.durable.signing import WebhookVerificationError, verify
 from workflows.globalcoach import InvalidVettingAnswer, MissingVettingToken, parse_vetting_answer
-from workflows.services import WEBHOOK_STATUSES, workflow_callback_apply
+from workflows.models import WebhookOutcome
+from workflows.services import workflow_callback_apply
 from workflows.vetting import vetting_answer_apply, vetting_callback_verify
 
 logger = logging.getLogger(__name__)
 
-MAX_CANDIDATE_PAGE = 2000
-MAX_ATTEMPT = 2**31 - 1  # Search.attempt is an integer column
-MAX_VERSION = 2**63 - 1  # WorkflowExecution.version is a bigint column
-MAX_RESULTS = 100  # the largest `limit` a search may ask for
-MAX_ERROR_CHARS = 10_000
-BREAKDOWN_DIMENSIONS = ("skill", "location", "availability", "role")
 # Printable ASCII, no space at either end (a proxy may strip it), at most the stored column's 200.
 WEBHOOK_ID_RE = re.compile(r"[!-~](?:[ -~]{0,198}[!-~])?")
 
@@ -87,9 +101,9 @@ def matching_callback(request: HttpRequest) -> JsonResponse:
     if errors:
         return JsonResponse(validation_body(errors), status=400)
     outcome = workflow_callback_apply(webhook_id=webhook_id, body=body)
-    if outcome == "unknown_search":
+    if outcome == WebhookOutcome.UNKNOWN_SEARCH:
         return error_response(404, "unknown_search", "Unknown search.")
-    if outcome == "wrong_engine":
+    if outcome == WebhookOutcome.WRONG_ENGINE:
         # A valid signature does not make the durable engine the owner of a Celery search.
         return error_response(409, "wrong_engine", "The search does not run on the durable engine.")
     return JsonResponse({"outcome": outcome})
@@ -138,7 +152,7 @@ def callback_errors(body: Any) -> list[tuple[str | None, str, str]]:
     if not isinstance(body, dict):
         errors.add(None, "invalid", "Expected a JSON object.")
         return errors.items
-    _check_unknown(errors, "", body, ("search_id", "attempt", "status", "version", "payload"))
+    _check_unknown(errors, "", body, CALLBACK_FIELDS)
     if parse_uuid(body.get("search_id")) is None:
         errors.add("search_id", "invalid", "Must be a UUID string (8-4-4-4-12 hex digits).")
     _check_int(errors, body, "attempt", 1, MAX_ATTEMPT)
@@ -152,7 +166,7 @@ def callback_errors(body: Any) -> list[tuple[str | None, str, str]]:
     if not isinstance(payload, dict):
         errors.add("payload", "invalid", "Must be an object or null.")
         return errors.items
-    _check_unknown(errors, "payload.", payload, ("results", "error", "pending_callback"))
+    _check_unknown(errors, "payload.", payload, PAYLOAD_FIELDS)
     _check_error(errors, payload.get("error"))
     pending = payload.get("pending_callback")
     if pending is not None and not isinstance(pending, dict):
@@ -179,9 +193,9 @@ def _check_error(errors: _Errors, error: Any) -> None:
     if not isinstance(error, dict):
         errors.add("payload.error", "invalid", "Must be a string, an object {code, message} or null.")
         return
-    _check_unknown(errors, "payload.error.", error, ("code", "message"))
-    if not isinstance(error.get("code"), str) or not 1 <= len(error["code"]) <= 100:
-        errors.add("payload.error.code", "invalid", "Must be a string of 1 to 100 characters.")
+    _check_unknown(errors, "payload.error.", error, ERROR_FIELDS)
+    if not isinstance(error.get("code"), str) or not 1 <= len(error["code"]) <= MAX_ERROR_CODE_CHARS:
+        errors.add("payload.error.code", "invalid", f"Must be a string of 1 to {MAX_ERROR_CODE_CHARS} characters.")
     message = error.get("message")
     if message is not None and (not isinstance(message, str) or len(message) > MAX_ERROR_CHARS):
         errors.add("payload.error.message", "invalid", f"Must be a string of at most {MAX_ERROR_CHARS} characters.")
@@ -195,17 +209,17 @@ def _check_results(errors: _Errors, results: list) -> None:
         if not isinstance(match, dict):
             errors.add(at, "invalid", "Must be an object.")
             continue
-        _check_unknown(errors, f"{at}.", match, ("user_id", "nickname", "score", "rank", "breakdown"))
+        _check_unknown(errors, f"{at}.", match, MATCH_FIELDS)
         user_id = match.get("user_id")
-        if not isinstance(user_id, str) or not 1 <= len(user_id) <= 64:
-            errors.add(f"{at}.user_id", "invalid", "Must be a string of 1 to 64 characters.")
+        if not isinstance(user_id, str) or not 1 <= len(user_id) <= MAX_USER_ID_CHARS:
+            errors.add(f"{at}.user_id", "invalid", f"Must be a string of 1 to {MAX_USER_ID_CHARS} characters.")
         elif user_id in user_ids:
             errors.add(f"{at}.user_id", "duplicate", "The same user appears twice in the results.")
         else:
             user_ids.add(user_id)
         nickname = match.get("nickname", "")
-        if not isinstance(nickname, str) or len(nickname) > 64:
-            errors.add(f"{at}.nickname", "invalid", "Must be a string of at most 64 characters.")
+        if not isinstance(nickname, str) or len(nickname) > MAX_NICKNAME_CHARS:
+            errors.add(f"{at}.nickname", "invalid", f"Must be a string of at most {MAX_NICKNAME_CHARS} characters.")
         score = match.get("score")
         if not _is_number(score) or not 0 <= score <= 1:
             errors.add(f"{at}.score", "invalid", "Must be a number from 0 to 1.")
@@ -225,10 +239,10 @@ def _check_breakdown(errors: _Errors, at: str, breakdown: Any) -> None:
     if not isinstance(breakdown, dict):
         errors.add(at, "invalid", "Must be an object of per-dimension scores.")
         return
-    _check_unknown(errors, f"{at}.", breakdown, (*BREAKDOWN_DIMENSIONS, "knowledge"))
-    for name in (*BREAKDOWN_DIMENSIONS, "knowledge"):
+    _check_unknown(errors, f"{at}.", breakdown, (*BREAKDOWN_DIMENSIONS, OPTIONAL_DIMENSION))
+    for name in (*BREAKDOWN_DIMENSIONS, OPTIONAL_DIMENSION):
         value = breakdown.get(name)
-        if name == "knowledge" and value is None:
+        if name == OPTIONAL_DIMENSION and value is None:
             continue
         if not _is_number(value) or not 0 <= value <= 1:
             errors.add(f"{at}.{name}", "invalid", "Must be a number from 0 to 1.")
@@ -266,10 +280,10 @@ def search_candidates(request: HttpRequest, search_id: str) -> JsonResponse:
     search_uuid = parse_uuid(search_id)
     if search_uuid is None:
         return error_response(404, "unknown_search", "Unknown search.")
-    after_id = _bounded_int(request.GET.get("cursor"), 0, 0, 2**63 - 1)
+    after_id = _bounded_int(request.GET.get("cursor"), 0, 0, MAX_CURSOR)
     if after_id is None:
         return error_response(400, "invalid", "cursor must be a cursor this feed returned.", attr="cursor")
-    size = _bounded_int(request.GET.get("page_size"), 1000, 1, MAX_CANDIDATE_PAGE)
+    size = _bounded_int(request.GET.get("page_size"), DEFAULT_CANDIDATE_PAGE, 1, MAX_CANDIDATE_PAGE)
     if size is None:
         return error_response(
             400, "invalid", f"page_size must be an integer from 1 to {MAX_CANDIDATE_PAGE}.", attr="page_size"

@@ -39,6 +39,7 @@ from matching.models import (
     Role,
     Search,
     SearchEvent,
+    SearchEventKind,
     SearchNotification,
     SearchResult,
     SearchStatus,
@@ -47,6 +48,7 @@ from matching.models import (
     StaffPreference,
     SubmitIdempotencyKey,
     UserEvent,
+    staff_actor,
 )
 from matching.reasons import dimension_reasons, preferences_in_words
 from matching.selectors import (
@@ -426,17 +428,10 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
         return TemplateResponse(request, "admin/matching/search/detail.html", context)
 
 
-# Every kind the services write (a fixed list: a DISTINCT over millions of events would not be).
-SEARCH_EVENT_KINDS = ["submitted", "dispatched", "claimed", "running", "awaiting_vetting", "succeeded", "failed",
-                      "cancelled", "timed_out", "retried", "lease_expired", "failed_over", "start_resolved",
-                      "remote_cancel", "intervened", "drift_flagged", "drift_acknowledged",
-                      "notification_redelivery"]  # fmt: skip
-
-
 @admin.register(SearchEvent)
 class SearchEventAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = ["at", "search", "attempt", "kind", "from_status", "to_status", "actor"]
-    list_filter = [fixed_filter("kind", gettext_lazy("kind"), [(k, k) for k in SEARCH_EVENT_KINDS])]
+    list_filter = [fixed_filter("kind", gettext_lazy("kind"), [(k.value, k.value) for k in SearchEventKind])]
     list_select_related = ["search"]
     search_fields = ["search__search_id"]  # shows the box; the lookup is a uuid prefix (get_search_results)
     # Not by actor: no index serves it over millions of events; staff actions have their own list.
@@ -608,7 +603,7 @@ class SearchNotificationAdmin(ExactSearchMixin, ReadOnlyAdmin):
     @admin.action(description=gettext_lazy("Redeliver selected notifications (same webhook-id)"),
                   permissions=["redeliver"])  # fmt: skip
     def redeliver(self, request, queryset):
-        acting_user = f"staff:{request.user.get_username()}"
+        acting_user = staff_actor(request.user.get_username())
         count = sum(notification_redeliver(notification=n, acting_user=acting_user) for n in queryset)
         skipped = queryset.count() - count
         self.message_user(

@@ -35,28 +35,34 @@ from django.db.models import NOT_PROVIDED, AutoField, BigAutoField, Model, Small
 
 from matching.engine import rules
 from matching.models import (
+    STAFF_ACTOR_PREFIX,
     Engine,
     NotificationState,
     Search,
     SearchEvent,
+    SearchEventKind,
     SearchNotification,
     SearchResult,
     SearchStatus,
     StaffAction,
     StaffActionKind,
     StaffActionOutcome,
+    staff_actor,
 )
 from matching.regions import KNOWN_REGIONS
 from workflows.models import (
     DriftState,
     ExecutionTimelineEntry,
     SearchDispatch,
+    TimelineKind,
     TimelineSource,
     WebhookDelivery,
+    WebhookOutcome,
     WorkflowExecution,
 )
 
 S = SearchStatus
+K = SearchEventKind
 TERMINAL = (S.SUCCEEDED, S.FAILED, S.CANCELLED, S.TIMED_OUT)
 # vetting, intervened, running observed (durable), flagged (drift), dead-lettered callback, acknowledged by staff
 FLAG_NAMES = "virfda"
@@ -69,7 +75,7 @@ HOUR_OF_DAY_JST = (
     1.00, 0.90, 0.80, 0.80, 0.85, 0.95, 1.10, 1.30, 1.50, 1.55, 1.30, 0.85,
 )  # fmt: skip
 WEEKDAY = (0.90, 0.88, 0.90, 0.95, 1.15, 1.35, 1.20)
-STAFF = ("staff:aiko", "staff:ben", "staff:chiara", "staff:daisuke", "staff:emma")
+STAFF = tuple(staff_actor(name) for name in ("aiko", "ben", "chiara", "daisuke", "emma"))
 CANCEL_REASONS = ("user changed their mind", "duplicate search", "user withdrew", "wrong dates entered")
 RETRY_REASONS = ("stale profiles", "provider outage resolved", "user asked again", "rerun after the fix")
 ACK_NOTES = ("known emulator lag, item caught up", "checked the execution by hand", "user informed")
@@ -168,47 +174,47 @@ class _Builder:
 def _run_attempt(b: _Builder, number: int, engine: str, outcome: str, flags: set[str], previous: str | None) -> Attempt:
     durable = engine == Engine.DURABLE
     if previous is None:
-        first = b.add(number, "submitted", "", S.PENDING, "user:{seeker}", "engine={engine}", (0, 0))
+        first = b.add(number, K.SUBMITTED, "", S.PENDING, "user:{seeker}", "engine={engine}", (0, 0))
     else:
         detail = f"attempt {number} on {{engine}}: {{retry_reason}}"
-        first = b.add(number, "retried", previous, S.PENDING, "{staff}", detail, (600, 72_000))
+        first = b.add(number, K.RETRIED, previous, S.PENDING, "{staff}", detail, (600, 72_000))
     attempt = Attempt(number, str(outcome), first)
     b.path.attempts.append(attempt)
     if outcome == S.PENDING:
         return attempt
-    attempt.dispatched = b.add(number, "dispatched", S.PENDING, S.DISPATCHED, "system", "", (0.01, 0.25))
+    attempt.dispatched = b.add(number, K.DISPATCHED, S.PENDING, S.DISPATCHED, "system", "", (0.01, 0.25))
     attempt.version = 1 if durable else 0  # the start marker on the item
     flagged = durable and "f" in flags
     if outcome == S.DISPATCHED:
         if flagged:
-            b.add(number, "drift_flagged", "", "", "reconciler", "{drift_reason}", (900, 3600))
+            b.add(number, K.DRIFT_FLAGGED, "", "", "reconciler", "{drift_reason}", (900, 3600))
         return attempt
     state = S.DISPATCHED
     vetting = durable and "v" in flags
     if not durable:
-        attempt.started = b.add(number, "claimed", S.DISPATCHED, S.RUNNING, "celery:{worker}", "", (0.005, 0.8))
+        attempt.started = b.add(number, K.CLAIMED, S.DISPATCHED, S.RUNNING, "celery:{worker}", "", (0.005, 0.8))
         state = S.RUNNING
     else:
         attempt.version += 1  # mark-running
         if vetting or "r" in flags or outcome == S.RUNNING:
-            attempt.started = b.add(number, "running", S.DISPATCHED, S.RUNNING, "durable-sync", "", (0.5, 5))
+            attempt.started = b.add(number, K.RUNNING, S.DISPATCHED, S.RUNNING, "durable-sync", "", (0.5, 5))
             state = S.RUNNING
     if outcome == S.RUNNING:
         if flagged:
-            b.add(number, "drift_flagged", "", "", "reconciler", "{drift_reason}", (900, 3600))
+            b.add(number, K.DRIFT_FLAGGED, "", "", "reconciler", "{drift_reason}", (900, 3600))
         return attempt
     final_gap = (0.05, 2.5)
     if vetting:
         attempt.version += 1
-        b.add(number, "awaiting_vetting", S.RUNNING, S.AWAITING_VETTING, "durable-sync", "", (1, 40))
+        b.add(number, K.AWAITING_VETTING, S.RUNNING, S.AWAITING_VETTING, "durable-sync", "", (1, 40))
         state = S.AWAITING_VETTING
         if flagged:
-            b.add(number, "drift_flagged", "", "", "reconciler", "{drift_reason}", (300, 1800))
+            b.add(number, K.DRIFT_FLAGGED, "", "", "reconciler", "{drift_reason}", (300, 1800))
         if outcome == S.AWAITING_VETTING:
             return attempt
         if "i" in flags and outcome in (S.SUCCEEDED, S.FAILED):
             decision = "approve (approved: all)" if outcome == S.SUCCEEDED else "reject (approved: none)"
-            b.add(number, "intervened", "", "", "{staff}", f"{decision} answered for GlobalCoach", (300, 5400))
+            b.add(number, K.INTERVENED, "", "", "{staff}", f"{decision} answered for GlobalCoach", (300, 5400))
             final_gap = (1, 6)
         else:
             final_gap = (120, 7200)
@@ -216,19 +222,19 @@ def _run_attempt(b: _Builder, number: int, engine: str, outcome: str, flags: set
         attempt.version += 2  # write-result, then the callback delivery state
     reporter = "durable-sync" if durable and "d" in flags else ("durable-callback" if durable else "system")
     if outcome == S.SUCCEEDED:
-        attempt.ended = b.add(number, S.SUCCEEDED, state, S.SUCCEEDED, reporter, "{results} results", final_gap)
+        attempt.ended = b.add(number, K.SUCCEEDED, state, S.SUCCEEDED, reporter, "{results} results", final_gap)
     elif outcome == S.FAILED:
-        attempt.ended = b.add(number, S.FAILED, state, S.FAILED, reporter, "{error}", final_gap)
+        attempt.ended = b.add(number, K.FAILED, state, S.FAILED, reporter, "{error}", final_gap)
     elif outcome == S.TIMED_OUT:
         actor = reporter if vetting else "system"  # a vetting wait times out in the workflow, else the sweeper
-        attempt.ended = b.at_deadline(attempt, S.TIMED_OUT, state, actor, "{error}")
+        attempt.ended = b.at_deadline(attempt, K.TIMED_OUT, state, actor, "{error}")
     elif outcome == S.CANCELLED:
-        attempt.ended = b.add(number, S.CANCELLED, state, S.CANCELLED, "{canceller}", "{reason}", (2, 600))
+        attempt.ended = b.add(number, K.CANCELLED, state, S.CANCELLED, "{canceller}", "{reason}", (2, 600))
         if durable:
-            b.add(number, "remote_cancel", "", "", "system", "durable execution stopped", (0.05, 1.5))
+            b.add(number, K.REMOTE_CANCEL, "", "", "system", "durable execution stopped", (0.05, 1.5))
     if "a" in flags and attempt.ended is not None:
         # Staff saw the flag (or the dead letter) and acknowledged it: the markers are cleared.
-        b.add(number, "drift_acknowledged", "", "", "{staff}", "{ack_note}", (600, 43_200))
+        b.add(number, K.DRIFT_ACKNOWLEDGED, "", "", "{staff}", "{ack_note}", (600, 43_200))
     return attempt
 
 
@@ -950,23 +956,23 @@ ORDER BY p.i, a.attempt"""
     def _staff_actions(self, params: dict) -> None:
         """The console's audit trail of what staff did: retries, cancels, vetting answers, acknowledgements."""
         kinds = {
-            "retried": StaffActionKind.RETRY,
-            "cancelled": StaffActionKind.CANCEL,
-            "intervened": StaffActionKind.INTERVENE,
-            "drift_acknowledged": StaffActionKind.ACKNOWLEDGE_DRIFT,
+            K.RETRIED: StaffActionKind.RETRY,
+            K.CANCELLED: StaffActionKind.CANCEL,
+            K.INTERVENED: StaffActionKind.INTERVENE,
+            K.DRIFT_ACKNOWLEDGED: StaffActionKind.ACKNOWLEDGE_DRIFT,
         }
-        action = "CASE e.kind " + " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in kinds.items()) + " END"
+        action = "CASE e.kind " + " ".join(f"WHEN '{k.value}' THEN '{v.value}'" for k, v in kinds.items()) + " END"
         values = {
             "at": "e.at",
-            "username": "substr(e.actor, 7)",
+            "username": f"substr(e.actor, {len(STAFF_ACTOR_PREFIX) + 1})",
             "action": action,
             "search": "e.search_id",
             "attempt": "e.attempt",
             # A retry's detail is "attempt N on ENGINE: reason"; the others carry the reason itself.
-            "reason": "CASE WHEN e.kind = 'retried' THEN split_part(e.detail, ': ', 2) ELSE e.detail END",
+            "reason": f"CASE WHEN e.kind = '{K.RETRIED.value}' THEN split_part(e.detail, ': ', 2) ELSE e.detail END",
             "parameters": (
-                "CASE e.kind WHEN 'retried' THEN jsonb_build_object('engine', s.engine) "
-                "WHEN 'intervened' THEN jsonb_build_object('decision', split_part(e.detail, ' ', 1)) "
+                f"CASE e.kind WHEN '{K.RETRIED.value}' THEN jsonb_build_object('engine', s.engine) "
+                f"WHEN '{K.INTERVENED.value}' THEN jsonb_build_object('decision', split_part(e.detail, ' ', 1)) "
                 "ELSE '{}'::jsonb END"
             ),
             "status_before": "CASE WHEN e.from_status <> '' THEN e.from_status ELSE s.status END",
@@ -976,9 +982,10 @@ ORDER BY p.i, a.attempt"""
         }
         source = f"""FROM {table(SearchEvent)} e
 JOIN {table(Search)} s ON s.{column(Search, "search_id")} = e.{column(SearchEvent, "search")}
-WHERE e.{column(SearchEvent, "actor")} LIKE 'staff:%%' AND e.{column(SearchEvent, "kind")} = ANY(%(staff_kinds)s)
+WHERE e.{column(SearchEvent, "actor")} LIKE '{STAFF_ACTOR_PREFIX}%%'
+  AND e.{column(SearchEvent, "kind")} = ANY(%(staff_kinds)s)
 ORDER BY e.{column(SearchEvent, "id")}"""
-        params = {**params, "staff_kinds": list(kinds)}
+        params = {**params, "staff_kinds": [k.value for k in kinds]}
         self._timed("staff actions", *insert_select(StaffAction, values, source, params))
 
     def _timelines(self, params: dict) -> None:
@@ -995,7 +1002,14 @@ CREATE TEMP TABLE seed_timeline_template (kind text, actor text, seq int, source
         self.cursor.executemany(
             "INSERT INTO seed_timeline_template VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)",
             [
-                (kind, actor, seq, *entry[:5], None if entry[5] is None else json.dumps(entry[5]))
+                (
+                    str(kind),
+                    actor,
+                    seq,
+                    *map(str, entry[:4]),
+                    entry[4],
+                    None if entry[5] is None else json.dumps(entry[5]),
+                )
                 for (kind, actor), entries in TIMELINE_TEMPLATE.items()
                 for seq, entry in enumerate(entries, start=1)
             ],
@@ -1021,7 +1035,7 @@ WHERE p.timeline""".format(
             "key": "'event:' || t.event_id",
             "at": "t.at",
             "source": f"'{TimelineSource.CONSOLE}'",
-            "kind": "'transition'",
+            "kind": f"'{TimelineKind.TRANSITION.value}'",
             "name": "left(t.actor, 200)",
             "event": "left(t.kind, 60)",
             "detail": "jsonb_build_object('from', t.from_status, 'to', t.to_status, 'detail', t.detail)",
@@ -1062,47 +1076,47 @@ WHERE t.engine = 'durable'"""
 # (kind, actor or "" for any) → entries (source, entry kind, name, event, ms after the transition, detail)
 # as the mirror copies them from the DynamoDB item and the durable execution history.
 TIMELINE_TEMPLATE: dict[tuple[str, str], list[tuple]] = {
-    ("dispatched", ""): [
-        ("item", "api", "start", "dispatched", 40, {"attempt": 0}),
-        ("history", "execution", "", "ExecutionStarted", 120, None),
+    (K.DISPATCHED, ""): [
+        ("item", TimelineKind.API, "start", "dispatched", 40, {"attempt": 0}),
+        ("history", TimelineKind.EXECUTION, "", "ExecutionStarted", 120, None),
     ],
-    ("running", ""): [
-        ("history", "step", "mark-running", "StepStarted", -300, None),
-        ("history", "step", "mark-running", "StepSucceeded", -250, None),
-        ("item", "step", "mark-running", "running", -250, None),
+    (K.RUNNING, ""): [
+        ("history", TimelineKind.STEP, "mark-running", "StepStarted", -300, None),
+        ("history", TimelineKind.STEP, "mark-running", "StepSucceeded", -250, None),
+        ("item", TimelineKind.STEP, "mark-running", "running", -250, None),
     ],
-    ("awaiting_vetting", ""): [
-        ("history", "step", "fetch-candidates-1", "StepSucceeded", -900, None),
-        ("history", "step", "score", "StepSucceeded", -700, None),
-        ("history", "step", "vetting-prepare", "StepSucceeded", -500, None),
-        ("history", "callback", "vetting create callback id", "CallbackStarted", -300, None),
-        ("item", "callback", "vetting", "awaiting_vetting", -200, None),
+    (K.AWAITING_VETTING, ""): [
+        ("history", TimelineKind.STEP, "fetch-candidates-1", "StepSucceeded", -900, None),
+        ("history", TimelineKind.STEP, "score", "StepSucceeded", -700, None),
+        ("history", TimelineKind.STEP, "vetting-prepare", "StepSucceeded", -500, None),
+        ("history", TimelineKind.CALLBACK, "vetting create callback id", "CallbackStarted", -300, None),
+        ("item", TimelineKind.CALLBACK, "vetting", "awaiting_vetting", -200, None),
     ],
     **{
-        (str(status), "durable-callback"): [
-            ("history", "step", "write-result", "StepSucceeded", -60, None),
-            ("item", "step", "write-result", "{status}", -60, None),
-            ("history", "step", "deliver-callback", "StepSucceeded", 20, None),
-            ("item", "webhook", "callback", "delivered", 25, {"attempts": 1}),
-            ("webhook", "webhook", str(status), "applied", 0, None),
-            ("history", "execution", "", "ExecutionSucceeded", 40, None),
+        (K(status), "durable-callback"): [
+            ("history", TimelineKind.STEP, "write-result", "StepSucceeded", -60, None),
+            ("item", TimelineKind.STEP, "write-result", "{status}", -60, None),
+            ("history", TimelineKind.STEP, "deliver-callback", "StepSucceeded", 20, None),
+            ("item", TimelineKind.WEBHOOK, "callback", "delivered", 25, {"attempts": 1}),
+            ("webhook", TimelineKind.WEBHOOK, str(status), WebhookOutcome.APPLIED, 0, None),
+            ("history", TimelineKind.EXECUTION, "", "ExecutionSucceeded", 40, None),
         ]
         for status in (S.SUCCEEDED, S.FAILED, S.TIMED_OUT)
     },
     **{
-        (str(status), "durable-sync"): [
-            ("history", "step", "write-result", "StepSucceeded", -30_000, None),
-            ("item", "step", "write-result", "{status}", -30_000, None),
-            ("history", "step", "deliver-callback", "StepFailed", -5_000, {"error": "ConnectTimeout"}),
-            ("history", "step", "record-dead-letter", "StepSucceeded", -4_900, None),
-            ("item", "webhook", "deliver-callback", "dead_letter", -4_900, {"error": "ConnectTimeout"}),
-            ("item", "webhook", "callback", "dead_letter", -4_900, {"attempts": 5}),
-            ("history", "execution", "", "ExecutionSucceeded", -4_800, None),
+        (K(status), "durable-sync"): [
+            ("history", TimelineKind.STEP, "write-result", "StepSucceeded", -30_000, None),
+            ("item", TimelineKind.STEP, "write-result", "{status}", -30_000, None),
+            ("history", TimelineKind.STEP, "deliver-callback", "StepFailed", -5_000, {"error": "ConnectTimeout"}),
+            ("history", TimelineKind.STEP, "record-dead-letter", "StepSucceeded", -4_900, None),
+            ("item", TimelineKind.WEBHOOK, "deliver-callback", "dead_letter", -4_900, {"error": "ConnectTimeout"}),
+            ("item", TimelineKind.WEBHOOK, "callback", "dead_letter", -4_900, {"attempts": 5}),
+            ("history", TimelineKind.EXECUTION, "", "ExecutionSucceeded", -4_800, None),
         ]
         for status in (S.SUCCEEDED, S.FAILED, S.TIMED_OUT)
     },
-    ("remote_cancel", ""): [
-        ("item", "api", "cancel", "cancelled", 10, None),
-        ("history", "execution", "", "ExecutionStopped", 30, None),
+    (K.REMOTE_CANCEL, ""): [
+        ("item", TimelineKind.API, "cancel", "cancelled", 10, None),
+        ("history", TimelineKind.EXECUTION, "", "ExecutionStopped", 30, None),
     ],
 }
