@@ -156,13 +156,21 @@ def stuck_after_seconds(engine: str) -> int:
     """How long an unfinished search may go without a transition before staff should look: the drift
     check's own thresholds (a Celery search is re-dispatched after it, a durable one flagged)."""
     if engine == Engine.CELERY:
-        return int(getattr(settings, "MATCHING_CELERY_STUCK_SECONDS", 900))
-    return int(getattr(settings, "MATCHING_DURABLE_START_GRACE_SECONDS", 300))
+        return settings.MATCHING_CELERY_STUCK_SECONDS
+    return settings.MATCHING_DURABLE_START_GRACE_SECONDS
+
+
+# "Stuck" is defined here once: unfinished (not waiting on vetting) with no transition past its
+# engine's threshold. stuck_q asks the database; search_is_stuck asks one loaded search.
+
+
+def search_is_stuck(*, status: str, engine: str, updated_at: datetime, now: datetime) -> bool:
+    return status in IDLE_STATUSES and now - updated_at > timedelta(seconds=stuck_after_seconds(engine))
 
 
 def stuck_q(now: datetime) -> Q:
-    """Unfinished (not waiting on vetting) with no transition past its engine's threshold.
-    Served by the partial index `search_idle_active_idx`."""
+    """The searches search_is_stuck says are stuck, as a filter. Served by the partial index
+    `search_idle_active_idx`."""
     return Q(
         status__in=IDLE_STATUSES,
         engine=Engine.CELERY,
@@ -192,9 +200,7 @@ def attention_reasons(search: Search, now: datetime) -> list[str]:
         reasons.append(_("drift flagged"))
     if search.callback_dead_lettered:
         reasons.append(_("callback dead-lettered"))
-    if search.status in IDLE_STATUSES and (now - search.updated_at).total_seconds() > stuck_after_seconds(
-        search.engine
-    ):
+    if search_is_stuck(status=search.status, engine=search.engine, updated_at=search.updated_at, now=now):
         reasons.append(_("stuck"))
     if search.status == SearchStatus.AWAITING_VETTING and (now - search.updated_at) > (search.deadline_at - now):
         reasons.append(_("vetting past half its deadline"))

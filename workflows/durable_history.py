@@ -8,7 +8,6 @@ emulator's are not real ARNs, so they are passed through, never parsed.
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,7 +90,7 @@ class LambdaReadConfig:
 
     @classmethod
     def from_settings(cls) -> LambdaReadConfig:
-        region = getattr(settings, "AWS_REGION", "") or os.environ.get("AWS_DEFAULT_REGION", "")
+        region = settings.AWS_REGION  # AWS_REGION, else AWS_DEFAULT_REGION (snowbuddy/settings.py)
         if not region:
             raise DurableExecutionsConfigError("AWS_REGION (or AWS_DEFAULT_REGION) is required to read executions")
         return cls(region=region)

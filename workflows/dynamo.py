@@ -9,7 +9,6 @@ the paginated reads the mirror needs. `AWS_ENDPOINT_URL_DYNAMODB` is honoured by
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,13 +52,13 @@ class DynamoConfig:
 
     @classmethod
     def from_settings(cls, **overrides: Any) -> DynamoConfig:
-        region = getattr(settings, "AWS_REGION", "") or os.environ.get("AWS_DEFAULT_REGION", "")
+        region = settings.AWS_REGION  # AWS_REGION, else AWS_DEFAULT_REGION (snowbuddy/settings.py)
         if not region:
             raise DynamoConfigError("AWS_REGION (or AWS_DEFAULT_REGION) is required to read the workflow state table")
         values: dict[str, Any] = {
-            "table_name": getattr(settings, "MATCHING_WORKFLOW_STATE_TABLE", "") or DEFAULT_TABLE_NAME,
+            "table_name": settings.MATCHING_WORKFLOW_STATE_TABLE,
             "region": region,
-            "page_size": int(getattr(settings, "MATCHING_MIRROR_PAGE_SIZE", 1000)),
+            "page_size": int(settings.MATCHING_MIRROR_PAGE_SIZE),
         }
         values.update(overrides)
         if not 1 <= values["page_size"] <= 10_000:
@@ -69,7 +68,7 @@ class DynamoConfig:
     @classmethod
     def for_reads_on_request(cls) -> DynamoConfig:
         """Tight limits for a read made while an API request waits (one try, short timeouts)."""
-        timeout = int(getattr(settings, "MATCHING_MIRROR_REFRESH_TIMEOUT_MS", 1000)) / 1000
+        timeout = int(settings.MATCHING_MIRROR_REFRESH_TIMEOUT_MS) / 1000
         return cls.from_settings(connect_timeout=timeout, read_timeout=timeout, max_attempts=1)
 
 

@@ -55,7 +55,7 @@ class GlobalCoachConfig:
         missing = [
             name
             for name in ("MATCHING_VETTING_URL", "MATCHING_VETTING_CALLBACK_BASE_URL")
-            if not getattr(settings, name, "")
+            if not getattr(settings, name)
         ]
         if missing:
             raise GlobalCoachConfigError(f"vetting on the Celery engine needs {', '.join(missing)}")

@@ -84,9 +84,9 @@ class MirrorConfig:
     @classmethod
     def from_settings(cls) -> MirrorConfig:
         return cls(
-            skew_seconds=int(getattr(settings, "MATCHING_MIRROR_SYNC_SKEW_SECONDS", 5)),
-            staleness_seconds=int(getattr(settings, "MATCHING_MIRROR_STALENESS_SECONDS", 5)),
-            history_per_cycle=int(getattr(settings, "MATCHING_MIRROR_HISTORY_PER_CYCLE", 50)),
+            skew_seconds=int(settings.MATCHING_MIRROR_SYNC_SKEW_SECONDS),
+            staleness_seconds=int(settings.MATCHING_MIRROR_STALENESS_SECONDS),
+            history_per_cycle=int(settings.MATCHING_MIRROR_HISTORY_PER_CYCLE),
         )
 
 

@@ -69,9 +69,9 @@ class ReconcileConfig:
     @classmethod
     def from_settings(cls) -> ReconcileConfig:
         return cls(
-            durable_start_grace_seconds=int(getattr(settings, "MATCHING_DURABLE_START_GRACE_SECONDS", 300)),
-            batch=int(getattr(settings, "MATCHING_RECONCILE_BATCH", 200)),
-            min_age_seconds=int(getattr(settings, "MATCHING_RECONCILE_MIN_AGE_SECONDS", 60)),
+            durable_start_grace_seconds=int(settings.MATCHING_DURABLE_START_GRACE_SECONDS),
+            batch=int(settings.MATCHING_RECONCILE_BATCH),
+            min_age_seconds=int(settings.MATCHING_RECONCILE_MIN_AGE_SECONDS),
         )
 
 
