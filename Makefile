@@ -95,13 +95,17 @@ run-durable: setup
 	$(VENV)/bin/gunicorn -c python:snowbuddy.gunicorn_conf snowbuddy.wsgi --bind $(HOST):$(PORT) --workers 2 --access-logfile - ; \
 	wait
 
-# The whole suite on PostgreSQL and Redis, with a real Celery worker process and a real browser.
+# The whole suite on PostgreSQL and Redis, with a real Celery worker process and a real browser,
+# then the mutation check: each guard's tests must kill its mutation (bench/mutation_check.py, on
+# <test database>_mut; about 3 minutes, docs/RELIABILITY.md).
 test: setup chromium gettext oidc-provider prometheus
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) REDIS_CACHE_URL=$(TEST_REDIS_CACHE_URL) \
 		$(VENV)/bin/pytest $(PYTEST_ARGS)
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) TEST_REDIS_CACHE_URL=$(TEST_REDIS_CACHE_URL) \
+		$(PY) bench/mutation_check.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -7,8 +7,12 @@ alone, runs its tests, and restores the file. A mutation is *killed* when its te
 that survives, or whose snippet no longer exists, makes the script exit non-zero.
 
 The list holds the twelve guards that survived the audit of issue 10, the durable defects fixed
-there (each mutation puts the defect back, showing the test failed before the fix), and the
-guards of the leases, idempotent submit and failover.
+there (each mutation puts the defect back, showing the test failed before the fix), the
+guards of the leases, idempotent submit and failover, and the seven behaviours issue 16 found no
+test pinned (tests/pinned).
+
+`make test` runs it after pytest (with the Makefile's TEST_* variables), so a change that weakens
+a guard's tests, or rewrites a guard so its snippet is no longer found, fails CI.
 
     TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test TEST_REDIS_URL=redis://127.0.0.1:6379/15 \\
     TEST_REDIS_CACHE_URL=redis://127.0.0.1:6379/12 .venv/bin/python bench/mutation_check.py [--only NAME ...]
@@ -44,6 +48,7 @@ class Mutation:
 
 LEASES = "tests/workflows/test_leases.py"
 WEBHOOK = "tests/workflows/test_webhook.py"
+PINNED = "tests/pinned"
 
 MUTATIONS = [
     # --- the twelve that survived the audit ---------------------------------------------------------
@@ -64,8 +69,8 @@ MUTATIONS = [
     Mutation(
         "dispatch_send sends a record already sent",
         "workflows/services.py",
-        "    if dispatch.sent_at is not None:\n        return True\n    search = dispatch.search",
-        "    search = dispatch.search",
+        "    if dispatch.sent_at is not None:\n        return True\n    # In the trace",
+        "    # In the trace",
         ("tests/workflows/test_dispatch.py::test_a_dispatch_already_sent_is_not_sent_again",),
     ),
     Mutation(
@@ -235,6 +240,59 @@ MUTATIONS = [
             "tests/workflows/test_failover.py::"
             "test_while_the_circuit_is_open_new_searches_run_on_celery_and_staff_see_why",
         ),
+    ),
+    # --- behaviours no test pinned before issue 16 (tests/pinned) -------------------------------------
+    Mutation(
+        "a retry finds the first search made with its key, whoever's it is",
+        "matching/services.py",
+        'first = SubmitIdempotencyKey.objects.select_related("search").get(seeker_id=seeker_id, key=key)',
+        'first = SubmitIdempotencyKey.objects.select_related("search").filter(key=key).earliest("created_at")',
+        (f"{PINNED}/test_idempotency_per_user.py::test_a_key_another_user_already_used_replays_each_users_own_search",),
+    ),
+    Mutation(
+        "the recovery sweep takes back a lease renewed since its query",
+        "matching/services.py",
+        "            lease_expires_at__lt=now,\n",
+        "",
+        (f"{PINNED}/test_sweepers.py::test_a_lease_renewed_between_the_sweeps_query_and_its_update_is_not_taken_back",),
+    ),
+    Mutation(
+        "the dispatch sweeper sends records still inside their grace",
+        "workflows/services.py",
+        "cutoff = now - timedelta(seconds=settings.DISPATCH_GRACE_SECONDS)",
+        "cutoff = now",
+        (
+            f"{PINNED}/test_sweepers.py::"
+            "test_the_dispatch_sweeper_leaves_a_record_younger_than_its_default_grace_to_the_relay",
+        ),
+    ),
+    Mutation(
+        "a 429 from SnowTrace's notification endpoint is dead-lettered",
+        "workflows/notifications.py",
+        "RETRYABLE_STATUS = frozenset({408, 425, 429})",
+        "RETRYABLE_STATUS = frozenset({408, 425})",
+        (f"{PINNED}/test_notification_429.py::test_a_429_from_snowtrace_is_retried_with_backoff_not_dead_lettered",),
+    ),
+    Mutation(
+        "callback versions are compared with the first attempt's",
+        "workflows/services.py",
+        "mirrored = WorkflowExecution.objects.select_for_update().filter(search=search, attempt=attempt).first()",
+        'mirrored = WorkflowExecution.objects.select_for_update().filter(search=search).order_by("attempt").first()',
+        (f"{PINNED}/test_callback_versions.py::test_a_late_older_callback_of_the_second_attempt_is_refused_as_stale",),
+    ),
+    Mutation(
+        "the default per-user submit rate is 15 an hour, not the old service's 15 a minute",
+        "snowbuddy/settings.py",
+        'env_rate("MATCHING_SEARCH_RATE", "15/min")',
+        'env_rate("MATCHING_SEARCH_RATE", "15/hour")',
+        (f"{PINNED}/test_submit_rate_default.py::test_fifteen_searches_a_minute_per_user_by_default",),
+    ),
+    Mutation(
+        "the warm index's cursor never advances (each refresh re-reads every change since the load)",
+        "matching/candidates.py",
+        "cursor_at = max(state.cursor, db_now - self.overlap)",
+        "cursor_at = state.cursor",
+        (f"{PINNED}/test_warm_index_cursor.py",),
     ),
 ]
 
