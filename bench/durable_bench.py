@@ -40,8 +40,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from workflows.durable.local._http import free_port  # noqa: E402
-from workflows.durable.local.stack import LocalDurableStack, StackConfig  # noqa: E402
+from devtools.durable_local._http import free_port  # noqa: E402
+from devtools.durable_local.stack import LocalDurableStack, StackConfig  # noqa: E402
 
 SEARCH = {
     "role": "buddy",

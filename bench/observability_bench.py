@@ -45,8 +45,8 @@ from search_path_bench import (  # noqa: E402
     throwaway_database,
 )
 
+from devtools.durable_local._http import free_port  # noqa: E402
 from tests.otlp_receiver import OtlpReceiver  # noqa: E402
-from workflows.durable.local._http import free_port  # noqa: E402
 
 TARGET_RATIO = 1.05
 SCRAPE_SECONDS = 15.0

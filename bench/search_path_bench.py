@@ -41,7 +41,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from workflows.durable.local._http import free_port  # noqa: E402
+from devtools.durable_local._http import free_port  # noqa: E402
 
 STAGES = ("claim", "candidates", "search", "store")
 SEED = 20261130

@@ -35,7 +35,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from workflows.durable.local._http import free_port  # noqa: E402
+from devtools.durable_local._http import free_port  # noqa: E402
 
 PREFS = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 8, "regions": ["Nagano Prefecture"]}
 

@@ -37,7 +37,7 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from workflows.durable.local._http import free_port  # noqa: E402
+from devtools.durable_local._http import free_port  # noqa: E402
 
 REGION = "us-east-1"
 TABLE = "matching-workflow-state-bench"
