@@ -50,7 +50,7 @@ gettext:
 # New console strings into locale/zh_Hant/LC_MESSAGES/django.po (then translate each; `make test` checks).
 messages: setup gettext
 	$(PY) manage.py makemessages -l zh_Hant --add-location file --no-obsolete \
-		--ignore '.venv/*' --ignore 'var/*' --ignore 'node_modules/*' --ignore 'tests/*' --ignore 'bench/*'
+		--ignore '.venv/*' --ignore 'var/*' --ignore 'node_modules/*' --ignore 'tests/*' --ignore 'bench/*' --ignore 'devtools/*'
 	$(PY) -m snowbuddy.compile_catalogues
 
 # promtool (the alert rules' tests) and the Prometheus server of the live alert test.

@@ -8,4 +8,6 @@ contract and tests/test_deployable_imports.py check it), and it needs ``requirem
 - ``seed_scale``     ``python -m devtools.seed_scale``: the million-row database of the admin benchmark
                      (docs/benchmarks.md)
 - ``bench_support``  what the benches in bench/ share
+
+The demo loader (``manage.py seed_demo``) stays in the product: `make run` uses it (docs/decisions.md).
 """
