@@ -24,9 +24,10 @@ CATALOGUES := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/*.po))
 
 .PHONY: setup chromium gettext messages oidc-provider prometheus run run-durable durable test lint format bench bench-durable bench-search seed-scale bench-admin lambda-build clean
 
-$(VENV)/.installed: requirements.txt
+# requirements.txt is what a deployment installs; requirements-dev.txt adds the tests' and dev tools.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
 # The compiled catalogues are build output (not committed): msgfmt when installed, else polib.
@@ -49,7 +50,7 @@ gettext:
 # New console strings into locale/zh_Hant/LC_MESSAGES/django.po (then translate each; `make test` checks).
 messages: setup gettext
 	$(PY) manage.py makemessages -l zh_Hant --add-location file --no-obsolete \
-		--ignore '.venv/*' --ignore 'var/*' --ignore 'node_modules/*' --ignore 'tests/*' --ignore 'bench/*'
+		--ignore '.venv/*' --ignore 'var/*' --ignore 'node_modules/*' --ignore 'tests/*' --ignore 'bench/*' --ignore 'devtools/*'
 	$(PY) -m snowbuddy.compile_catalogues
 
 # promtool (the alert rules' tests) and the Prometheus server of the live alert test.
@@ -78,7 +79,7 @@ run: setup
 
 # The local durable stack alone (emulator, Lambda stand-in, Durable API, moto, GlobalCoach).
 durable: setup
-	$(PY) -m workflows.durable.local.stack --console-url http://$(HOST):$(PORT)
+	$(PY) -m devtools.durable_local.stack --console-url http://$(HOST):$(PORT)
 
 # The console on the durable engine: the local durable stack, then the console pointed at it.
 run-durable: setup
@@ -86,7 +87,7 @@ run-durable: setup
 	$(PY) manage.py seed_demo --base-url http://$(HOST):$(PORT)
 	rm -f var/durable/console.env
 	trap 'kill 0' EXIT; \
-	$(PY) -m workflows.durable.local.stack --console-url http://$(HOST):$(PORT) --env-file var/durable/console.env & \
+	$(PY) -m devtools.durable_local.stack --console-url http://$(HOST):$(PORT) --env-file var/durable/console.env & \
 	for i in $$(seq 1 120); do test -s var/durable/console.env && break; sleep 0.5; done; \
 	test -s var/durable/console.env || { echo "the local durable stack did not start: see var/durable/logs"; exit 1; }; \
 	set -a; . var/durable/console.env; set +a; \
@@ -134,10 +135,10 @@ lambda-build: setup
 	$(PY) -m workflows.durable.package --check var/lambda/build
 
 # 1,000,000 searches with their events, results, executions… in SCALE_DATABASE_URL (a few minutes, ~3 GB).
-# SEED_ARGS=--replace refills it; see `manage.py seed_scale --help`.
+# SEED_ARGS=--replace refills it; see `python -m devtools.seed_scale --help` (dev tooling, not a manage.py command).
 seed-scale: setup
 	DATABASE_URL=$(SCALE_DATABASE_URL) $(PY) manage.py migrate --noinput
-	DATABASE_URL=$(SCALE_DATABASE_URL) $(PY) manage.py seed_scale --searches $(SCALE_SEARCHES) $(SEED_ARGS)
+	DATABASE_URL=$(SCALE_DATABASE_URL) $(PY) -m devtools.seed_scale --searches $(SCALE_SEARCHES) $(SEED_ARGS)
 
 # Median time and query count of each admin page on that database (BENCH_ARGS=--explain for plans).
 bench-admin: setup

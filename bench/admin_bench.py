@@ -1,6 +1,6 @@
 """Admin page benchmark: server time and SQL query count of the staff console's pages on a filled database.
 
-A script, not a test. Against the database in DATABASE_URL (fill it with `manage.py seed_scale`), it
+A script, not a test. Against the database in DATABASE_URL (fill it with `python -m devtools.seed_scale`), it
 logs in as a superuser (`bench-admin`, created if missing) with Django's test Client, in process, so
 the figure is the server's own time with no network, and requests each page 2 times to warm up,
 then `--runs` times (default 15), printing the median wall time, the spread, and the SQL query count
@@ -184,7 +184,7 @@ def pick_samples() -> Samples:
 
     newest = Search.objects.order_by("-created_at").values_list("created_at", flat=True).first()
     if newest is None:
-        raise LookupError("the database has no searches: fill it with `manage.py seed_scale` first")
+        raise LookupError("the database has no searches: fill it with `python -m devtools.seed_scale` first")
     typical = (
         Search.objects.filter(
             status=SearchStatus.SUCCEEDED, created_at__lt=newest - timedelta(days=1), result_count__gte=3
@@ -412,7 +412,7 @@ HEADER = f"{'page':<52}  {'median ms':>9}  {'min ms':>8}  {'p90 ms':>8}  {'queri
 def _setup_django() -> None:
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
-        sys.exit("DATABASE_URL must name the filled PostgreSQL database (see `manage.py seed_scale`)")
+        sys.exit("DATABASE_URL must name the filled PostgreSQL database (see `python -m devtools.seed_scale`)")
     os.environ["DJANGO_DEBUG"] = "false"  # production settings: no query log, no debug templates
     hosts = os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
     os.environ["ALLOWED_HOSTS"] = f"{hosts},testserver"

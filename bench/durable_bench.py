@@ -29,9 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from contextlib import ExitStack
-from datetime import datetime
 from pathlib import Path
 
 import boto3
@@ -40,8 +38,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from workflows.durable.local._http import free_port  # noqa: E402
-from workflows.durable.local.stack import LocalDurableStack, StackConfig  # noqa: E402
+from devtools.bench_support import server_seconds, spawn, submit_and_wait, wait_healthy  # noqa: E402
+from devtools.durable_local._http import free_port  # noqa: E402
+from devtools.durable_local.stack import LocalDurableStack, StackConfig  # noqa: E402
 
 SEARCH = {
     "role": "buddy",
@@ -59,52 +58,10 @@ def _run(cmd: list[str], env: dict[str, str]) -> str:
     return subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True, timeout=300).stdout
 
 
-def _spawn(stack: ExitStack, cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    handle = log.open("w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
-
-    def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        handle.close()
-
-    stack.callback(stop)
-    return proc
-
-
-def _wait_healthy(url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/health", timeout=5).status_code == 200:
-                return
-        except (requests.ConnectionError, requests.Timeout):  # a loaded machine answers late
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{url} did not become healthy in {timeout}s")
-
-
 def _one_search(base: str, headers: dict[str, str]) -> tuple[float, float, str]:
     """(server-side seconds created→finished, client-side seconds submit→seen succeeded, search id)."""
-    began = time.perf_counter()
-    response = requests.post(f"{base}/matching/searches", json=SEARCH, headers=headers, timeout=30)
-    response.raise_for_status()
-    search_id = response.json()["search_id"]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        body = requests.get(f"{base}/matching/searches/{search_id}", headers=headers, timeout=10).json()
-        if body["status"] == "succeeded":
-            seen = time.perf_counter() - began
-            created = datetime.fromisoformat(body["created_at"].replace("Z", "+00:00"))
-            finished = datetime.fromisoformat(body["finished_at"].replace("Z", "+00:00"))
-            return (finished - created).total_seconds(), seen, search_id
-        if body["status"] in ("failed", "cancelled", "timed_out"):
-            raise SystemExit(f"search {search_id} ended {body['status']}: {body['error']}")
-        time.sleep(0.02)
-    raise SystemExit(f"search {search_id} did not succeed within 60 s")
+    body, seen = submit_and_wait(base, headers, SEARCH, poll_seconds=0.02, timeout=60)
+    return server_seconds(body), seen, body["search_id"]
 
 
 # What the previous workflow kept of each candidate (PROFILE_FIELDS without languages) and its page size.
@@ -205,16 +162,16 @@ def main() -> None:
         # load the warm index as they boot).
         gunicorn = [sys.executable, "-m", "gunicorn", "-c", "python:snowbuddy.gunicorn_conf", "snowbuddy.wsgi",
                     "--workers", "2", "--bind"]  # fmt: skip
-        _spawn(cleanup, [*gunicorn, f"127.0.0.1:{durable_port}"], durable_env, tmp_path / "console-durable.log")
-        _spawn(cleanup, [*gunicorn, f"127.0.0.1:{celery_port}"], base_env, tmp_path / "console-celery.log")
-        _spawn(
+        spawn(cleanup, [*gunicorn, f"127.0.0.1:{durable_port}"], durable_env, tmp_path / "console-durable.log")
+        spawn(cleanup, [*gunicorn, f"127.0.0.1:{celery_port}"], base_env, tmp_path / "console-celery.log")
+        spawn(
             cleanup,
             [sys.executable, "-m", "celery", "-A", "snowbuddy", "worker", "--concurrency", "2", "-l", "warning"],
             base_env,
             tmp_path / "worker.log",
         )
         for port in (durable_port, celery_port):
-            _wait_healthy(f"http://127.0.0.1:{port}")
+            wait_healthy(f"http://127.0.0.1:{port}")
 
         # Version 2 answers carry the lifecycle status and the timestamps the figures come from.
         headers = {"X-API-Key": api_key, "X-User-Id": "bench-user", "Accept": "application/json; version=2"}

@@ -3,7 +3,7 @@ on a filled database, uncached. Prints the query count and the median / p90 / ma
 2 warm-ups, each query's median, and each query's plan and server time (EXPLAIN ANALYZE).
 
     createdb scale && DATABASE_URL=postgres://…/scale python manage.py migrate
-    DATABASE_URL=postgres://…/scale python manage.py seed_scale --searches 1000000
+    DATABASE_URL=postgres://…/scale python -m devtools.seed_scale --searches 1000000
     DATABASE_URL=postgres://…/scale python bench/metrics_bench.py
 """
 

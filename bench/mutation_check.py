@@ -173,7 +173,7 @@ MUTATIONS = [
     ),
     Mutation(
         "defect: the local stack's printed environment lacks AWS_ENDPOINT_URL_LAMBDA",
-        "workflows/durable/local/stack.py",
+        "devtools/durable_local/stack.py",
         '            "AWS_ENDPOINT_URL_LAMBDA": self.lambda_url,\n',
         "",
         (

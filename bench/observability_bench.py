@@ -1,7 +1,7 @@
 """The cost of observability: POST → succeeded at 100k profiles with it all on, against all off.
 
-A script, not a test. In a throwaway PostgreSQL database `<name>_search_bench` (as
-bench/search_path_bench.py makes it, CREATEDB needed; dropped at the end) with --profiles synthetic
+A script, not a test. In a throwaway PostgreSQL database `<name>_search_bench` (made by
+devtools/bench_support.py, CREATEDB needed; dropped at the end) with --profiles synthetic
 profiles, it starts TWO consoles side by side on 127.0.0.1, each gunicorn (2 workers) + a Celery
 worker (prefork, 2 processes) on its own Redis database:
 
@@ -37,16 +37,18 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from search_path_bench import (  # noqa: E402
-    _spawn,
-    _wait,
-    insert_profiles,
-    search_shapes,
-    throwaway_database,
-)
+from search_path_bench import insert_profiles, search_shapes  # noqa: E402
 
+from devtools.bench_support import (  # noqa: E402
+    server_seconds,
+    spawn,
+    submit_and_wait,
+    throwaway_database,
+    wait_healthy,
+    wait_until,
+)
+from devtools.durable_local._http import free_port  # noqa: E402
 from tests.otlp_receiver import OtlpReceiver  # noqa: E402
-from workflows.durable.local._http import free_port  # noqa: E402
 
 TARGET_RATIO = 1.05
 SCRAPE_SECONDS = 15.0
@@ -57,58 +59,34 @@ POLL_SECONDS = 0.025
 
 
 def _console(stack: ExitStack, name: str, env: dict, log_dir: Path, worker_env: dict | None = None) -> str:
-    import requests
-
     port = free_port()
     worker_log = log_dir / f"{name}-worker.log"
-    _spawn(
+    spawn(
         stack,
         [sys.executable, "-m", "celery", "-A", "snowbuddy", "worker", "--concurrency", "2", "-l", "info",
          "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{name}@%h"],
         {**env, **(worker_env or {})},
         worker_log,
+        new_session=True,
     )  # fmt: skip
-    _spawn(
+    spawn(
         stack,
         [sys.executable, "-m", "gunicorn", "-c", "python:snowbuddy.gunicorn_conf", "snowbuddy.wsgi",
          "--workers", "2", "--bind", f"127.0.0.1:{port}"],
         env,
         log_dir / f"{name}-gunicorn.log",
+        new_session=True,
     )  # fmt: skip
-    _wait(lambda: "ready" in worker_log.read_text(), 120, f"the {name} Celery worker becoming ready")
-
-    def healthy() -> bool:
-        try:
-            return requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    _wait(healthy, 60, f"the {name} gunicorn answering /health")
+    wait_until(lambda: "ready" in worker_log.read_text(), 120, f"the {name} Celery worker becoming ready")
+    wait_healthy(f"http://127.0.0.1:{port}", 60, f"the {name} gunicorn answering /health")
     return f"http://127.0.0.1:{port}"
 
 
 def _one(base: str, key: str, user: str, prefs: dict, poll_seconds: float) -> tuple[float, float]:
     """(server ms created → finished, client ms POST → seen succeeded)."""
-    import requests
-    from django.utils.dateparse import parse_datetime
-
     headers = {"X-API-Key": key, "X-User-Id": user, "Accept": "application/json; version=2"}
-    began = time.perf_counter()
-    response = requests.post(f"{base}/matching/searches", json=prefs, headers=headers, timeout=30)
-    if response.status_code != 202:
-        raise SystemExit(f"POST answered {response.status_code}: {response.text[:300]}")
-    search_id = response.json()["search_id"]
-    deadline = time.monotonic() + 30
-    while True:
-        body = requests.get(f"{base}/matching/searches/{search_id}", headers=headers, timeout=10).json()
-        if body["status"] == "succeeded":
-            seen = time.perf_counter() - began
-            break
-        if body["status"] in ("failed", "cancelled", "timed_out") or time.monotonic() > deadline:
-            raise SystemExit(f"search {search_id} ended {body['status']}: {body.get('error')}")
-        time.sleep(poll_seconds)
-    created, finished = parse_datetime(body["created_at"]), parse_datetime(body["finished_at"])
-    return (finished - created).total_seconds() * 1000, seen * 1000
+    body, seen = submit_and_wait(base, headers, prefs, poll_seconds=poll_seconds)
+    return server_seconds(body) * 1000, seen * 1000
 
 
 def _scraper(urls: list[str], token: str, stop: threading.Event, scrapes: list[float]) -> None:
@@ -149,7 +127,7 @@ def main() -> None:
     features = {f.strip() for f in args.features.split(",") if f.strip()}
     source = os.environ.get("DATABASE_URL", "")
 
-    with throwaway_database(source) as (database_url, name), ExitStack() as stack:
+    with throwaway_database(source, "_search_bench") as (database_url, name), ExitStack() as stack:
         os.environ.update(
             DATABASE_URL=database_url,
             REDIS_URL=args.redis_off,

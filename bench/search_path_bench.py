@@ -33,15 +33,22 @@ import sys
 import tempfile
 import time
 import uuid
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import date, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from workflows.durable.local._http import free_port  # noqa: E402
+from devtools.bench_support import (  # noqa: E402
+    server_seconds,
+    spawn,
+    submit_and_wait,
+    throwaway_database,
+    wait_healthy,
+    wait_until,
+)
+from devtools.durable_local._http import free_port  # noqa: E402
 
 STAGES = ("claim", "candidates", "search", "store")
 SEED = 20261130
@@ -60,41 +67,6 @@ def _rss_kb() -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-@contextmanager
-def throwaway_database(url: str, *, reuse: bool = False):
-    parts = urlsplit(url)
-    if not parts.scheme.startswith("postgres"):
-        raise SystemExit("DATABASE_URL must name a PostgreSQL server (postgres://user@host:port/db)")
-    import psycopg
-
-    # The maintenance database: the one named in the URL need not exist.
-    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-    if reuse:
-        # The database named in the URL itself, created when missing and kept at the end: seeding
-        # a million profiles once is reused by later runs (only missing profiles are inserted).
-        name = parts.path.lstrip("/")
-        with psycopg.connect(admin, autocommit=True) as conn:
-            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-                conn.execute(f'CREATE DATABASE "{name}"')
-        yield urlunsplit(parts._replace(path=f"/{name}")), name
-        from django.db import connections
-
-        connections.close_all()
-        return
-    name = f"{parts.path.lstrip('/') or 'postgres'}_search_bench"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit(parts._replace(path=f"/{name}")), name
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -372,7 +344,7 @@ def _pss_kb(pid: int) -> int:
 
 
 def _wait_for_file(path: Path, timeout: float, interval: float = 0.02) -> None:
-    _wait(path.exists, timeout, f"{path.name} to appear")
+    wait_until(path.exists, timeout, f"{path.name} to appear")
 
 
 def index_worker(directory: Path, worker: int, prefork: int) -> None:
@@ -458,7 +430,7 @@ def bench_processes(n: int, env: dict, shapes, cold_rankings, log_dir: Path) -> 
                 cmd = [sys.executable, __file__, "--index-worker", str(directory), "--worker-id", str(worker)]
                 if way == "prefork parent":
                     cmd += ["--prefork", str(n)]
-                procs.append(_spawn(stack, cmd, worker_env, directory / f"worker-{worker}.log"))
+                procs.append(spawn(stack, cmd, worker_env, directory / f"worker-{worker}.log", new_session=True))
             stack.callback(lambda d=directory: (d / "stop").touch())
             for worker in range(count):
                 _wait_for_file(directory / f"started-{worker}", 120)
@@ -471,7 +443,7 @@ def bench_processes(n: int, env: dict, shapes, cold_rankings, log_dir: Path) -> 
             (directory / "fork").touch()
             expected = [f"ready-{w}.json" for w in range(count)]
             expected += [f"ready-0-{c}.json" for c in range(n)] if way == "prefork parent" else []
-            _wait(
+            wait_until(
                 lambda d=directory, names=expected: all((d / name).exists() for name in names),
                 900,
                 f"{way}: every process ready",
@@ -511,34 +483,8 @@ def print_processes(rows: list[dict], n_profiles: int) -> None:
 # --- POST → succeeded through a real worker ---------------------------------------------------------
 
 
-def _spawn(stack: ExitStack, cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
-    handle = log.open("w")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        handle.close()
-
-    stack.callback(stop)
-    return proc
-
-
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{what} did not happen within {timeout:.0f} s")
-        time.sleep(0.1)
-
-
 def bench_post(database_url: str, redis_url: str, cache_url: str, shapes, count: int, log_dir: Path) -> dict:
     import redis
-    import requests
 
     from matching.services import api_key_create
 
@@ -559,53 +505,32 @@ def bench_post(database_url: str, redis_url: str, cache_url: str, shapes, count:
     base = f"http://127.0.0.1:{port}"
     with ExitStack() as stack:
         worker_log = log_dir / "worker.log"
-        _spawn(
+        spawn(
             stack,
             [sys.executable, "-m", "celery", "-A", "snowbuddy", "worker", "--concurrency", "2", "-l", "info",
              "--without-gossip", "--without-mingle", "--without-heartbeat"],
             env,
             worker_log,
+            new_session=True,
         )  # fmt: skip
-        _spawn(
+        spawn(
             stack,
             [sys.executable, "-m", "gunicorn", "snowbuddy.wsgi", "--workers", "2", "--bind", f"127.0.0.1:{port}"],
             env,
             log_dir / "gunicorn.log",
+            new_session=True,
         )
-        _wait(lambda: "ready." in worker_log.read_text(), 120, "the Celery worker becoming ready")
-
-        def healthy() -> bool:
-            try:
-                return requests.get(f"{base}/health", timeout=2).status_code == 200
-            except requests.ConnectionError:
-                return False
-
-        _wait(healthy, 60, "gunicorn answering /health")
+        wait_until(lambda: "ready." in worker_log.read_text(), 120, "the Celery worker becoming ready")
+        wait_healthy(base, 60, "gunicorn answering /health")
         client_ms, server_ms = [], []
         for number in range(count + 4):  # four warm-ups: both worker processes, both web workers
             _, prefs = shapes[number % len(shapes)]
             # Version 2 answers carry the lifecycle status and the timestamps.
             headers = {"X-API-Key": raw_key, "X-User-Id": f"bench-{number}", "Accept": "application/json; version=2"}
-            began = time.perf_counter()
-            response = requests.post(f"{base}/matching/searches", json=prefs, headers=headers, timeout=30)
-            if response.status_code != 202:
-                raise SystemExit(f"POST answered {response.status_code}: {response.text[:300]}")
-            search_id = response.json()["search_id"]
-            deadline = time.monotonic() + 30
-            while True:
-                body = requests.get(f"{base}/matching/searches/{search_id}", headers=headers, timeout=10).json()
-                if body["status"] == "succeeded":
-                    seen = time.perf_counter() - began
-                    break
-                if body["status"] in ("failed", "cancelled", "timed_out") or time.monotonic() > deadline:
-                    raise SystemExit(f"search {search_id} ended {body['status']}: {body.get('error')}")
-                time.sleep(0.005)
+            body, seen = submit_and_wait(base, headers, prefs, poll_seconds=0.005)
             if number < 4:
                 continue
-            from django.utils.dateparse import parse_datetime
-
-            created, finished = parse_datetime(body["created_at"]), parse_datetime(body["finished_at"])
-            server_ms.append((finished - created).total_seconds() * 1000)
+            server_ms.append(server_seconds(body) * 1000)
             client_ms.append(seen * 1000)
     stage_lines = [line for line in worker_log.read_text().splitlines() if "indexed profiles (" in line]
     return {"client_ms": client_ms, "server_ms": server_ms, "worker_lines": stage_lines[-3:]}
@@ -689,7 +614,10 @@ def main() -> None:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     source = os.environ.get("DATABASE_URL", "")
 
-    with throwaway_database(source, reuse=args.reuse_database) as (database_url, name), ExitStack() as stack:
+    with (
+        throwaway_database(source, "_search_bench", reuse=args.reuse_database) as (database_url, name),
+        ExitStack() as stack,
+    ):
         os.environ.update(
             DATABASE_URL=database_url,
             DATABASE_CONN_MAX_AGE="600",

@@ -26,46 +26,23 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from workflows.durable.local._http import free_port  # noqa: E402
+from devtools.bench_support import percentile, throwaway_database  # noqa: E402
+from devtools.durable_local._http import free_port  # noqa: E402
 
 PREFS = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 8, "regions": ["Nagano Prefecture"]}
-
-
-@contextmanager
-def _database(url: str):
-    import psycopg
-
-    parts = urlsplit(url)
-    name = f"{parts.path.lstrip('/') or 'test'}_submit_bench"
-    admin = urlunsplit((parts.scheme.replace("postgres", "postgresql", 1), parts.netloc, "/postgres", "", ""))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _manage(env: dict[str, str], *args: str) -> str:
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True
     ).stdout
-
-
-def _percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
 def main() -> int:
@@ -83,7 +60,10 @@ def main() -> int:
     args = parser.parse_args()
 
     database_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
-    with _database(database_url) as bench_db, tempfile.TemporaryDirectory(prefix="submit-bench-") as var_dir:
+    with (
+        throwaway_database(database_url, "_submit_bench") as (bench_db, _),
+        tempfile.TemporaryDirectory(prefix="submit-bench-") as var_dir,
+    ):
         broker = (
             f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there: connection refused
             if args.broker == "down"
@@ -168,8 +148,8 @@ def main() -> int:
     print(f"POST /matching/searches with the broker {args.broker} ({broker}), cache {args.cache}, relay {args.relay}, "
           f"{args.workers} gunicorn workers, "
           f"{args.clients} clients, {len(ms)} requests after {warmup} warm-up, {wall:.1f}s wall")  # fmt: skip
-    print(f"  p50 {statistics.median(ms):.1f} ms   p95 {_percentile(ms, 95):.1f} ms   "
-          f"p99 {_percentile(ms, 99):.1f} ms   max {max(ms):.1f} ms   mean {statistics.fmean(ms):.1f} ms")  # fmt: skip
+    print(f"  p50 {statistics.median(ms):.1f} ms   p95 {percentile(ms, 95):.1f} ms   "
+          f"p99 {percentile(ms, 99):.1f} ms   max {max(ms):.1f} ms   mean {statistics.fmean(ms):.1f} ms")  # fmt: skip
     print(
         f"  answers other than 202: {len(failures)}; searches stored {stored[0]}, dispatch records unsent {stored[1]}"
     )

@@ -32,12 +32,13 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from workflows.durable.local._http import free_port  # noqa: E402
+from devtools.bench_support import throwaway_database  # noqa: E402
+from devtools.durable_local._http import free_port  # noqa: E402
 
 REGION = "us-east-1"
 TABLE = "matching-workflow-state-bench"
@@ -51,22 +52,9 @@ def _database(url: str):
     """Point DATABASE_URL at a throwaway database (PostgreSQL) or a fresh SQLite file."""
     parts = urlsplit(url) if url else None
     if parts and parts.scheme.startswith("postgres"):
-        import psycopg
-
-        name = f"{parts.path.lstrip('/') or 'postgres'}_mirror_bench"
-        admin = urlunsplit(parts._replace(scheme="postgresql"))
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        os.environ["DATABASE_URL"] = urlunsplit(parts._replace(path=f"/{name}"))
-        try:
+        with throwaway_database(url, "_mirror_bench") as (database_url, name):
+            os.environ["DATABASE_URL"] = database_url
             yield f"PostgreSQL {parts.hostname}:{parts.port or 5432}/{name} (throwaway)"
-        finally:
-            from django.db import connections
-
-            connections.close_all()
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     else:
         path = ROOT / "var" / "bench" / "mirror-bench.sqlite3"
         path.parent.mkdir(parents=True, exist_ok=True)

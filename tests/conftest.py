@@ -240,12 +240,12 @@ def user_events_to(settings, user_core_receiver):
     return user_core_receiver
 
 
-# --- The simulated GlobalCoach (workflows/durable/local/globalcoach.py), on loopback ----------
+# --- The simulated GlobalCoach (devtools/durable_local/globalcoach.py), on loopback ----------
 
 
 @pytest.fixture(scope="session")
 def globalcoach_server():
-    from workflows.durable.local.globalcoach import ProviderConfig, start_in_thread
+    from devtools.durable_local.globalcoach import ProviderConfig, start_in_thread
 
     server = start_in_thread(ProviderConfig(mode="staff", delay_seconds=0.2))
     yield server
@@ -255,7 +255,7 @@ def globalcoach_server():
 @pytest.fixture
 def globalcoach(globalcoach_server, settings):
     """GlobalCoach for this test: answers as `set_mode` says (staff: never), forgets old requests."""
-    from workflows.durable.local.globalcoach import ProviderConfig
+    from devtools.durable_local.globalcoach import ProviderConfig
 
     provider = globalcoach_server.server
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
+from devtools.seed_scale.command import Command as SeedScale
 from matching.models import SearchStatus
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +30,7 @@ def superuser(django_user_model):
 
 
 def test_the_admin_bench_finds_each_filter_choice_search_and_page(admin_bench, superuser):
-    call_command("seed_scale", "--searches", "2000", "--until", "2026-11-28T12:00:00+00:00", stdout=None)
+    call_command(SeedScale(), "--searches", "2000", "--until", "2026-11-28T12:00:00+00:00", stdout=None)
     notes: list[str] = []
 
     labels = [page.label for page in admin_bench.discover_pages(superuser, notes)]
@@ -46,7 +47,7 @@ def test_the_admin_bench_finds_each_filter_choice_search_and_page(admin_bench, s
 
 
 def test_with_every_list_page_the_bench_also_finds_each_filter_and_sort_of_the_other_lists(admin_bench, superuser):
-    call_command("seed_scale", "--searches", "200", "--until", "2026-11-28T12:00:00+00:00", stdout=None)
+    call_command(SeedScale(), "--searches", "200", "--until", "2026-11-28T12:00:00+00:00", stdout=None)
 
     labels = [page.label for page in admin_bench.discover_pages(superuser, [], every_list_page=True)]
 
@@ -59,7 +60,7 @@ def test_with_every_list_page_the_bench_also_finds_each_filter_and_sort_of_the_o
 
 
 def test_the_admin_bench_measures_every_page_without_an_error(admin_bench, superuser, client):
-    call_command("seed_scale", "--searches", "2000", "--until", "2026-11-28T12:00:00+00:00", stdout=None)
+    call_command(SeedScale(), "--searches", "2000", "--until", "2026-11-28T12:00:00+00:00", stdout=None)
     client.force_login(superuser)
 
     measurements = [

@@ -1,12 +1,17 @@
+import os
+import subprocess
+import sys
 from collections import Counter
 from io import StringIO
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.db.models import Count, F, Max, Min
 
+from devtools.seed_scale.command import Command as SeedScale
 from matching.engine.types import SearchRequest
 from matching.models import (
     ACTIVE_STATUSES,
@@ -33,6 +38,7 @@ from workflows.models import (
 
 pytestmark = pytest.mark.django_db
 
+ROOT = Path(__file__).resolve().parents[1]
 UNTIL = "2026-11-28T12:00:00+00:00"
 
 
@@ -40,7 +46,7 @@ def seed(*extra: str, searches: int = 2000) -> str:
     # Ten days instead of ninety: the 20 newest hours then hold enough searches for 100 active ones.
     out = StringIO()
     call_command(
-        "seed_scale", "--searches", str(searches), "--days", "10", "--until", UNTIL, "--active", "100", *extra,
+        SeedScale(), "--searches", str(searches), "--days", "10", "--until", UNTIL, "--active", "100", *extra,
         stdout=out,
     )  # fmt: skip
     return out.getvalue()
@@ -176,6 +182,19 @@ def test_seed_scale_refuses_sqlite(monkeypatch):
 
     with pytest.raises(CommandError, match="needs PostgreSQL"):
         seed()
+
+
+def test_the_module_entry_point_sets_django_up_and_runs_the_command(tmp_path):
+    # `make seed-scale` runs `python -m devtools.seed_scale` (no manage.py command: dev tooling is not
+    # installed in a deployment). On SQLite it gets as far as the command's own refusal.
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'seed.sqlite3'}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "devtools.seed_scale", "--searches", "10"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 1, done.stderr
+    assert "seed_scale needs PostgreSQL (DATABASE_URL points at sqlite)" in done.stderr
 
 
 def test_seeded_attention_markers_notifications_and_audit_trail_agree_with_the_events():

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.durable_local._http import free_port
 from matching.api.requests import EXAMPLE_REQUEST_ID
 from matching.demo import demo_profiles
 from matching.models import MatchRequest, SearchStatus, SearchVetting, SkierProfile
@@ -29,7 +30,6 @@ from snowbuddy.openapi_internal import EXAMPLE_SEARCH_ID, EXAMPLE_VETTING_TOKEN,
 from tests.conftest import JWT_TEST_SECRET, _database_url
 from tests.factories import SearchFactory
 from tests.polling import port_answers, wait_for
-from workflows.durable.local._http import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

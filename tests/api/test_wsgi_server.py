@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.durable_local._http import free_port
 from tests.polling import port_answers, wait_for
-from workflows.durable.local._http import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 

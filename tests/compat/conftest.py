@@ -15,13 +15,13 @@ import pytest
 import requests
 from django.db import connection
 
+from devtools.durable_local._http import free_port
 from matching.demo import demo_profiles
 from matching.models import ACTIVE_STATUSES, NotificationState, Search, SearchNotification, SkierProfile
 from matching.selectors import resort_regions
 from matching.services import profile_fields
 from tests.conftest import JWT_TEST_SECRET, user_token
 from tests.polling import port_answers, wait_for
-from workflows.durable.local._http import free_port
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

@@ -23,10 +23,10 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
 
+from devtools.durable_local._http import free_port
 from matching.engine import Profile, SearchRequest, match_baseline
 from workflows.durable import api as durable_api
 from workflows.durable import signing, workflow
-from workflows.durable.local._http import free_port
 from workflows.durable.state import WorkflowStateStore, create_table
 
 REGION = "us-east-1"

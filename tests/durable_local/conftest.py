@@ -20,9 +20,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from devtools.durable_local.stack import LocalDurableStack, StackConfig
 from tests.durable.conftest import console_ranking
 from workflows.durable import signing
-from workflows.durable.local.stack import LocalDurableStack, StackConfig
 
 
 def profile(user_id: str, role: str = "buddy", skill: int = 5, **extra: Any) -> dict[str, Any]:

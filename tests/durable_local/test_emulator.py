@@ -16,10 +16,10 @@ from typing import Any
 import boto3
 import pytest
 
+from devtools.durable_local._http import HEALTH_PATH, free_port, http_ok
+from devtools.durable_local._process import ManagedProcess
+from devtools.durable_local.emulator import EmulatorProcess
 from tests.polling import wait_for
-from workflows.durable.local._http import HEALTH_PATH, free_port, http_ok
-from workflows.durable.local._process import ManagedProcess
-from workflows.durable.local.emulator import EmulatorProcess
 
 REGION = "us-east-1"
 EXECUTION_TIMEOUT = 6
@@ -42,7 +42,7 @@ def emulator_and_lambda(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
         [
             sys.executable,
             "-m",
-            "workflows.durable.local.invoke_standin",
+            "devtools.durable_local.invoke_standin",
             "--port",
             str(lambda_port),
             "--emulator-url",

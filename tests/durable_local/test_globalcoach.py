@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import requests
 
+from devtools.durable_local import globalcoach
+from devtools.durable_local._http import ServerThread
 from tests.polling import wait_for
-from workflows.durable.local import globalcoach
-from workflows.durable.local._http import ServerThread
 
 
 class CallbackReceiver:

@@ -12,9 +12,9 @@ import boto3
 import pytest
 import requests
 
+from devtools.durable_local.stack import LocalDurableStack
 from tests.durable_local.conftest import DurableApiClient, FakeConsole, profile
 from tests.polling import wait_for
-from workflows.durable.local.stack import LocalDurableStack
 
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 

@@ -19,8 +19,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from workflows.durable.local import durable_api_server
-from workflows.durable.local.sigv4 import (
+from devtools.durable_local import durable_api_server
+from devtools.durable_local.sigv4 import (
     ApiKeyConfig,
     AuthConfig,
     AuthError,

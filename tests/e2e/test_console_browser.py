@@ -20,6 +20,7 @@ from django.db import connection, connections
 from django.utils import translation
 from django.utils.translation import gettext
 
+from devtools.durable_local.stack import LocalDurableStack, StackConfig
 from matching.admin.actions import ACTIONS
 from matching.console_words import outcome_words, result_words
 from matching.demo import demo_profiles
@@ -29,7 +30,6 @@ from matching.services import profile_fields
 from tests.console.catalogue import VISIBLE_TEXT_JS, english_left
 from tests.console.conftest import _staff, make_search
 from tests.polling import wait_for
-from workflows.durable.local.stack import LocalDurableStack, StackConfig
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
 

@@ -12,13 +12,13 @@ import boto3
 import pytest
 from django.db import connection
 
+from devtools.durable_local.stack import LocalDurableStack, StackConfig
 from matching.demo import demo_profiles
 from matching.models import Search, SearchStatus, SkierProfile
 from matching.selectors import resort_regions
 from matching.services import profile_fields
 from tests.polling import wait_for
 from workflows.client import DurableApiClient
-from workflows.durable.local.stack import LocalDurableStack, StackConfig
 from workflows.services import search_cancel, search_intervene
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]

@@ -23,14 +23,14 @@ import redis
 import requests
 from django.db import connection
 
+from devtools.durable_local._http import free_port
+from devtools.durable_local.stack import LocalDurableStack, StackConfig
 from matching.demo import demo_profiles
 from matching.models import Search, SearchStatus, SkierProfile
 from matching.selectors import resort_regions
 from matching.services import profile_fields
 from tests.otlp_receiver import OtlpReceiver
 from tests.polling import port_answers, wait_for
-from workflows.durable.local._http import free_port
-from workflows.durable.local.stack import LocalDurableStack, StackConfig
 from workflows.models import SearchDispatch
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]

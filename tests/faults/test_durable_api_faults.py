@@ -16,6 +16,7 @@ import boto3
 import pytest
 from django.db import connection
 
+from devtools.durable_local.stack import LocalDurableStack, StackConfig
 from matching.demo import demo_profiles
 from matching.models import Engine, Search, SearchEvent, SkierProfile
 from matching.selectors import resort_regions
@@ -24,7 +25,6 @@ from tests.faults.conftest import FAULT_PREFS, tally
 from tests.faults.proxy import FaultProxy
 from tests.polling import wait_for
 from workflows.breaker import durable_breaker
-from workflows.durable.local.stack import LocalDurableStack, StackConfig
 from workflows.durable.state import execution_name_for
 from workflows.recovery import durable_api_probe
 from workflows.services import dispatch_relay, dispatch_sweep

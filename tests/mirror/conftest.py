@@ -18,8 +18,8 @@ import boto3
 import pytest
 from django.utils import timezone
 
+from devtools.durable_local._http import free_port
 from matching.models import Engine, Search
-from workflows.durable.local._http import free_port
 from workflows.durable.state import WorkflowStateStore, create_table, serialize_item, utc_now_iso
 from workflows.dynamo import DynamoConfig, dynamodb_client
 from workflows.services import search_submit

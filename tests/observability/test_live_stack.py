@@ -23,10 +23,10 @@ import yaml
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from devtools.durable_local._http import free_port
 from matching.models import Search, SearchStatus
 from tests.faults.conftest import ConsoleProcess
 from tests.polling import port_answers, wait_for
-from workflows.durable.local._http import free_port
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

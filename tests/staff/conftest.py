@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
+from devtools.durable_local._http import free_port
 from tests.polling import port_answers, wait_for
-from workflows.durable.local._http import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 OIDC_DIR = ROOT / "tests" / "oidc"

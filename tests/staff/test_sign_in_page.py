@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from devtools.durable_local._http import free_port
 from tests.console.conftest import OPERATORS, _staff
-from workflows.durable.local._http import free_port
 
 pytestmark = pytest.mark.django_db
 

@@ -6,6 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from devtools.durable_local.sigv4 import AuthError, SigV4Config, verify_sigv4
 from workflows.client import (
     DurableApiClient,
     DurableApiConfig,
@@ -13,7 +14,6 @@ from workflows.client import (
     DurableApiRejected,
     DurableApiUnavailable,
 )
-from workflows.durable.local.sigv4 import AuthError, SigV4Config, verify_sigv4
 
 ACCESS_KEY, SECRET_KEY, REGION = "AKIDLOCALTEST", "local-secret-for-tests", "ap-northeast-1"
 

@@ -1,3 +1,8 @@
+"""The seed_scale command: arguments, checks, the transaction and the report (rows.py makes the rows).
+
+Run by `python -m devtools.seed_scale` (__main__.py); tests run it with `call_command(Command(), …)`.
+"""
+
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -6,7 +11,7 @@ from django.core.management import BaseCommand, CommandError, call_command
 from django.db import connection, transaction
 from django.utils import timezone
 
-from matching.management.scale_seed import ScaleConfig, ScaleSeed, TableReport, table
+from devtools.seed_scale.rows import ScaleConfig, ScaleSeed, TableReport, table
 from matching.models import (
     ApiClientKey,
     Resort,
@@ -34,6 +39,11 @@ class Command(BaseCommand):
         "sample timelines) for the admin "
         "benchmark. Generated inside the server; refuses SQLite and a database that already has searches."
     )
+
+    def create_parser(self, prog_name, subcommand, **kwargs):
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.prog = "python -m devtools.seed_scale"
+        return parser
 
     def add_arguments(self, parser):
         parser.add_argument("--searches", type=int, default=1_000_000, help="how many (default 1,000,000)")

@@ -5,7 +5,7 @@ turned into a Function URL payload-v2.0 event and handed to
 ``workflows.durable.api.handler``; its response is mapped back to HTTP the way a
 Function URL does it.
 
-Run: ``python -m workflows.durable.local.durable_api_server --port 8790``; the
+Run: ``python -m devtools.durable_local.durable_api_server --port 8790``; the
 stack (``stack.py``) starts it with the environment it needs.
 """
 
@@ -24,8 +24,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from workflows.durable import tracing
-from workflows.durable.local._http import (
+from devtools.durable_local._http import (
     HEALTH_PATH,
     LOCALHOST,
     JsonRequestHandler,
@@ -36,13 +35,14 @@ from workflows.durable.local._http import (
     import_handler,
     serve_in_thread,
 )
-from workflows.durable.local.sigv4 import (
+from devtools.durable_local.sigv4 import (
     ApiKeyConfig,
     AuthConfig,
     AuthError,
     SigV4Config,
     authenticate,
 )
+from workflows.durable import tracing
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import requests
 
-from workflows.durable.local._http import (
+from devtools.durable_local._http import (
     HEALTH_PATH,
     LOCALHOST,
     JsonRequestHandler,

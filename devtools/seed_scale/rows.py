@@ -1,4 +1,4 @@
-"""A production-sized console database, generated inside PostgreSQL (`manage.py seed_scale`).
+"""A production-sized console database, generated inside PostgreSQL (`python -m devtools.seed_scale`).
 
 Rows are produced by `INSERT … SELECT … FROM generate_series(…)` on the server, so a million
 searches with their events, results, dispatches, executions and webhook deliveries take minutes
@@ -321,7 +321,7 @@ def insert_select(model: type[Model], values: dict[str, str], source: str, param
         else:
             raise ImproperlyConfigured(
                 f"seed_scale does not know how to fill {model.__name__}.{f.name} (NOT NULL, no default): "
-                "add it to matching/management/scale_seed.py"
+                "add it to devtools/seed_scale/rows.py"
             )
         columns.append(connection.ops.quote_name(f.column))
         exprs.append(expr)

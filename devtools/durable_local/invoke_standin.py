@@ -41,8 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
-from workflows.durable import tracing
-from workflows.durable.local._http import (
+from devtools.durable_local._http import (
     HEALTH_PATH,
     LOCALHOST,
     JsonRequestHandler,
@@ -53,6 +52,7 @@ from workflows.durable.local._http import (
     import_handler,
     serve_in_thread,
 )
+from workflows.durable import tracing
 
 logger = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Parent side: ``EmulatorProcess`` starts, probes, stops and restarts it.
 
-Child side (``python -m workflows.durable.local.emulator start-server ...``):
+Child side (``python -m devtools.durable_local.emulator start-server ...``):
 the ``dex-local-runner`` command line itself (same flags, same ``AWS_DEX_*``
 variables), with one addition. The emulator persists executions in SQLite but
 keeps every timer in memory: an execution's timeout, its ``wait`` timers and
@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workflows.durable.local._http import LOCALHOST, http_ok
-from workflows.durable.local._process import ManagedProcess
+from devtools.durable_local._http import LOCALHOST, http_ok
+from devtools.durable_local._process import ManagedProcess
 
 logger = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ class EmulatorProcess:
         argv = [
             sys.executable,
             "-m",
-            "workflows.durable.local.emulator",
+            "devtools.durable_local.emulator",
             "start-server",
             "--host",
             host,

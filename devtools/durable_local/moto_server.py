@@ -1,6 +1,6 @@
 """DynamoDB for the local stack: moto in server mode, with the state table created.
 
-Run: ``python -m workflows.durable.local.moto_server --port 8793``. The table and its GSI
+Run: ``python -m devtools.durable_local.moto_server --port 8793``. The table and its GSI
 come from ``workflows.durable.state.create_table``, so they match what the workflow and the
 Durable API expect. Data lives in memory: a restart of this process empties the table.
 """
@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workflows.durable.local._http import LOCALHOST, configure_logging
-from workflows.durable.local._process import ManagedProcess
+from devtools.durable_local._http import LOCALHOST, configure_logging
+from devtools.durable_local._process import ManagedProcess
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class MotoProcess:
         argv = [
             sys.executable,
             "-m",
-            "workflows.durable.local.moto_server",
+            "devtools.durable_local.moto_server",
             "--host",
             host,
             "--port",

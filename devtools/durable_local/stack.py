@@ -1,4 +1,4 @@
-"""Start the whole Durable side on this machine: ``python -m workflows.durable.local.stack``.
+"""Start the whole Durable side on this machine: ``python -m devtools.durable_local.stack``.
 
 Processes (all on 127.0.0.1; logs and the emulator's SQLite store under ``var/durable/``):
 
@@ -31,10 +31,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from workflows.durable.local._http import HEALTH_PATH, LOCALHOST, free_port, http_ok
-from workflows.durable.local._process import REPO_ROOT, ManagedProcess
-from workflows.durable.local.emulator import EmulatorProcess
-from workflows.durable.local.moto_server import MotoProcess
+from devtools.durable_local._http import HEALTH_PATH, LOCALHOST, free_port, http_ok
+from devtools.durable_local._process import REPO_ROOT, ManagedProcess
+from devtools.durable_local.emulator import EmulatorProcess
+from devtools.durable_local.moto_server import MotoProcess
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class LocalDurableStack:
         self.globalcoach = self._python_child(
             "globalcoach",
             [
-                "workflows.durable.local.globalcoach",
+                "devtools.durable_local.globalcoach",
                 "--mode",
                 c.globalcoach_mode,
                 "--delay",
@@ -151,7 +151,7 @@ class LocalDurableStack:
         self.lambda_standin = self._python_child(
             "lambda-standin",
             [
-                "workflows.durable.local.invoke_standin",
+                "devtools.durable_local.invoke_standin",
                 "--port",
                 str(c.lambda_port),
                 "--emulator-url",
@@ -168,7 +168,7 @@ class LocalDurableStack:
         self.durable_api = self._python_child(
             "durable-api",
             [
-                "workflows.durable.local.durable_api_server",
+                "devtools.durable_local.durable_api_server",
                 "--port",
                 str(c.durable_api_port),
                 "--handler",
