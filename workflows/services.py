@@ -555,8 +555,7 @@ def engine_unavailable_reason(*, engine: str, search: Search) -> str:
             return f"the durable engine is not configured here ({exc})"
         if not settings.MATCHING_WORKFLOW_CALLBACK_URL:
             return "the durable engine is not configured here (MATCHING_WORKFLOW_CALLBACK_URL is not set)"
-    elif (search.preferences or {}).get("vetting_required"):
-        return "it needs certification vetting, which only the durable engine does"
+    # Both engines vet (issue 8): a vetted search may run on either.
     return ""
 
 
