@@ -901,9 +901,10 @@ def search_finish_vetting(
     re-ranked 1..n; nobody approved fails the search (`vetting_rejected`). One answer wins.
 
     Returns `succeeded`, `failed`, `already_answered` or `not_awaiting` (finished, cancelled, or
-    timed out meanwhile).
+    timed out meanwhile). Runs in the caller's transaction if there is one (a staff answer's audit
+    row commits with it).
     """
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         vetting = SearchVetting.objects.select_for_update().filter(search_id=search_id, attempt=attempt).first()
         if vetting is None:
             return "not_awaiting"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -134,9 +134,10 @@ def search_retry(
 ) -> bool:
     """Start a new attempt with a fresh deadline and dispatch record, on `engine` or, when None, on
     the engine new searches go to. Staff retry finished searches; the drift reconciler may also
-    retry a stuck active one by passing `allowed_from`."""
+    retry a stuck active one by passing `allowed_from`. Runs in the caller's transaction if there is
+    one (a staff retry's audit row commits with it); the dispatch is sent after the outermost commit."""
     choice = EngineChoice(engine) if engine else engine_for_new_search(preferences=search.preferences)
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         retried = search_new_attempt(
             search=search, engine=choice.engine, acting_user=acting_user, reason=reason, allowed_from=allowed_from
         )
@@ -157,9 +158,10 @@ def search_retry(
 def search_cancel(*, search: Search, reason: str, acting_user: str) -> bool:
     """Cancel in the console first (the system of record), then, after commit, stop the engine's
     work: the durable execution, or the Celery task (a task that starts anyway finds the search
-    cancelled and does nothing)."""
+    cancelled and does nothing). Runs in the caller's transaction if there is one (a staff cancel's
+    audit row commits with it); the engine is told only after the outermost commit."""
     attempt = search.attempt
-    with transaction.atomic(durable=True):
+    with transaction.atomic():
         done = search_mark_cancelled(search=search, reason=reason, acting_user=acting_user)
         if done:
             notifications_kick(search_id=search.pk)
@@ -465,40 +467,50 @@ def search_intervene(
     acting_user: str,
     note: str = "",
     approved_user_ids: list[str] | None = None,
+    then: Callable[[], object] | None = None,
 ) -> dict:
     """Answer a pending GlobalCoach vetting request in the provider's place, on either engine.
 
     Durable: the Durable API completes the workflow's pending callback; the outcome then reaches
     the console through the signed webhook like any other. Celery: the answer finishes the search
     here, through the same service as GlobalCoach's own answer.
+
+    `then` runs inside the transaction that records the answer (the staff action's audit row), so
+    the console's side of the answer and the audit commit together or not at all. The Durable API's
+    call is made before that transaction and cannot be part of it: if the transaction then fails,
+    the workflow has its answer and the console learns the outcome from its callback, without an
+    `intervened` event or audit row.
     """
     if decision not in ("approve", "reject"):
         raise ValueError("decision must be approve or reject")
     if search.status != SearchStatus.AWAITING_VETTING:
         raise InterventionNotAllowed(f"search {search.pk} is {search.status} on {search.engine}, not awaiting vetting")
-    if search.engine == Engine.DURABLE:
+    if search.engine == Engine.DURABLE:  # a remote call: outside the transaction below
         answer = DurableApiClient.from_settings().intervene(
             str(search.pk), decision=decision, note=note, approved_user_ids=approved_user_ids
         )
-    else:
-        try:
-            answer = vetting_intervene(
-                search=search,
-                decision=decision,
-                acting_user=acting_user,
-                note=note,
-                approved_user_ids=approved_user_ids,
-            )
-        except VettingDecisionInvalid as exc:
-            raise InterventionNotAllowed(str(exc)) from None
-    approved = "all" if approved_user_ids is None else ", ".join(approved_user_ids) or "none"
-    search_event_record(
-        search_id=search.pk,
-        attempt=search.attempt,
-        kind=SearchEventKind.INTERVENED,
-        actor=acting_user,
-        detail=f"{decision} (approved: {approved}) {note}".strip(),
-    )
+    with transaction.atomic():
+        if search.engine != Engine.DURABLE:
+            try:
+                answer = vetting_intervene(
+                    search=search,
+                    decision=decision,
+                    acting_user=acting_user,
+                    note=note,
+                    approved_user_ids=approved_user_ids,
+                )
+            except VettingDecisionInvalid as exc:
+                raise InterventionNotAllowed(str(exc)) from None
+        approved = "all" if approved_user_ids is None else ", ".join(approved_user_ids) or "none"
+        search_event_record(
+            search_id=search.pk,
+            attempt=search.attempt,
+            kind=SearchEventKind.INTERVENED,
+            actor=acting_user,
+            detail=f"{decision} (approved: {approved}) {note}".strip(),
+        )
+        if then is not None:
+            then()
     return answer
 
 
@@ -564,13 +576,16 @@ def engine_unavailable_reason(*, engine: str, search: Search) -> str:
             return f"the durable engine is not configured here ({exc})"
         if not settings.MATCHING_WORKFLOW_CALLBACK_URL:
             return "the durable engine is not configured here (MATCHING_WORKFLOW_CALLBACK_URL is not set)"
-    elif (search.preferences or {}).get("vetting_required"):
-        return "it needs certification vetting, which only the durable engine does"
+    # Both engines vet (issue 8): a vetted search may run on either.
     return ""
 
 
+@transaction.atomic(durable=True)
 def search_staff_retry(*, search: Search, user, reason: str, engine: str | None = None) -> ActionResult:
-    """Staff retry: a new attempt on the same engine as the last one, or on the one named."""
+    """Staff retry: a new attempt on the same engine as the last one, or on the one named.
+
+    The new attempt (its `retried` event and dispatch record) and the audit row commit together or
+    not at all; the dispatch is sent to the engine only after that commit (the outbox)."""
     before, attempt = search.status, search.attempt
     target = engine or search.engine
     if not search.is_terminal:
@@ -610,8 +625,13 @@ def search_staff_retry(*, search: Search, user, reason: str, engine: str | None 
     )
 
 
+@transaction.atomic(durable=True)
 def search_staff_cancel(*, search: Search, user, reason: str) -> ActionResult:
-    """Staff cancel. Racing a finishing engine, exactly one side wins; the result says which."""
+    """Staff cancel. Racing a finishing engine, exactly one side wins; the result says which.
+
+    The cancellation in the console and the audit row commit together or not at all. Stopping the
+    engine's work (the Durable API's stop, the Celery revoke) is a remote call and cannot be part of
+    that transaction: it is made after the commit, so it never stops work the console did not cancel."""
     before, attempt = search.status, search.attempt
     if search_cancel(search=search, reason=reason, acting_user=_actor(user)):
         if search.engine == Engine.DURABLE:
@@ -656,29 +676,31 @@ def search_staff_cancel(*, search: Search, user, reason: str) -> ActionResult:
 def search_staff_intervene(
     *, search: Search, user, decision: str, note: str, approved_user_ids: list[str] | None = None
 ) -> ActionResult:
-    """Staff answer a pending vetting request in GlobalCoach's place (approve all, some, or reject)."""
+    """Staff answer a pending vetting request in GlobalCoach's place (approve all, some, or reject).
+
+    An answer that is taken is audited inside the transaction that records it (on Celery, the one
+    that finishes the search): both or neither. What cannot be atomic is the Durable API's call,
+    made before that transaction (see search_intervene). An answer that is refused changes nothing
+    in the console, and its audit row is written on its own."""
     before, attempt = search.status, search.attempt
-    try:
-        search_intervene(
-            search=search, decision=decision, acting_user=_actor(user), note=note, approved_user_ids=approved_user_ids
+    audited: list[ActionResult] = []
+
+    def audit(result: ActionResult) -> None:
+        audited.append(
+            _audited(
+                user=user,
+                action=StaffActionKind.INTERVENE,
+                search=search,
+                reason=note,
+                before=before,
+                attempt=attempt,
+                result=result,
+                decision=decision,
+                approved_user_ids=approved_user_ids,
+            )
         )
-    except InterventionNotAllowed:
-        result = ActionResult(
-            StaffActionOutcome.SKIPPED,
-            f"it is {_status_words(search.status)} on {search.engine}, not awaiting vetting",
-            "not_awaiting_vetting",
-            {"status": search.status, "engine": search.engine},
-        )
-    except DurableApiRejected as exc:
-        code = exc.body.get("error") if isinstance(exc.body, dict) else ""
-        if exc.status_code == 409:
-            message = f"the vetting request was already answered ({code or 409})"
-            result = ActionResult(StaffActionOutcome.SKIPPED, message, "already_answered", {"code": code or 409})
-        else:
-            result = ActionResult(StaffActionOutcome.FAILED, str(exc))
-    except DurableApiError as exc:
-        result = ActionResult(StaffActionOutcome.FAILED, str(exc))
-    else:
+
+    def answered() -> None:
         if decision == "reject":
             what, code = "rejected", "rejected"
         elif approved_user_ids is None:
@@ -687,27 +709,52 @@ def search_staff_intervene(
             what, code = f"approved {len(approved_user_ids)} candidate(s)", "approved_some"
         durable = search.engine == Engine.DURABLE
         then = "the workflow finishes and reports back" if durable else "the search is finished"
-        result = ActionResult(
-            StaffActionOutcome.DONE,
-            f"{what}; {then}",
-            f"{code}_{'durable' if durable else 'celery'}",
-            {"count": len(approved_user_ids or [])},
+        audit(
+            ActionResult(
+                StaffActionOutcome.DONE,
+                f"{what}; {then}",
+                f"{code}_{'durable' if durable else 'celery'}",
+                {"count": len(approved_user_ids or [])},
+            )
         )
-    return _audited(
-        user=user,
-        action=StaffActionKind.INTERVENE,
-        search=search,
-        reason=note,
-        before=before,
-        attempt=attempt,
-        result=result,
-        decision=decision,
-        approved_user_ids=approved_user_ids,
-    )
+
+    try:
+        search_intervene(
+            search=search,
+            decision=decision,
+            acting_user=_actor(user),
+            note=note,
+            approved_user_ids=approved_user_ids,
+            then=answered,
+        )
+    except InterventionNotAllowed:
+        audit(
+            ActionResult(
+                StaffActionOutcome.SKIPPED,
+                f"it is {_status_words(search.status)} on {search.engine}, not awaiting vetting",
+                "not_awaiting_vetting",
+                {"status": search.status, "engine": search.engine},
+            )
+        )
+    except DurableApiRejected as exc:
+        code = exc.body.get("error") if isinstance(exc.body, dict) else ""
+        if exc.status_code == 409:
+            message = f"the vetting request was already answered ({code or 409})"
+            audit(ActionResult(StaffActionOutcome.SKIPPED, message, "already_answered", {"code": code or 409}))
+        else:
+            audit(ActionResult(StaffActionOutcome.FAILED, str(exc)))
+    except DurableApiError as exc:
+        audit(ActionResult(StaffActionOutcome.FAILED, str(exc)))
+    return audited[0]
 
 
 def search_staff_resync(*, search: Search, user, reason: str) -> ActionResult:
-    """Read the search's DynamoDB item (and execution history) now, and apply it to the mirror."""
+    """Read the search's DynamoDB item (and execution history) now, and apply it to the mirror.
+
+    Not one transaction with its audit row: the resync reads DynamoDB and the Durable API, and
+    network reads happen outside transactions (search_mirror_resync). What it writes is a copy of
+    the remote state by the version rule, the same the periodic sync would write; its audit row
+    follows in a transaction of its own."""
     before, attempt = search.status, search.attempt
     try:
         result = ActionResult(StaffActionOutcome.DONE, search_mirror_resync(search=search))
@@ -729,8 +776,9 @@ def search_staff_resync(*, search: Search, user, reason: str) -> ActionResult:
 def search_drift_acknowledge(*, search: Search, note: str, acting_user: str) -> bool:
     """Staff have seen a drift flag or a dead-lettered callback: mark the flagged attempts
     acknowledged and clear the search's attention markers. The drift check keeps an acknowledged
-    attempt acknowledged while its verdict stays "flagged"."""
-    with transaction.atomic(durable=True):
+    attempt acknowledged while its verdict stays "flagged". Runs in the caller's transaction if
+    there is one (a staff acknowledgement's audit row commits with it)."""
+    with transaction.atomic():
         rows = WorkflowExecution.objects.filter(search_id=search.pk, drift_state=DriftState.FLAGGED).update(
             drift_state=DriftState.ACKNOWLEDGED
         )
@@ -746,7 +794,10 @@ def search_drift_acknowledge(*, search: Search, note: str, acting_user: str) -> 
     return bool(rows or cleared)
 
 
+@transaction.atomic(durable=True)
 def search_staff_acknowledge(*, search: Search, user, note: str) -> ActionResult:
+    """Staff acknowledge a flag: the cleared markers, the `drift_acknowledged` event and the audit
+    row commit together or not at all."""
     before, attempt = search.status, search.attempt
     if search_drift_acknowledge(search=search, note=note, acting_user=_actor(user)):
         result = ActionResult(StaffActionOutcome.DONE, "flag acknowledged", "acknowledged")

@@ -153,7 +153,7 @@ ACTIONS: dict[str, ActionSpec] = {
             gettext_lazy("Answer vetting"),
             gettext_lazy("answer each pending GlobalCoach vetting request in the provider's place"),
             "intervene_search",
-            lambda s: s.status == SearchStatus.AWAITING_VETTING and s.engine == Engine.DURABLE,
+            lambda s: s.status == SearchStatus.AWAITING_VETTING,  # on either engine: both vet
             form=InterveneForm,
         ),
         ActionSpec(

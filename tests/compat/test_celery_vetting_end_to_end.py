@@ -7,12 +7,16 @@ import os
 import signal
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
-from matching.models import Search, SearchStatus, SearchVetting
+from matching.models import Engine, Search, SearchStatus, SearchVetting, StaffAction
 from tests.compat.conftest import stored_search
 from tests.conftest import CONSOLE_ANSWERS, start_celery_worker, stop_celery_worker
+from tests.console.conftest import OPERATORS, ensure_console_groups
+from tests.console.helpers import act_url, confirm_single
 from tests.polling import wait_for
 from workflows.services import dispatch_relay, search_intervene
 from workflows.tasks import expire_overdue_searches, run_search
@@ -90,6 +94,60 @@ def test_staff_answer_in_globalcoachs_place(snowtrace, profiles, globalcoach):
     search_intervene(search=search, decision="approve", acting_user="staff:operator", approved_user_ids=picked)
     search = _wait_for(search_id, SearchStatus.SUCCEEDED)
     assert list(search.results.order_by("rank").values_list("user_id", flat=True)) == picked
+
+
+@pytest.fixture
+def staff_client(client, django_user_model):
+    """An operator signed in to the admin (the console's staff door, in-process)."""
+    ensure_console_groups()
+    user = django_user_model.objects.create_user("olga-operator", is_staff=True)
+    user.groups.add(Group.objects.get(name=OPERATORS))
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize(("action", "last_engine"), [("rerun_celery", Engine.DURABLE), ("retry", Engine.CELERY)])
+def test_a_staff_rerun_of_a_vetted_search_runs_on_celery_and_vets(
+    snowtrace, profiles, globalcoach, staff_client, action, last_engine
+):
+    """One rule on both engines: a vetted search that failed (here GlobalCoach rejected everyone;
+    its last attempt ran on `last_engine`) is rerun on Celery, and the worker vets attempt 2."""
+    globalcoach.set_mode("reject_all", delay_seconds=0.2)
+    search_id = _submit(snowtrace)
+    _wait_for(search_id, SearchStatus.FAILED)
+    Search.objects.filter(pk=search_id).update(engine=last_engine)
+    globalcoach.set_mode("approve_all", delay_seconds=0.2)
+    response = confirm_single(staff_client, stored_search(search_id), action, reason="certificates renewed")
+    assert response.status_code == 302
+    assert StaffAction.objects.get(search_id=search_id).outcome == "done", StaffAction.objects.get().detail
+    search = _wait_for(search_id, SearchStatus.SUCCEEDED)
+    assert (search.attempt, search.engine) == (2, "celery")
+    vetting = SearchVetting.objects.get(search_id=search_id, attempt=2)
+    assert vetting.answered_by == "globalcoach" and len(vetting.candidate_ids) == 10
+    assert list(search.results.filter(attempt=2).order_by("rank").values_list("user_id", flat=True)) == (
+        vetting.candidate_ids
+    )
+    assert StaffAction.objects.get(search_id=search_id).parameters["engine"] == "celery"
+
+
+def test_staff_answer_vetting_from_the_admin_on_a_celery_search(snowtrace, profiles, globalcoach, staff_client):
+    globalcoach.set_mode("staff")  # never answers
+    search_id = _submit(snowtrace)
+    search = _wait_for(search_id, SearchStatus.AWAITING_VETTING)
+    page = staff_client.get(reverse("admin:matching_search_change", args=[search_id])).content.decode()
+    assert act_url(search, "intervene") in page  # the button is offered
+    picked = _vetting(search_id).candidate_ids[1:3]
+    response = confirm_single(
+        staff_client, search, "intervene", decision="approve_some", approved=picked, reason="checked by hand"
+    )
+    assert response.status_code == 302
+    search = _wait_for(search_id, SearchStatus.SUCCEEDED)
+    assert list(search.results.order_by("rank").values_list("user_id", flat=True)) == picked
+    assert _vetting(search_id).answered_by == "staff:olga-operator"
+    row = StaffAction.objects.get(search_id=search_id)
+    assert (row.action, row.outcome, row.detail_code["code"]) == ("intervene", "done", "approved_some_celery")
+    answer = snowtrace.get(f"/matching/searches/{search_id}").json()
+    assert answer["status"] == "completed" and [r["user_id"] for r in answer["results"]] == picked
 
 
 def test_a_worker_killed_while_the_search_waits_loses_nothing(

@@ -100,12 +100,16 @@ def test_rerun_on_durable_fails_readably_when_the_durable_engine_is_not_configur
     assert audit(search).outcome == "failed"
 
 
-def test_a_vetted_search_cannot_be_rerun_on_celery(operator_client, durable_api):
+def test_a_vetted_search_is_rerun_on_celery_like_any_other(operator_client, durable_api):
+    """Both engines vet (issue 8); that the rerun then vets on a real worker is
+    tests/compat/test_celery_vetting_end_to_end.py's."""
     prefs = {"role": "coach", "skill_level_min": 6, "skill_level_max": 10, "vetting_required": True}
     search = make_search(status="failed", engine=Engine.DURABLE, preferences=prefs)
     response = confirm_single(operator_client, search, "rerun_celery")
     search.refresh_from_db()
-    assert search.attempt == 1 and "only the durable engine" in texts(response)
+    assert (search.attempt, search.status, search.engine) == (2, "pending", "celery")
+    assert search.dispatches.get(attempt=2).engine == "celery"
+    assert ("success", f"Search {str(search.pk)[:8]}: done: attempt 2 started on celery") in messages_of(response)
 
 
 def test_bulk_retry_reports_each_search_done_or_skipped(operator_client, celery_only):
@@ -183,6 +187,16 @@ def test_approving_a_chosen_subset_sends_those_ids_to_the_durable_api(operator_c
     row = audit(search)
     assert row.parameters == {"decision": "approve", "approved_user_ids": ["u000002"]} and row.reason == "Ben checked"
     assert SearchEvent.objects.filter(search=search, kind="intervened", actor="staff:olga-operator").exists()
+
+
+@pytest.mark.parametrize("engine", [Engine.DURABLE, Engine.CELERY])
+def test_the_answer_vetting_button_is_offered_on_either_engine(operator_client, durable_api, engine):
+    waiting = make_search(status="awaiting_vetting", engine=engine)
+    running = make_search(status="running", engine=engine)
+    page = operator_client.get(reverse("admin:matching_search_change", args=[waiting.pk])).content.decode()
+    assert act_url(waiting, "intervene") in page
+    page = operator_client.get(reverse("admin:matching_search_change", args=[running.pk])).content.decode()
+    assert act_url(running, "intervene") not in page
 
 
 def test_approving_a_subset_needs_at_least_one_candidate(operator_client, durable_api):
