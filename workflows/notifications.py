@@ -23,19 +23,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import requests
-from celery import current_app
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
-from django.db.models.functions import Coalesce
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
 
-from matching import metrics
-from matching.models import NotificationState, Search, SearchEventKind, SearchNotification
+from matching.models import Search, SearchEventKind, SearchNotification
 from matching.selectors import snowtrace_results
 from matching.services import search_event_record
 from workflows.durable import signing
+from workflows.outbox import DeliveryPolicy, outbox_claim, outbox_due, outbox_kick, outbox_record_try, outbox_reopen
 
 logger = logging.getLogger(__name__)
 
@@ -46,27 +42,6 @@ USER_AGENT = "snowbuddy-console/notifications"
 
 class NotificationConfigError(RuntimeError):
     """Notifications are wanted (a URL is set) but cannot be signed."""
-
-
-@dataclass(frozen=True)
-class DeliveryPolicy:
-    """How an outbox row is retried: the try's timeout, exponential backoff, and the period after
-    the first try within which it is retried before it is dead-lettered. Shared by this outbox and
-    the user service's behaviour events (workflows/user_events.py)."""
-
-    timeout_seconds: float
-    retry_period: timedelta
-    backoff_seconds: float
-    backoff_max_seconds: float
-
-    def backoff(self, tries: int) -> timedelta:
-        """The wait after the `tries`-th failed try: backoff, twice that, four times, and so on, capped."""
-        return timedelta(seconds=min(self.backoff_seconds * 2 ** max(tries - 1, 0), self.backoff_max_seconds))
-
-    @property
-    def lease(self) -> timedelta:
-        # A claimed row is not due again while its try may still be running.
-        return timedelta(seconds=self.timeout_seconds + 5)
 
 
 @dataclass(frozen=True)
@@ -155,58 +130,11 @@ def notification_deliver(*, notification_id: int, now=None) -> str:
     )
 
 
-def outbox_claim(model, *, pk, policy: DeliveryPolicy, now) -> bool:
-    """Claim one due row of an outbox (a model with the delivery columns of SearchNotification):
-    one sender per try, even when the after-commit kick and the sweep race."""
-    return bool(
-        model.objects.filter(pk=pk, state=NotificationState.PENDING, next_attempt_at__lte=now).update(
-            next_attempt_at=now + policy.lease,
-            last_attempt_at=now,
-            retry_until=Coalesce(F("retry_until"), now + policy.retry_period),
-        )
-    )
-
-
-def outbox_record_try(
-    row, policy: DeliveryPolicy, *, status_code, error: str, retryable: bool, label: str, outbox: str
-) -> str:
-    """Record the outcome of a claimed row's try: `delivered`, `retry` (after a backoff) or `dead_letter`."""
-    now = timezone.now()
-    mine = type(row).objects.filter(pk=row.pk, state=NotificationState.PENDING, last_attempt_at=row.last_attempt_at)
-    common = {"tries": F("tries") + 1, "last_status_code": status_code, "last_error": error}
-    if not error:
-        mine.update(state=NotificationState.DELIVERED, sent_at=now, next_attempt_at=None, **common)
-        _observe(row, outbox, "sent", f"{label}: HTTP {status_code}")
-        return "delivered"
-    # Backoff counts from the start of this try, so the waits between tries are 1x, 2x, 4x, ...
-    next_try = row.last_attempt_at + policy.backoff(row.tries + 1)
-    if retryable and next_try <= row.retry_until:
-        mine.update(next_attempt_at=next_try, **common)
-        _observe(row, outbox, "retry", f"{label}: {error}; next try at {next_try.isoformat()}")
-        return "retry"
-    mine.update(state=NotificationState.DEAD_LETTER, next_attempt_at=None, **common)
-    _observe(row, outbox, "dead_letter", f"{label}: {error} after {row.tries + 1} tries")
-    return "dead_letter"
-
-
-def _observe(row, outbox: str, outcome: str, detail: str) -> None:
-    # A user-core event belongs to no search: its log line carries no search id.
-    metrics.outbox_send(
-        outbox=outbox,
-        outcome=outcome,
-        search_id=getattr(row, "search_id", None),
-        attempt=getattr(row, "attempt", None),
-        detail=detail,
-    )
-
-
 def notifications_deliver_due(*, search_id=None, now=None, batch_size: int = 100) -> int:
     """Try every due notification (of one search, or the oldest due ones). Returns how many were delivered."""
     now = now or timezone.now()
-    due = SearchNotification.objects.filter(state=NotificationState.PENDING, next_attempt_at__lte=now)
-    if search_id is not None:
-        due = due.filter(search_id=search_id)
-    ids = list(due.order_by("next_attempt_at").values_list("pk", flat=True)[:batch_size])
+    only = {"search_id": search_id} if search_id is not None else {}
+    ids = outbox_due(SearchNotification, now=now, order_by="next_attempt_at", batch_size=batch_size, **only)
     return sum(notification_deliver(notification_id=pk, now=now) == "delivered" for pk in ids)
 
 
@@ -214,25 +142,15 @@ def notifications_kick(*, search_id) -> None:
     """A prompt first try, on a worker, once the finishing transaction commits. Best effort: if the
     broker is down, beat's sweep delivers it anyway."""
 
-    def send() -> None:
-        try:
-            current_app.send_task(DELIVER_TASK, args=[str(search_id)], retry=False)
-        except (BrokerError, ConnectionError, OSError) as exc:
-            logger.warning("could not queue the notification of %s: %s", search_id, exc)
-
     if settings.MATCHING_NOTIFICATION_WEBHOOK_URL:
-        transaction.on_commit(send)
+        outbox_kick(DELIVER_TASK, search_id, what=f"the notification of {search_id}")
 
 
 def notification_redeliver(*, notification: SearchNotification, acting_user: str) -> bool:
     """Staff: deliver this notification again (same webhook-id), with a fresh retry period.
     Returns False when it is pending already (it will be tried anyway)."""
     with transaction.atomic(durable=True):
-        changed = (
-            SearchNotification.objects.filter(pk=notification.pk)
-            .exclude(state=NotificationState.PENDING)
-            .update(state=NotificationState.PENDING, next_attempt_at=timezone.now(), retry_until=None)
-        )
+        changed = outbox_reopen(SearchNotification, pk=notification.pk)
         if changed:
             search_event_record(
                 search_id=notification.search_id,

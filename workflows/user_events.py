@@ -23,16 +23,14 @@ import dataclasses
 import logging
 from datetime import timedelta
 
-from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerError
 
 from matching.models import NotificationState, UserEvent
 from matching.snowtrace.http import ServiceClient, ServiceConfig, ServiceRejected, ServiceUnavailable
 from matching.snowtrace.users import UserServiceClient
-from workflows.notifications import DeliveryPolicy, outbox_claim, outbox_record_try
+from workflows.outbox import DeliveryPolicy, outbox_claim, outbox_due, outbox_kick, outbox_record_try, outbox_reopen
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +96,8 @@ def user_events_deliver_due(*, match_request_id=None, now=None, batch_size: int 
     """Try every due event (of one match request, or the oldest due ones), oldest first so one
     request's events leave in order. Returns how many were delivered."""
     now = now or timezone.now()
-    due = UserEvent.objects.filter(state=NotificationState.PENDING, next_attempt_at__lte=now)
-    if match_request_id is not None:
-        due = due.filter(match_request_id=match_request_id)
-    ids = list(due.order_by("pk").values_list("pk", flat=True)[:batch_size])
+    only = {"match_request_id": match_request_id} if match_request_id is not None else {}
+    ids = outbox_due(UserEvent, now=now, order_by="pk", batch_size=batch_size, **only)
     return sum(user_event_deliver(event_id=pk, now=now) == "delivered" for pk in ids)
 
 
@@ -110,25 +106,15 @@ def user_events_kick(*, match_request_id) -> None:
     commits. Best effort: with the broker down the user's request still succeeds, and beat's sweep
     delivers the events later."""
 
-    def send() -> None:
-        try:
-            current_app.send_task(DELIVER_TASK, args=[str(match_request_id)], retry=False)
-        except (BrokerError, ConnectionError, OSError) as exc:
-            logger.warning("could not queue the user events of match request %s: %s", match_request_id, exc)
-
     if settings.USER_CORE_API_URL:
-        transaction.on_commit(send)
+        outbox_kick(DELIVER_TASK, match_request_id, what=f"the user events of match request {match_request_id}")
 
 
 def user_event_redeliver(*, event: UserEvent) -> bool:
     """Staff: deliver this event again (same event_id), with a fresh retry period. Returns False
     when it is pending already (it will be tried anyway)."""
     with transaction.atomic(durable=True):
-        changed = (
-            UserEvent.objects.filter(pk=event.pk)
-            .exclude(state=NotificationState.PENDING)
-            .update(state=NotificationState.PENDING, next_attempt_at=timezone.now(), retry_until=None)
-        )
+        changed = outbox_reopen(UserEvent, pk=event.pk)
         if changed:
             user_events_kick(match_request_id=event.match_request_id)
     return bool(changed)

@@ -201,7 +201,7 @@ def test_a_finishing_transition_kicks_a_prompt_delivery_after_commit(
 ):
     sent = []
     monkeypatch.setattr(
-        "workflows.notifications.current_app.send_task", lambda name, args, **kw: sent.append((name, args))
+        "workflows.outbox.current_app.send_task", lambda name, args, **kw: sent.append((name, args))
     )
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         search_cancel(search=search, reason="enough", acting_user="user:owner-1")
@@ -219,7 +219,7 @@ def test_a_durable_search_finished_by_its_callback_is_notified_the_same_way(
 
     Search.objects.filter(pk=search.pk).update(engine=Engine.DURABLE)  # callbacks apply to durable searches only
     sent = []
-    monkeypatch.setattr("workflows.notifications.current_app.send_task", lambda name, args, **kw: sent.append(args))
+    monkeypatch.setattr("workflows.outbox.current_app.send_task", lambda name, args, **kw: sent.append(args))
     body = {"search_id": str(search.pk), "attempt": 1, "status": "failed", "version": 3, "payload": {"error": "x"}}
     with django_capture_on_commit_callbacks(execute=True):
         assert workflow_callback_apply(webhook_id="msg_durable_1", body=body) == "applied"
