@@ -1,5 +1,7 @@
 """Admin page benchmark: server time and SQL query count of the staff console's pages on a filled database.
 
+Long on purpose: a benchmark script is read top to bottom as one procedure.
+
 A script, not a test. Against the database in DATABASE_URL (fill it with `python -m devtools.seed_scale`), it
 logs in as a superuser (`bench-admin`, created if missing) with Django's test Client, in process, so
 the figure is the server's own time with no network, and requests each page 2 times to warm up,

@@ -1,5 +1,8 @@
 """Search path benchmark: claim → results stored, warm candidate index vs the cold path it replaced.
 
+Long on purpose: a benchmark script is read top to bottom as one procedure (its worker
+processes re-run this same file).
+
 A script, not a test. With 10k, 100k and 1M profiles in PostgreSQL — a throwaway database
 `<name>_search_bench` on the server of DATABASE_URL (CREATEDB needed), dropped at the end — it
 measures, per size:

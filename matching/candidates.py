@@ -1,5 +1,8 @@
 """The warm candidate index: each process searches every open profile in memory, in the engine's form.
 
+Long on purpose: the warm index's process state, its refresh, reload and snapshot switch are one
+concurrency unit (one lock, one state object); split, their invariants would span modules.
+
 The database stays the source of truth; this is a cache with a bounded staleness.
 
 - **One copy per host** (`MATCHING_INDEX_SNAPSHOT`): the index's base is a snapshot on local

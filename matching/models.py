@@ -1,3 +1,11 @@
+"""The matching domain's tables and their enums: searches with their events, results, vetting and
+notifications; candidate profiles and resorts; API keys; match requests and their user events; staff
+actions and preferences. Every write goes through `matching.services`.
+
+Long on purpose: Django finds an app's models in one `models` module, and the enums sit beside the
+tables that store them.
+"""
+
 from __future__ import annotations
 
 import uuid

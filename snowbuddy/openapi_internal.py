@@ -1,6 +1,9 @@
 """The internal OpenAPI 3.1 schema (`/api/schema/internal/`): what the console serves to the durable
 workflow and to GlobalCoach, not to SnowTrace (docs/contracts.md, "OpenAPI schemas").
 
+Long on purpose: the internal schema is one document (its operations, the webhook and the
+shared components reference each other), read and diffed as a whole.
+
 * operations: the candidates feed (`GET /internal/searches/{search_id}/candidates`, bearer
   `MATCHING_INTERNAL_TOKEN`) and GlobalCoach's vetting answer (`POST /webhooks/globalcoach/{search_id}`,
   the per-attempt token in the body);

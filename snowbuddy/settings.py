@@ -1,5 +1,8 @@
 """Settings for the Snowbuddy matching console, read from the environment.
 
+Long on purpose: Django reads one settings module, and every setting with its default lives
+here (code reads `settings.X` and repeats no default).
+
 Defaults run on one machine with no servers (SQLite and a filesystem broker under var/).
 Production turns real services on by setting variables; see .env.example.
 """

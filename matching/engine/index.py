@@ -1,5 +1,8 @@
 """Columnar, vectorised form of the matching rules.
 
+Long on purpose: the vectorised rules mirror `rules.py` one for one, and reading them side by side
+in one module is how a change to a rule is checked against its baseline.
+
 `ProfileIndex.build` turns profiles into numpy columns once (`ProfileIndexBuilder` does it chunk by
 chunk, for callers that stream rows from a database); `search` then applies the rules of
 `rules.py` to every profile at once and must return exactly what `match_baseline` returns.

@@ -200,9 +200,7 @@ def test_a_finishing_transition_kicks_a_prompt_delivery_after_commit(
     search, receiver, monkeypatch, django_capture_on_commit_callbacks
 ):
     sent = []
-    monkeypatch.setattr(
-        "workflows.outbox.current_app.send_task", lambda name, args, **kw: sent.append((name, args))
-    )
+    monkeypatch.setattr("workflows.outbox.current_app.send_task", lambda name, args, **kw: sent.append((name, args)))
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         search_cancel(search=search, reason="enough", acting_user="user:owner-1")
     assert sent == []  # nothing leaves before the commit

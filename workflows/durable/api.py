@@ -1,5 +1,8 @@
 """The Durable API: a plain Lambda handler behind a Function URL (payload format 2.0).
 
+Long on purpose: the Durable API is one Lambda handler packaged on its own; its routes share the
+state store, the signing and the error shape, and it must not import the console.
+
 Routes (JSON in, JSON out; errors are ``{"error": <code>, "message": <text>}`` with a 4xx/5xx):
 
 ``POST /workflows/matching/start``                 create the state item, start the durable execution

@@ -1,5 +1,8 @@
 """The matching search as an AWS Lambda durable function.
 
+Long on purpose: a durable function is one module that the Lambda loads as its handler; its
+steps, waits and callbacks must be read in their replay order.
+
 Checkpointed steps, in order:
 
 1. ``mark-running``        the state item goes to ``running`` (or the run stops: cancelled first,
