@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.polling import port_answers, wait_for
+from tests.helpers.polling import port_answers, wait_for
 from workflows.durable.local._http import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent

@@ -16,7 +16,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.polling import wait_for
+from tests.helpers.polling import wait_for
 from workflows.durable.local._http import HEALTH_PATH, free_port, http_ok
 from workflows.durable.local._process import ManagedProcess
 from workflows.durable.local.emulator import EmulatorProcess
