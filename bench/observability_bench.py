@@ -6,7 +6,7 @@ profiles, it starts TWO consoles side by side on 127.0.0.1, each gunicorn (2 wor
 worker (prefork, 2 processes) on its own Redis database:
 
 - "off": no OTEL_* variable, text logs, no metrics;
-- "on": tracing exporting to a loopback OTLP/HTTP collector in this process (tests/otlp_receiver.py),
+- "on": tracing exporting to a loopback OTLP/HTTP collector in this process (tests/helpers/otlp_receiver.py),
   plus, when the branch has them, JSON logs (LOG_FORMAT=json) and Prometheus metrics (METRICS_TOKEN,
   scraped every 15 s as Prometheus would) — see --features.
 
@@ -48,7 +48,7 @@ from devtools.bench_support import (  # noqa: E402
     wait_until,
 )
 from devtools.durable_local._http import free_port  # noqa: E402
-from tests.otlp_receiver import OtlpReceiver  # noqa: E402
+from tests.helpers.otlp_receiver import OtlpReceiver  # noqa: E402
 
 TARGET_RATIO = 1.05
 SCRAPE_SECONDS = 15.0

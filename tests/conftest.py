@@ -111,6 +111,27 @@ def resorts(db):
 
 
 @pytest.fixture
+def no_dispatch(monkeypatch):
+    """The relay's send stubbed as done (tests/helpers/dispatch.py): for tests about the API or the
+    services, whose engine path has its own tests with a worker. Use it as
+    `pytestmark = pytest.mark.usefixtures("no_dispatch")` or name it in a fixture's arguments."""
+    from tests.helpers.dispatch import stub_dispatch_send
+
+    stub_dispatch_send(monkeypatch)
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    """Debian's Chromium under Playwright (tests/helpers/browser.py). Playwright's sync API keeps an
+    event loop on this thread; the test's own ORM calls are still sync, hence DJANGO_ALLOW_ASYNC_UNSAFE."""
+    from tests.helpers.browser import chromium
+
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with chromium() as launched:
+        yield launched
+
+
+@pytest.fixture
 def api_key(db) -> str:
     """SnowTrace's backend key: a trusted service, so it may name the user in X-User-Id."""
     from matching.services import api_key_create
@@ -201,8 +222,8 @@ def outsider(django_user_model):
 
 @pytest.fixture(scope="session")
 def notification_receiver():
-    """SnowTrace's notification endpoint on loopback (tests/webhook_receiver.py)."""
-    from tests.webhook_receiver import WebhookReceiver
+    """SnowTrace's notification endpoint on loopback (tests/helpers/webhook_receiver.py)."""
+    from tests.helpers.webhook_receiver import WebhookReceiver
 
     receiver = WebhookReceiver()
     yield receiver
@@ -212,7 +233,7 @@ def notification_receiver():
 @pytest.fixture
 def notifications_to(settings, notification_receiver):
     """Notifications on, to the loopback receiver, with quick backoffs; the receiver starts empty."""
-    from tests.webhook_receiver import NOTIFICATION_SECRET
+    from tests.helpers.webhook_receiver import NOTIFICATION_SECRET
 
     settings.MATCHING_NOTIFICATION_WEBHOOK_URL = notification_receiver.url
     settings.MATCHING_NOTIFICATION_WEBHOOK_SECRET = NOTIFICATION_SECRET
@@ -224,7 +245,7 @@ def notifications_to(settings, notification_receiver):
 @pytest.fixture(scope="session")
 def user_core_receiver():
     """SnowTrace's user service taking behaviour events (`POST <root>/events`) on loopback."""
-    from tests.webhook_receiver import WebhookReceiver
+    from tests.helpers.webhook_receiver import WebhookReceiver
 
     receiver = WebhookReceiver(secret=None, id_header="Idempotency-Key")
     yield receiver
@@ -306,12 +327,9 @@ def start_celery_worker(
 
 
 def stop_celery_worker(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
+    from tests.helpers.processes import stop_process
+
+    stop_process(proc, grace=20)
 
 
 @pytest.fixture(scope="session")
@@ -328,7 +346,7 @@ def worker_env(
     from django.conf import settings
     from django.db import connection
 
-    from tests.webhook_receiver import NOTIFICATION_SECRET
+    from tests.helpers.webhook_receiver import NOTIFICATION_SECRET
 
     if not settings.REDIS_URL:
         pytest.fail("worker tests need Redis: run them through `make test` (REDIS_URL=redis://…)")

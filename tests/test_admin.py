@@ -5,11 +5,11 @@ from django.contrib import admin
 from django.urls import reverse
 
 from matching.services import api_key_create
+from tests.helpers.bodies import BUDDY as PREFS
+from tests.helpers.dispatch import stub_dispatch_send
 from workflows.services import search_submit
 
 pytestmark = pytest.mark.django_db
-
-PREFS = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 7}
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def superuser_client(client, django_user_model):
 
 @pytest.fixture
 def some_data(resorts, monkeypatch):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    stub_dispatch_send(monkeypatch)
     api_key_create(name="partner")
     return search_submit(seeker_id="owner-1", preferences=PREFS)
 

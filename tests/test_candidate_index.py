@@ -17,7 +17,7 @@ from matching.models import Resort, SkierProfile
 from matching.profile_source import prefiltered_profiles
 from matching.selectors import forget_resort_regions, resort_regions
 from matching.services import profile_close, profile_delete, profile_upsert, profiles_upsert_many
-from tests.polling import wait_for
+from tests.helpers.polling import wait_for
 from tests.test_profile_source import _random_preferences
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -26,7 +26,7 @@ from matching.selectors import resort_regions
 from matching.services import profile_close, profile_delete, profile_upsert, profiles_upsert_many
 from tests.conftest import ROOT, _database_url
 from tests.engine.test_snapshot import is_mapped
-from tests.polling import wait_for
+from tests.helpers.polling import wait_for
 from tests.test_candidate_index import _write, rider
 from tests.test_profile_source import _random_preferences
 

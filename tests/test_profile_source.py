@@ -46,7 +46,7 @@ def test_prefiltering_in_the_database_gives_the_same_ranking_as_scoring_everyone
 
 
 def test_a_profile_reaching_a_region_only_through_a_resort_is_not_prefiltered_out(resorts):
-    from tests.factories import SkierProfileFactory
+    from tests.helpers.factories import SkierProfileFactory
 
     via_resort = SkierProfileFactory(resorts=["yuzawa_naeba"])  # Niigata, by its resort only
     elsewhere = SkierProfileFactory(regions=["Hokkaido"])

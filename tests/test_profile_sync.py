@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from matching.models import ProfileSyncState, Resort, SkierProfile
 from matching.profile_sync import SOURCE, profiles_sync
-from tests.snowtrace_fake import FakeSnowTrace
+from tests.helpers.snowtrace_fake import FakeSnowTrace
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

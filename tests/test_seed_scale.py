@@ -26,7 +26,7 @@ from matching.models import (
     StaffAction,
     StaffActionKind,
 )
-from tests.factories import SearchFactory
+from tests.helpers.factories import SearchFactory
 from workflows.models import (
     DriftState,
     ExecutionTimelineEntry,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.polling import wait_for
+from tests.helpers.polling import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent

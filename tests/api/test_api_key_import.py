@@ -10,16 +10,12 @@ from django.core.management import CommandError, call_command
 from matching.models import ApiClientKey, Search
 from matching.services import api_key_create, api_key_revoke, hash_api_key
 from tests.conftest import user_token
+from tests.helpers.errors import error_codes
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_dispatch")]
 
 OLD_KEY = "snowtrace-shared-8Jq2v0Wm3x9ZtL4r"  # SnowTrace's own format, not the console's sbk_…
 USER = str(uuid.UUID(int=7))
-
-
-@pytest.fixture(autouse=True)
-def _no_dispatch(monkeypatch):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
 
 
 def _import(monkeypatch, value=OLD_KEY, *flags) -> str:
@@ -47,15 +43,18 @@ def test_the_imported_key_is_stored_as_a_hash_and_authenticates_as_it_is(client,
 
 def test_a_wrong_or_revoked_imported_key_is_a_401(client, resorts, monkeypatch):
     _import(monkeypatch, OLD_KEY, "--trusted-service")
-    assert _submit(client, OLD_KEY[:-1] + "X", **{"X-User-Id": "u1"}).status_code == 401
+    assert error_codes(_submit(client, OLD_KEY[:-1] + "X", **{"X-User-Id": "u1"}), 401) == {"authentication_failed"}
     api_key_revoke(key=ApiClientKey.objects.get())
-    assert _submit(client, OLD_KEY, **{"X-User-Id": "u1"}).status_code == 401
+    assert error_codes(_submit(client, OLD_KEY, **{"X-User-Id": "u1"}), 401) == {"authentication_failed"}
 
 
 def test_an_imported_key_is_untrusted_unless_marked(client, resorts, monkeypatch):
     _import(monkeypatch)
     response = _submit(client, OLD_KEY, **{"X-User-Id": "u1"})
-    assert response.status_code == 401 and "trusted service" in response.json()["errors"][0]["detail"]
+    assert (
+        error_codes(response, 401) == {"authentication_failed"}
+        and "trusted service" in response.json()["errors"][0]["detail"]
+    )
 
 
 def test_console_keys_still_work_and_must_match_their_own_prefix(client, resorts, monkeypatch):

@@ -6,16 +6,10 @@ from matching.api.throttling import SearchSubmitKeyThrottle, SearchSubmitThrottl
 from matching.models import ApiClientKey, Search, SearchEvent
 from matching.services import api_key_create
 from tests.conftest import SnowTraceClient
-from tests.errors import error_codes
+from tests.helpers.bodies import BUDDY as VALID
+from tests.helpers.errors import error_codes
 
-pytestmark = pytest.mark.django_db
-
-VALID = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 7}
-
-
-@pytest.fixture(autouse=True)
-def _no_dispatch(monkeypatch):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_dispatch")]
 
 
 def test_one_key_rotating_user_ids_meets_the_per_key_limit(client, api_key, resorts, monkeypatch):

@@ -5,15 +5,15 @@ import pytest
 from matching.models import ApiClientKey, Search
 from matching.services import api_key_revoke
 from tests.conftest import user_token
+from tests.helpers.bodies import BUDDY as VALID
+from tests.helpers.errors import error_codes
 
-pytestmark = pytest.mark.django_db
-
-VALID = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 7}
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_dispatch")]
 
 
 def test_a_request_without_an_api_key_is_a_401(client, resorts):
     response = client.post("/matching/searches", VALID, content_type="application/json", headers={"X-User-Id": "u1"})
-    assert response.status_code == 401
+    assert error_codes(response, 401) == {"not_authenticated"}
     assert "WWW-Authenticate" in response.headers
 
 
@@ -23,26 +23,26 @@ def test_a_request_without_an_api_key_is_a_401(client, resorts):
 )
 def test_a_wrong_api_key_is_a_401(client, api_key, resorts, key):
     response = client.get("/matching/searches", headers={"X-API-Key": key, "X-User-Id": "u1"})
-    assert response.status_code == 401
+    assert error_codes(response, 401) == {"authentication_failed"}
 
 
 def test_a_key_with_the_right_prefix_but_wrong_secret_is_a_401(client, api_key, resorts):
     tampered = api_key[:-4] + ("AAAA" if not api_key.endswith("AAAA") else "BBBB")
     response = client.get("/matching/searches", headers={"X-API-Key": tampered, "X-User-Id": "u1"})
-    assert response.status_code == 401
+    assert error_codes(response, 401) == {"authentication_failed"}
 
 
 def test_a_revoked_key_is_a_401(client, api_key, resorts):
     key = ApiClientKey.objects.get()
     api_key_revoke(key=key)
     response = client.get("/matching/searches", headers={"X-API-Key": api_key, "X-User-Id": "u1"})
-    assert response.status_code == 401
+    assert error_codes(response, 401) == {"authentication_failed"}
 
 
 @pytest.mark.parametrize("user_id", ["", "has space", "x" * 65])
 def test_a_missing_or_malformed_acting_user_is_a_401(client, api_key, resorts, user_id):
     response = client.get("/matching/searches", headers={"X-API-Key": api_key, "X-User-Id": user_id})
-    assert response.status_code == 401
+    assert error_codes(response, 401) == {"authentication_failed"}
 
 
 def test_keys_are_stored_only_as_hashes(api_key):
@@ -66,14 +66,9 @@ def test_create_api_key_command_prints_a_working_key(client, resorts, capsys, tr
 USER = str(uuid.uuid4())
 
 
-@pytest.fixture(autouse=True)
-def _no_dispatch(monkeypatch):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
-
-
 def test_a_key_that_is_not_a_trusted_service_cannot_name_the_user(client, untrusted_api_key, resorts):
     response = client.get("/matching/searches", headers={"X-API-Key": untrusted_api_key, "X-User-Id": "u1"})
-    assert response.status_code == 401
+    assert error_codes(response, 401) == {"authentication_failed"}
     assert "trusted service" in response.json()["errors"][0]["detail"]
 
 
@@ -106,7 +101,7 @@ def test_a_bad_token_is_a_401_that_says_why_and_nothing_of_the_secret(
 ):
     headers = {"X-API-Key": api_key, "Authorization": f"Bearer {token()}"}
     response = client.get("/matching/searches", headers=headers)
-    assert response.status_code == 401
+    assert error_codes(response, 401) == {"authentication_failed"}
     assert reason in response.json()["errors"][0]["detail"]
     assert jwt_secret not in response.content.decode()
 
@@ -115,7 +110,7 @@ def test_a_token_signed_with_the_old_secret_verifies_during_a_rotation(client, a
     old = "the-previous-secret-that-is-also-32-bytes-long"
     token = user_token(USER, secret=old)
     headers = {"X-API-Key": api_key, "Authorization": f"Bearer {token}"}
-    assert client.get("/matching/searches", headers=headers).status_code == 401
+    assert error_codes(client.get("/matching/searches", headers=headers), 401) == {"authentication_failed"}
     settings.JWT_FALLBACK_SECRET = old
     assert client.get("/matching/searches", headers=headers).status_code == 200
 
@@ -126,7 +121,9 @@ def test_a_wrong_issuer_is_refused_when_an_issuer_is_configured(client, api_key,
     bad = {"X-API-Key": api_key, "Authorization": f"Bearer {user_token(USER, iss='elsewhere')}"}
     assert client.get("/matching/searches", headers=good).status_code == 200
     response = client.get("/matching/searches", headers=bad)
-    assert response.status_code == 401 and "issuer" in response.json()["errors"][0]["detail"]
+    assert (
+        error_codes(response, 401) == {"authentication_failed"} and "issuer" in response.json()["errors"][0]["detail"]
+    )
 
 
 @pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")  # HS512 wants a longer key
@@ -135,29 +132,38 @@ def test_a_token_with_another_algorithm_is_refused(client, api_key, resorts, jwt
 
     token = jwt.encode({"sub": USER, "aud": "user_core", "exp": 2**40}, jwt_secret, algorithm="HS512")
     response = client.get("/matching/searches", headers={"X-API-Key": api_key, "Authorization": f"Bearer {token}"})
-    assert response.status_code == 401 and "HS256" in response.json()["errors"][0]["detail"]
+    assert error_codes(response, 401) == {"authentication_failed"} and "HS256" in response.json()["errors"][0]["detail"]
 
 
 def test_x_user_id_must_agree_with_the_token(client, api_key, resorts, jwt_secret):
     headers = {"X-API-Key": api_key, "Authorization": f"Bearer {user_token(USER)}", "X-User-Id": "someone-else"}
     response = client.get("/matching/searches", headers=headers)
-    assert response.status_code == 401 and "another user" in response.json()["errors"][0]["detail"]
+    assert (
+        error_codes(response, 401) == {"authentication_failed"}
+        and "another user" in response.json()["errors"][0]["detail"]
+    )
 
 
 def test_a_token_alone_reads_but_cannot_submit(client, resorts, jwt_secret):
     headers = {"Authorization": f"Bearer {user_token(USER)}"}
     assert client.get("/matching/searches", headers=headers).status_code == 200
     response = client.post("/matching/searches", VALID, content_type="application/json", headers=headers)
-    assert response.status_code == 401 and "X-API-Key" in response.json()["errors"][0]["detail"]
+    assert (
+        error_codes(response, 401) == {"authentication_failed"}
+        and "X-API-Key" in response.json()["errors"][0]["detail"]
+    )
 
 
 def test_a_token_is_refused_while_no_secret_is_configured(client, api_key, resorts, settings):
     settings.JWT_SECRET_KEY = ""
     headers = {"X-API-Key": api_key, "Authorization": f"Bearer {user_token(USER)}"}
     response = client.get("/matching/searches", headers=headers)
-    assert response.status_code == 401 and "no token secret" in response.json()["errors"][0]["detail"]
+    assert (
+        error_codes(response, 401) == {"authentication_failed"}
+        and "no token secret" in response.json()["errors"][0]["detail"]
+    )
 
 
 def test_a_bad_key_is_refused_even_with_a_good_token(client, resorts, jwt_secret):
     headers = {"X-API-Key": "sbk_00000000_" + "a" * 43, "Authorization": f"Bearer {user_token(USER)}"}
-    assert client.get("/matching/searches", headers=headers).status_code == 401
+    assert error_codes(client.get("/matching/searches", headers=headers), 401) == {"authentication_failed"}

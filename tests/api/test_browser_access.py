@@ -12,19 +12,14 @@ import pytest
 from matching.api.throttling import SearchSubmitThrottle
 from matching.models import Search
 from tests.conftest import user_token
-from tests.errors import error_codes
+from tests.helpers.errors import error_codes
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_dispatch")]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 USER = str(uuid.UUID(int=15))
 OTHER = str(uuid.UUID(int=16))
 ORIGIN = "http://127.0.0.1:5173"
-
-
-@pytest.fixture(autouse=True)
-def _no_dispatch(monkeypatch):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
 
 
 def _as(client, user_id):
@@ -60,7 +55,7 @@ def test_without_the_key_rule_a_token_alone_submits_cancels_and_is_limited_per_u
     assert first.status_code == 202
     search = Search.objects.get(pk=first.json()["search_id"])
     assert search.seeker_id == USER and search.api_key is None
-    assert stranger("post", f"/matching/searches/{search.pk}/cancel").status_code == 404
+    assert error_codes(stranger("post", f"/matching/searches/{search.pk}/cancel"), 404) == {"not_found"}
     assert me("post", f"/matching/searches/{search.pk}/cancel").status_code == 202
     assert [me("post", "/matching/searches", {}).status_code for _ in range(2)] == [202, 429]
     assert stranger("post", "/matching/searches", {}).status_code == 202  # the limit is per user
@@ -71,9 +66,9 @@ def test_a_bad_token_is_still_a_401_without_the_key_rule(client, jwt_secret, res
     response = client.post(
         "/matching/searches", {}, content_type="application/json", headers={"Authorization": "Bearer not.a.token"}
     )
-    assert response.status_code == 401
+    assert error_codes(response, 401) == {"authentication_failed"}
     anonymous = client.post("/matching/searches", {}, content_type="application/json")
-    assert anonymous.status_code == 401
+    assert error_codes(anonymous, 401) == {"not_authenticated"}
 
 
 def _require_api_key_setting(env: dict) -> str:

@@ -5,16 +5,10 @@ import json
 import pytest
 
 from matching.models import Search
-from tests.errors import error_attrs, error_codes, error_of
+from tests.helpers.bodies import BUDDY as VALID
+from tests.helpers.errors import error_attrs, error_codes, error_of
 
-pytestmark = pytest.mark.django_db
-
-VALID = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 7}
-
-
-@pytest.fixture(autouse=True)
-def _no_dispatch(monkeypatch):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_dispatch")]
 
 
 def test_deeply_nested_lists_under_64_kb_are_a_400_not_a_recursion_error(owner, resorts):

@@ -12,14 +12,9 @@ from django.utils import timezone
 from matching.models import Search, SubmitIdempotencyKey
 from tests.conftest import SnowTraceClient
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_dispatch")]
 
 BODY = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 8}
-
-
-@pytest.fixture(autouse=True)
-def _no_dispatch(monkeypatch):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
 
 
 def submit(user: SnowTraceClient, key: str | None, body=None):

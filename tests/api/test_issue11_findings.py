@@ -17,7 +17,9 @@ from matching.api.throttling import SearchSubmitKeyThrottle
 from matching.models import Search, SearchStatus
 from snowbuddy.env import env_rate
 from tests.conftest import SnowTraceClient
-from tests.errors import error_attrs, error_codes
+from tests.helpers.bodies import BUDDY as VALID
+from tests.helpers.dispatch import stub_dispatch_send
+from tests.helpers.errors import error_attrs, error_codes
 from tests.workflows.test_webhook import SECRET, deliver, fixture_body
 from tests.workflows.test_webhook_validation import CASES
 from workflows.models import WebhookDelivery
@@ -25,7 +27,6 @@ from workflows.services import search_submit
 
 pytestmark = pytest.mark.django_db
 
-VALID = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 7}
 INTERNAL_TOKEN = "internal-token-for-the-findings"
 
 
@@ -33,7 +34,7 @@ INTERNAL_TOKEN = "internal-token-for-the-findings"
 def _quiet_engines(settings, monkeypatch):
     settings.MATCHING_WEBHOOK_SECRET = SECRET
     settings.MATCHING_INTERNAL_TOKEN = INTERNAL_TOKEN
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    stub_dispatch_send(monkeypatch)
 
 
 @pytest.fixture

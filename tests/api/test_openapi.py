@@ -16,8 +16,9 @@ from matching.engine import PROFILE_FIELDS
 from matching.models import SearchNotification, SearchStatus
 from matching.regions import KNOWN_REGIONS
 from snowbuddy.openapi_internal import INTERNAL_OPERATIONS
-from tests.errors import error_attrs, error_codes
-from tests.factories import SearchFactory, SearchResultFactory, SkierProfileFactory
+from tests.helpers.bodies import BUDDY as CONSOLE
+from tests.helpers.errors import error_attrs, error_codes
+from tests.helpers.factories import SearchFactory, SearchResultFactory, SkierProfileFactory
 from workflows.notifications import notification_body
 
 pytestmark = pytest.mark.django_db
@@ -205,9 +206,6 @@ def test_both_request_shapes_are_closed_with_their_bounds_and_enums(schemas):
     assert console["properties"]["resorts"]["maxItems"] == 43
     assert console["properties"]["required_certifications"]["maxItems"] == 10
     assert _components(schemas["1"])["SearchCancel"]["additionalProperties"] is False
-
-
-CONSOLE = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 7}
 
 
 @pytest.mark.parametrize(

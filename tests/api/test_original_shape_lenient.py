@@ -10,9 +10,9 @@ import pytest
 from matching.api.throttling import SearchSubmitKeyThrottle, SearchSubmitThrottle
 from matching.models import Search, SearchEvent
 from tests.conftest import SnowTraceClient
-from tests.errors import error_attrs, error_codes
+from tests.helpers.errors import error_attrs, error_codes
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_dispatch")]
 
 SMOKE_BODY = {
     "skill_level": "intermediate",
@@ -26,11 +26,6 @@ BROWSER_BODY = {
     "skill_level_range": [4, 8],
     "preferred_role": "coach",
 }
-
-
-@pytest.fixture(autouse=True)
-def _no_dispatch(monkeypatch):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from matching.models import SkierProfile
 from matching.regions import REGION_BIT
 from matching.services import api_key_create
-from tests.errors import error_codes
+from tests.helpers.errors import error_codes
 
 pytestmark = pytest.mark.django_db
 
@@ -89,14 +89,14 @@ def service(client, trusted_key, resorts) -> Service:
 
 def test_a_push_without_an_api_key_is_a_401(client, resorts):
     response = Service(client, None).put("console-1", CONSOLE_PROFILE)
-    assert response.status_code == 401
+    assert error_codes(response, 401) == {"not_authenticated"}
     assert "WWW-Authenticate" in response.headers
     assert not SkierProfile.objects.exists()
 
 
 def test_a_wrong_api_key_is_a_401(client, trusted_key, resorts):
     tampered = trusted_key[:-4] + ("AAAA" if not trusted_key.endswith("AAAA") else "BBBB")
-    assert Service(client, tampered).put("console-1", CONSOLE_PROFILE).status_code == 401
+    assert error_codes(Service(client, tampered).put("console-1", CONSOLE_PROFILE), 401) == {"authentication_failed"}
 
 
 def test_a_key_that_is_not_a_trusted_service_key_is_refused_everywhere(client, resorts):
@@ -118,7 +118,7 @@ def test_a_revoked_trusted_key_is_a_401(client, trusted_key, resorts):
     from matching.services import api_key_revoke
 
     api_key_revoke(key=ApiClientKey.objects.get(is_trusted_service=True))
-    assert Service(client, trusted_key).put("console-1", CONSOLE_PROFILE).status_code == 401
+    assert error_codes(Service(client, trusted_key).put("console-1", CONSOLE_PROFILE), 401) == {"authentication_failed"}
 
 
 # --- PUT, both shapes -------------------------------------------------------------------------------
@@ -233,7 +233,7 @@ def test_close_takes_a_profile_out_of_matching_and_is_idempotent(service):
     assert first.status_code == 200 and first.json() == {"user_id": "console-1", "status": "closed"}
     assert SkierProfile.objects.get(user_id="console-1").open_to_matching is False
     assert service.post("/matching/profiles/console-1:close").json()["status"] == "unchanged"
-    assert service.post("/matching/profiles/nobody:close").status_code == 404
+    assert error_codes(service.post("/matching/profiles/nobody:close"), 404) == {"not_found"}
 
 
 def test_a_user_id_containing_a_colon_can_be_written_and_closed(service):
@@ -279,10 +279,12 @@ def test_delete_leaves_a_tombstone_without_personal_data_and_a_put_brings_the_pr
     tombstone = SkierProfile.objects.get(user_id="console-1")
     assert tombstone.deleted_at is not None and tombstone.open_to_matching is False
     assert (tombstone.nickname, tombstone.resorts, tombstone.knowledge_score, tombstone.languages) == ("", [], None, [])
-    assert service.get("console-1").status_code == 404
+    assert error_codes(service.get("console-1"), 404) == {"not_found"}
     assert service.delete("console-1").status_code == 204  # idempotent
-    assert service.delete("never-existed").status_code == 404
-    assert service.post("/matching/profiles/console-1:close").status_code == 404  # nothing left to close
+    assert error_codes(service.delete("never-existed"), 404) == {"not_found"}
+    assert error_codes(service.post("/matching/profiles/console-1:close"), 404) == {
+        "not_found"
+    }  # nothing left to close
 
     again = service.put("console-1", CONSOLE_PROFILE)
     assert again.status_code == 201 and again.json()["status"] == "created"

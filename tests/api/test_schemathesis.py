@@ -28,8 +28,8 @@ from matching.selectors import resort_regions
 from matching.services import profile_fields
 from snowbuddy.openapi_internal import EXAMPLE_SEARCH_ID, EXAMPLE_VETTING_TOKEN, InternalSchemaGenerator
 from tests.conftest import JWT_TEST_SECRET, _database_url
-from tests.factories import SearchFactory
-from tests.polling import port_answers, wait_for
+from tests.helpers.factories import SearchFactory
+from tests.helpers.polling import port_answers, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -3,26 +3,21 @@ import uuid
 import pytest
 
 from matching.models import Search, SearchStatus
-from tests.factories import SearchFactory, SearchResultFactory
+from tests.helpers.bodies import BUDDY as VALID
+from tests.helpers.errors import error_codes
+from tests.helpers.factories import SearchFactory, SearchResultFactory
 
-pytestmark = pytest.mark.django_db
-
-VALID = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 7}
-
-
-@pytest.fixture(autouse=True)
-def _no_dispatch(monkeypatch):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_dispatch")]
 
 
 def test_another_users_search_is_a_404(owner, another_user, resorts):
     search_id = owner.post("/matching/searches", VALID).json()["search_id"]
-    assert another_user.get(f"/matching/searches/{search_id}").status_code == 404
+    assert error_codes(another_user.get(f"/matching/searches/{search_id}"), 404) == {"not_found"}
 
 
 @pytest.mark.parametrize("search_id", [str(uuid.uuid4()), "not-a-uuid", "1"])
 def test_an_unknown_or_malformed_id_is_a_404(owner, resorts, search_id):
-    assert owner.get(f"/matching/searches/{search_id}").status_code == 404
+    assert error_codes(owner.get(f"/matching/searches/{search_id}"), 404) == {"not_found"}
 
 
 def test_results_come_ranked_with_their_breakdown_for_the_current_attempt(owner, resorts):
@@ -61,4 +56,4 @@ def test_the_list_filters_by_status(owner, resorts):
 
 
 def test_a_page_past_the_end_is_a_404_not_a_500(owner, resorts):
-    assert owner.get("/matching/searches", {"page": 99}).status_code == 404
+    assert error_codes(owner.get("/matching/searches", {"page": 99}), 404) == {"not_found"}

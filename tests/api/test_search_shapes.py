@@ -8,29 +8,13 @@ from matching.engine import Breakdown, Match
 from matching.models import Search, SearchStatus, SkierProfile
 from matching.services import profile_upsert, search_claim, search_fail, search_succeed
 from tests.conftest import SnowTraceClient
-from tests.errors import error_attrs, error_of
+from tests.helpers.bodies import BUDDY as CONSOLE
+from tests.helpers.bodies import OPEN_BUDDY
+from tests.helpers.errors import error_attrs, error_codes, error_of
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_dispatch")]
 
-CONSOLE = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 7}
-ORIGINAL_DEFAULTS = {
-    "role": "buddy",
-    "skill_level_min": 1,
-    "skill_level_max": 10,
-    "resorts": [],
-    "regions": [],
-    "dates": [],
-    "include_knowledge_score": False,
-    "knowledge_score": None,
-    "required_certifications": [],
-    "vetting_required": False,
-    "limit": 100,
-}
-
-
-@pytest.fixture(autouse=True)
-def _no_dispatch(monkeypatch):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+ORIGINAL_DEFAULTS = {**OPEN_BUDDY, "limit": 100}
 
 
 @pytest.fixture
@@ -253,7 +237,7 @@ def test_a_finished_search_cannot_be_cancelled(owner, resorts):
 
 def test_another_users_search_cannot_be_cancelled(owner, another_user, resorts):
     search_id = owner.post("/matching/searches", CONSOLE).json()["search_id"]
-    assert another_user.post(f"/matching/searches/{search_id}/cancel", raw="").status_code == 404
+    assert error_codes(another_user.post(f"/matching/searches/{search_id}/cancel", raw=""), 404) == {"not_found"}
     assert Search.objects.get(pk=search_id).status == SearchStatus.PENDING
 
 
@@ -275,7 +259,7 @@ def test_the_resort_list_gives_ids_names_and_regions(owner, resorts):
 
 
 def test_the_resort_list_needs_authentication(client, resorts):
-    assert client.get("/matching/resorts").status_code == 401
+    assert error_codes(client.get("/matching/resorts"), 401) == {"not_authenticated"}
 
 
 # --- the schema ---------------------------------------------------------------------------------

@@ -3,18 +3,13 @@ import json
 import pytest
 
 from matching.models import Search, SearchStatus
-from tests.errors import error_attrs, error_of
+from tests.helpers.errors import error_attrs, error_of
 from workflows.models import SearchDispatch
 
-pytestmark = pytest.mark.django_db
+# These tests are about the API contract; the engine path has its own tests with a worker.
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_dispatch")]
 
 VALID = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 7, "resorts": ["yuzawa_naeba"]}
-
-
-@pytest.fixture(autouse=True)
-def _no_dispatch(monkeypatch):
-    # These tests are about the API contract; the engine path has its own tests with a worker.
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
 
 
 def test_a_valid_search_is_accepted_stored_and_queued_for_dispatch(owner, resorts):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from devtools.durable_local._http import free_port
-from tests.polling import port_answers, wait_for
+from tests.helpers.polling import port_answers, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import functools
 import subprocess
 import sys
-import threading
 import uuid
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -21,7 +20,8 @@ from matching.models import ACTIVE_STATUSES, NotificationState, Search, SearchNo
 from matching.selectors import resort_regions
 from matching.services import profile_fields
 from tests.conftest import JWT_TEST_SECRET, user_token
-from tests.polling import port_answers, wait_for
+from tests.helpers.http import serve
+from tests.helpers.polling import port_answers, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -170,16 +170,11 @@ def page_origins():
     """Two loopback origins serving the SnowTrace stand-in page (tests/compat/snowtrace_page/): the
     first is the browser app's (the keyless console allows it in CORS_ALLOWED_ORIGINS), the
     second one no console allows."""
-    servers = []
-    for _ in range(2):
-        handler = functools.partial(_QuietHandler, directory=Path(__file__).resolve().parent / "snowtrace_page")
-        server = ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-    yield [f"http://127.0.0.1:{server.server_address[1]}" for server in servers]
+    page = Path(__file__).resolve().parent / "snowtrace_page"
+    servers = [serve(functools.partial(_QuietHandler, directory=page)) for _ in range(2)]
+    yield [server.url for server in servers]
     for server in servers:
-        server.shutdown()
-        server.server_close()
+        server.stop()
 
 
 @pytest.fixture

@@ -17,20 +17,15 @@ from tests.compat.conftest import stored_search
 from tests.conftest import CONSOLE_ANSWERS, start_celery_worker, stop_celery_worker
 from tests.console.conftest import OPERATORS, ensure_console_groups
 from tests.console.helpers import act_url, confirm_single
-from tests.polling import wait_for
+from tests.helpers.bodies import E2E_COACH
+from tests.helpers.dispatch import stub_dispatch_send
+from tests.helpers.polling import wait_for
 from workflows.services import dispatch_relay, search_intervene
 from workflows.tasks import expire_overdue_searches, run_search
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
-COACH = {
-    "role": "coach",
-    "skill_level_min": 6,
-    "skill_level_max": 10,
-    "regions": ["Niigata Prefecture", "Nagano Prefecture"],
-    "vetting_required": True,
-    "limit": 20,
-}
+COACH = {**E2E_COACH, "limit": 20}
 
 
 def _status(search_id: str) -> str:
@@ -156,7 +151,7 @@ def test_a_worker_killed_while_the_search_waits_loses_nothing(
     """Nothing holds a task while a search waits: the worker that parked it is SIGKILLed, and
     GlobalCoach's answer alone (through the web process) finishes the search."""
     globalcoach.set_mode("approve_all", delay_seconds=3)
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)  # run it on our own worker
+    stub_dispatch_send(monkeypatch)  # run it on our own worker
     search_id = _submit(snowtrace)
     # The relay sends after commit, in its own thread: let it finish with the stub before undoing it,
     # or the real send hands the search to the session's worker instead of ours.

@@ -10,7 +10,7 @@ from matching.models import SkierProfile
 from matching.profile_source import ROW_FIELDS, to_engine_profile
 from tests.compat.conftest import SNOWTRACE_USER, OldClient, stored_search
 from tests.conftest import CONSOLE_ANSWERS, JWT_TEST_SECRET, user_token
-from tests.polling import wait_for
+from tests.helpers.polling import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 

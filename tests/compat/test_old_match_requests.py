@@ -17,7 +17,7 @@ from django.db import connection
 from matching.models import MatchRequest, NotificationState, UserEvent
 from snowbuddy.celery import app as celery_app
 from tests.conftest import user_token
-from tests.polling import wait_for
+from tests.helpers.polling import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 

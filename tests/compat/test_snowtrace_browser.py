@@ -6,7 +6,6 @@ browser itself (a cross-origin fetch with `Authorization` is preflighted)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import pytest
@@ -22,9 +21,6 @@ from tests.conftest import user_token
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 SEEKER = str(uuid.UUID(int=0x5EE7E2))
 TARGET = str(uuid.UUID(int=0x7A26E7))  # a skier the seeker's search finds, with a token of their own
 
@@ -42,21 +38,6 @@ def skiers(resorts):
          "resorts": ["hakuba_happo_one"], "regions": [], "available_dates": ["2027-01-06"], "open_to_matching": True}
     )  # fmt: skip
     SkierProfile.objects.bulk_create(SkierProfile(**profile_fields(**row)) for row in rows)
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get install chromium)")
-    # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are still sync.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        yield browser
-        browser.close()
-        connections.close_all()  # ORM calls under Playwright's loop opened their own connections
 
 
 def open_page(browser, origin: str, console_url: str, user_id: str, query: str = ""):

@@ -19,7 +19,7 @@ from matching.selectors import resort_regions
 from matching.services import profile_fields
 from tests.compat.conftest import stored_search
 from tests.conftest import user_token
-from tests.polling import wait_for
+from tests.helpers.polling import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 

@@ -4,12 +4,9 @@ test drives the real local durable stack)."""
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -17,7 +14,9 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from matching.models import Engine, Search, SearchEvent, SearchStatus
-from tests.factories import SearchFactory, SearchResultFactory
+from tests.helpers.dispatch import stub_dispatch_send
+from tests.helpers.factories import SearchFactory, SearchResultFactory
+from tests.helpers.http import FakeHandler, serve
 from workflows.routing import routing_forget
 
 OPERATORS, REVIEWERS = "Match operators", "Match reviewers"
@@ -26,7 +25,7 @@ OPERATORS, REVIEWERS = "Match operators", "Match reviewers"
 @pytest.fixture(autouse=True)
 def _fresh_routing_and_no_dispatch(monkeypatch):
     routing_forget()
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    stub_dispatch_send(monkeypatch)
     yield
     routing_forget()
 
@@ -108,49 +107,34 @@ class DurableApiStandIn:
         self.candidates: list[dict[str, Any]] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _reply(self, status: int, body: dict) -> None:
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
+        class Handler(FakeHandler):
             def do_GET(self) -> None:
                 match = re.match(r"^/workflows/matching/([^/?]+)", self.path)
                 fake.calls.append(("GET", self.path, {}))
                 ids = [c["user_id"] for c in fake.candidates]
-                self._reply(200, {"search_id": match.group(1), "status": "awaiting_vetting",
+                self.reply(200, {"search_id": match.group(1), "status": "awaiting_vetting",
                                   "pending_callback": {"name": "vetting", "candidate_ids": ids},
                                   "candidates": fake.candidates})  # fmt: skip
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = self.read_json(empty={})
                 fake.calls.append(("POST", self.path, body))
                 if self.path.endswith("/intervene"):
                     if fake.intervene_status == 409:
-                        self._reply(409, {"error": "already_answered", "message": "answered by provider"})
+                        self.reply(409, {"error": "already_answered", "message": "answered by provider"})
                     else:
-                        self._reply(fake.intervene_status, {"accepted": True})
+                        self.reply(fake.intervene_status, {"accepted": True})
                     return
-                self._reply(200, {"status": "cancelled", "execution_stop": "stopped"})
+                self.reply(200, {"status": "cancelled", "execution_stop": "stopped"})
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._server = serve(Handler)
+        self.url = self._server.url
 
     def posts(self, suffix: str) -> list[tuple[str, dict]]:
         return [(path, body) for method, path, body in self.calls if method == "POST" and path.endswith(suffix)]
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from django.utils import timezone
 from matching.models import Engine, Role, Search, SearchNotification, SearchStatus
 from tests.console.conftest import make_search
 from tests.console.helpers import CHANGELIST
-from tests.factories import SearchResultFactory
+from tests.helpers.factories import SearchResultFactory
 from workflows.models import SearchDispatch, WebhookDelivery
 
 pytestmark = pytest.mark.django_db

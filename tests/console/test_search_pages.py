@@ -13,7 +13,7 @@ from matching.models import Engine, Search, SearchEvent, StaffAction
 from matching.services import profile_upsert
 from tests.console.conftest import make_search, with_results
 from tests.console.helpers import CHANGELIST
-from tests.factories import SearchResultFactory
+from tests.helpers.factories import SearchResultFactory
 from workflows.models import ExecutionTimelineEntry, SearchDispatch, WebhookDelivery, WorkflowExecution
 
 pytestmark = pytest.mark.django_db

@@ -13,23 +13,21 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
 
-from devtools.durable_local._http import free_port
 from matching.engine import Profile, SearchRequest, match_baseline
+from tests.helpers.aws import REGION, fake_aws_credentials, moto_server
+from tests.helpers.http import FakeHandler, Recorded, serve
 from workflows.durable import api as durable_api
 from workflows.durable import signing, workflow
 from workflows.durable.state import WorkflowStateStore, create_table
 
-REGION = "us-east-1"
 INTERNAL_TOKEN = "internal-token-for-tests"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"durable-tests-webhook-secret-32b").decode()
 
@@ -66,25 +64,13 @@ def console_ranking(seeker_id: str, preferences: dict[str, Any], profiles: list[
 
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # botocore needs a region and (dummy) credentials in every process; never touch a real account.
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_LAMBDA"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    fake_aws_credentials(monkeypatch, REGION)
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
@@ -111,18 +97,6 @@ def store(table: str, dynamodb: Any) -> WorkflowStateStore:
 
 
 @dataclass
-class Recorded:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
 class FakeHttpService:
     """A threaded HTTP server whose answers a test scripts; it records every request."""
 
@@ -132,46 +106,27 @@ class FakeHttpService:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> None:
-        service = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:  # keep pytest output clean
-                pass
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                parts = urlsplit(self.path)
-                recorded = Recorded(
-                    method=self.command,
-                    path=parts.path,
-                    query=parse_qs(parts.query),
-                    headers={k.lower(): v for k, v in self.headers.items()},
-                    body=self.rfile.read(length) if length else b"",
-                )
-                with service._lock:
-                    service.requests.append(recorded)
-                status, body = service.respond(recorded)
-                payload = json.dumps(body).encode() if body is not None else b""
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            do_GET = do_POST = _serve
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._server = serve(_ScriptedHandler, self)
+        self.url = self._server.url
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def snapshot(self) -> list[Recorded]:
         with self._lock:
             return list(self.requests)
+
+
+class _ScriptedHandler(FakeHandler):
+    def _serve(self) -> None:
+        service: FakeHttpService = self.fake
+        recorded = self.record()
+        with service._lock:
+            service.requests.append(recorded)
+        status, body = service.respond(recorded)
+        self.reply(status, b"" if body is None else body)
+
+    do_GET = do_POST = _serve
 
 
 def profile(

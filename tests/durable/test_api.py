@@ -12,7 +12,7 @@ import pytest
 from botocore.stub import Stubber
 
 from matching.engine import Profile, SearchRequest, match_baseline
-from tests.polling import wait_for
+from tests.helpers.polling import wait_for
 from workflows.durable import api as durable_api
 from workflows.durable.state import WorkflowStateStore
 

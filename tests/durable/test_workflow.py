@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from matching.engine import Profile, SearchRequest, match_baseline
-from tests.polling import wait_for
+from tests.helpers.polling import wait_for
 from workflows.durable import signing, workflow
 from workflows.durable.state import WorkflowStateStore, execution_name_for
 

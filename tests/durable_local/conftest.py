@@ -10,7 +10,6 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,6 +21,7 @@ from botocore.credentials import Credentials
 
 from devtools.durable_local.stack import LocalDurableStack, StackConfig
 from tests.durable.conftest import console_ranking
+from tests.helpers.http import FakeHandler, LoopbackHttpServer
 from workflows.durable import signing
 
 
@@ -60,72 +60,58 @@ class FakeConsole:
         self._lock = threading.Lock()
         console = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _reply(self, status: int, payload: Any) -> None:
-                body = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
+        class Handler(FakeHandler):
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 segments = parts.path.strip("/").split("/")
                 if len(segments) != 4 or segments[:2] != ["internal", "searches"] or segments[3] != "matches":
-                    self._reply(404, {"error": "not_found"})
+                    self.reply(404, {"error": "not_found"})
                     return
                 if self.headers.get("Authorization") != f"Bearer {console.internal_token}":
                     console.rejected.append("matches: bad token")
-                    self._reply(401, {"error": "unauthorized"})
+                    self.reply(401, {"error": "unauthorized"})
                     return
                 search_id = segments[2]
                 console.candidate_requests[search_id] = console.candidate_requests.get(search_id, 0) + 1
                 if search_id in console.unavailable:
-                    self._reply(503, {"error": "unavailable"})
+                    self.reply(503, {"error": "unavailable"})
                     return
                 if search_id not in console.searches:
-                    self._reply(404, {"detail": "Unknown search."})
+                    self.reply(404, {"detail": "Unknown search."})
                     return
                 seeker_id, preferences = console.searches[search_id]
-                self._reply(200, console_ranking(seeker_id, preferences, console.candidates.get(search_id, [])))
+                self.reply(200, console_ranking(seeker_id, preferences, console.candidates.get(search_id, [])))
 
             def do_POST(self) -> None:
                 if self.path != "/webhooks/matching":
-                    self._reply(404, {"error": "not_found"})
+                    self.reply(404, {"error": "not_found"})
                     return
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                raw = self.read_body()
                 try:
                     webhook_id = signing.verify(console.webhook_secret, dict(self.headers.items()), raw)
                 except signing.WebhookVerificationError as exc:
                     console.rejected.append(f"webhook: {exc.reason}")
-                    self._reply(401, {"error": exc.reason})
+                    self.reply(401, {"error": exc.reason})
                     return
                 with console._lock:
                     console.webhooks.append({"id": webhook_id, **json.loads(raw)})
-                self._reply(200, {"ok": True})
+                self.reply(200, {"ok": True})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True)
+        self.server = LoopbackHttpServer(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.server.url
 
     def webhooks_for(self, search_id: str) -> list[dict[str, Any]]:
         with self._lock:
             return [w for w in self.webhooks if w["search_id"] == search_id]
 
     def start(self) -> None:
-        self.thread.start()
+        self.server.start(poll_interval=0.2)
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
 
 class DurableApiClient:

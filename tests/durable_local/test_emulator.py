@@ -19,7 +19,7 @@ import pytest
 from devtools.durable_local._http import HEALTH_PATH, free_port, http_ok
 from devtools.durable_local._process import ManagedProcess
 from devtools.durable_local.emulator import EmulatorProcess
-from tests.polling import wait_for
+from tests.helpers.polling import wait_for
 
 REGION = "us-east-1"
 EXECUTION_TIMEOUT = 6

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -14,7 +12,8 @@ import requests
 
 from devtools.durable_local import globalcoach
 from devtools.durable_local._http import ServerThread
-from tests.polling import wait_for
+from tests.helpers.http import FakeHandler, serve
+from tests.helpers.polling import wait_for
 
 
 class CallbackReceiver:
@@ -25,28 +24,19 @@ class CallbackReceiver:
         self.status = status
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(FakeHandler):
             def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.received.append(json.loads(body))
-                self.send_response(receiver.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                receiver.received.append(json.loads(self.read_body()))
+                self.reply(receiver.status)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self.thread.start()
+        self.server = serve(Handler, poll_interval=0.1)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/workflows/matching/vetting-callback"
+        return f"{self.server.url}/workflows/matching/vetting-callback"
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
 
 @pytest.fixture

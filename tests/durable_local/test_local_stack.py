@@ -14,7 +14,8 @@ import requests
 
 from devtools.durable_local.stack import LocalDurableStack
 from tests.durable_local.conftest import DurableApiClient, FakeConsole, profile
-from tests.polling import wait_for
+from tests.helpers.durable import emulator_lambda, use_stack_credentials
+from tests.helpers.polling import wait_for
 
 TERMINAL = {"succeeded", "failed", "cancelled", "timed_out"}
 
@@ -58,13 +59,7 @@ def _set_globalcoach(stack: LocalDurableStack, **config: Any) -> None:
 
 def _executions_named(stack: LocalDurableStack, name: str) -> list[dict[str, Any]]:
     # Asks the emulator itself, past the Durable API and the stand-in.
-    client = boto3.client(
-        "lambda",
-        endpoint_url=stack.emulator_url,
-        region_name=stack.config.region,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    client = emulator_lambda(stack)
     listed = client.list_durable_executions_by_function(
         FunctionName=stack.config.function_name, DurableExecutionName=name
     )
@@ -228,9 +223,7 @@ def test_the_consoles_own_client_talks_to_the_local_durable_api(
     from workflows.client import DurableApiConfig
 
     env = local_stack.env
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
-        monkeypatch.setenv(key, env[key])
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    use_stack_credentials(env, monkeypatch)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     client = ConsoleClient(
         DurableApiConfig(

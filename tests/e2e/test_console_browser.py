@@ -11,12 +11,11 @@ var/screenshots/<time>/<language>/ (printed at the end).
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from pathlib import Path
 
 import pytest
-from django.db import connection, connections
+from django.db import connection
 from django.utils import translation
 from django.utils.translation import gettext
 
@@ -29,16 +28,14 @@ from matching.selectors import resort_regions
 from matching.services import profile_fields
 from tests.console.catalogue import VISIBLE_TEXT_JS, english_left
 from tests.console.conftest import _staff, make_search
-from tests.polling import wait_for
+from tests.helpers.bodies import E2E_COACH as COACH_SEARCH
+from tests.helpers.dispatch import stub_dispatch_send
+from tests.helpers.durable import point_console_at_stack
+from tests.helpers.polling import wait_for
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
-COACH_SEARCH = {"role": "coach", "skill_level_min": 6, "skill_level_max": 10, "vetting_required": True, "limit": 10,
-                "regions": ["Niigata Prefecture", "Nagano Prefecture"]}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -52,40 +49,13 @@ def durable_stack(live_server, tmp_path_factory):
 
 @pytest.fixture
 def console(durable_stack, settings, monkeypatch, resorts):
-    env = durable_stack.env
-    settings.MATCHING_WORKFLOW_URL = env["MATCHING_WORKFLOW_URL"]
-    settings.MATCHING_WORKFLOW_AUTH_MODE = "api_key"
-    settings.MATCHING_WORKFLOW_API_KEY = env["MATCHING_WORKFLOW_API_KEY"]
-    settings.MATCHING_WORKFLOW_API_KEY_HEADER = env["MATCHING_WORKFLOW_API_KEY_HEADER"]
-    settings.MATCHING_WORKFLOW_CALLBACK_URL = env["MATCHING_WORKFLOW_CALLBACK_URL"]
-    settings.MATCHING_WEBHOOK_SECRET = env["MATCHING_WEBHOOK_SECRET"]
-    settings.MATCHING_INTERNAL_TOKEN = env["MATCHING_INTERNAL_TOKEN"]
-    settings.AWS_REGION = env["AWS_REGION"]
-    settings.MATCHING_WORKFLOW_STATE_TABLE = env["MATCHING_STATE_TABLE"]
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_DYNAMODB"):
-        monkeypatch.setenv(name, env[name])
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    point_console_at_stack(durable_stack.env, settings, monkeypatch)
     # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are still sync.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     SkierProfile.objects.bulk_create(
         SkierProfile(**profile_fields(**p)) for p in demo_profiles(400, resort_regions(), seed=21)
     )
     return durable_stack
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        yield browser
-        browser.close()
-        # ORM calls made while Playwright's loop runs get their own connections (asgiref's context-local
-        # storage): close them here, or the test database cannot be dropped at the end of the run.
-        connections.close_all()
 
 
 @pytest.fixture(scope="module")
@@ -352,7 +322,7 @@ def sync_orm_beside_playwright(monkeypatch):
     """Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are still
     sync. (Requested before `browser`, so it is undone after the browser is closed.)"""
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    stub_dispatch_send(monkeypatch)
 
 
 def test_every_console_page_keeps_to_the_content_security_policy(

@@ -17,20 +17,13 @@ from matching.demo import demo_profiles
 from matching.models import Search, SearchStatus, SkierProfile
 from matching.selectors import resort_regions
 from matching.services import profile_fields
-from tests.polling import wait_for
+from tests.helpers.bodies import E2E_COACH as COACH_SEARCH
+from tests.helpers.durable import point_console_at_stack
+from tests.helpers.polling import wait_for
 from workflows.client import DurableApiClient
 from workflows.services import search_cancel, search_intervene
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
-
-COACH_SEARCH = {
-    "role": "coach",
-    "skill_level_min": 6,
-    "skill_level_max": 10,
-    "regions": ["Niigata Prefecture", "Nagano Prefecture"],
-    "vetting_required": True,
-    "limit": 10,
-}
 
 
 @pytest.fixture(scope="module")
@@ -46,20 +39,7 @@ def durable_stack(live_server, tmp_path_factory):
 
 @pytest.fixture(params=["iam_sigv4", "api_key"])
 def console_on_durable(request, durable_stack, settings, monkeypatch, resorts):
-    env = durable_stack.env
-    settings.MATCHING_WORKFLOW_URL = env["MATCHING_WORKFLOW_URL"]
-    settings.MATCHING_WORKFLOW_AUTH_MODE = request.param
-    settings.MATCHING_WORKFLOW_SIGV4_SERVICE = env["MATCHING_WORKFLOW_SIGV4_SERVICE"]
-    settings.MATCHING_WORKFLOW_API_KEY = env["MATCHING_WORKFLOW_API_KEY"] if request.param == "api_key" else ""
-    settings.MATCHING_WORKFLOW_API_KEY_HEADER = env["MATCHING_WORKFLOW_API_KEY_HEADER"]
-    settings.MATCHING_WORKFLOW_CALLBACK_URL = env["MATCHING_WORKFLOW_CALLBACK_URL"]
-    settings.MATCHING_WEBHOOK_SECRET = env["MATCHING_WEBHOOK_SECRET"]
-    settings.MATCHING_INTERNAL_TOKEN = env["MATCHING_INTERNAL_TOKEN"]
-    settings.AWS_REGION = env["AWS_REGION"]
-    settings.MATCHING_WORKFLOW_STATE_TABLE = env["MATCHING_STATE_TABLE"]
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL_DYNAMODB"):
-        monkeypatch.setenv(name, env[name])
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    point_console_at_stack(durable_stack.env, settings, monkeypatch, auth_mode=request.param)
     SkierProfile.objects.bulk_create(
         SkierProfile(**profile_fields(**p)) for p in demo_profiles(400, resort_regions(), seed=21)
     )

@@ -1,6 +1,6 @@
 """One OpenTelemetry trace per search, across every process, on the local durable stack.
 
-A loopback OTLP/HTTP receiver (tests/otlp_receiver.py) is the collector of every process: the
+A loopback OTLP/HTTP receiver (tests/helpers/otlp_receiver.py) is the collector of every process: the
 console (a real gunicorn worker: the request, its dispatch relay thread and the callback), the
 Durable API server, and the Lambda stand-in hosting the workflow. They are told about it only by
 the standard OTEL_* variables. One vetted coach search runs (GlobalCoach approves), and its spans
@@ -29,22 +29,15 @@ from matching.demo import demo_profiles
 from matching.models import Search, SearchStatus, SkierProfile
 from matching.selectors import resort_regions
 from matching.services import profile_fields
-from tests.otlp_receiver import OtlpReceiver
-from tests.polling import port_answers, wait_for
+from tests.helpers.bodies import E2E_COACH as COACH_SEARCH
+from tests.helpers.otlp_receiver import OtlpReceiver
+from tests.helpers.polling import port_answers, wait_for
 from workflows.models import SearchDispatch
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER, CLIENT = 2, 3  # opentelemetry.proto.trace.v1.Span.SpanKind
-COACH_SEARCH = {
-    "role": "coach",
-    "skill_level_min": 6,
-    "skill_level_max": 10,
-    "regions": ["Niigata Prefecture", "Nagano Prefecture"],
-    "vetting_required": True,
-    "limit": 10,
-}
 
 
 def _database_url() -> str:

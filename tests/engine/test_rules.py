@@ -14,6 +14,7 @@ from matching.engine import (
     rules,
     score_profile,
 )
+from tests.helpers.bodies import CONTRACT_DEFAULTS
 
 RESORT_REGIONS = {
     "happo": "Nagano",
@@ -368,14 +369,7 @@ def test_preferences_fill_the_contract_defaults():
         "role": "coach",
         "skill_level_min": 3,
         "skill_level_max": 6,
-        "resorts": [],
-        "regions": [],
-        "dates": [],
-        "include_knowledge_score": False,
-        "knowledge_score": None,
-        "required_certifications": [],
-        "vetting_required": False,
-        "limit": 20,
+        **CONTRACT_DEFAULTS,
     }
 
 

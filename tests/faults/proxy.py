@@ -13,9 +13,10 @@ import socket
 import threading
 import time
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
+
+from tests.helpers.http import FakeHandler, LoopbackHttpServer
 
 MODES = ("pass", "error", "drop_after_work", "stall")
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding"}
@@ -31,23 +32,15 @@ class FaultProxy:
         self._lock = threading.Lock()
         proxy = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(FakeHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, *args) -> None:
-                pass
-
             def _handle(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.read_body()
                 mode = proxy.mode
                 if mode == "error":
                     proxy._count_fault()
-                    payload = b'{"error":"unavailable","message":"fault proxy"}'
-                    self.send_response(503)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
+                    self.reply(503, b'{"error":"unavailable","message":"fault proxy"}')
                     return
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
                 upstream = requests.request(
@@ -73,9 +66,7 @@ class FaultProxy:
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.server = LoopbackHttpServer(Handler)
 
     def _count_fault(self) -> None:
         with self._lock:
@@ -83,15 +74,14 @@ class FaultProxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.server.url
 
     def starts(self) -> int:
         return sum(n for (method, path), n in self.forwarded.items() if method == "POST" and path.endswith("/start"))
 
     def __enter__(self) -> FaultProxy:
-        self._thread.start()
+        self.server.start(poll_interval=0.1)
         return self
 
     def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()

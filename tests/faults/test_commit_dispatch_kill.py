@@ -16,7 +16,7 @@ import time
 import pytest
 
 from tests.faults.conftest import ROOT, tally, unfinished
-from tests.polling import wait_for
+from tests.helpers.polling import wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 
-import boto3
 import pytest
 from django.db import connection
 
@@ -23,7 +22,8 @@ from matching.selectors import resort_regions
 from matching.services import profile_fields
 from tests.faults.conftest import FAULT_PREFS, tally
 from tests.faults.proxy import FaultProxy
-from tests.polling import wait_for
+from tests.helpers.durable import emulator_lambda, point_console_at_stack
+from tests.helpers.polling import wait_for
 from workflows.breaker import durable_breaker
 from workflows.durable.state import execution_name_for
 from workflows.recovery import durable_api_probe
@@ -39,19 +39,9 @@ BOUND_SECONDS = 45
 def durable_behind_proxy(live_server, tmp_path, settings, monkeypatch, resorts):
     config = StackConfig.for_tests(tmp_path / "durable", console_base_url=live_server.url, globalcoach_mode="staff")
     with LocalDurableStack(config) as stack, FaultProxy(stack.durable_api_url, stall_seconds=5) as proxy:
-        env = stack.env
-        settings.MATCHING_WORKFLOW_URL = proxy.url
-        settings.MATCHING_WORKFLOW_AUTH_MODE = "api_key"
-        settings.MATCHING_WORKFLOW_API_KEY = env["MATCHING_WORKFLOW_API_KEY"]
-        settings.MATCHING_WORKFLOW_API_KEY_HEADER = env["MATCHING_WORKFLOW_API_KEY_HEADER"]
-        settings.MATCHING_WORKFLOW_CALLBACK_URL = env["MATCHING_WORKFLOW_CALLBACK_URL"]
-        settings.MATCHING_WEBHOOK_SECRET = env["MATCHING_WEBHOOK_SECRET"]
-        settings.MATCHING_INTERNAL_TOKEN = env["MATCHING_INTERNAL_TOKEN"]
-        settings.AWS_REGION = env["AWS_REGION"]
+        point_console_at_stack(stack.env, settings, monkeypatch, url=proxy.url, mirror=False)
         settings.MATCHING_DURABLE_BREAKER_OPEN_SECONDS = 2
         settings.DISPATCH_GRACE_SECONDS = 0
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
-            monkeypatch.setenv(name, env[name])
         SkierProfile.objects.bulk_create(
             SkierProfile(**profile_fields(**p)) for p in demo_profiles(300, resort_regions(), seed=12)
         )
@@ -59,13 +49,7 @@ def durable_behind_proxy(live_server, tmp_path, settings, monkeypatch, resorts):
 
 
 def _executions(stack: LocalDurableStack, search_id: str) -> int:
-    client = boto3.client(
-        "lambda",
-        endpoint_url=stack.emulator_url,
-        region_name=stack.config.region,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
+    client = emulator_lambda(stack)
     name = execution_name_for(search_id, 1)
     listed = client.list_durable_executions_by_function(
         FunctionName=stack.config.function_name, DurableExecutionName=name

@@ -15,7 +15,7 @@ from django.db import connection
 
 from matching.models import Search, SearchStatus
 from tests.faults.conftest import free_port, submit, tally, unfinished
-from tests.polling import wait_for
+from tests.helpers.polling import wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
 

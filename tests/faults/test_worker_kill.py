@@ -27,7 +27,7 @@ from kombu import Connection
 
 from matching.models import Search, SearchEvent, SearchStatus
 from tests.faults.conftest import submit, tally, unfinished
-from tests.polling import wait_for
+from tests.helpers.polling import wait_for
 
 pytestmark = [pytest.mark.faults, pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 

@@ -5,12 +5,9 @@ searches created through the services."""
 from __future__ import annotations
 
 import datetime as dt
-import json
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -18,14 +15,15 @@ import boto3
 import pytest
 from django.utils import timezone
 
-from devtools.durable_local._http import free_port
 from matching.models import Engine, Search
+from tests.helpers.aws import REGION, fake_aws_credentials, moto_server
+from tests.helpers.bodies import BUDDY as PREFS
+from tests.helpers.dispatch import stub_dispatch_send
+from tests.helpers.http import FakeHandler, LoopbackHttpServer
 from workflows.durable.state import WorkflowStateStore, create_table, serialize_item, utc_now_iso
 from workflows.dynamo import DynamoConfig, dynamodb_client
 from workflows.services import search_submit
 
-REGION = "us-east-1"
-PREFS = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 7}
 RESULTS = [
     {
         "user_id": "u000042",
@@ -57,25 +55,14 @@ def ago(**delta: float) -> str:
 
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch, settings) -> None:
-    # botocore needs a region and (dummy) credentials; never reach a real account.
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_LAMBDA"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    fake_aws_credentials(monkeypatch, REGION)
     settings.AWS_REGION = REGION
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 @dataclass
@@ -191,6 +178,10 @@ class FakeExecution:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _error_type(name: str) -> dict[str, str]:
+    return {"x-amzn-errortype": name}
+
+
 class FakeLambda:
     """GetDurableExecution and GetDurableExecutionHistory over HTTP, in Lambda's REST-JSON shapes, so
     the console's real boto3 client serialises and parses them."""
@@ -202,44 +193,31 @@ class FakeLambda:
         self.on_get: Callable[[str], None] | None = None
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _reply(self, status: int, body: dict, error_type: str = "") -> None:
-                payload = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                if error_type:
-                    self.send_header("x-amzn-errortype", error_type)
-                self.end_headers()
-                self.wfile.write(payload)
-
+        class Handler(FakeHandler):
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 segments = parts.path.strip("/").split("/")
                 if segments[:2] != ["2025-12-01", "durable-executions"] or len(segments) not in (3, 4):
-                    self._reply(404, {"message": "no route"}, "UnknownOperationException")
+                    self.reply(404, {"message": "no route"}, headers=_error_type("UnknownOperationException"))
                     return
                 arn = unquote(segments[2])
                 operation = "history" if len(segments) == 4 else "get"
                 fake.requests.append((operation, arn))
                 if fake.failing:
-                    self._reply(503, {"message": "scripted outage"}, "ServiceException")
+                    self.reply(503, {"message": "scripted outage"}, headers=_error_type("ServiceException"))
                     return
                 execution = fake.executions.get(arn)
                 if execution is None:
-                    self._reply(
+                    self.reply(
                         404,
                         {"Type": "User", "message": "Durable Execution does not exist"},
-                        "ResourceNotFoundException",
+                        headers=_error_type("ResourceNotFoundException"),
                     )
                     return
                 if operation == "get":
                     if fake.on_get:
                         fake.on_get(arn)
-                    self._reply(200, fake._describe(execution))
+                    self.reply(200, fake._describe(execution))
                     return
                 query = parse_qs(parts.query)
                 size = int(query.get("MaxItems", ["1000"])[0])
@@ -248,11 +226,10 @@ class FakeLambda:
                 body: dict[str, Any] = {"Events": page}
                 if start + size < len(execution.events):
                     body["NextMarker"] = str(start + size)
-                self._reply(200, body)
+                self.reply(200, body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._server = LoopbackHttpServer(Handler)
+        self.url = self._server.url
 
     @staticmethod
     def _describe(execution: FakeExecution) -> dict[str, Any]:
@@ -277,11 +254,10 @@ class FakeLambda:
         return execution
 
     def start(self) -> None:
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self._server.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
 
 @pytest.fixture
@@ -311,7 +287,7 @@ def history_event(event_id: int, event_type: str, name: str = "", seconds_ago: f
 
 @pytest.fixture(autouse=True)
 def _no_dispatch(monkeypatch) -> None:
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    stub_dispatch_send(monkeypatch)
 
 
 @pytest.fixture

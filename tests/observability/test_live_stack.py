@@ -26,7 +26,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from devtools.durable_local._http import free_port
 from matching.models import Search, SearchStatus
 from tests.faults.conftest import ConsoleProcess
-from tests.polling import port_answers, wait_for
+from tests.helpers.polling import port_answers, wait_for
+from tests.helpers.processes import stop_process
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -224,12 +225,7 @@ def prometheus(stack, tmp_path_factory):
         assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()[-3000:]
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc)
 
 
 def _ready(url: str) -> bool:

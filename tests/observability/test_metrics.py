@@ -14,6 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import snowbuddy.metrics
 from matching.models import MatchRequest, Search, SearchNotification, SearchStatus, UserEvent
+from tests.helpers.bodies import OPEN_BUDDY as PREFS
+from tests.helpers.dispatch import stub_dispatch_send
 from workflows.metrics_collector import ConsoleStateCollector
 from workflows.models import SearchDispatch
 from workflows.services import search_run_on_celery, search_submit
@@ -21,9 +23,6 @@ from workflows.services import search_run_on_celery, search_submit
 pytestmark = pytest.mark.django_db
 
 TOKEN = "metrics-test-token-0123456789"
-PREFS = {"role": "buddy", "skill_level_min": 1, "skill_level_max": 10, "resorts": [], "regions": [], "dates": [],
-         "include_knowledge_score": False, "knowledge_score": None, "required_certifications": [],
-         "vetting_required": False, "limit": 20}  # fmt: skip
 
 
 def value(name: str, **labels) -> float:
@@ -49,7 +48,7 @@ def scrape(client) -> dict:
 def test_a_finished_search_moves_the_counters_and_the_histogram(
     resorts, monkeypatch, django_capture_on_commit_callbacks
 ):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)  # the broker is the far side here
+    stub_dispatch_send(monkeypatch)  # the broker is the far side here
     before = {
         "submitted": value("snowbuddy_searches_submitted_total", engine="celery"),
         "claimed": value("snowbuddy_searches_claimed_total", engine="celery"),
@@ -83,7 +82,7 @@ def test_a_finished_search_moves_the_counters_and_the_histogram(
 
 def test_a_rolled_back_transition_is_not_counted(resorts, monkeypatch):
     """Counters move after commit: without it (the test's transaction never commits) nothing moves."""
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    stub_dispatch_send(monkeypatch)
     before = value("snowbuddy_searches_submitted_total", engine="celery")
     search_submit(seeker_id="owner-2", preferences=PREFS)
     assert value("snowbuddy_searches_submitted_total", engine="celery") == before

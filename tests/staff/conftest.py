@@ -1,26 +1,22 @@
 """Fixtures for staff sign-in: a real OpenID Provider on loopback (node's oidc-provider, run by
-tests/oidc/provider.js) and Debian's Chromium driven by Playwright."""
+tests/oidc/provider.js); the browser is the shared `browser` fixture (tests/helpers/browser.py)."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from django.db import connections
 
 from devtools.durable_local._http import free_port
-from tests.polling import port_answers, wait_for
+from tests.helpers.polling import port_answers, wait_for
+from tests.helpers.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 OIDC_DIR = ROOT / "tests" / "oidc"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 CLIENT_ID, CLIENT_SECRET = "snowbuddy-console", "snowbuddy-console-test-secret"
 OIDC_BACKEND = "snowbuddy.staff.oidc.StaffOIDCBackend"
 
@@ -64,28 +60,8 @@ def oidc_provider(live_server, tmp_path, settings):
         settings.AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", OIDC_BACKEND]  # production
         yield OpenIdProvider(issuer=issuer, accounts_file=accounts)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    from playwright.sync_api import sync_playwright
-
-    if not os.path.exists(CHROMIUM):
-        pytest.fail("Debian's chromium is missing: `make test` installs it (apt-get install chromium)")
-    # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are still sync.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS, headless=True)
-        yield browser
-        browser.close()
-        connections.close_all()
 
 
 @pytest.fixture(autouse=True)

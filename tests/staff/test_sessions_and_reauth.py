@@ -15,13 +15,8 @@ from tests.console.conftest import OPERATORS, _staff, make_search
 from tests.console.helpers import CHANGELIST, confirm_bulk, texts
 from workflows.models import EngineRouting
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_dispatch")]
 REAUTH = "/staff/sign-in-again/"
-
-
-@pytest.fixture(autouse=True)
-def _no_dispatch(monkeypatch):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
 
 
 @pytest.fixture

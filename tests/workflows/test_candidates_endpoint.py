@@ -5,7 +5,8 @@ from matching.models import SkierProfile
 from matching.profile_source import prefiltered_profiles
 from matching.selectors import resort_regions
 from matching.services import profile_fields
-from tests.errors import error_attrs, error_codes
+from tests.helpers.dispatch import stub_dispatch_send
+from tests.helpers.errors import error_attrs, error_codes
 from workflows.services import search_submit
 
 pytestmark = pytest.mark.django_db
@@ -17,7 +18,7 @@ PREFS = {"role": "buddy", "skill_level_min": 1, "skill_level_max": 10, "resorts"
 @pytest.fixture
 def search(resorts, settings, monkeypatch):
     settings.MATCHING_INTERNAL_TOKEN = TOKEN
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    stub_dispatch_send(monkeypatch)
     SkierProfile.objects.bulk_create(
         SkierProfile(**profile_fields(**p)) for p in demo_profiles(300, resort_regions(), seed=3)
     )
@@ -51,14 +52,14 @@ def test_pages_cover_every_prefiltered_candidate_exactly_once(client, search):
 
 @pytest.mark.parametrize("token", ["", "wrong", TOKEN + "x"])
 def test_a_wrong_service_token_is_a_401(client, search, token):
-    assert _get(client, search, token=token).status_code == 401
+    assert error_codes(_get(client, search, token=token), 401) == {"authentication_failed"}
 
 
 def test_without_a_configured_token_the_feed_refuses_everyone(client, search, settings):
     settings.MATCHING_INTERNAL_TOKEN = ""
     for header in ("Bearer ", "Bearer", "", f"Bearer {TOKEN}"):
         response = client.get(f"/internal/searches/{search.pk}/candidates", headers={"Authorization": header})
-        assert response.status_code == 401, header
+        assert error_codes(response, 401) == {"authentication_failed"}, header
 
 
 def test_bad_paging_parameters_are_a_400(client, search):
@@ -72,7 +73,7 @@ def test_an_unknown_search_is_a_404(client, search):
         "/internal/searches/8d3e4c52-9d43-4c2e-9c1a-4f0f9a9b7c11/candidates",
         headers={"Authorization": f"Bearer {TOKEN}"},
     )
-    assert response.status_code == 404
+    assert error_codes(response, 404) == {"unknown_search"}
 
 
 def test_a_non_uuid_id_is_a_json_404(client, search):

@@ -9,7 +9,8 @@ from matching.models import Search, SearchResult, SearchStatus, SkierProfile
 from matching.profile_source import ROW_FIELDS, to_engine_profile
 from matching.selectors import resort_regions
 from matching.services import api_key_create, profile_fields
-from tests.polling import wait_for
+from tests.helpers.dispatch import past_the_grace, stub_dispatch_send
+from tests.helpers.polling import wait_for
 from workflows.models import SearchDispatch
 from workflows.services import dispatch_sweep
 
@@ -67,18 +68,17 @@ def test_a_search_whose_dispatch_was_lost_is_sent_by_the_sweeper(
     celery_worker_process, owner, profiles, monkeypatch, settings
 ):
     # Simulate a crash between commit and send: the after-commit send never happens.
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: False)
+    stub_dispatch_send(monkeypatch, answer=False)
     search_id = owner.post("/matching/searches", PREFS).json()["search_id"]
     monkeypatch.undo()
     assert _status(search_id) == SearchStatus.PENDING
     assert SearchDispatch.objects.get(search_id=search_id).sent_at is None
 
-    settings.DISPATCH_GRACE_SECONDS = 0
-    assert dispatch_sweep() == 1
+    assert dispatch_sweep(now=past_the_grace()) == 1
 
     wait_for(lambda: _status(search_id) == SearchStatus.SUCCEEDED, timeout=30, message="the swept search to succeed")
     assert SearchResult.objects.filter(search_id=search_id).count() == 25
-    assert dispatch_sweep() == 0
+    assert dispatch_sweep(now=past_the_grace()) == 0
 
 
 def test_sending_the_same_attempt_twice_runs_it_once(celery_worker_process, owner, profiles):

@@ -13,6 +13,8 @@ from matching.models import Search, SearchStatus, SearchVetting, SkierProfile
 from matching.profile_source import ROW_FIELDS, to_engine_profile
 from matching.selectors import resort_regions
 from matching.services import profile_fields, searches_expire_overdue
+from tests.helpers.dispatch import stub_dispatch_send
+from tests.helpers.errors import error_codes
 from workflows.services import (
     InterventionNotAllowed,
     search_cancel,
@@ -41,7 +43,7 @@ def profiles(resorts):
 def parked(profiles, globalcoach, monkeypatch, settings):
     """A vetted coach search, run once: it waits on GlobalCoach (which, in staff mode, never answers)."""
     settings.MATCHING_VETTING_TOP_N = 5
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    stub_dispatch_send(monkeypatch)
     search = search_submit(seeker_id="owner-1", preferences=COACH)
     outcome = search_run_on_celery(search_id=str(search.pk), attempt=1)
     assert outcome == "awaiting vetting of 5 candidate(s); request sent"
@@ -101,7 +103,7 @@ def test_nobody_approved_fails_the_search_as_rejected(parked, globalcoach, clien
 @pytest.mark.parametrize("token", ["", "wrong-token", "x" * 600])
 def test_a_callback_without_the_right_token_is_a_401_and_changes_nothing(parked, client, token):
     response = _answer(client, parked, token, [])
-    assert response.status_code == 401
+    assert error_codes(response, 401) == {"invalid_token"}
     parked.refresh_from_db()
     assert parked.status == SearchStatus.AWAITING_VETTING
 
@@ -166,7 +168,7 @@ def test_an_unreachable_globalcoach_is_retried_by_beat_then_fails_the_search(
 ):
     settings.MATCHING_VETTING_URL = "http://127.0.0.1:9"  # nothing listens on port 9
     settings.MATCHING_VETTING_REQUEST_MAX_TRIES = 3
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    stub_dispatch_send(monkeypatch)
     search = search_submit(seeker_id="owner-1", preferences=COACH)
     assert search_run_on_celery(search_id=str(search.pk), attempt=1).endswith("request retry")
     vetting = SearchVetting.objects.get(search=search)
@@ -181,7 +183,7 @@ def test_an_unreachable_globalcoach_is_retried_by_beat_then_fails_the_search(
 
 
 def test_a_request_lost_before_it_was_sent_goes_out_with_the_beat_sweep(profiles, globalcoach, monkeypatch):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    stub_dispatch_send(monkeypatch)
     monkeypatch.setattr("workflows.vetting.vetting_request_send", lambda **kw: "crashed before sending")
     search = search_submit(seeker_id="owner-1", preferences=COACH)
     search_run_on_celery(search_id=str(search.pk), attempt=1)
@@ -193,7 +195,7 @@ def test_a_request_lost_before_it_was_sent_goes_out_with_the_beat_sweep(profiles
 
 
 def test_a_vetted_search_with_no_candidates_succeeds_empty_without_asking(resorts, globalcoach, monkeypatch):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    stub_dispatch_send(monkeypatch)
     search = search_submit(seeker_id="owner-1", preferences=COACH)
     assert search_run_on_celery(search_id=str(search.pk), attempt=1).startswith("succeeded with 0 results")
     assert globalcoach.requests == {}

@@ -1,12 +1,12 @@
 """The signed Durable API client against a loopback server that really checks SigV4."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from devtools.durable_local.sigv4 import AuthError, SigV4Config, verify_sigv4
+from tests.helpers.aws import fake_aws_credentials
+from tests.helpers.http import FakeHandler, serve
 from workflows.client import (
     DurableApiClient,
     DurableApiConfig,
@@ -18,40 +18,27 @@ from workflows.client import (
 ACCESS_KEY, SECRET_KEY, REGION = "AKIDLOCALTEST", "local-secret-for-tests", "ap-northeast-1"
 
 
-class _Recorder(BaseHTTPRequestHandler):
+class _Recorder(FakeHandler):
     def _handle(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = self.read_body()
         self.server.seen.append((self.command, self.path, list(self.headers.items()), body))
         status = self.server.statuses.pop(0) if self.server.statuses else 200
-        payload = json.dumps({"ok": status < 400, "execution_name": "s-1"}).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        self.reply(status, {"ok": status < 400, "execution_name": "s-1"})
 
     do_GET = do_POST = _handle
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.fixture
 def durable_api():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    server = serve(_Recorder)
     server.seen, server.statuses = [], []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server
-    server.shutdown()
-    server.server_close()
+    server.stop()
 
 
 @pytest.fixture
 def aws_env(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    fake_aws_credentials(monkeypatch, REGION, key=ACCESS_KEY, secret=SECRET_KEY)
 
 
 def _client(server, **overrides) -> DurableApiClient:

@@ -6,16 +6,14 @@ counts executions, behind the fault proxy of the fault suite."""
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from matching.models import Engine, Search, SearchEvent, SearchStatus
 from tests.faults.proxy import FaultProxy
-from tests.polling import wait_for
+from tests.helpers.http import FakeHandler, serve
+from tests.helpers.polling import wait_for
 from workflows import breaker as breaker_module
 from workflows.breaker import CircuitBreaker, durable_breaker
 from workflows.client import DurableApiCircuitOpen, DurableApiClient, DurableApiUnavailable
@@ -38,24 +36,13 @@ class FakeDurableApi:
         self.refuse = False
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def _reply(self, status: int, body: dict) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(raw)))
-                self.end_headers()
-                self.wfile.write(raw)
-
+        class Handler(FakeHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                body = self.read_json(empty={})
                 if self.path != "/workflows/matching/start":
-                    self._reply(404, {"error": "not_found", "message": "no such route"})
+                    self.reply(404, {"error": "not_found", "message": "no such route"})
                 elif api.refuse:
-                    self._reply(400, {"error": "bad_request", "message": "preferences: unknown resort"})
+                    self.reply(400, {"error": "bad_request", "message": "preferences: unknown resort"})
                 else:
                     key = (body["search_id"], body["attempt"])
                     created = key not in api.executions
@@ -67,24 +54,21 @@ class FakeDurableApi:
                             "status": "dispatched",
                             "execution_name": f"{body['search_id']}-a{body['attempt']}",
                         }
-                    self._reply(202 if created else 200, {**api.items[body["search_id"]], "created": created})
+                    self.reply(202 if created else 200, {**api.items[body["search_id"]], "created": created})
 
             def do_GET(self) -> None:
                 match = re.fullmatch(r"/workflows/matching/([^/?]+)", self.path.partition("?")[0])
                 item = api.items.get(match[1]) if match else None
-                self._reply(200, item) if item else self._reply(404, {"error": "not_found", "message": "no such"})
+                self.reply(200, item) if item else self.reply(404, {"error": "not_found", "message": "no such"})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+        self.server = serve(Handler, poll_interval=0.1)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.server.url
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
 
 @pytest.fixture

@@ -4,16 +4,16 @@ refused before the Durable API (or GlobalCoach's outbox) is touched."""
 import pytest
 
 from matching.models import Engine, Search, SearchEvent, SearchStatus
+from tests.helpers.bodies import VETTED_COACH as PREFS
+from tests.helpers.dispatch import stub_dispatch_send
 from workflows.services import InterventionNotAllowed, search_intervene, search_submit
 
 pytestmark = pytest.mark.django_db
 
-PREFS = {"role": "coach", "skill_level_min": 5, "skill_level_max": 10, "vetting_required": True}
-
 
 @pytest.fixture
 def search(resorts, monkeypatch, settings):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    stub_dispatch_send(monkeypatch)
     settings.MATCHING_WORKFLOW_URL = ""  # were the API asked, the client could not even be built
     return search_submit(seeker_id="owner-1", preferences=PREFS)
 

@@ -10,7 +10,9 @@ from django.utils import timezone
 from matching.engine import Breakdown, Match
 from matching.models import Search, SearchResult, SearchStatus
 from matching.services import search_claim, search_mark_dispatched, search_succeed
-from tests.polling import wait_for
+from tests.helpers.bodies import OPEN_BUDDY as PREFS
+from tests.helpers.dispatch import stub_dispatch_send
+from tests.helpers.polling import wait_for
 from workflows.leases import LeaseHeartbeat
 from workflows.models import SearchDispatch
 from workflows.recovery import leases_recover_expired
@@ -18,9 +20,6 @@ from workflows.services import search_run_on_celery, search_submit
 
 pytestmark = pytest.mark.django_db
 
-PREFS = {"role": "buddy", "skill_level_min": 1, "skill_level_max": 10, "resorts": [], "regions": [], "dates": [],
-         "include_knowledge_score": False, "knowledge_score": None, "required_certifications": [],
-         "vetting_required": False, "limit": 20}  # fmt: skip
 MATCH = Match(user_id="u1", score=0.8, breakdown=Breakdown(1.0, 1.0, 0.2, 1.0, None), rank=1)
 
 
@@ -28,7 +27,7 @@ MATCH = Match(user_id="u1", score=0.8, breakdown=Breakdown(1.0, 1.0, 0.2, 1.0, N
 def sent(monkeypatch):
     """Dispatch records handed to the engine (the broker is the far side here)."""
     calls: list[int] = []
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: calls.append(kw["dispatch_id"]) or True)
+    stub_dispatch_send(monkeypatch, record=calls)
     return calls
 
 

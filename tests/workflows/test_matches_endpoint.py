@@ -8,6 +8,8 @@ from matching.models import SkierProfile
 from matching.profile_source import ROW_FIELDS, to_engine_profile
 from matching.selectors import resort_regions
 from matching.services import profile_close, profile_delete, profile_fields
+from tests.helpers.dispatch import stub_dispatch_send
+from tests.helpers.errors import error_codes
 from workflows.services import search_submit
 
 pytestmark = pytest.mark.django_db
@@ -29,7 +31,7 @@ PREFS = {
 def search(resorts, settings, monkeypatch):
     settings.MATCHING_INTERNAL_TOKEN = TOKEN
     settings.MATCHING_INDEX_STALENESS_MS = 0
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    stub_dispatch_send(monkeypatch)
     SkierProfile.objects.bulk_create(
         SkierProfile(**profile_fields(**p)) for p in demo_profiles(500, resort_regions(), seed=9)
     )
@@ -74,11 +76,11 @@ def test_the_feed_drops_a_closed_and_a_deleted_profile_once_committed(client, se
 
 @pytest.mark.parametrize("token", ["", "wrong", TOKEN + "x"])
 def test_a_wrong_service_token_is_a_401(client, search, token):
-    assert _get(client, search, token=token).status_code == 401
+    assert error_codes(_get(client, search, token=token), 401) == {"authentication_failed"}
 
 
 def test_an_unknown_search_is_a_404(client, search):
     response = client.get(
         "/internal/searches/8d3e4c52-9d43-4c2e-9c1a-4f0f9a9b7c11/matches", headers={"Authorization": f"Bearer {TOKEN}"}
     )
-    assert response.status_code == 404
+    assert error_codes(response, 404) == {"unknown_search"}

@@ -1,6 +1,6 @@
 """Completion notifications to SnowTrace against a receiver on loopback that fails, stalls and recovers.
 
-The receiver (tests/webhook_receiver.py) verifies every delivery with the `standardwebhooks`
+The receiver (tests/helpers/webhook_receiver.py) verifies every delivery with the `standardwebhooks`
 reference library and acts once per `webhook-id`, as SnowTrace's receiver must. Time is driven
 through the sweep's `now`, so backoffs are asserted, not slept through.
 """
@@ -13,23 +13,20 @@ from django.utils import timezone
 from matching.engine import Breakdown, Match
 from matching.models import Engine, NotificationState, Search, SearchNotification, SearchStatus
 from matching.services import profile_upsert, search_claim, search_fail, search_succeed
-from tests.polling import wait_for
+from tests.helpers.bodies import OPEN_BUDDY as PREFS
+from tests.helpers.dispatch import stub_dispatch_send
+from tests.helpers.polling import wait_for
 from workflows.notifications import notification_body, notification_deliver, notifications_deliver_due
 from workflows.services import search_cancel, search_retry, search_submit
 
 pytestmark = pytest.mark.django_db
 
-PREFS = {
-    "role": "buddy", "skill_level_min": 1, "skill_level_max": 10, "resorts": [], "regions": [], "dates": [],
-    "include_knowledge_score": False, "knowledge_score": None, "required_certifications": [],
-    "vetting_required": False, "limit": 20,
-}  # fmt: skip
 MATCH = Match(user_id="c1", score=0.83, breakdown=Breakdown(1.0, 1.0, 0.2, 1.0, None), rank=1)
 
 
 @pytest.fixture
 def search(monkeypatch, resorts):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    stub_dispatch_send(monkeypatch)
     return search_submit(seeker_id="owner-1", preferences=PREFS)
 
 

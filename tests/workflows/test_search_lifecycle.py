@@ -12,30 +12,19 @@ from matching.services import (
     search_succeed,
     searches_expire_overdue,
 )
+from tests.helpers.bodies import BUDDY_FILLED as PREFS
+from tests.helpers.dispatch import stub_dispatch_send
 from workflows.models import SearchDispatch, WorkflowExecution
 from workflows.services import search_cancel, search_retry, search_submit
 
 pytestmark = pytest.mark.django_db
 
-PREFS = {
-    "role": "buddy",
-    "skill_level_min": 3,
-    "skill_level_max": 7,
-    "resorts": [],
-    "regions": [],
-    "dates": [],
-    "include_knowledge_score": False,
-    "knowledge_score": None,
-    "required_certifications": [],
-    "vetting_required": False,
-    "limit": 20,
-}
 MATCH = Match(user_id="u1", score=0.8, breakdown=Breakdown(1.0, 1.0, 0.2, 1.0, None), rank=1)
 
 
 @pytest.fixture
 def search(monkeypatch, resorts):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    stub_dispatch_send(monkeypatch)
     return search_submit(seeker_id="owner-1", preferences=PREFS)
 
 
@@ -74,7 +63,7 @@ def test_a_stale_attempt_cannot_claim_or_finish(search):
 
 
 def test_an_overdue_search_times_out_and_a_finished_one_does_not(search, monkeypatch):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    stub_dispatch_send(monkeypatch)
     done = search_submit(seeker_id="owner-1", preferences=PREFS)
     search_claim(search_id=done.pk, attempt=1)
     search_succeed(search_id=done.pk, attempt=1, matches=[MATCH])

@@ -1,5 +1,5 @@
 """Match-request events to SnowTrace's user service against a receiver on loopback that fails,
-stalls and recovers (tests/webhook_receiver.py without a secret: it dedupes on Idempotency-Key).
+stalls and recovers (tests/helpers/webhook_receiver.py without a secret: it dedupes on Idempotency-Key).
 Time is driven through the sweep's `now`, so backoffs are asserted, not slept through; the last
 test runs the task path on a real worker, in real time."""
 
@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from matching.models import MatchRequest, NotificationState, UserEvent
 from matching.services import match_request_answer, match_request_send
-from tests.polling import wait_for
+from tests.helpers.polling import wait_for
 from workflows.user_events import user_event_deliver, user_events_deliver_due
 
 pytestmark = pytest.mark.django_db

@@ -7,6 +7,10 @@ from pathlib import Path
 import pytest
 
 from matching.models import Search, SearchEvent, SearchResult, SearchStatus
+from tests.helpers.bodies import VETTED_COACH as PREFS
+from tests.helpers.dispatch import stub_dispatch_send
+from tests.helpers.durable import durable_engine_never_reached
+from tests.helpers.errors import error_codes
 from workflows.durable.signing import signature_headers
 from workflows.models import WebhookDelivery, WorkflowExecution
 from workflows.services import search_submit
@@ -15,17 +19,14 @@ pytestmark = pytest.mark.django_db
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "webhooks"
 SECRET = "whsec_" + "c2VjcmV0LWZvci10ZXN0cy1vbmx5LTAxMjM0NTY3ODk="
-PREFS = {"role": "coach", "skill_level_min": 5, "skill_level_max": 10, "vetting_required": True}
 
 
 @pytest.fixture(autouse=True)
 def _webhook_secret(settings, monkeypatch):
     settings.MATCHING_WEBHOOK_SECRET = SECRET
     # New searches go to the durable engine (its start is never sent: dispatch is stubbed).
-    settings.MATCHING_WORKFLOW_URL = "http://127.0.0.1:9"
-    settings.MATCHING_WORKFLOW_AUTH_MODE = "api_key"
-    settings.MATCHING_WORKFLOW_API_KEY = "k"
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    durable_engine_never_reached(settings)
+    stub_dispatch_send(monkeypatch)
 
 
 @pytest.fixture
@@ -61,7 +62,7 @@ def test_a_signed_success_callback_stores_the_ranked_results(client, search, own
 
 def test_a_wrong_signature_is_a_401_and_leaves_the_search_untouched(client, search):
     response = deliver(client, fixture_body("succeeded", search), secret="whsec_" + "d3Jvbmctc2VjcmV0")
-    assert response.status_code == 401
+    assert error_codes(response, 401) == {"bad_signature"}
     search.refresh_from_db()
     assert search.status == SearchStatus.PENDING
     assert not WebhookDelivery.objects.exists()
@@ -72,7 +73,7 @@ def test_a_body_changed_after_signing_is_a_401(client, search):
     signed = signature_headers(SECRET, body)
     tampered = body.replace(b"0.91", b"0.99")
     response = client.post("/webhooks/matching", data=tampered, content_type="application/json", headers=signed)
-    assert response.status_code == 401
+    assert error_codes(response, 401) == {"bad_signature"}
     assert not SearchResult.objects.exists()
 
 
@@ -81,7 +82,7 @@ def test_a_body_changed_after_signing_is_a_401(client, search):
 @pytest.mark.parametrize("skew", [-330, 330, -3600])
 def test_a_timestamp_more_than_five_minutes_off_is_a_401(client, search, skew):
     response = deliver(client, fixture_body("succeeded", search), timestamp=int(time.time()) + skew)
-    assert response.status_code == 401
+    assert error_codes(response, 401) == {"timestamp_out_of_tolerance"}
     assert response.json()["errors"][0]["code"] == "timestamp_out_of_tolerance"
     search.refresh_from_db()
     assert search.status == SearchStatus.PENDING
@@ -91,7 +92,7 @@ def test_missing_signature_headers_are_a_401(client, search):
     response = client.post(
         "/webhooks/matching", data=fixture_body("succeeded", search), content_type="application/json"
     )
-    assert response.status_code == 401
+    assert error_codes(response, 401) == {"missing_headers"}
 
 
 @pytest.mark.parametrize(
@@ -199,7 +200,7 @@ def test_a_callback_for_an_older_attempt_is_ignored(client, search):
 
 def test_a_callback_for_an_unknown_search_is_a_404(client, search):
     body = fixture_body("succeeded", search, search_id="8d3e4c52-9d43-4c2e-9c1a-4f0f9a9b7c11")
-    assert deliver(client, body).status_code == 404
+    assert error_codes(deliver(client, body), 404) == {"unknown_search"}
 
 
 def test_without_a_configured_secret_callbacks_are_refused(client, search, settings):

@@ -6,7 +6,10 @@ import json
 import pytest
 
 from matching.models import SearchStatus
-from tests.errors import error_attrs, error_codes, error_of
+from tests.helpers.bodies import VETTED_COACH as PREFS
+from tests.helpers.dispatch import stub_dispatch_send
+from tests.helpers.durable import durable_engine_never_reached
+from tests.helpers.errors import error_attrs, error_codes, error_of
 from tests.workflows.test_webhook import SECRET, deliver, fixture_body
 from workflows.durable.signing import signature_headers
 from workflows.models import WebhookDelivery, WorkflowExecution
@@ -14,17 +17,13 @@ from workflows.services import search_submit
 
 pytestmark = pytest.mark.django_db
 
-PREFS = {"role": "coach", "skill_level_min": 5, "skill_level_max": 10, "vetting_required": True}
-
 
 @pytest.fixture(autouse=True)
 def _webhook_secret(settings, monkeypatch):
     settings.MATCHING_WEBHOOK_SECRET = SECRET
     # Callbacks apply to durable searches only: new searches go to the durable engine (never sent).
-    settings.MATCHING_WORKFLOW_URL = "http://127.0.0.1:9"
-    settings.MATCHING_WORKFLOW_AUTH_MODE = "api_key"
-    settings.MATCHING_WORKFLOW_API_KEY = "k"
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    durable_engine_never_reached(settings)
+    stub_dispatch_send(monkeypatch)
 
 
 @pytest.fixture
@@ -161,4 +160,4 @@ def test_an_unsigned_callback_is_a_401_in_the_error_shape(client, search):
 def test_a_signature_over_other_bytes_is_a_401_whatever_the_body(client, search):
     signed = signature_headers(SECRET, b"{}")
     response = client.post("/webhooks/matching", data=b"[" * 5000, content_type="application/json", headers=signed)
-    assert response.status_code == 401
+    assert error_codes(response, 401) == {"bad_signature"}

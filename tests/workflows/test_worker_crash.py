@@ -15,7 +15,9 @@ from django.db import connection
 
 from matching.models import Search, SearchStatus
 from tests.conftest import start_celery_worker, stop_celery_worker
-from tests.polling import wait_for
+from tests.helpers.bodies import OPEN_BUDDY as PREFS
+from tests.helpers.dispatch import stub_dispatch_send
+from tests.helpers.polling import wait_for
 from workflows.services import search_submit
 from workflows.tasks import run_search
 
@@ -23,9 +25,6 @@ pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytes
 
 QUEUE = "crash-test"
 VISIBILITY_SECONDS = 4
-PREFS = {"role": "buddy", "skill_level_min": 1, "skill_level_max": 10, "resorts": [], "regions": [], "dates": [],
-         "include_knowledge_score": False, "knowledge_score": None, "required_certifications": [],
-         "vetting_required": False, "limit": 20}  # fmt: skip
 
 
 def _dsn(env: dict) -> str:
@@ -33,7 +32,7 @@ def _dsn(env: dict) -> str:
 
 
 def test_a_search_survives_its_worker_being_killed_mid_task(worker_env, tmp_path, resorts, monkeypatch):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    stub_dispatch_send(monkeypatch)
     search = search_submit(seeker_id="owner-1", preferences=PREFS)
     env = {**worker_env, "CELERY_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY_SECONDS), "CELERY_TASK_TIME_LIMIT": "3"}
 

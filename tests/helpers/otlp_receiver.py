@@ -9,13 +9,14 @@ from __future__ import annotations
 import gzip
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+
+from tests.helpers.http import FakeHandler, LoopbackHttpServer
 
 
 @dataclass(frozen=True)
@@ -46,39 +47,11 @@ class OtlpReceiver:
         self._spans: list[ReceivedSpan] = []
         self._lock = threading.Lock()
         self.requests = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                if self.headers.get("Content-Encoding", "").lower() == "gzip":
-                    raw = gzip.decompress(raw)
-                if self.path != "/v1/traces":
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                request = ExportTraceServiceRequest()
-                request.ParseFromString(raw)
-                receiver._add(request)
-                body = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer((host, 0), Handler)
-        self.server.daemon_threads = True
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.server = LoopbackHttpServer(_Handler, self, host)
 
     @property
     def endpoint(self) -> str:
-        host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self.server.url
 
     def _add(self, request: ExportTraceServiceRequest) -> None:
         received = []
@@ -109,9 +82,22 @@ class OtlpReceiver:
             return [s for s in self._spans if trace_id is None or s.trace_id == trace_id]
 
     def start(self) -> OtlpReceiver:
-        self._thread.start()
+        self.server.start(poll_interval=0.1)
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
+
+
+class _Handler(FakeHandler):
+    def do_POST(self) -> None:
+        raw = self.read_body()
+        if self.headers.get("Content-Encoding", "").lower() == "gzip":
+            raw = gzip.decompress(raw)
+        if self.path != "/v1/traces":
+            self.reply(404)
+            return
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(raw)
+        self.fake._add(request)
+        self.reply(200, ExportTraceServiceResponse().SerializeToString(), content_type="application/x-protobuf")

@@ -6,7 +6,8 @@ from __future__ import annotations
 def error_of(response, status: int) -> dict:
     """The error body of `response`, checked to be the project's shape with the expected status."""
     assert response.status_code == status, (response.status_code, response.content[:500])
-    assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
+    content_type = response.headers["Content-Type"]  # a Django test response or a requests one
+    assert content_type.startswith("application/json"), content_type
     body = response.json()
     assert set(body) == {"type", "errors"}, body
     assert body["type"] == ("validation_error" if status == 400 and _has_attrs(body) else body["type"])

@@ -9,9 +9,10 @@ import json
 import threading
 import time
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from tests.helpers.http import FakeHandler, serve
 
 NOTIFICATION_SECRET = "whsec_dGVzdC1ub3RpZmljYXRpb24tc2VjcmV0LTMyLWJ5dGVz"  # base64 of 32 test bytes
 MAX_STALL_SECONDS = 10.0
@@ -32,60 +33,16 @@ class WebhookReceiver:
         self.rejected: list[str] = []
         self.paths: list[str] = []  # the path of each request, in order
         self._stop = threading.Event()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                webhook_id = self.headers.get(receiver.id_header, "")
-                with receiver.lock:
-                    action = receiver.script.popleft() if receiver.script else 204
-                    receiver.requests.append((time.monotonic(), webhook_id, action))
-                    receiver.paths.append(self.path)
-                if isinstance(action, tuple):
-                    receiver._stop.wait(min(float(action[1]), MAX_STALL_SECONDS))
-                    action = 204
-                if action >= 300:
-                    self._answer(action)
-                    return
-                try:
-                    if receiver.verifier is None:
-                        body = json.loads(raw)
-                    else:
-                        body = receiver.verifier.verify(raw, dict(self.headers.items()))
-                except (WebhookVerificationError, ValueError) as exc:
-                    receiver.rejected.append(str(exc))
-                    self._answer(401)
-                    return
-                with receiver.lock:
-                    receiver.received.append(body)
-                    receiver.by_webhook_id.setdefault(webhook_id, body)
-                self._answer(action)
-
-            def _answer(self, status: int) -> None:
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                except OSError:
-                    pass  # the sender gave up waiting (a stall)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self.thread.start()
+        self.server = serve(_Handler, self, poll_interval=0.1)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/snowtrace/matching-notifications"
+        return f"{self.server.url}/snowtrace/matching-notifications"
 
     @property
     def base_url(self) -> str:
         """A service root on this receiver (SnowTrace's user service posts to `<root>/events`)."""
-        return f"http://127.0.0.1:{self.server.server_address[1]}/user-core"
+        return f"{self.server.url}/user-core"
 
     def for_search(self, search_id: str) -> list[dict]:
         with self.lock:
@@ -102,8 +59,7 @@ class WebhookReceiver:
 
     def stop(self) -> None:
         self._stop.set()
-        self.server.shutdown()
-        self.server.server_close()
+        self.server.stop()
 
     # The old fixture was a (url, received) pair; keep that reading working.
     def __getitem__(self, index: int):
@@ -112,3 +68,33 @@ class WebhookReceiver:
     @staticmethod
     def parse(raw: bytes) -> dict:
         return json.loads(raw)
+
+
+class _Handler(FakeHandler):
+    def do_POST(self) -> None:
+        receiver: WebhookReceiver = self.fake
+        raw = self.read_body()
+        webhook_id = self.headers.get(receiver.id_header, "")
+        with receiver.lock:
+            action = receiver.script.popleft() if receiver.script else 204
+            receiver.requests.append((time.monotonic(), webhook_id, action))
+            receiver.paths.append(self.path)
+        if isinstance(action, tuple):
+            receiver._stop.wait(min(float(action[1]), MAX_STALL_SECONDS))
+            action = 204
+        if action >= 300:
+            self.reply(action)
+            return
+        try:
+            if receiver.verifier is None:
+                body = json.loads(raw)
+            else:
+                body = receiver.verifier.verify(raw, dict(self.headers.items()))
+        except (WebhookVerificationError, ValueError) as exc:
+            receiver.rejected.append(str(exc))
+            self.reply(401)
+            return
+        with receiver.lock:
+            receiver.received.append(body)
+            receiver.by_webhook_id.setdefault(webhook_id, body)
+        self.reply(action)  # after a stall the sender may have given up waiting

@@ -9,15 +9,15 @@ None answers normally.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.helpers.http import FakeHandler, LoopbackHttpServer, serve
 
 
 class FakeSnowTrace:
@@ -32,12 +32,12 @@ class FakeSnowTrace:
         self._in_flight = 0
         self._scripts: dict[str, list[Any]] = defaultdict(list)
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._server: LoopbackHttpServer | None = None
 
     @property
     def url(self) -> str:
         assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._server.url
 
     def script(self, path: str, *actions: Any) -> None:
         with self._lock:
@@ -87,44 +87,29 @@ class FakeSnowTrace:
 
     @contextmanager
     def running(self) -> Iterator[FakeSnowTrace]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                query = parse_qs(parts.query)
-                with fake._lock:
-                    fake.requests.append((parts.path, query))
-                action = fake._next_action(parts.path)
-                if isinstance(action, tuple) and action[0] == "stall":
-                    time.sleep(action[1])  # longer than the client's read timeout
-                    status, body = 200, {"items": []}
-                elif isinstance(action, int):
-                    status, body = action, {"detail": "scripted failure"}
-                else:
-                    status, body = fake._answer(parts.path, query)
-                payload = json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up on a stalled answer
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
+        self._server = serve(_Handler, self)
         try:
             yield self
         finally:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.stop()
+
+
+class _Handler(FakeHandler):
+    def do_GET(self) -> None:
+        fake: FakeSnowTrace = self.fake
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query)
+        with fake._lock:
+            fake.requests.append((parts.path, query))
+        action = fake._next_action(parts.path)
+        if isinstance(action, tuple) and action[0] == "stall":
+            time.sleep(action[1])  # longer than the client's read timeout
+            status, body = 200, {"items": []}
+        elif isinstance(action, int):
+            status, body = action, {"detail": "scripted failure"}
+        else:
+            status, body = fake._answer(parts.path, query)
+        self.reply(status, body)  # a client that gave up on a stalled answer is not our concern
 
 
 def _uid(record: Any) -> str:
