@@ -89,7 +89,7 @@ def main() -> None:
     finally:
         from django.db import connections
 
-        from workflows.services import dispatch_relay
+        from workflows.dispatch.submit import dispatch_relay
 
         dispatch_relay.wait_idle(timeout=30)
         connections.close_all()
@@ -97,9 +97,9 @@ def main() -> None:
 
 
 def run(rounds: int, client) -> None:
-    from matching.api.serializers import search_preferences_serializer
-    from matching.services import api_key_create
-    from workflows.services import dispatch_relay
+    from matching.api.search_input import search_preferences_serializer
+    from matching.services.keys import api_key_create
+    from workflows.dispatch.submit import dispatch_relay
 
     key = api_key_create(name="bench", is_trusted_service=True)[1]
     headers = {"X-API-Key": key, "X-User-Id": "bench-user"}

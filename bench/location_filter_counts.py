@@ -3,7 +3,7 @@
 Run with `.venv/bin/python bench/location_filter_counts.py [--profiles N]`. The old filter kept a
 candidate only on a literal overlap (a resort both sides named, or a region both sides named);
 the console, like the old *scorer*, also counts the regions of each side's resorts. Prints, on the
-demo profiles (matching/demo.py) and the 43 resorts of matching/fixtures/resorts.json, the
+demo profiles (matching/management/demo_profiles.py) and the 43 resorts of matching/fixtures/resorts.json, the
 candidates each filter keeps for every one-resort and every one-region search.
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from matching.demo import demo_profiles  # noqa: E402 - plain Python, no Django
 from matching.engine.rules import expand_regions  # noqa: E402
+from matching.management.demo_profiles import demo_profiles  # noqa: E402 - plain Python, no Django
 
 
 def resort_regions() -> dict[str, str]:

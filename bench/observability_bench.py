@@ -145,7 +145,7 @@ def main() -> None:
 
         from matching.models import SkierProfile
         from matching.selectors import resort_regions
-        from matching.services import api_key_create
+        from matching.services.keys import api_key_create
 
         for url in (args.redis_off, args.redis_on):
             redis.Redis.from_url(url).flushdb()

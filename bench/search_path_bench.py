@@ -77,7 +77,7 @@ def _rss_kb() -> int:
 
 def profile_rows(start: int, count: int, resort_regions: dict[str, str]):
     """Deterministic synthetic profiles shaped like SnowTrace's users (UUID ids), as COPY rows."""
-    from matching.regions import region_mask
+    from matching.vocabulary.regions import region_mask
 
     rng = random.Random(SEED + start)
     resorts = sorted(resort_regions)
@@ -166,7 +166,7 @@ def new_search(seeker_id: str, prefs: dict):
 
 
 def run_warm(search_id, timings: dict) -> None:
-    from workflows.services import search_run_on_celery
+    from workflows.celery_engine.run import search_run_on_celery
 
     outcome = search_run_on_celery(search_id=str(search_id), attempt=1, worker="bench-warm", timings=timings)
     if not outcome.startswith("succeeded"):
@@ -175,10 +175,11 @@ def run_warm(search_id, timings: dict) -> None:
 
 def run_cold(search_id, timings: dict) -> None:
     """search_run_on_celery as it was before the warm index (same stages, same services)."""
+    from matching.candidates.cold_path import prefiltered_profiles
     from matching.engine import ProfileIndex, SearchRequest
-    from matching.profile_source import prefiltered_profiles
     from matching.selectors import resort_regions
-    from matching.services import search_claim, search_succeed
+    from matching.services.leases import search_claim
+    from matching.services.searches import search_succeed
 
     began = time.perf_counter()
     search = search_claim(search_id=search_id, attempt=1, worker="bench-cold")
@@ -199,8 +200,8 @@ def run_cold(search_id, timings: dict) -> None:
 
 def cold_ranking(seeker_id: str, prefs: dict, regions: dict) -> list[list]:
     """The cold path's ranking (every prefiltered row read, an index built) as [user id, score]."""
+    from matching.candidates.cold_path import prefiltered_profiles
     from matching.engine import ProfileIndex, SearchRequest
-    from matching.profile_source import prefiltered_profiles
 
     profiles = list(prefiltered_profiles(seeker_id=seeker_id, preferences=prefs, resort_regions=regions))
     matches = ProfileIndex.build(profiles, regions).search(SearchRequest.from_preferences(seeker_id, prefs))
@@ -212,7 +213,7 @@ def bench_synthetic(size: int, shapes) -> dict:
     bench's distribution, without writing them to PostgreSQL); engine search times and memory."""
     import numpy as np
 
-    from matching.candidates import candidate_index
+    from matching.candidates.warm_index import candidate_index
     from matching.engine import ProfileIndex, SearchRequest
 
     base = candidate_index().current().base
@@ -313,7 +314,7 @@ def measure_index() -> None:
     django.setup()
     from django.db import connection
 
-    from matching.candidates import candidate_index
+    from matching.candidates.warm_index import candidate_index
 
     connection.ensure_connection()
     before = _rss_kb()
@@ -358,7 +359,7 @@ def index_worker(directory: Path, worker: int, prefork: int) -> None:
     django.setup()
     from django.db import connection
 
-    from matching.candidates import candidate_index
+    from matching.candidates.warm_index import candidate_index
     from matching.engine import SearchRequest
 
     connection.ensure_connection()
@@ -489,7 +490,7 @@ def print_processes(rows: list[dict], n_profiles: int) -> None:
 def bench_post(database_url: str, redis_url: str, cache_url: str, shapes, count: int, log_dir: Path) -> dict:
     import redis
 
-    from matching.services import api_key_create
+    from matching.services.keys import api_key_create
 
     redis.Redis.from_url(redis_url).flushdb()
     redis.Redis.from_url(cache_url).flushdb()
@@ -637,7 +638,7 @@ def main() -> None:
         import redis
         from django.core.management import call_command
 
-        from matching.candidates import candidate_index, candidate_index_reset
+        from matching.candidates.warm_index import candidate_index, candidate_index_reset
         from matching.models import SkierProfile
         from matching.selectors import resort_regions
 

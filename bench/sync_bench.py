@@ -195,8 +195,8 @@ def _measure(args: argparse.Namespace, where: str, endpoint: str, setup_client) 
 
     from matching.models import Engine, Search, SearchStatus
     from workflows.durable.state import Changes, WorkflowStateStore, serialize_item, timeline_entry
-    from workflows.dynamo import DynamoConfig, WorkflowStateReader
-    from workflows.mirror import workflow_state_sync
+    from workflows.durable_console.dynamo import DynamoConfig, WorkflowStateReader
+    from workflows.mirror.state import workflow_state_sync
     from workflows.models import ExecutionTimelineEntry, WorkflowExecution
 
     print(f"database: {where}")

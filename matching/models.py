@@ -19,7 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from matching.regions import KNOWN_REGIONS
+from matching.vocabulary.regions import KNOWN_REGIONS
 
 
 class Resort(models.Model):
@@ -49,7 +49,7 @@ class SkierProfile(models.Model):
 
     Every write goes through matching.services (profile_upsert / profiles_upsert_many /
     profile_close / profile_delete), which stamps `updated_at` with the database's clock: the
-    warm candidate index (matching/candidates.py) follows changes by that stamp. A deleted
+    warm candidate index (matching/candidates/warm_index.py) follows changes by that stamp. A deleted
     profile stays as a tombstone (`deleted_at` set, personal fields cleared, closed) so the
     index sees the delete; tombstones are purged after MATCHING_PROFILE_TOMBSTONE_DAYS.
     """
@@ -67,7 +67,7 @@ class SkierProfile(models.Model):
     languages = models.JSONField(default=list, blank=True)
     # Bit i set when the profile reaches region i (its regions plus its resorts' regions);
     # lets the database prefilter location overlap with one bitwise AND. Written by
-    # matching.services.profile_upsert.
+    # matching.services.profiles.profile_upsert.
     region_mask = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(db_default=Now())
     deleted_at = models.DateTimeField(null=True, blank=True)
@@ -143,7 +143,7 @@ class Search(models.Model):
     # small partial index rather than a join into the mirror.
     drift_flagged = models.BooleanField(default=False)
     callback_dead_lettered = models.BooleanField(default=False)
-    # The Celery engine's lease (workflows/leases.py, docs/RELIABILITY.md): whoever holds the current
+    # The Celery engine's lease (workflows/celery_engine/heartbeat.py, docs/RELIABILITY.md): whoever holds the current
     # `claim_generation` may run and finish the attempt until `lease_expires_at`; a worker renews it
     # while it runs, and an expired lease is re-dispatched under a new generation.
     claim_generation = models.PositiveIntegerField(default=0)
@@ -327,7 +327,7 @@ class NotificationState(models.TextChoices):
 class SearchNotification(models.Model):
     """The outbox of completion notifications to SnowTrace: one row per finished attempt, written in
     the same transaction as the finishing transition; the engine layer delivers it after commit
-    (workflows/notifications.py), retrying on timeouts and 5xx until `retry_until`, then dead-letters it.
+    (workflows/outbound/notifications.py), retrying on timeouts and 5xx until `retry_until`, then dead-letters it.
     """
 
     search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="notifications")
@@ -445,7 +445,7 @@ class StaffAction(models.Model):
     status_after = models.CharField(max_length=40, blank=True)
     outcome = models.CharField(max_length=10, choices=StaffActionOutcome.choices)
     detail = models.TextField(blank=True)  # in English
-    # What `detail` says as a code and the values it names (matching.console_words words it in the
+    # What `detail` says as a code and the values it names (matching.admin.words words it in the
     # staff member's language); empty for a message from another system or an older record.
     detail_code = models.JSONField(default=dict, blank=True)
 
@@ -571,7 +571,7 @@ class UserEventType(models.TextChoices):
 class UserEvent(models.Model):
     """The outbox of behaviour events to SnowTrace's user service (`POST {USER_CORE_API_URL}/events`):
     written in the transaction that changes a match request, delivered after commit and by beat's
-    sweep (workflows/user_events.py), retried with backoff until `retry_until`, then dead-lettered.
+    sweep (workflows/outbound/user_events.py), retried with backoff until `retry_until`, then dead-lettered.
     The delivery columns are those of `SearchNotification`, so both outboxes share one retry policy."""
 
     # the receiver may dedupe on it

@@ -16,9 +16,9 @@ from django.utils.translation import gettext_lazy
 from matching.engine import PROFILE_FIELDS, Profile, SearchRequest, explain
 from matching.engine.explain import check_candidate, engine_match, rank_among
 from matching.models import ApiClientKey, Engine, Resort, Search, SearchResult, SearchStatus, SkierProfile
-from matching.reasons import dimension_reasons
-from matching.regions import REGION_NAMES_ZH_HANT
-from matching.resort_names import NameTable, name_table_from
+from matching.vocabulary.reasons import dimension_reasons
+from matching.vocabulary.regions import REGION_NAMES_ZH_HANT
+from matching.vocabulary.resort_names import NameTable, name_table_from
 
 _RESORT_MAP_CACHE_KEY = "matching:resort-regions:v1"
 
@@ -42,7 +42,7 @@ _name_tables: dict[tuple, tuple[float, NameTable]] = {}
 
 
 def resort_name_table() -> NameTable:
-    """Every spelling of the resort list (matching/resort_names.py), built once per process and
+    """Every spelling of the resort list (matching/vocabulary/resort_names.py), built once per process and
     rebuilt when the resort ids or regions change or after five minutes (names alone rarely do)."""
     key = tuple(sorted(resort_regions().items()))
     now = time.monotonic()

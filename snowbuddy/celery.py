@@ -2,7 +2,7 @@
 
 Configured so a worker killed mid-task loses nothing: the message is acknowledged only after
 the task returns (late acks), re-queued if the worker process dies, one message prefetched at
-a time. What bounds recovery is not the broker but the worker lease (workflows/leases.py): an
+a time. What bounds recovery is not the broker but the worker lease (workflows/celery_engine/heartbeat.py): an
 attempt whose lease expired is sent again within MATCHING_LEASE_SECONDS + the sweep interval,
 on Redis and RabbitMQ alike (docs/RELIABILITY.md).
 """

@@ -4,7 +4,7 @@ The master checks the settings and reaches the database, broker and cache before
 worker, so a bad environment stops gunicorn with one line naming the variable (snowbuddy/startup.py)
 instead of workers failing to boot one after another. When the durable engine is configured,
 each worker starts loading the warm candidate index as it boots, so the workflow's ranking
-requests never wait for a cold load (matching/candidates.py). Each worker sets up OpenTelemetry
+requests never wait for a cold load (matching/candidates/warm_index.py). Each worker sets up OpenTelemetry
 tracing for itself after the fork when the OTEL_* variables ask for it (snowbuddy/tracing.py).
 """
 
@@ -47,6 +47,6 @@ def post_worker_init(worker) -> None:
     from django.conf import settings
 
     if settings.MATCHING_INDEX_PRELOAD and settings.MATCHING_WORKFLOW_URL:
-        from matching.candidates import candidate_index_preload
+        from matching.candidates.warm_index import candidate_index_preload
 
         candidate_index_preload()

@@ -10,7 +10,7 @@ shared components reference each other), read and diffed as a whole.
 * `webhooks.searchCallback`: the signed workflow callback, which the workflow posts to the console's
   `POST /webhooks/matching` (the `callback_webhook` it was started with).
 
-Those endpoints are plain Django views (workflows/views.py): they read raw bytes (a signature is over
+Those endpoints are plain Django views (workflows/webhooks.py): they read raw bytes (a signature is over
 them) and answer in the one error shape themselves. Their descriptions live here, keyed by URL name,
 as JSON Schema written to the rules the views apply; `InternalSchemaGenerator` turns them into
 operations with drf-spectacular's own machinery. tests/api/test_openapi.py checks that every route
@@ -32,7 +32,7 @@ from matching.api.profile_schemas import PROFILE_FIELD_SCHEMAS
 from matching.engine import PROFILE_FIELDS
 from snowbuddy.openapi import PARSE_ERROR_CODES, raw_error_schema
 from snowbuddy.openapi_json import JSON_VALUE, NO_NUL_PATTERN, OPEN_FIELDS
-from workflows.callback_contract import (
+from workflows.durable_console.callback_contract import (
     BREAKDOWN_DIMENSIONS,
     CALLBACK_REQUIRED,
     DEFAULT_CANDIDATE_PAGE,

@@ -257,7 +257,7 @@ CELERY_SWEEP_INTERVAL_SECONDS = env_int("CELERY_SWEEP_INTERVAL_SECONDS", 30, min
 # A dispatch record older than this with no send is considered lost and re-sent.
 DISPATCH_GRACE_SECONDS = env_int("DISPATCH_GRACE_SECONDS", 20, minimum=0)
 
-# --- Worker leases (workflows/leases.py, workflows/recovery.py; docs/RELIABILITY.md) ---------------
+# --- Worker leases (workflows/celery_engine/heartbeat.py and recovery.py; docs/RELIABILITY.md) -------------
 # A worker running a search holds a lease it renews every MATCHING_LEASE_RENEW_SECONDS; a lease not
 # renewed for MATCHING_LEASE_SECONDS has expired (the worker died or hung) and the attempt is sent
 # again under a new claim generation. A search sent but not claimed within MATCHING_QUEUE_LEASE_SECONDS
@@ -296,7 +296,7 @@ MATCHING_WORKFLOW_SIGV4_SERVICE = env_choice(
 MATCHING_WORKFLOW_CALLBACK_URL = env_url("MATCHING_WORKFLOW_CALLBACK_URL")
 MATCHING_WORKFLOW_TIMEOUT_SECONDS = env_int("MATCHING_WORKFLOW_TIMEOUT_SECONDS", 3600, minimum=1)
 MATCHING_NOTIFICATION_WEBHOOK_URL = env_url("MATCHING_NOTIFICATION_WEBHOOK_URL")
-# Completion notifications to SnowTrace (workflows/notifications.py, docs/contracts.md).
+# Completion notifications to SnowTrace (workflows/outbound/notifications.py, docs/contracts.md).
 MATCHING_NOTIFICATION_WEBHOOK_SECRET = env_secret("MATCHING_NOTIFICATION_WEBHOOK_SECRET")
 MATCHING_NOTIFICATION_TIMEOUT_SECONDS = env_int("MATCHING_NOTIFICATION_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
 MATCHING_NOTIFICATION_RETRY_SECONDS = env_int("MATCHING_NOTIFICATION_RETRY_SECONDS", 86400, minimum=1)
@@ -315,7 +315,7 @@ if MATCHING_NOTIFICATION_WEBHOOK_URL:
     if len(_decoded) < 16:
         raise ImproperlyConfigured("MATCHING_NOTIFICATION_WEBHOOK_SECRET: whsec_ and at least 16 base64 bytes")
 MATCHING_WEBHOOK_SECRET = env_secret("MATCHING_WEBHOOK_SECRET")
-# GlobalCoach vetting on the Celery engine (workflows/globalcoach.py, workflows/vetting.py). The
+# GlobalCoach vetting on the Celery engine (workflows/outbound/globalcoach.py, workflows/celery_engine/vetting.py). The
 # durable engine's Lambda has its own MATCHING_VETTING_* environment (workflows/durable/workflow.py).
 MATCHING_VETTING_URL = env_url("MATCHING_VETTING_URL")
 MATCHING_VETTING_API_KEY = env_secret("MATCHING_VETTING_API_KEY")
@@ -326,7 +326,7 @@ MATCHING_VETTING_REQUEST_MAX_TRIES = env_int("MATCHING_VETTING_REQUEST_MAX_TRIES
 MATCHING_INTERNAL_TOKEN = env_secret("MATCHING_INTERNAL_TOKEN")
 AWS_REGION = env_str("AWS_REGION") or env_str("AWS_DEFAULT_REGION")
 
-# --- Execution mirror (workflows/mirror.py, workflows/reconcile.py; docs/mirror.md) ------
+# --- Execution mirror (workflows/mirror/, workflows/durable_console/reconcile.py; docs/mirror.md) ------
 MATCHING_WORKFLOW_STATE_TABLE = (
     env_str("MATCHING_WORKFLOW_STATE_TABLE") or env_str("MATCHING_STATE_TABLE") or "matching-workflow-state"
 )
@@ -343,7 +343,7 @@ MATCHING_DURABLE_START_GRACE_SECONDS = env_int("MATCHING_DURABLE_START_GRACE_SEC
 # When the staff console marks a Celery search with no transition for this long as stuck (the
 # worker lease re-sends a lost one long before; this is only where staff should look).
 MATCHING_CELERY_STUCK_SECONDS = env_int("MATCHING_CELERY_STUCK_SECONDS", 900, minimum=1)
-# Circuit breaker on the Durable API (workflows/breaker.py): this many consecutive connection
+# Circuit breaker on the Durable API (workflows/durable_console/breaker.py): this many consecutive connection
 # errors, timeouts or 5xx open it; new searches then go to the Celery engine; after the open period
 # one probe decides whether it closes again.
 MATCHING_DURABLE_BREAKER_FAILURES = env_int("MATCHING_DURABLE_BREAKER_FAILURES", 3, minimum=1)
@@ -372,7 +372,7 @@ USER_CORE_API_URL = env_url("USER_CORE_API_URL")
 USER_CORE_API_TOKEN = env_secret("USER_CORE_API_TOKEN")
 USER_CORE_SUPPORTS_UPDATED_SINCE = env_bool("USER_CORE_SUPPORTS_UPDATED_SINCE", False)
 # Match-request behaviour events to the user service (POST {USER_CORE_API_URL}/events), an outbox
-# retried like the completion notifications (workflows/user_events.py).
+# retried like the completion notifications (workflows/outbound/user_events.py).
 USER_CORE_EVENT_TIMEOUT_SECONDS = env_int("USER_CORE_EVENT_TIMEOUT_SECONDS", 10, minimum=1, maximum=120)
 USER_CORE_EVENT_RETRY_SECONDS = env_int("USER_CORE_EVENT_RETRY_SECONDS", 86400, minimum=1)
 USER_CORE_EVENT_BACKOFF_SECONDS = env_int("USER_CORE_EVENT_BACKOFF_SECONDS", 30, minimum=1)
@@ -469,8 +469,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "matching.models.Role",
         "SearchStatusEnum": "matching.models.SearchStatus",
-        "RegionEnum": "matching.regions.REGION_CHOICES",
-        "ResortIdEnum": "matching.api.serializers.RESORT_IDS",
+        "RegionEnum": "matching.vocabulary.regions.REGION_CHOICES",
+        "ResortIdEnum": "matching.api.fields.RESORT_IDS",
         "ValidationErrorEnum": "drf_standardized_errors.openapi_serializers.ValidationErrorEnum.choices",
         "ClientErrorEnum": "drf_standardized_errors.openapi_serializers.ClientErrorEnum.choices",
         "ServerErrorEnum": "drf_standardized_errors.openapi_serializers.ServerErrorEnum.choices",

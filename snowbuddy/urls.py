@@ -11,7 +11,7 @@ from matching.api.views import HealthView
 from snowbuddy.metrics import metrics_view
 from snowbuddy.openapi_internal import InternalSchemaGenerator
 from snowbuddy.staff import views as staff_views
-from workflows import views as workflow_views
+from workflows import webhooks as workflow_views
 
 admin.site.site_header = _("Snowbuddy matching console")
 admin.site.site_title = _("Snowbuddy console")

@@ -31,7 +31,7 @@ def _fresh_cache():
     if not settings.configured:
         yield
         return
-    from workflows.routing import routing_forget
+    from workflows.dispatch.routing import routing_forget
 
     cache.clear()
     routing_forget()  # the routing switch's per-process memory
@@ -57,7 +57,7 @@ def _fresh_candidate_index(monkeypatch):
     if not settings.configured:
         yield
         return
-    from matching.candidates import candidate_index_reset
+    from matching.candidates.warm_index import candidate_index_reset
 
     # No host snapshot: a test's index may hold rows its transaction rolls back, which must not
     # reach another process (tests of the snapshots give theirs a directory of its own).
@@ -71,7 +71,7 @@ def _fresh_candidate_index(monkeypatch):
 def _dispatch_relay_fresh():
     """Dispatches are sent by a relay thread after commit; each test starts with it sending at once."""
     if settings.configured:
-        from workflows.services import dispatch_relay
+        from workflows.dispatch.submit import dispatch_relay
 
         dispatch_relay.forget_failures()
     yield
@@ -81,7 +81,7 @@ def _dispatch_relay_fresh():
 def pytest_runtest_teardown(item, nextitem):
     """Let the relay thread finish before any fixture tears down (the database flush among them):
     a send still writing its dispatch record would deadlock with the flush's TRUNCATE."""
-    services = sys.modules.get("workflows.services")
+    services = sys.modules.get("workflows.dispatch.submit")
     if services is not None:
         services.dispatch_relay.wait_idle(timeout=15)
 
@@ -134,7 +134,7 @@ def browser(monkeypatch):
 @pytest.fixture
 def api_key(db) -> str:
     """SnowTrace's backend key: a trusted service, so it may name the user in X-User-Id."""
-    from matching.services import api_key_create
+    from matching.services.keys import api_key_create
 
     return api_key_create(name="snowtrace-test", is_trusted_service=True)[1]
 
@@ -142,7 +142,7 @@ def api_key(db) -> str:
 @pytest.fixture
 def untrusted_api_key(db) -> str:
     """A key not flagged as a trusted service: it needs the user's bearer token."""
-    from matching.services import api_key_create
+    from matching.services.keys import api_key_create
 
     return api_key_create(name="partner-test")[1]
 

@@ -20,7 +20,7 @@ import django
 
 django.setup()
 
-from matching.candidates import WarmProfileIndex  # noqa: E402
+from matching.candidates.warm_index import WarmProfileIndex  # noqa: E402
 from matching.engine import SearchRequest  # noqa: E402
 
 RIDERS = {"role": "coach", "skill_level_min": 1, "skill_level_max": 10, "required_certifications": ["X-TEST"]}

@@ -4,10 +4,10 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from matching.services import api_key_create
+from matching.services.keys import api_key_create
 from tests.helpers.bodies import BUDDY as PREFS
 from tests.helpers.dispatch import stub_dispatch_send
-from workflows.services import search_submit
+from workflows.dispatch.submit import search_submit
 
 pytestmark = pytest.mark.django_db
 

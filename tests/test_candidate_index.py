@@ -10,13 +10,13 @@ import time
 import pytest
 from django.db import connection, transaction
 
-from matching.candidates import WarmProfileIndex, candidate_index, profile_index_invalidate, rank_candidates
-from matching.demo import demo_profiles
+from matching.candidates.cold_path import prefiltered_profiles
+from matching.candidates.warm_index import WarmProfileIndex, candidate_index, profile_index_invalidate, rank_candidates
 from matching.engine import ProfileIndex, SearchRequest
+from matching.management.demo_profiles import demo_profiles
 from matching.models import Resort, SkierProfile
-from matching.profile_source import prefiltered_profiles
 from matching.selectors import forget_resort_regions, resort_regions
-from matching.services import profile_close, profile_delete, profile_upsert, profiles_upsert_many
+from matching.services.profiles import profile_close, profile_delete, profile_upsert, profiles_upsert_many
 from tests.helpers.polling import wait_for
 from tests.test_profile_source import _random_preferences
 
@@ -63,7 +63,7 @@ def population(resorts):
 
 
 def _write(fields: dict):
-    from matching.profile_input import ProfileWrite
+    from matching.vocabulary.profile_input import ProfileWrite
 
     return ProfileWrite(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
 
@@ -206,7 +206,7 @@ def test_a_delta_past_its_limit_is_folded_into_a_new_base_in_the_background(popu
 def test_each_process_gets_its_own_index(monkeypatch, settings):
     first = candidate_index()
     assert candidate_index() is first
-    monkeypatch.setattr("matching.candidates.os.getpid", lambda: -1)
+    monkeypatch.setattr("matching.candidates.warm_index.os.getpid", lambda: -1)
     assert candidate_index() is not first
 
 

@@ -15,15 +15,20 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from matching.candidates import WarmProfileIndex, candidate_index, candidate_index_reset, profile_index_invalidate
-from matching.demo import demo_profiles
+from matching.candidates.cold_load import _parse_slow, add_copy_block, copy_profiles_into
+from matching.candidates.cold_path import prefiltered_profiles
+from matching.candidates.warm_index import (
+    WarmProfileIndex,
+    candidate_index,
+    candidate_index_reset,
+    profile_index_invalidate,
+)
 from matching.engine import ProfileIndex, ProfileIndexBuilder, SearchRequest
 from matching.engine.snapshot import SnapshotStore, index_arrays
+from matching.management.demo_profiles import demo_profiles
 from matching.models import SkierProfile
-from matching.profile_load import _parse_slow, add_copy_block, copy_profiles_into
-from matching.profile_source import prefiltered_profiles
 from matching.selectors import resort_regions
-from matching.services import profile_close, profile_delete, profile_upsert, profiles_upsert_many
+from matching.services.profiles import profile_close, profile_delete, profile_upsert, profiles_upsert_many
 from tests.conftest import ROOT, _database_url
 from tests.engine.test_snapshot import is_mapped
 from tests.helpers.polling import wait_for

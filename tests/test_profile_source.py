@@ -4,12 +4,12 @@ import random
 
 import pytest
 
-from matching.demo import demo_profiles
+from matching.candidates.cold_path import ROW_FIELDS, prefiltered_profiles, to_engine_profile
 from matching.engine import ProfileIndex, SearchRequest
+from matching.management.demo_profiles import demo_profiles
 from matching.models import SkierProfile
-from matching.profile_source import ROW_FIELDS, prefiltered_profiles, to_engine_profile
 from matching.selectors import resort_regions
-from matching.services import profile_fields
+from matching.services.profiles import profile_fields
 
 pytestmark = pytest.mark.django_db
 

@@ -10,8 +10,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from matching.candidates.sync import SOURCE, profiles_sync
 from matching.models import ProfileSyncState, Resort, SkierProfile
-from matching.profile_sync import SOURCE, profiles_sync
 from tests.helpers.snowtrace_fake import FakeSnowTrace
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -251,7 +251,7 @@ def test_the_command_fails_clearly_without_the_user_service_url(settings, resort
 
 
 def test_the_periodic_task_skips_without_a_user_service_and_runs_a_slice_with_one(fake, settings):
-    from workflows.tasks_profiles import sync_profiles
+    from workflows.tasks.profiles import sync_profiles
 
     settings.USER_CORE_API_URL = ""
     assert sync_profiles() == "skipped: USER_CORE_API_URL is not set"

@@ -1,6 +1,6 @@
 """Per-dimension reasons and preferences in words: what staff read on a search page."""
 
-from matching.reasons import dimension_reasons, preferences_in_words
+from matching.vocabulary.reasons import dimension_reasons, preferences_in_words
 
 NAMES = {"yuzawa_naeba": "Naeba", "hakuba_happo": "Hakuba Happo-one"}
 REGIONS = {"yuzawa_naeba": "Niigata Prefecture", "hakuba_happo": "Nagano Prefecture"}

@@ -1,4 +1,4 @@
-"""Resort and region names as people write them (matching/resort_names.py), against the resort list."""
+"""Resort and region names as people write them (matching/vocabulary/resort_names.py), against the resort list."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from matching.regions import KNOWN_REGIONS
-from matching.resort_names import AMBIGUOUS, AREA, REGION, RESORT, UNKNOWN, name_table_from, resolve_names
+from matching.vocabulary.regions import KNOWN_REGIONS
+from matching.vocabulary.resort_names import AMBIGUOUS, AREA, REGION, RESORT, UNKNOWN, name_table_from, resolve_names
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = [

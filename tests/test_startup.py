@@ -134,7 +134,7 @@ def test_gunicorn_workers_load_the_warm_index_as_they_boot_when_the_durable_engi
 def test_the_web_preload_follows_the_durable_engine_and_the_switch(
     settings, monkeypatch, workflow_url, preload, expected
 ):
-    from matching import candidates
+    from matching.candidates import warm_index as candidates
     from snowbuddy import gunicorn_conf
 
     calls = []

@@ -6,7 +6,7 @@ import uuid
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from matching.admin import ReadOnlyAdmin
+from matching.admin.base import ReadOnlyAdmin
 from matching.admin.filters import STATUS_CHOICES, ExactSearchMixin, fixed_filter
 from matching.models import SearchVetting
 from workflows.models import (

@@ -35,9 +35,9 @@ from matching.models import (
     UserEvent,
 )
 from matching.selectors import stuck_q, vetting_overdue_q
-from workflows.breaker import durable_breaker
+from workflows.dispatch.engine_choice import environment_engine
+from workflows.durable_console.breaker import durable_breaker
 from workflows.models import SearchDispatch, SyncWatermark
-from workflows.orchestrator import environment_engine
 
 BREAKER_STATES = ("closed", "half_open", "open")
 WAITING_FOR_WORKER = (SearchStatus.PENDING, SearchStatus.DISPATCHED)

@@ -70,7 +70,7 @@ class WorkflowExecution(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)
-    # Mirror bookkeeping (workflows/mirror.py, workflows/reconcile.py).
+    # Mirror bookkeeping (workflows/mirror/, workflows/durable_console/reconcile.py).
     celery_task_id = models.CharField(max_length=255, blank=True)
     item_updated_at = models.DateTimeField(null=True, blank=True)  # the DynamoDB item's updated_at
     history_synced_at = models.DateTimeField(null=True, blank=True)

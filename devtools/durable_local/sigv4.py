@@ -206,7 +206,7 @@ def verify_sigv4(
 class _ListedHeadersSigV4Auth(SigV4Auth):
     """Canonicalises every header the request says it signed, as AWS does: botocore's own signer
     leaves some out (user-agent, the W3C trace headers), but a client may sign them, and the
-    console signs `traceparent` (workflows/client.py)."""
+    console signs `traceparent` (workflows/durable_console/client.py)."""
 
     def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
         return request.headers  # exactly the signed headers, rebuilt by verify_sigv4

@@ -21,7 +21,7 @@ from matching.models import (
     SearchResult,
     StaffAction,
 )
-from matching.services import api_key_create
+from matching.services.keys import api_key_create
 from workflows.models import ExecutionTimelineEntry, SearchDispatch, WebhookDelivery, WorkflowExecution
 
 SEEDED = (

@@ -52,7 +52,7 @@ from matching.models import (
     StaffActionOutcome,
     staff_actor,
 )
-from matching.regions import KNOWN_REGIONS
+from matching.vocabulary.regions import KNOWN_REGIONS
 from workflows.models import (
     DriftState,
     ExecutionTimelineEntry,

@@ -17,9 +17,9 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
-from matching.console_words import OUTCOME_COUNTS, outcome_words, result_words
+from matching.admin.words import OUTCOME_COUNTS, outcome_words, result_words
 from matching.models import ACTIVE_STATUSES, Engine, Search, SearchResult, SearchStatus, StaffActionOutcome
-from workflows.services import (
+from workflows.staff_actions import (
     ActionResult,
     search_staff_acknowledge,
     search_staff_cancel,

@@ -25,16 +25,16 @@ from django.utils.translation import gettext_lazy, ngettext
 from django.views import View
 
 from matching.admin.reauth import recent_sign_in_required
-from matching.candidates import index_health
-from matching.console_words import outcome_words, result_words
+from matching.admin.words import outcome_words, result_words
+from matching.candidates.warm_index import index_health
 from matching.models import Engine, Search, SearchStatus, SearchVetting, StaffAction, StaffActionKind
 from matching.selectors import api_keys_near_expiry, stuck_q
 from matching.templatetags.console import zone_label
-from workflows.client import DurableApiClient, DurableApiError
+from workflows.dispatch.engine_choice import choose_engine, environment_engine
+from workflows.dispatch.routing import ROUTING_CACHE_SECONDS, routing_mode
+from workflows.durable_console.client import DurableApiClient, DurableApiError
 from workflows.models import EngineRouting, RoutingMode, WorkflowExecution
-from workflows.orchestrator import choose_engine, environment_engine
-from workflows.routing import ROUTING_CACHE_SECONDS, routing_mode
-from workflows.services import routing_set
+from workflows.staff_actions import routing_set
 
 WINDOW = timedelta(hours=24)
 LIST_LIMIT = 20

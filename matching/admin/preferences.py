@@ -15,7 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_POST
 
 from matching.models import StaffPreference
-from matching.services import staff_preference_set
+from matching.services.preferences import staff_preference_set
 
 CONSOLE_PREFIX = "/admin/"
 # The staff sign-in pages (second factor, sign in again, not allowed: snowbuddy/staff/) speak the

@@ -29,7 +29,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from matching.models import ApiClientKey
-from matching.services import hash_api_key
+from matching.services.keys import hash_api_key
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The OpenAPI description of the profile push endpoints (matching/api/profiles.py).
 
-The bodies are checked by matching/profile_input.py's FieldChecker, not by DRF serializers, so
+The bodies are checked by matching/vocabulary/profile_input.py's FieldChecker, not by DRF serializers, so
 they are described here as JSON Schema written to its rules (tests/api/test_openapi.py and the
 schemathesis runs keep the two in step).
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 
-from matching.api.serializers import RESORT_IDS
+from matching.api.fields import RESORT_IDS
 from matching.models import Role
-from matching.profile_input import (
+from matching.vocabulary.profile_input import (
     MAX_CERTIFICATION_LENGTH,
     MAX_CODES,
     MAX_DATES,
@@ -19,7 +19,7 @@ from matching.profile_input import (
     MAX_NICKNAME,
     MAX_REGIONS,
 )
-from matching.regions import KNOWN_REGIONS
+from matching.vocabulary.regions import KNOWN_REGIONS
 from snowbuddy.openapi import PARSE_ERROR_CODES, raw_error_schema
 from snowbuddy.openapi_json import JSON_VALUE_REF, NO_NUL_PATTERN, OPEN_FIELDS
 

@@ -24,10 +24,10 @@ from matching.api.authentication import API_KEY_HEADER, SnowTraceAuthentication
 from matching.api.errors import PayloadTooLarge
 from matching.api.profile_schemas import describe_batch, describe_close, describe_delete, describe_get, describe_put
 from matching.models import ApiClientKey, SkierProfile
-from matching.profile_input import USER_ID_RE, ProfileInvalid, ProfileWrite, profile_from_console_shape
 from matching.selectors import resort_regions
-from matching.services import PROFILE_COLUMNS, profile_close, profile_delete, profiles_upsert_many
+from matching.services.profiles import PROFILE_COLUMNS, profile_close, profile_delete, profiles_upsert_many
 from matching.snowtrace.users import profile_from_user_record
+from matching.vocabulary.profile_input import USER_ID_RE, ProfileInvalid, ProfileWrite, profile_from_console_shape
 from snowbuddy import json_input
 
 BATCH_MAX = 1000

@@ -20,19 +20,19 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from matching.api.authentication import USER_ID_RE
-from matching.api.serializers import StrictStringField
+from matching.api.fields import StrictStringField
 from matching.api.throttling import MatchRequestSendThrottle
-from matching.ids import parse_uuid
 from matching.models import MatchRequest, MatchRequestStatus
-from matching.services import (
+from matching.services.match_requests import (
     MATCH_REQUEST_ACTIONS,
     MatchRequestConflict,
     MatchRequestForbidden,
     match_request_answer,
     match_request_send,
 )
+from matching.vocabulary.ids import parse_uuid
 from snowbuddy.openapi import ForbiddenResponse, NotFoundResponse, error_response
-from workflows.user_events import user_events_kick
+from workflows.outbound.user_events import user_events_kick
 
 SELF_REQUEST = "self_request"
 EXAMPLE_REQUEST_ID = "3f2b8c1e-6a4d-4e8f-9c2a-7b5d1e0f4a36"

@@ -23,32 +23,34 @@ from rest_framework.response import Response
 from rest_framework.versioning import AcceptHeaderVersioning
 from rest_framework.views import APIView
 
-from matching.api.serializers import (
-    CONFLICTING_FIELDS,
-    MIXED_SHAPE_ATTRS,
-    MIXED_SHAPES,
+from matching.api.answers import (
     HealthSerializer,
     ResortListSerializer,
     ResortSerializer,
     SearchCancelledSerializer,
-    SearchCancelSerializer,
     SearchDetailSerializer,
-    SearchPreferencesSerializer,
     SearchSubmittedSerializer,
     SearchSummarySerializer,
-    SnowTraceSearchPreferencesSerializer,
     SnowTraceSearchSerializer,
     SnowTraceSearchSubmittedSerializer,
+)
+from matching.api.search_input import (
+    CONFLICTING_FIELDS,
+    MIXED_SHAPE_ATTRS,
+    MIXED_SHAPES,
+    SearchCancelSerializer,
+    SearchPreferencesSerializer,
+    SnowTraceSearchPreferencesSerializer,
     search_preferences_serializer,
 )
 from matching.api.throttling import SearchSubmitKeyThrottle, SearchSubmitThrottle
-from matching.ids import parse_uuid
 from matching.models import Resort, Search, SearchStatus
-from matching.regions import KNOWN_REGIONS
-from matching.services import IdempotencyKeyReused
+from matching.services.idempotency import IdempotencyKeyReused
+from matching.vocabulary.ids import parse_uuid
+from matching.vocabulary.regions import KNOWN_REGIONS
 from snowbuddy.openapi import error_response
-from workflows.mirror import mirror_refresh_if_stale
-from workflows.services import search_cancel, search_submit
+from workflows.dispatch.submit import search_cancel, search_submit
+from workflows.mirror.refresh import mirror_refresh_if_stale
 
 SEARCH_BODY = PolymorphicProxySerializer(
     component_name="SearchCreateBody",
@@ -317,7 +319,7 @@ class HealthView(APIView):
     def get(self, request):
         checks = {"database": _check_database(), "broker": _check_broker()}
         healthy = all(value == "ok" for value in checks.values())
-        from matching.candidates import index_health  # numpy loads only when a probe asks
+        from matching.candidates.warm_index import index_health  # numpy loads only when a probe asks
 
         index = HealthSerializer().fields["index"].to_representation(index_health())
         return Response(

@@ -2,7 +2,7 @@
 
 Wire format: `GET {RESORT_SERVICES_API_URL}/resorts` → `{"items": [{"resort_id", "region",
 ...}]}`, read whole (a few dozen resorts). `name`, `name_en`, `name_ja` and `country` are taken
-when present. A resort whose region the console does not know (matching/regions.py) is rejected:
+when present. A resort whose region the console does not know (matching/vocabulary/regions.py) is rejected:
 the region mask could not represent it.
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from matching.profile_input import RESORT_ID_RE, ResortWrite
-from matching.regions import KNOWN_REGIONS
+from matching.vocabulary.profile_input import RESORT_ID_RE, ResortWrite
+from matching.vocabulary.regions import KNOWN_REGIONS
 
 from .http import MalformedResponse, ServiceClient, ServiceConfig
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 
-from matching.profile_input import KEEP, MAX_CODES, MAX_NICKNAME, ROLES, FieldChecker, ProfileWrite
+from matching.vocabulary.profile_input import KEEP, MAX_CODES, MAX_NICKNAME, ROLES, FieldChecker, ProfileWrite
 
 from .http import MalformedResponse, ServiceClient, ServiceConfig
 

@@ -12,7 +12,7 @@ from django import template
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from matching import console_words
+from matching.admin import words as console_words
 
 register = template.Library()
 

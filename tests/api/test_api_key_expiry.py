@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from matching.models import ApiClientKey
-from matching.services import TooManyActiveKeys, api_key_create, api_key_revoke
+from matching.services.keys import TooManyActiveKeys, api_key_create, api_key_revoke
 from tests.helpers.errors import error_codes
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from matching.models import ApiClientKey, Search
-from matching.services import api_key_create, api_key_revoke, hash_api_key
+from matching.services.keys import api_key_create, api_key_revoke, hash_api_key
 from tests.conftest import user_token
 from tests.helpers.errors import error_codes
 

@@ -4,7 +4,7 @@ import pytest
 
 from matching.api.throttling import SearchSubmitKeyThrottle, SearchSubmitThrottle
 from matching.models import ApiClientKey, Search, SearchEvent
-from matching.services import api_key_create
+from matching.services.keys import api_key_create
 from tests.conftest import SnowTraceClient
 from tests.helpers.bodies import BUDDY as VALID
 from tests.helpers.errors import error_codes
@@ -42,7 +42,7 @@ def test_the_search_and_its_submitted_event_name_the_key(owner, resorts):
 
 
 def test_a_search_made_without_a_key_records_none(resorts):
-    from workflows.services import search_submit
+    from workflows.dispatch.submit import search_submit
 
     search = search_submit(seeker_id="u1", preferences=VALID, acting_user="staff:ops")
     assert search.api_key is None

@@ -3,7 +3,7 @@ import uuid
 import pytest
 
 from matching.models import ApiClientKey, Search
-from matching.services import api_key_revoke
+from matching.services.keys import api_key_revoke
 from tests.conftest import user_token
 from tests.helpers.bodies import BUDDY as VALID
 from tests.helpers.errors import error_codes

@@ -22,8 +22,8 @@ from tests.helpers.dispatch import stub_dispatch_send
 from tests.helpers.errors import error_attrs, error_codes
 from tests.workflows.test_webhook import SECRET, deliver, fixture_body
 from tests.workflows.test_webhook_validation import CASES
+from workflows.dispatch.submit import search_submit
 from workflows.models import WebhookDelivery
-from workflows.services import search_submit
 
 pytestmark = pytest.mark.django_db
 

@@ -11,15 +11,15 @@ from django.utils import timezone
 from drf_spectacular.generators import EndpointEnumerator
 from drf_spectacular.validation import validate_schema
 
-from matching.api.serializers import RESORT_IDS
+from matching.api.fields import RESORT_IDS
 from matching.engine import PROFILE_FIELDS
 from matching.models import SearchNotification, SearchStatus
-from matching.regions import KNOWN_REGIONS
+from matching.vocabulary.regions import KNOWN_REGIONS
 from snowbuddy.openapi_internal import INTERNAL_OPERATIONS
 from tests.helpers.bodies import BUDDY as CONSOLE
 from tests.helpers.errors import error_attrs, error_codes
 from tests.helpers.factories import SearchFactory, SearchResultFactory, SkierProfileFactory
-from workflows.notifications import notification_body
+from workflows.outbound.notifications import notification_body
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from matching.models import SkierProfile
-from matching.regions import REGION_BIT
-from matching.services import api_key_create
+from matching.services.keys import api_key_create
+from matching.vocabulary.regions import REGION_BIT
 from tests.helpers.errors import error_codes
 
 pytestmark = pytest.mark.django_db
@@ -115,7 +115,7 @@ def test_a_key_that_is_not_a_trusted_service_key_is_refused_everywhere(client, r
 
 def test_a_revoked_trusted_key_is_a_401(client, trusted_key, resorts):
     from matching.models import ApiClientKey
-    from matching.services import api_key_revoke
+    from matching.services.keys import api_key_revoke
 
     api_key_revoke(key=ApiClientKey.objects.get(is_trusted_service=True))
     assert error_codes(Service(client, trusted_key).put("console-1", CONSOLE_PROFILE), 401) == {"authentication_failed"}

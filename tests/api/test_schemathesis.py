@@ -22,10 +22,10 @@ import pytest
 
 from devtools.durable_local._http import free_port
 from matching.api.requests import EXAMPLE_REQUEST_ID
-from matching.demo import demo_profiles
+from matching.management.demo_profiles import demo_profiles
 from matching.models import MatchRequest, SearchStatus, SearchVetting, SkierProfile
 from matching.selectors import resort_regions
-from matching.services import profile_fields
+from matching.services.profiles import profile_fields
 from snowbuddy.openapi_internal import EXAMPLE_SEARCH_ID, EXAMPLE_VETTING_TOKEN, InternalSchemaGenerator
 from tests.conftest import JWT_TEST_SECRET, _database_url
 from tests.helpers.factories import SearchFactory

@@ -6,7 +6,9 @@ import pytest
 
 from matching.engine import Breakdown, Match
 from matching.models import Search, SearchStatus, SkierProfile
-from matching.services import profile_upsert, search_claim, search_fail, search_succeed
+from matching.services.leases import search_claim
+from matching.services.profiles import profile_upsert
+from matching.services.searches import search_fail, search_succeed
 from tests.conftest import SnowTraceClient
 from tests.helpers.bodies import BUDDY as CONSOLE
 from tests.helpers.bodies import OPEN_BUDDY
@@ -173,7 +175,7 @@ def test_a_candidate_whose_profile_is_gone_is_left_out_of_the_original_answer(or
 
 
 def test_a_candidate_deleted_through_the_profile_service_is_left_out_too(original, resorts):
-    from matching.services import profile_delete
+    from matching.services.profiles import profile_delete
 
     search_id = original.post("/matching/searches", {}).json()["search_id"]
     _finished(search_id)

@@ -15,10 +15,10 @@ import requests
 from django.db import connection
 
 from devtools.durable_local._http import free_port
-from matching.demo import demo_profiles
+from matching.management.demo_profiles import demo_profiles
 from matching.models import ACTIVE_STATUSES, NotificationState, Search, SearchNotification, SkierProfile
 from matching.selectors import resort_regions
-from matching.services import profile_fields
+from matching.services.profiles import profile_fields
 from tests.conftest import JWT_TEST_SECRET, user_token
 from tests.helpers.http import serve
 from tests.helpers.polling import port_answers, wait_for

@@ -20,7 +20,8 @@ from tests.console.helpers import act_url, confirm_single
 from tests.helpers.bodies import E2E_COACH
 from tests.helpers.dispatch import stub_dispatch_send
 from tests.helpers.polling import wait_for
-from workflows.services import dispatch_relay, search_intervene
+from workflows.dispatch.submit import dispatch_relay
+from workflows.staff_actions import search_intervene
 from workflows.tasks import expire_overdue_searches, run_search
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from matching.candidates.cold_path import ROW_FIELDS, to_engine_profile
 from matching.engine import ProfileIndex, SearchRequest
 from matching.models import SkierProfile
-from matching.profile_source import ROW_FIELDS, to_engine_profile
 from tests.compat.conftest import SNOWTRACE_USER, OldClient, stored_search
 from tests.conftest import CONSOLE_ANSWERS, JWT_TEST_SECRET, user_token
 from tests.helpers.polling import wait_for

@@ -13,10 +13,10 @@ import uuid
 import pytest
 import requests
 
-from matching.demo import demo_profiles
+from matching.management.demo_profiles import demo_profiles
 from matching.models import SkierProfile
 from matching.selectors import resort_regions
-from matching.services import profile_fields
+from matching.services.profiles import profile_fields
 from tests.compat.conftest import stored_search
 from tests.conftest import user_token
 from tests.helpers.polling import wait_for

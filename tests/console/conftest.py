@@ -17,7 +17,7 @@ from matching.models import Engine, Search, SearchEvent, SearchStatus
 from tests.helpers.dispatch import stub_dispatch_send
 from tests.helpers.factories import SearchFactory, SearchResultFactory
 from tests.helpers.http import FakeHandler, serve
-from workflows.routing import routing_forget
+from workflows.dispatch.routing import routing_forget
 
 OPERATORS, REVIEWERS = "Match operators", "Match reviewers"
 

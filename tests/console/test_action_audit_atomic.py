@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 
 from matching.models import Engine, Search, SearchEvent, SearchStatus, SearchVetting, StaffAction
-from matching.services import search_await_vetting
+from matching.services.vetting import search_await_vetting
 from tests.console.conftest import make_search
 from workflows.models import DriftState, SearchDispatch, WorkflowExecution
-from workflows.services import (
+from workflows.staff_actions import (
     search_staff_acknowledge,
     search_staff_cancel,
     search_staff_intervene,
@@ -43,7 +43,7 @@ def crash_at_audit(monkeypatch):
         seen.append(Search.objects.get(pk=search.pk).status)
         raise AuditCrash
 
-    monkeypatch.setattr("workflows.services.staff_action_record", crash)
+    monkeypatch.setattr("workflows.staff_actions.staff_action_record", crash)
     return seen
 
 
@@ -51,9 +51,9 @@ def crash_at_audit(monkeypatch):
 def sent(monkeypatch) -> list[tuple]:
     """What would have gone to an engine after commit (dispatches, stops, revokes)."""
     calls: list[tuple] = []
-    monkeypatch.setattr("workflows.services.dispatch_schedule", lambda **kw: calls.append(("dispatch", kw)))
-    monkeypatch.setattr("workflows.services.celery_revoke_send", lambda **kw: calls.append(("revoke", kw)))
-    monkeypatch.setattr("workflows.services.durable_cancel_send", lambda **kw: calls.append(("stop", kw)))
+    monkeypatch.setattr("workflows.dispatch.submit.dispatch_schedule", lambda **kw: calls.append(("dispatch", kw)))
+    monkeypatch.setattr("workflows.dispatch.submit.celery_revoke_send", lambda **kw: calls.append(("revoke", kw)))
+    monkeypatch.setattr("workflows.dispatch.submit.durable_cancel_send", lambda **kw: calls.append(("stop", kw)))
     return calls
 
 

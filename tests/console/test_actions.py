@@ -12,8 +12,8 @@ from django.urls import reverse
 from matching.models import Engine, Search, SearchEvent, SearchStatus, StaffAction
 from tests.console.conftest import make_search, with_results
 from tests.console.helpers import CHANGELIST, act_url, confirm_bulk, confirm_single, messages_of, texts
+from workflows.durable_console.reconcile import Outcome, _conclude
 from workflows.models import DriftState, WorkflowExecution
-from workflows.reconcile import Outcome, _conclude
 
 pytestmark = pytest.mark.django_db
 
@@ -306,7 +306,7 @@ def test_bulk_export_csv(operator_client):
 
 
 def test_a_bulk_action_refuses_more_than_its_limit(operator_client, monkeypatch):
-    monkeypatch.setattr("matching.admin.MAX_BULK", 2)
+    monkeypatch.setattr("matching.admin.searches.MAX_BULK", 2)
     searches = [make_search(status="failed") for _ in range(3)]
     response = confirm_bulk(operator_client, searches, "retry")
     assert ("error", "Select at most 2 searches for one action.") in messages_of(response)

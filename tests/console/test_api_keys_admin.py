@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from matching.models import ApiClientKey
-from matching.services import api_key_create, api_key_revoke
+from matching.services.keys import api_key_create, api_key_revoke
 from tests.console.helpers import messages_of
 
 pytestmark = pytest.mark.django_db

@@ -13,8 +13,9 @@ from matching.models import Engine, Search, SearchStatus, StaffAction
 from tests.console.conftest import make_search
 from tests.console.helpers import act_url, confirm_single, messages_of
 from workflows.durable.signing import signature_headers
+from workflows.durable_console.callbacks import workflow_callback_apply
 from workflows.models import WebhookDelivery
-from workflows.services import search_staff_cancel, workflow_callback_apply
+from workflows.staff_actions import search_staff_cancel
 
 SECRET = "whsec_" + "c2VjcmV0LWZvci10ZXN0cy1vbmx5LTAxMjM0NTY3ODk="
 BREAKDOWN = {"skill": 1.0, "location": 1.0, "availability": 1.0, "role": 1.0, "knowledge": None}

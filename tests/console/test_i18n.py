@@ -22,7 +22,8 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from matching.models import ApiClientKey, Engine, StaffAction, StaffPreference
-from matching.services import api_key_create, match_request_answer, match_request_send
+from matching.services.keys import api_key_create
+from matching.services.match_requests import match_request_answer, match_request_send
 from snowbuddy.staff.sessions import SEEN_AT, SIGNED_IN_AT
 from tests.console.catalogue import CATALOGUES, ROOT, english_left, visible_text
 from tests.console.conftest import OPERATORS, _staff, make_search, with_results

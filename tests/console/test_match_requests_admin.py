@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from matching.models import MatchRequest, UserEvent
-from matching.services import match_request_answer, match_request_send
+from matching.services.match_requests import match_request_answer, match_request_send
 from tests.console.conftest import OPERATORS, REVIEWERS
 
 pytestmark = pytest.mark.django_db

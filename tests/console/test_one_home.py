@@ -8,11 +8,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from matching.admin import SearchEventAdmin
-from matching.console_words import actor_words
+from matching.admin.searches import SearchEventAdmin
+from matching.admin.words import actor_words
 from matching.models import STAFF_ACTOR_PREFIX, Engine, Search, SearchEvent, SearchStatus, staff_actor
 from matching.selectors import search_is_stuck, stuck_after_seconds, stuck_q
-from matching.services import search_event_record
+from matching.services.searches import search_event_record
 from tests.console.conftest import make_search
 from workflows.admin import ExecutionTimelineEntryAdmin, WebhookDeliveryAdmin
 from workflows.models import CALLBACK_ANSWER_OUTCOMES, TimelineKind, WebhookOutcome

@@ -12,9 +12,9 @@ from django.utils import timezone
 from matching.models import Engine, Search, StaffAction
 from tests.console.conftest import make_search
 from tests.console.helpers import messages_of
-from workflows import routing
+from workflows.dispatch import routing
+from workflows.dispatch.engine_choice import choose_engine
 from workflows.models import EngineRouting, WorkflowExecution
-from workflows.orchestrator import choose_engine
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from matching.models import Engine, Search, SearchEvent, StaffAction
-from matching.services import profile_upsert
+from matching.services.profiles import profile_upsert
 from tests.console.conftest import make_search, with_results
 from tests.console.helpers import CHANGELIST
 from tests.helpers.factories import SearchResultFactory

@@ -47,7 +47,7 @@ def test_the_package_source_is_the_lambda_side_and_the_engine_only(tmp_path):
     # The workflow ranks nothing itself any more (the console's warm index does): no resort data.
     assert "matching/fixtures/resorts.json" not in names
     assert not any(n.startswith(("snowbuddy/", "matching/api", "devtools/", "tests/", "bench/")) for n in names)
-    assert not any(n in ("workflows/views.py", "matching/models.py", "manage.py") for n in names)
+    assert not any(n in ("workflows/webhooks.py", "matching/models.py", "manage.py") for n in names)
 
 
 def test_the_lambda_requirements_name_no_console_dependency():

@@ -219,8 +219,8 @@ def test_the_running_durable_api_accepts_the_api_key_and_rejects_a_wrong_one(dur
 def test_the_consoles_own_client_talks_to_the_local_durable_api(
     local_stack: LocalDurableStack, fake_console: FakeConsole, monkeypatch: pytest.MonkeyPatch, auth_mode: str
 ) -> None:
-    from workflows.client import DurableApiClient as ConsoleClient
-    from workflows.client import DurableApiConfig
+    from workflows.durable_console.client import DurableApiClient as ConsoleClient
+    from workflows.durable_console.client import DurableApiConfig
 
     env = local_stack.env
     use_stack_credentials(env, monkeypatch)

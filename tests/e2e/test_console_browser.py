@@ -21,11 +21,11 @@ from django.utils.translation import gettext
 
 from devtools.durable_local.stack import LocalDurableStack, StackConfig
 from matching.admin.actions import ACTIONS
-from matching.console_words import outcome_words, result_words
-from matching.demo import demo_profiles
+from matching.admin.words import outcome_words, result_words
+from matching.management.demo_profiles import demo_profiles
 from matching.models import Engine, Search, SearchStatus, SkierProfile
 from matching.selectors import resort_regions
-from matching.services import profile_fields
+from matching.services.profiles import profile_fields
 from tests.console.catalogue import VISIBLE_TEXT_JS, english_left
 from tests.console.conftest import _staff, make_search
 from tests.helpers.bodies import E2E_COACH as COACH_SEARCH
@@ -277,7 +277,7 @@ def _one_of_each(django_user_model) -> Search:
         StaffAction,
         SubmitIdempotencyKey,
     )
-    from matching.services import api_key_create
+    from matching.services.keys import api_key_create
     from tests.console.conftest import ensure_console_groups, with_results
     from workflows.models import (
         ExecutionTimelineEntry,
@@ -286,7 +286,7 @@ def _one_of_each(django_user_model) -> Search:
         WebhookDelivery,
         WorkflowExecution,
     )
-    from workflows.services import routing_set
+    from workflows.staff_actions import routing_set
 
     ensure_console_groups()
     root = django_user_model.objects.create_superuser("root", password="x-root-pw")

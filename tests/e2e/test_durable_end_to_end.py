@@ -13,15 +13,16 @@ import pytest
 from django.db import connection
 
 from devtools.durable_local.stack import LocalDurableStack, StackConfig
-from matching.demo import demo_profiles
+from matching.management.demo_profiles import demo_profiles
 from matching.models import Search, SearchStatus, SkierProfile
 from matching.selectors import resort_regions
-from matching.services import profile_fields
+from matching.services.profiles import profile_fields
 from tests.helpers.bodies import E2E_COACH as COACH_SEARCH
 from tests.helpers.durable import point_console_at_stack
 from tests.helpers.polling import wait_for
-from workflows.client import DurableApiClient
-from workflows.services import search_cancel, search_intervene
+from workflows.dispatch.submit import search_cancel
+from workflows.durable_console.client import DurableApiClient
+from workflows.staff_actions import search_intervene
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 

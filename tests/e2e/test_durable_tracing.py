@@ -25,10 +25,10 @@ from django.db import connection
 
 from devtools.durable_local._http import free_port
 from devtools.durable_local.stack import LocalDurableStack, StackConfig
-from matching.demo import demo_profiles
+from matching.management.demo_profiles import demo_profiles
 from matching.models import Search, SearchStatus, SkierProfile
 from matching.selectors import resort_regions
-from matching.services import profile_fields
+from matching.services.profiles import profile_fields
 from tests.helpers.bodies import E2E_COACH as COACH_SEARCH
 from tests.helpers.otlp_receiver import OtlpReceiver
 from tests.helpers.polling import port_answers, wait_for

@@ -25,10 +25,11 @@ from django.db import connection
 from django.db.models import Count, Q
 
 from devtools.durable_local._http import free_port
-from matching.demo import demo_profiles
+from matching.management.demo_profiles import demo_profiles
 from matching.models import Search, SearchStatus, SkierProfile
 from matching.selectors import resort_regions
-from matching.services import api_key_create, profile_fields
+from matching.services.keys import api_key_create
+from matching.services.profiles import profile_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 FIGURES: list[dict] = []

@@ -29,8 +29,8 @@ import os, signal, sys
 import django
 
 django.setup()
-import workflows.services as services
-from workflows.services import search_submit
+import workflows.dispatch.submit as services
+from workflows.dispatch.submit import search_submit
 
 services.dispatch_schedule = lambda **kw: None  # dies before any after-commit send
 prefs = {"role": "buddy", "skill_level_min": 1, "skill_level_max": 10, "resorts": [], "regions": [], "dates": [],

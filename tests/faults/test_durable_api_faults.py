@@ -16,18 +16,18 @@ import pytest
 from django.db import connection
 
 from devtools.durable_local.stack import LocalDurableStack, StackConfig
-from matching.demo import demo_profiles
+from matching.management.demo_profiles import demo_profiles
 from matching.models import Engine, Search, SearchEvent, SkierProfile
 from matching.selectors import resort_regions
-from matching.services import profile_fields
+from matching.services.profiles import profile_fields
 from tests.faults.conftest import FAULT_PREFS, tally
 from tests.faults.proxy import FaultProxy
 from tests.helpers.durable import emulator_lambda, point_console_at_stack
 from tests.helpers.polling import wait_for
-from workflows.breaker import durable_breaker
+from workflows.celery_engine.recovery import durable_api_probe
+from workflows.dispatch.submit import dispatch_relay, dispatch_sweep
 from workflows.durable.state import execution_name_for
-from workflows.recovery import durable_api_probe
-from workflows.services import dispatch_relay, dispatch_sweep
+from workflows.durable_console.breaker import durable_breaker
 
 pytestmark = [pytest.mark.faults, pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(240)]
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-TARGET = "workflows.services.dispatch_send"
+TARGET = "workflows.dispatch.submit.dispatch_send"
 
 
 def stub_dispatch_send(monkeypatch: pytest.MonkeyPatch, answer: bool = True, *, record: list | None = None) -> None:

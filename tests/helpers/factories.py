@@ -6,7 +6,7 @@ import factory
 from django.utils import timezone
 
 from matching.models import Engine, Search, SearchResult, SearchStatus, SkierProfile
-from matching.services import profile_fields
+from matching.services.profiles import profile_fields
 
 
 class SkierProfileFactory(factory.django.DjangoModelFactory):

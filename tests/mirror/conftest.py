@@ -20,9 +20,9 @@ from tests.helpers.aws import REGION, fake_aws_credentials, moto_server
 from tests.helpers.bodies import BUDDY as PREFS
 from tests.helpers.dispatch import stub_dispatch_send
 from tests.helpers.http import FakeHandler, LoopbackHttpServer
+from workflows.dispatch.submit import search_submit
 from workflows.durable.state import WorkflowStateStore, create_table, serialize_item, utc_now_iso
-from workflows.dynamo import DynamoConfig, dynamodb_client
-from workflows.services import search_submit
+from workflows.durable_console.dynamo import DynamoConfig, dynamodb_client
 
 RESULTS = [
     {

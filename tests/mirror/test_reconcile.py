@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from matching.models import Engine, Search, SearchEvent, SearchResult, SearchStatus
 from tests.mirror.conftest import RESULTS
-from workflows.mirror import workflow_state_sync
+from workflows.durable_console.reconcile import Outcome, ReconcileConfig, search_reconcile, searches_reconcile_drift
+from workflows.mirror.state import workflow_state_sync
 from workflows.models import DriftState, WorkflowExecution
-from workflows.reconcile import Outcome, ReconcileConfig, search_reconcile, searches_reconcile_drift
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,9 @@ from django.utils import timezone
 
 from matching.models import Engine, SearchStatus
 from tests.mirror.conftest import RESULTS
-from workflows.dynamo import DynamoConfig
-from workflows.mirror import mirror_refresh_if_stale, workflow_state_sync
+from workflows.durable_console.dynamo import DynamoConfig
+from workflows.mirror.refresh import mirror_refresh_if_stale
+from workflows.mirror.state import workflow_state_sync
 from workflows.models import WorkflowExecution
 
 pytestmark = pytest.mark.django_db

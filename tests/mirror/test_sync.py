@@ -11,11 +11,14 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from matching.models import Engine, Search, SearchEvent, SearchResult, SearchStatus
-from matching.services import search_claim, search_succeed
+from matching.services.leases import search_claim
+from matching.services.searches import search_succeed
 from tests.mirror.conftest import RESULTS, ago, history_event
-from workflows.mirror import console_events_sync, workflow_history_sync, workflow_state_sync
+from workflows.durable_console.callbacks import workflow_callback_apply
+from workflows.mirror.console_events import console_events_sync
+from workflows.mirror.history import workflow_history_sync
+from workflows.mirror.state import workflow_state_sync
 from workflows.models import ExecutionTimelineEntry, SyncWatermark, WorkflowExecution
-from workflows.services import workflow_callback_apply
 
 pytestmark = pytest.mark.django_db
 
@@ -353,7 +356,7 @@ def test_durable_execution_history_is_copied_once_every_page_followed(state, mak
     )
     workflow_state_sync(full=True)
     settings.MATCHING_MIRROR_HISTORY_PER_CYCLE = 10
-    from workflows.durable_history import DurableExecutionsReader, LambdaReadConfig
+    from workflows.durable_console.history import DurableExecutionsReader, LambdaReadConfig
 
     reader = DurableExecutionsReader(LambdaReadConfig(region="us-east-1", history_page_size=4))
 
@@ -398,8 +401,8 @@ def test_history_of_a_running_execution_is_read_again_only_after_its_item_change
 
 
 def test_the_periodic_task_syncs_and_skips_while_another_run_holds_the_lock(state, make_search):
-    from workflows.mirror import single_flight
-    from workflows.tasks_mirror import sync_workflow_state
+    from workflows.mirror.refresh import single_flight
+    from workflows.tasks.mirror import sync_workflow_state
 
     search = make_search(status="dispatched")
     state.put(search, status="running", version=2)
@@ -412,7 +415,7 @@ def test_the_periodic_task_syncs_and_skips_while_another_run_holds_the_lock(stat
 
 
 def test_the_periodic_task_leaves_dynamodb_alone_when_the_durable_engine_is_not_in_use(state, make_search, settings):
-    from workflows.tasks_mirror import sync_workflow_state
+    from workflows.tasks.mirror import sync_workflow_state
 
     settings.MATCHING_WORKFLOW_URL = ""
     finished = make_search(status="succeeded")  # a durable search from before a rollback, finished

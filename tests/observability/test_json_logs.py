@@ -11,7 +11,7 @@ import pytest
 
 from matching.models import Search
 from snowbuddy.logs import CONTEXT_FIELDS, ContextFilter, JsonFormatter, log_context
-from workflows.services import search_staff_cancel
+from workflows.staff_actions import search_staff_cancel
 
 VALID = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 7}
 
@@ -44,7 +44,7 @@ def test_a_submit_and_a_staff_cancel_log_json_lines_with_their_ids(
 ):
     settings.MATCHING_DISPATCH_RELAY = "inline"  # the send, and its line, inside the request
     settings.MATCHING_WORKFLOW_URL = ""
-    monkeypatch.setattr("workflows.services._send_to_engine", lambda dispatch, quick: None)  # the broker's side
+    monkeypatch.setattr("workflows.dispatch.submit._send_to_engine", lambda dispatch, quick: None)  # the broker's side
 
     response = owner.post("/matching/searches", VALID, headers={"X-Request-ID": "req-json-logs-1"})
     assert response.status_code == 202, response.content

@@ -16,9 +16,10 @@ import snowbuddy.metrics
 from matching.models import MatchRequest, Search, SearchNotification, SearchStatus, UserEvent
 from tests.helpers.bodies import OPEN_BUDDY as PREFS
 from tests.helpers.dispatch import stub_dispatch_send
+from workflows.celery_engine.run import search_run_on_celery
+from workflows.dispatch.submit import search_submit
 from workflows.metrics_collector import ConsoleStateCollector
 from workflows.models import SearchDispatch
-from workflows.services import search_run_on_celery, search_submit
 
 pytestmark = pytest.mark.django_db
 

@@ -5,8 +5,8 @@ import pytest
 
 from matching.models import SearchStatus
 from tests.workflows.test_webhook import SECRET, deliver, fixture_body
+from workflows.dispatch.submit import search_retry, search_submit
 from workflows.models import WebhookDelivery, WorkflowExecution
-from workflows.services import search_retry, search_submit
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,7 @@ def _durable_engine(settings, monkeypatch):
     settings.MATCHING_WORKFLOW_URL = "http://127.0.0.1:9"
     settings.MATCHING_WORKFLOW_AUTH_MODE = "api_key"
     settings.MATCHING_WORKFLOW_API_KEY = "k"
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    monkeypatch.setattr("workflows.dispatch.submit.dispatch_send", lambda **kw: True)
 
 
 def second_attempt(client, resorts, *, first_attempt_ends_at_version: int):

@@ -13,7 +13,7 @@ BODY = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 8}
 
 @pytest.fixture(autouse=True)
 def _no_dispatch(monkeypatch):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    monkeypatch.setattr("workflows.dispatch.submit.dispatch_send", lambda **kw: True)
 
 
 def submit(user: SnowTraceClient, key: str):

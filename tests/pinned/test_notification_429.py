@@ -7,9 +7,9 @@ import pytest
 from django.utils import timezone
 
 from matching.models import NotificationState, SearchNotification
-from matching.services import search_fail
-from workflows.notifications import notifications_deliver_due
-from workflows.services import search_submit
+from matching.services.searches import search_fail
+from workflows.dispatch.submit import search_submit
+from workflows.outbound.notifications import notifications_deliver_due
 
 pytestmark = pytest.mark.django_db
 
@@ -18,7 +18,7 @@ PREFS = {"role": "buddy", "skill_level_min": 1, "skill_level_max": 10}
 
 @pytest.fixture
 def search(monkeypatch, resorts):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    monkeypatch.setattr("workflows.dispatch.submit.dispatch_send", lambda **kw: True)
     return search_submit(seeker_id="owner-1", preferences=PREFS)
 
 

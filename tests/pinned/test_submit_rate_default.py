@@ -14,7 +14,7 @@ VALID = {"role": "buddy", "skill_level_min": 3, "skill_level_max": 7}
 
 @pytest.fixture(autouse=True)
 def _no_dispatch(monkeypatch):
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: True)
+    monkeypatch.setattr("workflows.dispatch.submit.dispatch_send", lambda **kw: True)
 
 
 @pytest.fixture

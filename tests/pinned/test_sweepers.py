@@ -9,10 +9,11 @@ from django.utils import timezone
 
 from matching.engine import Breakdown, Match
 from matching.models import Search, SearchStatus
-from matching.services import search_claim, search_lease_expire, search_lease_renew, search_succeed
+from matching.services.leases import search_claim, search_lease_expire, search_lease_renew
+from matching.services.searches import search_succeed
+from workflows.celery_engine.recovery import leases_recover_expired
+from workflows.dispatch.submit import dispatch_sweep, search_submit
 from workflows.models import SearchDispatch
-from workflows.recovery import leases_recover_expired
-from workflows.services import dispatch_sweep, search_submit
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +27,7 @@ MATCH = Match(user_id="u1", score=0.8, breakdown=Breakdown(1.0, 1.0, 0.2, 1.0, N
 def sent(monkeypatch):
     """Dispatch records handed to the engine (the broker is the far side here)."""
     calls: list[int] = []
-    monkeypatch.setattr("workflows.services.dispatch_send", lambda **kw: calls.append(kw["dispatch_id"]) or True)
+    monkeypatch.setattr("workflows.dispatch.submit.dispatch_send", lambda **kw: calls.append(kw["dispatch_id"]) or True)
     return calls
 
 
@@ -45,7 +46,7 @@ def test_a_lease_renewed_between_the_sweeps_query_and_its_update_is_not_taken_ba
         assert search_lease_renew(search_id=search.pk, attempt=1, generation=worker.claim_generation, lease_seconds=60)
         return search_lease_expire(**kwargs)
 
-    monkeypatch.setattr("workflows.recovery.search_lease_expire", heartbeat_lands_first)
+    monkeypatch.setattr("workflows.celery_engine.recovery.search_lease_expire", heartbeat_lands_first)
 
     assert leases_recover_expired() == {"resent": 0, "failed": 0}
 

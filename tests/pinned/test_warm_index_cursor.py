@@ -10,10 +10,10 @@ from datetime import timedelta
 
 import pytest
 
-from matching.candidates import WarmProfileIndex
+from matching.candidates.warm_index import WarmProfileIndex
 from matching.engine import SearchRequest
 from matching.models import SkierProfile
-from matching.services import profile_upsert
+from matching.services.profiles import profile_upsert
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +39,7 @@ def test_a_refresh_reads_only_the_changes_stamped_since_the_last_one(resorts, mo
     start = SkierProfile.objects.get(user_id="early").updated_at
     stamp("early", start - timedelta(hours=1))
     clock = [start]
-    monkeypatch.setattr("matching.candidates._database_now", lambda: clock[0])
+    monkeypatch.setattr("matching.candidates.warm_index._database_now", lambda: clock[0])
     index = WarmProfileIndex(staleness_seconds=0, overlap_seconds=OVERLAP, reload_seconds=3600, delta_max=20_000)
     assert found(index) == {"early"}  # the load: cursor at start - overlap
 

@@ -1,13 +1,13 @@
 import pytest
 
-from matching.demo import demo_profiles
+from matching.candidates.cold_path import prefiltered_profiles
+from matching.management.demo_profiles import demo_profiles
 from matching.models import SkierProfile
-from matching.profile_source import prefiltered_profiles
 from matching.selectors import resort_regions
-from matching.services import profile_fields
+from matching.services.profiles import profile_fields
 from tests.helpers.dispatch import stub_dispatch_send
 from tests.helpers.errors import error_attrs, error_codes
-from workflows.services import search_submit
+from workflows.dispatch.submit import search_submit
 
 pytestmark = pytest.mark.django_db
 

@@ -3,16 +3,17 @@
 import pytest
 from django.db import connection
 
-from matching.demo import demo_profiles
+from matching.candidates.cold_path import ROW_FIELDS, to_engine_profile
 from matching.engine import ProfileIndex, SearchRequest
+from matching.management.demo_profiles import demo_profiles
 from matching.models import Search, SearchResult, SearchStatus, SkierProfile
-from matching.profile_source import ROW_FIELDS, to_engine_profile
 from matching.selectors import resort_regions
-from matching.services import api_key_create, profile_fields
+from matching.services.keys import api_key_create
+from matching.services.profiles import profile_fields
 from tests.helpers.dispatch import past_the_grace, stub_dispatch_send
 from tests.helpers.polling import wait_for
+from workflows.dispatch.submit import dispatch_sweep
 from workflows.models import SearchDispatch
-from workflows.services import dispatch_sweep
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 

@@ -7,22 +7,19 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from matching.demo import demo_profiles
+from matching.candidates.cold_path import ROW_FIELDS, to_engine_profile
 from matching.engine import ProfileIndex, SearchRequest
+from matching.management.demo_profiles import demo_profiles
 from matching.models import Search, SearchStatus, SearchVetting, SkierProfile
-from matching.profile_source import ROW_FIELDS, to_engine_profile
 from matching.selectors import resort_regions
-from matching.services import profile_fields, searches_expire_overdue
+from matching.services.profiles import profile_fields
+from matching.services.searches import searches_expire_overdue
 from tests.helpers.dispatch import stub_dispatch_send
 from tests.helpers.errors import error_codes
-from workflows.services import (
-    InterventionNotAllowed,
-    search_cancel,
-    search_intervene,
-    search_run_on_celery,
-    search_submit,
-)
-from workflows.vetting import vetting_requests_send_due
+from workflows.celery_engine.run import search_run_on_celery
+from workflows.celery_engine.vetting import vetting_requests_send_due
+from workflows.dispatch.submit import search_cancel, search_submit
+from workflows.staff_actions import InterventionNotAllowed, search_intervene
 
 pytestmark = pytest.mark.django_db
 
@@ -184,7 +181,7 @@ def test_an_unreachable_globalcoach_is_retried_by_beat_then_fails_the_search(
 
 def test_a_request_lost_before_it_was_sent_goes_out_with_the_beat_sweep(profiles, globalcoach, monkeypatch):
     stub_dispatch_send(monkeypatch)
-    monkeypatch.setattr("workflows.vetting.vetting_request_send", lambda **kw: "crashed before sending")
+    monkeypatch.setattr("workflows.celery_engine.vetting.vetting_request_send", lambda **kw: "crashed before sending")
     search = search_submit(seeker_id="owner-1", preferences=COACH)
     search_run_on_celery(search_id=str(search.pk), attempt=1)
     monkeypatch.undo()

@@ -7,8 +7,8 @@ import pytest
 
 from matching.models import Search, SearchStatus
 from tests.helpers.dispatch import past_the_grace
+from workflows.dispatch.submit import dispatch_relay
 from workflows.models import SearchDispatch
-from workflows.services import dispatch_relay
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,7 +38,7 @@ def test_a_search_is_accepted_quickly_and_kept_when_the_durable_api_is_down(owne
 
 
 def test_the_sweeper_retries_a_dispatch_the_durable_api_missed(owner, resorts, durable_api_down, settings):
-    from workflows.services import dispatch_sweep
+    from workflows.dispatch.submit import dispatch_sweep
 
     search_id = owner.post("/matching/searches", VETTED).json()["search_id"]
     assert dispatch_relay.wait_idle(timeout=10)
@@ -55,7 +55,7 @@ def engine_calls(monkeypatch):
     """What reached the engine: the send itself is the far side here."""
     calls: list[tuple[str, int]] = []
     monkeypatch.setattr(
-        "workflows.services._send_to_engine",
+        "workflows.dispatch.submit._send_to_engine",
         lambda dispatch, quick: calls.append((dispatch.search_id, dispatch.attempt)),
     )
     return calls
@@ -63,14 +63,14 @@ def engine_calls(monkeypatch):
 
 @pytest.fixture
 def celery_search(resorts, monkeypatch):
-    from workflows.services import search_submit
+    from workflows.dispatch.submit import search_submit
 
-    monkeypatch.setattr("workflows.services.dispatch_schedule", lambda **kw: None)
+    monkeypatch.setattr("workflows.dispatch.submit.dispatch_schedule", lambda **kw: None)
     return search_submit(seeker_id="owner-1", preferences={"role": "buddy", "skill_level_min": 1, "skill_level_max": 9})
 
 
 def test_a_dispatch_already_sent_is_not_sent_again(celery_search, engine_calls):
-    from workflows.services import dispatch_send
+    from workflows.dispatch.submit import dispatch_send
 
     dispatch = SearchDispatch.objects.get(search=celery_search)
     assert dispatch_send(dispatch_id=dispatch.pk) and dispatch_send(dispatch_id=dispatch.pk)
@@ -80,7 +80,7 @@ def test_a_dispatch_already_sent_is_not_sent_again(celery_search, engine_calls):
 
 @pytest.mark.parametrize("moved_on", ["superseded", "finished"])
 def test_a_dispatch_of_an_attempt_that_moved_on_is_closed_without_sending(celery_search, engine_calls, moved_on):
-    from workflows.services import dispatch_send
+    from workflows.dispatch.submit import dispatch_send
 
     if moved_on == "superseded":
         Search.objects.filter(pk=celery_search.pk).update(attempt=2)

@@ -7,7 +7,7 @@ import pytest
 from devtools.durable_local.sigv4 import AuthError, SigV4Config, verify_sigv4
 from tests.helpers.aws import fake_aws_credentials
 from tests.helpers.http import FakeHandler, serve
-from workflows.client import (
+from workflows.durable_console.client import (
     DurableApiClient,
     DurableApiConfig,
     DurableApiConfigError,

@@ -1,7 +1,7 @@
 import pytest
 
 from matching.models import Engine
-from workflows.orchestrator import choose_engine
+from workflows.dispatch.engine_choice import choose_engine
 
 pytestmark = pytest.mark.django_db  # choose_engine() also reads the staff routing switch
 
@@ -23,8 +23,8 @@ def test_the_engine_follows_the_old_services_switches(settings, url, mode, engin
 
 
 def test_the_staff_switch_sends_new_searches_to_celery_whatever_the_environment(settings):
+    from workflows.dispatch.routing import routing_forget
     from workflows.models import EngineRouting
-    from workflows.routing import routing_forget
 
     settings.MATCHING_WORKFLOW_URL = "https://abc.lambda-url.ap-northeast-1.on.aws"
     settings.MATCHING_WORKFLOW_AUTH_MODE = "api_key"

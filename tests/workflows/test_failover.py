@@ -14,12 +14,12 @@ from matching.models import Engine, Search, SearchEvent, SearchStatus
 from tests.faults.proxy import FaultProxy
 from tests.helpers.http import FakeHandler, serve
 from tests.helpers.polling import wait_for
-from workflows import breaker as breaker_module
-from workflows.breaker import CircuitBreaker, durable_breaker
-from workflows.client import DurableApiCircuitOpen, DurableApiClient, DurableApiUnavailable
+from workflows.celery_engine.recovery import durable_api_probe
+from workflows.dispatch.submit import dispatch_relay, dispatch_send
+from workflows.durable_console import breaker as breaker_module
+from workflows.durable_console.breaker import CircuitBreaker, durable_breaker
+from workflows.durable_console.client import DurableApiCircuitOpen, DurableApiClient, DurableApiUnavailable
 from workflows.models import SearchDispatch
-from workflows.recovery import durable_api_probe
-from workflows.services import dispatch_relay, dispatch_send
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -150,7 +150,7 @@ def test_every_process_sees_the_circuit_and_a_cache_outage_keeps_a_local_one(pro
 
 
 def test_while_the_circuit_is_open_new_searches_run_on_celery_and_staff_see_why(owner, resorts, proxy, monkeypatch):
-    monkeypatch.setattr("workflows.services.current_app.send_task", lambda *a, **k: type("T", (), {"id": "t"})())
+    monkeypatch.setattr("workflows.dispatch.submit.current_app.send_task", lambda *a, **k: type("T", (), {"id": "t"})())
     proxy.mode = "error"
     first = [owner.post("/matching/searches", BUDDY).json() for _ in range(3)]
     assert {s["engine"] for s in first} == {"durable"}

@@ -6,7 +6,8 @@ import pytest
 from matching.models import Engine, Search, SearchEvent, SearchStatus
 from tests.helpers.bodies import VETTED_COACH as PREFS
 from tests.helpers.dispatch import stub_dispatch_send
-from workflows.services import InterventionNotAllowed, search_intervene, search_submit
+from workflows.dispatch.submit import search_submit
+from workflows.staff_actions import InterventionNotAllowed, search_intervene
 
 pytestmark = pytest.mark.django_db
 

@@ -9,14 +9,16 @@ from django.utils import timezone
 
 from matching.engine import Breakdown, Match
 from matching.models import Search, SearchResult, SearchStatus
-from matching.services import search_claim, search_mark_dispatched, search_succeed
+from matching.services.leases import search_claim
+from matching.services.searches import search_mark_dispatched, search_succeed
 from tests.helpers.bodies import OPEN_BUDDY as PREFS
 from tests.helpers.dispatch import stub_dispatch_send
 from tests.helpers.polling import wait_for
-from workflows.leases import LeaseHeartbeat
+from workflows.celery_engine.heartbeat import LeaseHeartbeat
+from workflows.celery_engine.recovery import leases_recover_expired
+from workflows.celery_engine.run import search_run_on_celery
+from workflows.dispatch.submit import search_submit
 from workflows.models import SearchDispatch
-from workflows.recovery import leases_recover_expired
-from workflows.services import search_run_on_celery, search_submit
 
 pytestmark = pytest.mark.django_db
 
@@ -111,7 +113,7 @@ def test_a_message_never_claimed_from_the_queue_is_sent_again_each_time_twice_as
     search.refresh_from_db()
     assert search.status == "dispatched" and search.claim_generation == 1
     assert "not claimed from the queue" in search.events.get(kind="lease_expired").detail
-    from workflows.services import _queue_lease_seconds
+    from workflows.dispatch.submit import _queue_lease_seconds
 
     assert [_queue_lease_seconds(n) for n in (1, 2, 3, 10)] == [30, 60, 120, 3600]
 

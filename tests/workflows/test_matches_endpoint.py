@@ -2,15 +2,15 @@
 
 import pytest
 
-from matching.demo import demo_profiles
+from matching.candidates.cold_path import ROW_FIELDS, to_engine_profile
 from matching.engine import ProfileIndex, SearchRequest
+from matching.management.demo_profiles import demo_profiles
 from matching.models import SkierProfile
-from matching.profile_source import ROW_FIELDS, to_engine_profile
 from matching.selectors import resort_regions
-from matching.services import profile_close, profile_delete, profile_fields
+from matching.services.profiles import profile_close, profile_delete, profile_fields
 from tests.helpers.dispatch import stub_dispatch_send
 from tests.helpers.errors import error_codes
-from workflows.services import search_submit
+from workflows.dispatch.submit import search_submit
 
 pytestmark = pytest.mark.django_db
 

@@ -12,12 +12,14 @@ from django.utils import timezone
 
 from matching.engine import Breakdown, Match
 from matching.models import Engine, NotificationState, Search, SearchNotification, SearchStatus
-from matching.services import profile_upsert, search_claim, search_fail, search_succeed
+from matching.services.leases import search_claim
+from matching.services.profiles import profile_upsert
+from matching.services.searches import search_fail, search_succeed
 from tests.helpers.bodies import OPEN_BUDDY as PREFS
 from tests.helpers.dispatch import stub_dispatch_send
 from tests.helpers.polling import wait_for
-from workflows.notifications import notification_body, notification_deliver, notifications_deliver_due
-from workflows.services import search_cancel, search_retry, search_submit
+from workflows.dispatch.submit import search_cancel, search_retry, search_submit
+from workflows.outbound.notifications import notification_body, notification_deliver, notifications_deliver_due
 
 pytestmark = pytest.mark.django_db
 
@@ -197,7 +199,9 @@ def test_a_finishing_transition_kicks_a_prompt_delivery_after_commit(
     search, receiver, monkeypatch, django_capture_on_commit_callbacks
 ):
     sent = []
-    monkeypatch.setattr("workflows.outbox.current_app.send_task", lambda name, args, **kw: sent.append((name, args)))
+    monkeypatch.setattr(
+        "workflows.outbound.outbox.current_app.send_task", lambda name, args, **kw: sent.append((name, args))
+    )
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         search_cancel(search=search, reason="enough", acting_user="user:owner-1")
     assert sent == []  # nothing leaves before the commit
@@ -210,11 +214,11 @@ def test_a_finishing_transition_kicks_a_prompt_delivery_after_commit(
 def test_a_durable_search_finished_by_its_callback_is_notified_the_same_way(
     search, receiver, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from workflows.services import workflow_callback_apply
+    from workflows.durable_console.callbacks import workflow_callback_apply
 
     Search.objects.filter(pk=search.pk).update(engine=Engine.DURABLE)  # callbacks apply to durable searches only
     sent = []
-    monkeypatch.setattr("workflows.outbox.current_app.send_task", lambda name, args, **kw: sent.append(args))
+    monkeypatch.setattr("workflows.outbound.outbox.current_app.send_task", lambda name, args, **kw: sent.append(args))
     body = {"search_id": str(search.pk), "attempt": 1, "status": "failed", "version": 3, "payload": {"error": "x"}}
     with django_capture_on_commit_callbacks(execute=True):
         assert workflow_callback_apply(webhook_id="msg_durable_1", body=body) == "applied"

@@ -6,16 +6,12 @@ from django.utils import timezone
 
 from matching.engine import Breakdown, Match
 from matching.models import Engine, Search, SearchNotification, SearchResult, SearchStatus
-from matching.services import (
-    search_claim,
-    search_fail,
-    search_succeed,
-    searches_expire_overdue,
-)
+from matching.services.leases import search_claim
+from matching.services.searches import search_fail, search_succeed, searches_expire_overdue
 from tests.helpers.bodies import BUDDY_FILLED as PREFS
 from tests.helpers.dispatch import stub_dispatch_send
+from workflows.dispatch.submit import search_cancel, search_retry, search_submit
 from workflows.models import SearchDispatch, WorkflowExecution
-from workflows.services import search_cancel, search_retry, search_submit
 
 pytestmark = pytest.mark.django_db
 

@@ -9,9 +9,9 @@ import pytest
 from django.utils import timezone
 
 from matching.models import MatchRequest, NotificationState, UserEvent
-from matching.services import match_request_answer, match_request_send
+from matching.services.match_requests import match_request_answer, match_request_send
 from tests.helpers.polling import wait_for
-from workflows.user_events import user_event_deliver, user_events_deliver_due
+from workflows.outbound.user_events import user_event_deliver, user_events_deliver_due
 
 pytestmark = pytest.mark.django_db
 

@@ -11,9 +11,9 @@ from tests.helpers.bodies import VETTED_COACH as PREFS
 from tests.helpers.dispatch import stub_dispatch_send
 from tests.helpers.durable import durable_engine_never_reached
 from tests.helpers.errors import error_codes
+from workflows.dispatch.submit import search_submit
 from workflows.durable.signing import signature_headers
 from workflows.models import WebhookDelivery, WorkflowExecution
-from workflows.services import search_submit
 
 pytestmark = pytest.mark.django_db
 

@@ -18,7 +18,7 @@ from tests.conftest import start_celery_worker, stop_celery_worker
 from tests.helpers.bodies import OPEN_BUDDY as PREFS
 from tests.helpers.dispatch import stub_dispatch_send
 from tests.helpers.polling import wait_for
-from workflows.services import search_submit
+from workflows.dispatch.submit import search_submit
 from workflows.tasks import run_search
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]

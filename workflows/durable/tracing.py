@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 TRACER_NAME = "snowbuddy"
-# The W3C trace-context headers: the console signs them with the Durable API start (workflows/client.py).
+# The W3C trace-context headers: the console signs them with the Durable API start
+# (workflows/durable_console/client.py).
 CARRIER_KEYS = ("traceparent", "tracestate")
 
 _lock = threading.Lock()

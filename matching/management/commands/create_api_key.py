@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 from django.core.management import BaseCommand, CommandError
 from django.utils import timezone
 
-from matching.services import ApiKeyImportRefused, api_key_create, api_key_import
+from matching.services.keys import ApiKeyImportRefused, api_key_create, api_key_import
 
 DURATION_RE = re.compile(r"^(\d{1,5})([hdw])$")
 DURATION_UNITS = {"h": "hours", "d": "days", "w": "weeks"}

@@ -9,12 +9,13 @@ from django.contrib.auth.models import Group
 from django.core.management import BaseCommand, call_command
 from django.db import transaction
 
-from matching.candidates import profile_index_invalidate
-from matching.demo import demo_profiles
+from matching.candidates.warm_index import profile_index_invalidate
+from matching.management.demo_profiles import demo_profiles
+from matching.management.demo_searches import demo_searches_create
 from matching.models import ApiClientKey, SkierProfile
 from matching.selectors import forget_resort_regions, resort_regions
-from matching.services import api_key_create, api_key_revoke, hash_api_key, profile_fields
-from workflows.demo import demo_searches_create
+from matching.services.keys import api_key_create, api_key_revoke, hash_api_key
+from matching.services.profiles import profile_fields
 
 DEMO_STAFF = [("operator", "Match operators"), ("reviewer", "Match reviewers")]
 

@@ -1,6 +1,6 @@
 from django.core.management import BaseCommand, CommandError
 
-from matching.profile_sync import profiles_sync
+from matching.candidates.sync import profiles_sync
 from matching.snowtrace.http import ServiceConfigError
 
 

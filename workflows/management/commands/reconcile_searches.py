@@ -2,10 +2,10 @@ from django.core.exceptions import ValidationError
 from django.core.management import BaseCommand, CommandError
 
 from matching.models import Engine, Search
-from workflows.durable_history import DurableExecutionsError, DurableExecutionsReader
-from workflows.mirror import execution_history_sync
+from workflows.durable_console.history import DurableExecutionsError, DurableExecutionsReader
+from workflows.durable_console.reconcile import search_reconcile, searches_reconcile_drift
+from workflows.mirror.history import execution_history_sync
 from workflows.models import WorkflowExecution
-from workflows.reconcile import search_reconcile, searches_reconcile_drift
 
 
 class Command(BaseCommand):

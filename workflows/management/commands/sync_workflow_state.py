@@ -2,8 +2,9 @@ import time
 
 from django.core.management import BaseCommand, CommandError
 
-from workflows.dynamo import DynamoStateError
-from workflows.mirror import SyncReport, parse_since, workflow_history_sync, workflow_state_sync
+from workflows.durable_console.dynamo import DynamoStateError
+from workflows.mirror.history import workflow_history_sync
+from workflows.mirror.state import SyncReport, parse_since, workflow_state_sync
 
 
 class Command(BaseCommand):
