@@ -30,7 +30,7 @@ import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -38,7 +38,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from devtools.bench_support import throwaway_database  # noqa: E402
-from devtools.durable_local._http import free_port  # noqa: E402
 
 REGION = "us-east-1"
 TABLE = "matching-workflow-state-bench"
@@ -129,36 +128,30 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    moto = None
-    if args.endpoint_url:
-        host = urlsplit(args.endpoint_url).hostname or ""
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            parser.error("--endpoint-url must be on this machine (127.0.0.1, localhost or ::1)")
-        endpoint, server = args.endpoint_url.rstrip("/"), f"DynamoDB at {args.endpoint_url}"
-    else:
-        from moto.server import ThreadedMotoServer
+    with ExitStack() as stack:
+        if args.endpoint_url:
+            host = urlsplit(args.endpoint_url).hostname or ""
+            if host not in ("127.0.0.1", "localhost", "::1"):
+                parser.error("--endpoint-url must be on this machine (127.0.0.1, localhost or ::1)")
+            endpoint, server = args.endpoint_url.rstrip("/"), f"DynamoDB at {args.endpoint_url}"
+        else:
+            from tests.helpers.aws import moto_server  # the tests' moto, stopped when the bench ends
 
-        port = free_port()
-        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-        moto.start()
-        endpoint, server = f"http://127.0.0.1:{port}", f"moto server http://127.0.0.1:{port}"
-    args.server = server
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106 - moto's dummy credentials
-        AWS_DEFAULT_REGION=REGION,
-        AWS_REGION=REGION,
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_ENDPOINT_URL_DYNAMODB=endpoint,
-        LOG_LEVEL="WARNING",
-        DJANGO_SETTINGS_MODULE="snowbuddy.settings",
-    )
-    try:
+            endpoint = stack.enter_context(moto_server())
+            server = f"moto server {endpoint}"
+        args.server = server
+        os.environ.update(
+            AWS_ACCESS_KEY_ID="bench",
+            AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106 - moto's dummy credentials
+            AWS_DEFAULT_REGION=REGION,
+            AWS_REGION=REGION,
+            AWS_EC2_METADATA_DISABLED="true",
+            AWS_ENDPOINT_URL_DYNAMODB=endpoint,
+            LOG_LEVEL="WARNING",
+            DJANGO_SETTINGS_MODULE="snowbuddy.settings",
+        )
         with _database(os.environ.get("DATABASE_URL", "")) as where:
             _run(args, where)
-    finally:
-        if moto is not None:
-            moto.stop()
 
 
 def _run(args: argparse.Namespace, where: str) -> None:
