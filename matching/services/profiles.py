@@ -1,4 +1,9 @@
-"""Candidate profiles and resorts: upserts, closes, deletes (tombstones) and the derived region masks."""
+"""Candidate profiles and resorts: upserts, closes, deletes (tombstones) and the derived region masks.
+
+Every profile write stamps `updated_at` with the database clock (Now()): the warm candidate index
+(matching/candidates/warm_index.py) follows changes by that stamp. A write that changes nothing stamps
+nothing, so a full sync of unchanged users costs the indexes nothing.
+"""
 
 from __future__ import annotations
 
