@@ -1,4 +1,4 @@
-"""Thin periodic tasks of the execution mirror (imported by workflows/tasks.py, scheduled by beat)."""
+"""Thin periodic tasks of the execution mirror (imported by workflows/tasks/__init__.py, scheduled by beat)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Thin tasks and worker hooks for candidate profiles (imported by workflows/tasks.py).
+"""Thin tasks and worker hooks for candidate profiles (imported by workflows/tasks/__init__.py).
 
 - `sync_profiles` (beat, PROFILE_SYNC_INTERVAL_SECONDS): one resumable slice of the pull sync,
   paused at a page boundary before the task's time limit; the next run resumes there.
