@@ -16,21 +16,23 @@ from django.db.models import Q
 from django.db.models.fields.json import KT
 from django.db.models.functions import Now
 from django.utils import timezone
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
 from matching.vocabulary.regions import KNOWN_REGIONS
 
 
 class Resort(models.Model):
-    id = models.SlugField(primary_key=True, max_length=64)
-    name = models.CharField(max_length=200)
-    name_en = models.CharField(max_length=200)
-    name_ja = models.CharField(max_length=200, blank=True)
-    region = models.CharField(max_length=100, choices=[(r, r) for r in KNOWN_REGIONS])
-    country = models.CharField(max_length=2, default="JP")
+    id = models.SlugField(_("id"), primary_key=True, max_length=64)
+    name = models.CharField(_("name"), max_length=200)
+    name_en = models.CharField(_("name en"), max_length=200)
+    name_ja = models.CharField(_("name ja"), max_length=200, blank=True)
+    region = models.CharField(_("region"), max_length=100, choices=[(r, r) for r in KNOWN_REGIONS])
+    country = models.CharField(_("country"), max_length=2, default="JP")
 
     class Meta:
+        verbose_name = _("resort")
+        verbose_name_plural = _("resorts")
         ordering = ["region", "name_en"]
         indexes = [models.Index(fields=["region"], name="resort_region_idx")]
 
@@ -54,25 +56,27 @@ class SkierProfile(models.Model):
     index sees the delete; tombstones are purged after MATCHING_PROFILE_TOMBSTONE_DAYS.
     """
 
-    user_id = models.CharField(max_length=64, unique=True)
-    nickname = models.CharField(max_length=64)
-    skill_level = models.PositiveSmallIntegerField()
-    role = models.CharField(max_length=16, choices=Role.choices)
-    resorts = models.JSONField(default=list, blank=True)
-    regions = models.JSONField(default=list, blank=True)
-    available_dates = models.JSONField(default=list, blank=True)
-    open_to_matching = models.BooleanField(default=True)
-    knowledge_score = models.PositiveSmallIntegerField(null=True, blank=True)
-    certifications = models.JSONField(default=list, blank=True)
-    languages = models.JSONField(default=list, blank=True)
+    user_id = models.CharField(_("user id"), max_length=64, unique=True)
+    nickname = models.CharField(_("nickname"), max_length=64)
+    skill_level = models.PositiveSmallIntegerField(_("skill level"))
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices)
+    resorts = models.JSONField(_("resorts"), default=list, blank=True)
+    regions = models.JSONField(_("regions"), default=list, blank=True)
+    available_dates = models.JSONField(_("available dates"), default=list, blank=True)
+    open_to_matching = models.BooleanField(_("open to matching"), default=True)
+    knowledge_score = models.PositiveSmallIntegerField(_("knowledge score"), null=True, blank=True)
+    certifications = models.JSONField(_("certifications"), default=list, blank=True)
+    languages = models.JSONField(_("languages"), default=list, blank=True)
     # Bit i set when the profile reaches region i (its regions plus its resorts' regions);
     # lets the database prefilter location overlap with one bitwise AND. Written by
     # matching.services.profiles.profile_upsert.
-    region_mask = models.BigIntegerField(default=0)
-    updated_at = models.DateTimeField(db_default=Now())
-    deleted_at = models.DateTimeField(null=True, blank=True)
+    region_mask = models.BigIntegerField(_("region mask"), default=0)
+    updated_at = models.DateTimeField(_("updated at"), db_default=Now())
+    deleted_at = models.DateTimeField(_("deleted at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("skier profile")
+        verbose_name_plural = _("skier profiles")
         ordering = ["user_id"]
         constraints = [
             models.CheckConstraint(condition=Q(skill_level__gte=1, skill_level__lte=10), name="profile_skill_1_10"),
@@ -119,36 +123,41 @@ class Engine(models.TextChoices):
 
 
 class Search(models.Model):
-    search_id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    search_id = models.UUIDField(_("search id"), primary_key=True, default=uuid.uuid4, editable=False)
     # Verbose names label the console's columns and filters in the staff member's language.
     seeker_id = models.CharField(_("seeker id"), max_length=64)
-    preferences = models.JSONField()
+    preferences = models.JSONField(_("preferences"))
     status = models.CharField(_("status"), max_length=20, choices=SearchStatus.choices, default=SearchStatus.PENDING)
     engine = models.CharField(_("engine"), max_length=10, choices=Engine.choices)
     attempt = models.PositiveIntegerField(_("attempt"), default=1)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    deadline_at = models.DateTimeField()
-    error = models.TextField(blank=True)
-    result_count = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished at"), null=True, blank=True)
+    deadline_at = models.DateTimeField(_("deadline at"))
+    error = models.TextField(_("error"), blank=True)
+    result_count = models.PositiveIntegerField(_("result count"), default=0)
     # The API key the search was submitted with (None: made in the console, or before keys were
     # recorded). Keys are revoked, never deleted; SET_NULL only guards a manual delete.
     api_key = models.ForeignKey(
-        "ApiClientKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="searches"
+        "ApiClientKey",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="searches",
+        verbose_name=_("api key"),
     )
     # Staff-attention markers, kept by the services that raise and clear them (the drift check,
     # the mirror, a drift acknowledgement), so the console's "needs attention" filter is one
     # small partial index rather than a join into the mirror.
-    drift_flagged = models.BooleanField(default=False)
-    callback_dead_lettered = models.BooleanField(default=False)
+    drift_flagged = models.BooleanField(_("drift flagged"), default=False)
+    callback_dead_lettered = models.BooleanField(_("callback dead lettered"), default=False)
     # The Celery engine's lease (workflows/celery_engine/heartbeat.py, docs/RELIABILITY.md): whoever holds the current
     # `claim_generation` may run and finish the attempt until `lease_expires_at`; a worker renews it
     # while it runs, and an expired lease is re-dispatched under a new generation.
-    claim_generation = models.PositiveIntegerField(default=0)
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    lease_owner = models.CharField(max_length=200, blank=True, default="")
+    claim_generation = models.PositiveIntegerField(_("claim generation"), default=0)
+    lease_expires_at = models.DateTimeField(_("lease expires at"), null=True, blank=True)
+    lease_owner = models.CharField(_("lease owner"), max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ["-created_at"]
@@ -188,8 +197,8 @@ class Search(models.Model):
             ("export_search", "Can export search results"),
         ]
 
-    def __str__(self) -> str:
-        return f"{self.search_id} ({self.status})"
+    def __str__(self) -> str:  # the admin's title and links: the status in the reader's words
+        return f"{self.search_id} ({_status_words(self.status)})"
 
     @property
     def is_terminal(self) -> bool:
@@ -197,15 +206,17 @@ class Search(models.Model):
 
 
 class SearchResult(models.Model):
-    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="results")
-    attempt = models.PositiveIntegerField()
-    rank = models.PositiveIntegerField()
-    user_id = models.CharField(max_length=64)
-    nickname = models.CharField(max_length=64, blank=True)
-    score = models.FloatField()
-    breakdown = models.JSONField()
+    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="results", verbose_name=_("search"))
+    attempt = models.PositiveIntegerField(_("attempt"))
+    rank = models.PositiveIntegerField(_("rank"))
+    user_id = models.CharField(_("user id"), max_length=64)
+    nickname = models.CharField(_("nickname"), max_length=64, blank=True)
+    score = models.FloatField(_("score"))
+    breakdown = models.JSONField(_("breakdown"))
 
     class Meta:
+        verbose_name = _("search result")
+        verbose_name_plural = _("search results")
         ordering = ["search", "attempt", "rank"]
         # "Searches in which this person was a result" (the console's candidate search).
         indexes = [models.Index(fields=["user_id"], name="result_user_idx")]
@@ -224,7 +235,7 @@ class ApiClientKey(models.Model):
     name = models.CharField(_("name"), max_length=100)
     prefix = models.CharField(_("prefix"), max_length=16, unique=True)
     # Unique, so a key is found by its digest whatever its format (matching/api/authentication.py).
-    key_hash = models.CharField(max_length=64, unique=True)
+    key_hash = models.CharField(_("key hash"), max_length=64, unique=True)
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
@@ -294,19 +305,30 @@ def staff_actor(username: str) -> str:
     return f"{STAFF_ACTOR_PREFIX}{username}"
 
 
+def _status_words(status: str) -> str:
+    """A stored search status as the console words it ("awaiting vetting", 等待審核); else as stored."""
+    return str(SearchStatus(status).label).lower() if status in SearchStatus.values else status
+
+
+def _kind_words(kind: str) -> str:
+    return str(SearchEventKind(kind).label) if kind in SearchEventKind.values else kind
+
+
 class SearchEvent(models.Model):
     """An append-only audit line: every lifecycle transition, and who or what caused it."""
 
-    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="events")
-    attempt = models.PositiveIntegerField()
-    at = models.DateTimeField(auto_now_add=True)
-    kind = models.CharField(max_length=40)
-    from_status = models.CharField(max_length=20, blank=True)
-    to_status = models.CharField(max_length=20, blank=True)
-    actor = models.CharField(max_length=150, default="system")
-    detail = models.TextField(blank=True)
+    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="events", verbose_name=_("search"))
+    attempt = models.PositiveIntegerField(_("attempt"))
+    at = models.DateTimeField(_("at"), auto_now_add=True)
+    kind = models.CharField(_("kind"), max_length=40)
+    from_status = models.CharField(_("from status"), max_length=20, blank=True)
+    to_status = models.CharField(_("to status"), max_length=20, blank=True)
+    actor = models.CharField(_("actor"), max_length=150, default="system")
+    detail = models.TextField(_("detail"), blank=True)
 
     class Meta:
+        verbose_name = _("search event")
+        verbose_name_plural = _("search events")
         ordering = ["search", "at", "id"]
         indexes = [
             models.Index(fields=["search", "at"], name="event_search_at_idx"),
@@ -315,7 +337,7 @@ class SearchEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.from_status}→{self.to_status}"
+        return f"{_kind_words(self.kind)} {_status_words(self.from_status)}→{_status_words(self.to_status)}"
 
 
 class NotificationState(models.TextChoices):
@@ -330,20 +352,26 @@ class SearchNotification(models.Model):
     (workflows/outbound/notifications.py), retrying on timeouts and 5xx until `retry_until`, then dead-letters it.
     """
 
-    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="notifications")
-    attempt = models.PositiveIntegerField()
-    status = models.CharField(max_length=20, choices=SearchStatus.choices)
-    state = models.CharField(max_length=12, choices=NotificationState.choices, default=NotificationState.PENDING)
-    created_at = models.DateTimeField(auto_now_add=True)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)  # when a pending row is due
-    retry_until = models.DateTimeField(null=True, blank=True)  # set by the first try; then dead letter
-    last_attempt_at = models.DateTimeField(null=True, blank=True)
-    sent_at = models.DateTimeField(null=True, blank=True)  # delivered (a 2xx)
-    tries = models.PositiveIntegerField(default=0)
-    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
-    last_error = models.TextField(blank=True)
+    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="notifications", verbose_name=_("search"))
+    attempt = models.PositiveIntegerField(_("attempt"))
+    status = models.CharField(_("status"), max_length=20, choices=SearchStatus.choices)
+    state = models.CharField(
+        _("state"), max_length=12, choices=NotificationState.choices, default=NotificationState.PENDING
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)  # when a pending row is due
+    retry_until = models.DateTimeField(
+        _("retry until"), null=True, blank=True
+    )  # set by the first try; then dead letter
+    last_attempt_at = models.DateTimeField(_("last attempt at"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)  # delivered (a 2xx)
+    tries = models.PositiveIntegerField(_("tries"), default=0)
+    last_status_code = models.PositiveSmallIntegerField(_("last status code"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
 
     class Meta:
+        verbose_name = _("search notification")
+        verbose_name_plural = _("search notifications")
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["search", "attempt"], name="notification_unique_attempt")]
         indexes = [
@@ -359,7 +387,12 @@ class SearchNotification(models.Model):
         permissions = [("redeliver_searchnotification", "Can redeliver a completion notification to SnowTrace")]
 
     def __str__(self) -> str:
-        return f"{self.search_id} attempt {self.attempt} {self.status} ({self.state})"
+        return gettext("%(search)s attempt %(attempt)s %(status)s (%(state)s)") % {
+            "search": self.search_id,
+            "attempt": self.attempt,
+            "status": _status_words(self.status),
+            "state": self.get_state_display(),
+        }
 
     @property
     def webhook_id(self) -> str:
@@ -376,26 +409,28 @@ class SearchVetting(models.Model):
     lets the sender re-derive the same token for a resend.
     """
 
-    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="vettings")
-    attempt = models.PositiveIntegerField()
-    created_at = models.DateTimeField(auto_now_add=True)
-    deadline_at = models.DateTimeField()
-    candidates = models.JSONField()  # the top matches sent for vetting, best first, with nicknames
-    token_nonce = models.CharField(max_length=64)
-    token_sha256 = models.CharField(max_length=64)
+    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="vettings", verbose_name=_("search"))
+    attempt = models.PositiveIntegerField(_("attempt"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    deadline_at = models.DateTimeField(_("deadline at"))
+    candidates = models.JSONField(_("candidates"))  # the top matches sent for vetting, best first, with nicknames
+    token_nonce = models.CharField(_("token nonce"), max_length=64)
+    token_sha256 = models.CharField(_("token sha256"), max_length=64)
     # The request (outbox)
-    request_next_at = models.DateTimeField(null=True, blank=True)
-    request_tries = models.PositiveIntegerField(default=0)
-    request_error = models.TextField(blank=True)
-    requested_at = models.DateTimeField(null=True, blank=True)
-    provider_request_id = models.CharField(max_length=100, blank=True)
+    request_next_at = models.DateTimeField(_("request next at"), null=True, blank=True)
+    request_tries = models.PositiveIntegerField(_("request tries"), default=0)
+    request_error = models.TextField(_("request error"), blank=True)
+    requested_at = models.DateTimeField(_("requested at"), null=True, blank=True)
+    provider_request_id = models.CharField(_("provider request id"), max_length=100, blank=True)
     # The answer
-    answered_at = models.DateTimeField(null=True, blank=True)
-    answered_by = models.CharField(max_length=150, blank=True)
-    approved_user_ids = models.JSONField(default=list, blank=True)
-    rejected_user_ids = models.JSONField(default=list, blank=True)
+    answered_at = models.DateTimeField(_("answered at"), null=True, blank=True)
+    answered_by = models.CharField(_("answered by"), max_length=150, blank=True)
+    approved_user_ids = models.JSONField(_("approved user ids"), default=list, blank=True)
+    rejected_user_ids = models.JSONField(_("rejected user ids"), default=list, blank=True)
 
     class Meta:
+        verbose_name = _("search vetting")
+        verbose_name_plural = _("search vettings")
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["search", "attempt"], name="vetting_unique_attempt")]
         indexes = [
@@ -407,7 +442,10 @@ class SearchVetting(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"vetting of {self.search_id} attempt {self.attempt}"
+        return gettext("vetting of %(search)s attempt %(attempt)s") % {
+            "search": self.search_id,
+            "attempt": self.attempt,
+        }
 
     @property
     def candidate_ids(self) -> list[str]:
@@ -433,23 +471,31 @@ class StaffActionOutcome(models.TextChoices):
 class StaffAction(models.Model):
     """The audit trail of the staff console: who did what to which search, why, and what came of it."""
 
-    at = models.DateTimeField(auto_now_add=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
-    username = models.CharField(max_length=150)  # kept even if the user is deleted
-    action = models.CharField(max_length=20, choices=StaffActionKind.choices)
-    search = models.ForeignKey(Search, on_delete=models.CASCADE, null=True, blank=True, related_name="staff_actions")
-    attempt = models.PositiveIntegerField(null=True, blank=True)
-    reason = models.TextField()
-    parameters = models.JSONField(default=dict, blank=True)  # engine, decision, approved ids, routing mode
-    status_before = models.CharField(max_length=40, blank=True)
-    status_after = models.CharField(max_length=40, blank=True)
-    outcome = models.CharField(max_length=10, choices=StaffActionOutcome.choices)
-    detail = models.TextField(blank=True)  # in English
+    at = models.DateTimeField(_("at"), auto_now_add=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, verbose_name=_("user")
+    )
+    username = models.CharField(_("username"), max_length=150)  # kept even if the user is deleted
+    action = models.CharField(_("action"), max_length=20, choices=StaffActionKind.choices)
+    search = models.ForeignKey(
+        Search, on_delete=models.CASCADE, null=True, blank=True, related_name="staff_actions", verbose_name=_("search")
+    )
+    attempt = models.PositiveIntegerField(_("attempt"), null=True, blank=True)
+    reason = models.TextField(_("reason"))
+    parameters = models.JSONField(
+        _("parameters"), default=dict, blank=True
+    )  # engine, decision, approved ids, routing mode
+    status_before = models.CharField(_("status before"), max_length=40, blank=True)
+    status_after = models.CharField(_("status after"), max_length=40, blank=True)
+    outcome = models.CharField(_("outcome"), max_length=10, choices=StaffActionOutcome.choices)
+    detail = models.TextField(_("detail"), blank=True)  # in English
     # What `detail` says as a code and the values it names (matching.admin.words words it in the
     # staff member's language); empty for a message from another system or an older record.
-    detail_code = models.JSONField(default=dict, blank=True)
+    detail_code = models.JSONField(_("detail code"), default=dict, blank=True)
 
     class Meta:
+        verbose_name = _("staff action")
+        verbose_name_plural = _("staff actions")
         ordering = ["-at", "-id"]
         indexes = [
             models.Index(fields=["search", "at"], name="staffaction_search_at_idx"),
@@ -457,7 +503,7 @@ class StaffAction(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.username} {self.action} {self.search_id or ''} → {self.outcome}"
+        return f"{self.username} {self.get_action_display()} {self.search_id or ''} → {self.get_outcome_display()}"
 
 
 class ProfileSyncState(models.Model):
@@ -467,25 +513,26 @@ class ProfileSyncState(models.Model):
     crash loses at most the page in flight and the next run resumes after the last page written.
     """
 
-    source = models.CharField(primary_key=True, max_length=32)
-    run_started_at = models.DateTimeField(null=True, blank=True)  # set while a run is unfinished
-    run_mode = models.CharField(max_length=12, blank=True)  # full | incremental
-    run_since = models.DateTimeField(null=True, blank=True)  # incremental runs: changes since this
-    cursor = models.TextField(blank=True)  # the user service's next-page cursor; "" = first page
-    pages_done = models.PositiveIntegerField(default=0)
-    counts = models.JSONField(default=dict, blank=True)  # the unfinished run's counters
-    rejections = models.JSONField(default=list, blank=True)  # the latest rejected records and why
-    watermark = models.DateTimeField(null=True, blank=True)  # start of the last complete run
-    last_completed_at = models.DateTimeField(null=True, blank=True)
-    last_report = models.JSONField(default=dict, blank=True)
-    last_error = models.TextField(blank=True)
+    source = models.CharField(_("source"), primary_key=True, max_length=32)
+    run_started_at = models.DateTimeField(_("run started at"), null=True, blank=True)  # set while a run is unfinished
+    run_mode = models.CharField(_("run mode"), max_length=12, blank=True)  # full | incremental
+    run_since = models.DateTimeField(_("run since"), null=True, blank=True)  # incremental runs: changes since this
+    cursor = models.TextField(_("cursor"), blank=True)  # the user service's next-page cursor; "" = first page
+    pages_done = models.PositiveIntegerField(_("pages done"), default=0)
+    counts = models.JSONField(_("counts"), default=dict, blank=True)  # the unfinished run's counters
+    rejections = models.JSONField(_("rejections"), default=list, blank=True)  # the latest rejected records and why
+    watermark = models.DateTimeField(_("watermark"), null=True, blank=True)  # start of the last complete run
+    last_completed_at = models.DateTimeField(_("last completed at"), null=True, blank=True)
+    last_report = models.JSONField(_("last report"), default=dict, blank=True)
+    last_error = models.TextField(_("last error"), blank=True)
     # One run at a time: a run holds the lease and renews it every page; a crashed run's lease expires.
-    lease_owner = models.CharField(max_length=100, blank=True)
-    lease_until = models.DateTimeField(null=True, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    lease_owner = models.CharField(_("lease owner"), max_length=100, blank=True)
+    lease_until = models.DateTimeField(_("lease until"), null=True, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
     class Meta:
-        verbose_name = "profile sync state"
+        verbose_name = _("profile sync state")
+        verbose_name_plural = _("profile sync states")
 
     def __str__(self) -> str:
         return self.source
@@ -496,13 +543,17 @@ class SubmitIdempotencyKey(models.Model):
     row is written in the same transaction as the search, so a retried or concurrent request with
     the same key finds the first one's search instead of creating another."""
 
-    seeker_id = models.CharField(max_length=64)
-    key = models.CharField(max_length=255)
-    fingerprint = models.CharField(max_length=64)  # SHA-256 of the canonical JSON request body
-    search = models.ForeignKey(Search, on_delete=models.CASCADE, null=True, related_name="idempotency_keys")
-    created_at = models.DateTimeField(auto_now_add=True)
+    seeker_id = models.CharField(_("seeker id"), max_length=64)
+    key = models.CharField(_("key"), max_length=255)
+    fingerprint = models.CharField(_("fingerprint"), max_length=64)  # SHA-256 of the canonical JSON request body
+    search = models.ForeignKey(
+        Search, on_delete=models.CASCADE, null=True, related_name="idempotency_keys", verbose_name=_("search")
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
 
     class Meta:
+        verbose_name = _("submit idempotency key")
+        verbose_name_plural = _("submit idempotency keys")
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["seeker_id", "key"], name="idempotency_unique_user_key")]
         indexes = [
@@ -605,7 +656,11 @@ class UserEvent(models.Model):
         permissions = [("redeliver_userevent", "Can redeliver a behaviour event to SnowTrace's user service")]
 
     def __str__(self) -> str:
-        return f"{self.event_type} of {self.match_request_id} ({self.state})"
+        return gettext("%(event_type)s of %(request)s (%(state)s)") % {
+            "event_type": self.get_event_type_display(),
+            "request": self.match_request_id,
+            "state": self.get_state_display(),
+        }
 
 
 class StaffPreference(models.Model):
@@ -614,10 +669,16 @@ class StaffPreference(models.Model):
     No row: the browser's Accept-Language and STAFF_TIME_ZONE decide.
     """
 
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_preference")
-    language = models.CharField(max_length=16, choices=settings.LANGUAGES)
-    time_zone = models.CharField(max_length=64)
-    updated_at = models.DateTimeField(auto_now=True)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff_preference", verbose_name=_("user")
+    )
+    language = models.CharField(_("language"), max_length=16, choices=settings.LANGUAGES)
+    time_zone = models.CharField(_("time zone"), max_length=64)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("staff preference")
+        verbose_name_plural = _("staff preferences")
 
     def __str__(self) -> str:
         return f"{self.user_id}: {self.language}, {self.time_zone}"

@@ -6,8 +6,9 @@ import uuid
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from matching.admin.base import ReadOnlyAdmin
+from matching.admin.base import ReadOnlyAdmin, machine_data, stored_english
 from matching.admin.filters import STATUS_CHOICES, ExactSearchMixin, fixed_filter
+from matching.admin.words import KIND_WORDS, kind_words, status_words
 from matching.models import SearchVetting
 from workflows.models import (
     EngineRouting,
@@ -40,7 +41,7 @@ class SearchDispatchAdmin(ExactSearchMixin, ReadOnlyAdmin):
 
 class ExecutionTimelineInline(admin.TabularInline):
     model = ExecutionTimelineEntry
-    fields = ["at", "source", "kind", "name", "event", "detail"]
+    fields = ["at", "source", "kind_shown", "name", "event_shown", "detail_shown"]
     readonly_fields = fields
     ordering = ["at", "id"]
     extra = 0
@@ -52,12 +53,30 @@ class ExecutionTimelineInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None):
         return False
 
+    @admin.display(description=_("kind"))
+    def kind_shown(self, obj: ExecutionTimelineEntry) -> str:
+        return kind_words(obj.kind)
+
+    @admin.display(description=_("event"))
+    def event_shown(self, obj: ExecutionTimelineEntry) -> str:
+        return stored_english(obj.event)  # the engine's own event name
+
+    @admin.display(description=_("detail"))
+    def detail_shown(self, obj: ExecutionTimelineEntry) -> str:
+        return machine_data(obj.detail)
+
 
 @admin.register(WorkflowExecution)
 class WorkflowExecutionAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = [
-        "search", "attempt", "engine", "status", "version", "drift_state", "drift_checked_at", "last_synced_at",
+        "search", "attempt", "engine", "status_shown", "version", "drift_state", "drift_checked_at", "last_synced_at",
     ]  # fmt: skip
+    # The change page: the status in the staff member's words, the engine's and the drift check's texts as stored.
+    fields = ["search", "attempt", "engine", "execution_name", "execution_arn", "status_shown", "version",
+              "error_shown", "started_at", "ended_at", "last_synced_at", "celery_task_id", "item_updated_at",
+              "history_synced_at", "history_complete", "drift_state", "drift_reason_shown",
+              "drift_checked_at"]  # fmt: skip
+    readonly_fields = fields
     list_filter = ["engine", fixed_filter("status", _("status"), STATUS_CHOICES), "drift_state"]
     inlines = [ExecutionTimelineInline]
     list_select_related = ["search"]
@@ -80,10 +99,24 @@ class WorkflowExecutionAdmin(ExactSearchMixin, ReadOnlyAdmin):
     ordering = ["-id"]  # newest first; with a status, through `execution_status_id_idx`
     sortable_by = ()
 
+    @admin.display(description=_("status"))
+    def status_shown(self, obj: WorkflowExecution) -> str:
+        return status_words(obj.status)
+
+    @admin.display(description=_("error"))
+    def error_shown(self, obj: WorkflowExecution) -> str:
+        return stored_english(obj.error)
+
+    @admin.display(description=_("drift reason"))
+    def drift_reason_shown(self, obj: WorkflowExecution) -> str:
+        return stored_english(obj.drift_reason)
+
 
 @admin.register(WebhookDelivery)
 class WebhookDeliveryAdmin(ExactSearchMixin, ReadOnlyAdmin):
-    list_display = ["webhook_id", "search", "status", "version", "outcome", "received_at"]
+    list_display = ["webhook_id", "search", "status_shown", "version", "outcome", "received_at"]
+    fields = ["webhook_id", "search", "received_at", "status_shown", "version", "outcome"]
+    readonly_fields = fields
     list_filter = [
         fixed_filter("outcome", _("outcome"), [(o.value, o.value) for o in WebhookOutcome]),
         fixed_filter("status", _("status"), STATUS_CHOICES),
@@ -97,11 +130,15 @@ class WebhookDeliveryAdmin(ExactSearchMixin, ReadOnlyAdmin):
     ordering = ["-id"]  # newest first; `-received_at` has no index of its own; filters: `webhook_*_id_idx`
     sortable_by = ()
 
+    @admin.display(description=_("status"))
+    def status_shown(self, obj: WebhookDelivery) -> str:
+        return status_words(obj.status)
+
 
 @admin.register(ExecutionTimelineEntry)
 class ExecutionTimelineEntryAdmin(ExactSearchMixin, ReadOnlyAdmin):
-    list_display = ["at", "execution", "source", "kind", "name", "event"]
-    list_filter = ["source", fixed_filter("kind", _("kind"), [(k.value, k.value) for k in TimelineKind])]
+    list_display = ["at", "execution", "source", "kind_shown", "name", "event_shown"]
+    list_filter = ["source", fixed_filter("kind", _("kind"), [(k.value, KIND_WORDS[k.value]) for k in TimelineKind])]
     list_select_related = ["execution"]
     search_fields = ["name"]
     search_help_text = _("Search id (or its first characters).")
@@ -109,7 +146,11 @@ class ExecutionTimelineEntryAdmin(ExactSearchMixin, ReadOnlyAdmin):
     show_full_result_count = False
     ordering = ["-id"]  # newest first; with a source or kind, through `timeline_source_id_idx` / `…kind_id_idx`
     sortable_by = ()
-    readonly_fields = ["execution", "key", "at", "source", "kind", "name", "event", "detail"]
+    readonly_fields = ["execution", "key", "at", "source", "kind_shown", "name", "event_shown", "detail_shown"]
+    fields = readonly_fields
+    kind_shown = ExecutionTimelineInline.kind_shown
+    event_shown = ExecutionTimelineInline.event_shown
+    detail_shown = ExecutionTimelineInline.detail_shown
 
 
 @admin.register(SyncWatermark)

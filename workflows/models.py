@@ -1,8 +1,9 @@
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
-from matching.models import Engine, Search
+from matching.models import Engine, Search, SearchStatus
 from workflows.durable.tracing import trace_id_of
 
 
@@ -14,21 +15,23 @@ class SearchDispatch(models.Model):
     harmless because the engine claims the search with a conditional update.
     """
 
-    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="dispatches")
-    attempt = models.PositiveIntegerField()
-    engine = models.CharField(max_length=10, choices=Engine.choices)
-    created_at = models.DateTimeField(auto_now_add=True)
-    sent_at = models.DateTimeField(null=True, blank=True)
-    send_count = models.PositiveIntegerField(default=0)
-    last_error = models.TextField(blank=True)
+    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="dispatches", verbose_name=_("search"))
+    attempt = models.PositiveIntegerField(_("attempt"))
+    engine = models.CharField(_("engine"), max_length=10, choices=Engine.choices)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    send_count = models.PositiveIntegerField(_("send count"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
     # A durable start failed in a way that may have started it anyway (a timeout, a dropped
     # connection, a 5xx): the next send asks the Durable API for the execution before starting.
-    start_uncertain = models.BooleanField(default=False)
+    start_uncertain = models.BooleanField(_("start uncertain"), default=False)
     # The W3C traceparent of the request that wrote the record (blank when tracing is off): the
     # relay thread or the sweeper sends it later, elsewhere, in that request's trace.
-    traceparent = models.CharField(max_length=55, blank=True, default="")
+    traceparent = models.CharField(_("traceparent"), max_length=55, blank=True, default="")
 
     class Meta:
+        verbose_name = _("search dispatch")
+        verbose_name_plural = _("search dispatches")
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["search", "attempt"], name="dispatch_unique_attempt"),
@@ -38,7 +41,11 @@ class SearchDispatch(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.search_id} attempt {self.attempt} via {self.engine}"
+        return gettext("%(search)s attempt %(attempt)s via %(engine)s") % {
+            "search": self.search_id,
+            "attempt": self.attempt,
+            "engine": self.get_engine_display(),
+        }
 
     @property
     def trace_id(self) -> str:
@@ -46,10 +53,10 @@ class SearchDispatch(models.Model):
 
 
 class DriftState(models.TextChoices):
-    OK = "ok", "In agreement"
-    REPAIRED = "repaired", "Repaired"
-    FLAGGED = "flagged", "Flagged for staff"
-    ACKNOWLEDGED = "acknowledged", "Flagged, acknowledged by staff"
+    OK = "ok", _("In agreement")
+    REPAIRED = "repaired", _("Repaired")
+    FLAGGED = "flagged", _("Flagged for staff")
+    ACKNOWLEDGED = "acknowledged", _("Flagged, acknowledged by staff")
 
 
 class WorkflowExecution(models.Model):
@@ -59,27 +66,33 @@ class WorkflowExecution(models.Model):
     callbacks and syncs arriving out of order never roll the picture back.
     """
 
-    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="executions")
-    attempt = models.PositiveIntegerField()
-    engine = models.CharField(max_length=10, choices=Engine.choices)
-    execution_name = models.CharField(max_length=64, blank=True)
-    execution_arn = models.CharField(max_length=400, blank=True)
-    status = models.CharField(max_length=20, blank=True)
-    version = models.BigIntegerField(default=0)
-    error = models.TextField(blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    ended_at = models.DateTimeField(null=True, blank=True)
-    last_synced_at = models.DateTimeField(null=True, blank=True)
+    search = models.ForeignKey(Search, on_delete=models.CASCADE, related_name="executions", verbose_name=_("search"))
+    attempt = models.PositiveIntegerField(_("attempt"))
+    engine = models.CharField(_("engine"), max_length=10, choices=Engine.choices)
+    execution_name = models.CharField(_("execution name"), max_length=64, blank=True)
+    execution_arn = models.CharField(_("execution arn"), max_length=400, blank=True)
+    status = models.CharField(_("status"), max_length=20, blank=True)
+    version = models.BigIntegerField(_("version"), default=0)
+    error = models.TextField(_("error"), blank=True)
+    started_at = models.DateTimeField(_("started at"), null=True, blank=True)
+    ended_at = models.DateTimeField(_("ended at"), null=True, blank=True)
+    last_synced_at = models.DateTimeField(_("last synced at"), null=True, blank=True)
     # Mirror bookkeeping (workflows/mirror/, workflows/durable_console/reconcile.py).
-    celery_task_id = models.CharField(max_length=255, blank=True)
-    item_updated_at = models.DateTimeField(null=True, blank=True)  # the DynamoDB item's updated_at
-    history_synced_at = models.DateTimeField(null=True, blank=True)
-    history_complete = models.BooleanField(default=False)  # the execution ended and its history is copied
-    drift_state = models.CharField(max_length=12, choices=DriftState.choices, blank=True)
-    drift_reason = models.TextField(blank=True)
-    drift_checked_at = models.DateTimeField(null=True, blank=True)
+    celery_task_id = models.CharField(_("celery task id"), max_length=255, blank=True)
+    item_updated_at = models.DateTimeField(
+        _("item updated at"), null=True, blank=True
+    )  # the DynamoDB item's updated_at
+    history_synced_at = models.DateTimeField(_("history synced at"), null=True, blank=True)
+    history_complete = models.BooleanField(
+        _("history complete"), default=False
+    )  # the execution ended and its history is copied
+    drift_state = models.CharField(_("drift state"), max_length=12, choices=DriftState.choices, blank=True)
+    drift_reason = models.TextField(_("drift reason"), blank=True)
+    drift_checked_at = models.DateTimeField(_("drift checked at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("workflow execution")
+        verbose_name_plural = _("workflow executions")
         ordering = ["search", "attempt"]
         constraints = [models.UniqueConstraint(fields=["search", "attempt"], name="execution_unique_attempt")]
         indexes = [
@@ -94,7 +107,15 @@ class WorkflowExecution(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.search_id} attempt {self.attempt} ({self.status or 'unknown'})"
+        if self.status in SearchStatus.values:
+            status = str(SearchStatus(self.status).label).lower()
+        else:
+            status = self.status or gettext("unknown")
+        return gettext("%(search)s attempt %(attempt)s (%(status)s)") % {
+            "search": self.search_id,
+            "attempt": self.attempt,
+            "status": status,
+        }
 
 
 class WebhookOutcome(models.TextChoices):
@@ -126,18 +147,24 @@ CALLBACK_ANSWER_OUTCOMES = (
 class WebhookDelivery(models.Model):
     """Each signed callback received, keyed by its `webhook-id`: a redelivery changes nothing."""
 
-    webhook_id = models.CharField(max_length=200, unique=True)
+    webhook_id = models.CharField(_("webhook id"), max_length=200, unique=True)
     search = models.ForeignKey(
-        Search, on_delete=models.SET_NULL, null=True, blank=True, related_name="webhook_deliveries"
+        Search,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="webhook_deliveries",
+        verbose_name=_("search"),
     )
-    received_at = models.DateTimeField(auto_now_add=True)
-    status = models.CharField(max_length=20)
-    version = models.BigIntegerField()
-    outcome = models.CharField(max_length=40)
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True)
+    status = models.CharField(_("status"), max_length=20)
+    version = models.BigIntegerField(_("version"))
+    outcome = models.CharField(_("outcome"), max_length=40)
 
     class Meta:
+        verbose_name = _("webhook delivery")
+        verbose_name_plural = _("webhook deliveries")
         ordering = ["-received_at"]
-        verbose_name_plural = "webhook deliveries"
         indexes = [
             models.Index(fields=["search", "-received_at"], name="webhook_search_received_idx"),
             # The console's delivery list: newest first (by id), filtered by outcome or status.
@@ -150,10 +177,10 @@ class WebhookDelivery(models.Model):
 
 
 class TimelineSource(models.TextChoices):
-    ITEM = "item", "DynamoDB item"
-    HISTORY = "history", "Durable execution history"
-    CONSOLE = "console", "Console transition"
-    WEBHOOK = "webhook", "Webhook delivery"
+    ITEM = "item", _("DynamoDB item")
+    HISTORY = "history", _("Durable execution history")
+    CONSOLE = "console", _("Console transition")
+    WEBHOOK = "webhook", _("Webhook delivery")
 
 
 class TimelineKind(models.TextChoices):
@@ -179,18 +206,21 @@ class ExecutionTimelineEntry(models.Model):
     a SearchEvent id, a webhook id), so repeated syncs insert each entry once.
     """
 
-    execution = models.ForeignKey(WorkflowExecution, on_delete=models.CASCADE, related_name="timeline")
-    key = models.CharField(max_length=120)
-    at = models.DateTimeField()
-    source = models.CharField(max_length=10, choices=TimelineSource.choices)
-    kind = models.CharField(max_length=20)  # a TimelineKind
-    name = models.CharField(max_length=200, blank=True)
-    event = models.CharField(max_length=60)
-    detail = models.JSONField(null=True, blank=True)
+    execution = models.ForeignKey(
+        WorkflowExecution, on_delete=models.CASCADE, related_name="timeline", verbose_name=_("execution")
+    )
+    key = models.CharField(_("key"), max_length=120)
+    at = models.DateTimeField(_("at"))
+    source = models.CharField(_("source"), max_length=10, choices=TimelineSource.choices)
+    kind = models.CharField(_("kind"), max_length=20)  # a TimelineKind
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    event = models.CharField(_("event"), max_length=60)
+    detail = models.JSONField(_("detail"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("execution timeline entry")
+        verbose_name_plural = _("execution timeline entries")
         ordering = ["execution", "at", "id"]
-        verbose_name_plural = "execution timeline entries"
         constraints = [models.UniqueConstraint(fields=["execution", "key"], name="timeline_unique_key")]
         indexes = [
             models.Index(fields=["execution", "at"], name="timeline_execution_at_idx"),
@@ -200,18 +230,22 @@ class ExecutionTimelineEntry(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.kind} {self.name} {self.event}".strip()
+        # The kind in the console's words (matching.admin.words.KIND_WORDS marks them for translation).
+        kind = pgettext("timeline kind", self.kind) if self.kind else ""
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {kind} {self.name} {self.event}".strip()
 
 
 class SyncWatermark(models.Model):
     """How far a pull sync has read a source: an ISO timestamp (the DynamoDB sync index) or a row id."""
 
-    name = models.CharField(max_length=200, unique=True)
-    position = models.CharField(max_length=64, blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-    last_full_sync_at = models.DateTimeField(null=True, blank=True)
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    position = models.CharField(_("position"), max_length=64, blank=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+    last_full_sync_at = models.DateTimeField(_("last full sync at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("sync watermark")
+        verbose_name_plural = _("sync watermarks")
         ordering = ["name"]
 
     def __str__(self) -> str:
@@ -226,14 +260,14 @@ class RoutingMode(models.TextChoices):
 class EngineRouting(models.Model):
     """The staff routing switch: one row (pk 1). Absent or `environment` → the environment decides."""
 
-    mode = models.CharField(max_length=20, choices=RoutingMode.choices, default=RoutingMode.ENVIRONMENT)
-    changed_at = models.DateTimeField(null=True, blank=True)
-    changed_by = models.CharField(max_length=150, blank=True)
-    reason = models.TextField(blank=True)
+    mode = models.CharField(_("mode"), max_length=20, choices=RoutingMode.choices, default=RoutingMode.ENVIRONMENT)
+    changed_at = models.DateTimeField(_("changed at"), null=True, blank=True)
+    changed_by = models.CharField(_("changed by"), max_length=150, blank=True)
+    reason = models.TextField(_("reason"), blank=True)
 
     class Meta:
-        verbose_name = "engine routing"
-        verbose_name_plural = "engine routing"
+        verbose_name = _("engine routing")
+        verbose_name_plural = _("engine routing")
         permissions = [("switch_routing", "Can switch the routing of new searches")]
 
     def __str__(self) -> str:

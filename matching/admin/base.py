@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from django.contrib import admin
+from django.db import models
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
 
@@ -31,6 +34,24 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     show_facets = admin.ShowFacets.NEVER  # these tables grow large: no per-choice COUNT(*)
     paginator = CappedCountPaginator
 
+    def __init__(self, model, admin_site):
+        super().__init__(model, admin_site)
+        # The change page shows a JSON column as code (ids, codes and counts: machine data, never
+        # translated), through a display named after it: `<field>_shown`.
+        self.json_shown = {}
+        for field in model._meta.fields:
+            if isinstance(field, models.JSONField):
+                shown = f"{field.name}_shown"
+                if not hasattr(self, shown):
+                    setattr(self, shown, _json_display(field))
+                self.json_shown[field.name] = shown
+
+    def get_readonly_fields(self, request, obj=None):
+        return [self.json_shown.get(name, name) for name in super().get_readonly_fields(request, obj)]
+
+    def get_fields(self, request, obj=None):
+        return list(dict.fromkeys(self.json_shown.get(name, name) for name in super().get_fields(request, obj)))
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -58,6 +79,26 @@ STATUS_COLOURS = {
 
 def status_badge(status: str, label: str) -> str:
     return format_html('<span class="sb-badge sb-{}">{}</span>', STATUS_COLOURS.get(status, "grey"), label)
+
+
+def stored_english(text: str) -> str:
+    """A record stored as another system or a service wrote it (in English): shown as it is, marked
+    lang="en" for the reader's browser (and for the no-English checks)."""
+    return format_html('<span lang="en">{}</span>', text) if text else ""
+
+
+def machine_data(value) -> str:
+    """A JSON record of ids, codes and counts (parameters, counters, bodies), shown as code: never translated."""
+    if value is None:
+        return ""
+    return format_html("<code>{}</code>", json.dumps(value, ensure_ascii=False))
+
+
+def _json_display(field):
+    def shown(obj):
+        return machine_data(getattr(obj, field.name))
+
+    return admin.display(description=field.verbose_name)(shown)
 
 
 def short_duration(seconds: float) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy
 
 from matching.admin.base import ReadOnlyAdmin
@@ -15,14 +16,23 @@ from matching.models import (
     Resort,
     SkierProfile,
 )
+from matching.selectors import region_names
 from matching.services.profiles import profile_delete, profile_upsert
 
 
 @admin.register(Resort)
 class ResortAdmin(admin.ModelAdmin):
-    list_display = ["id", "name_en", "name_ja", "region", "country"]
+    list_display = ["id", "english_name", "name_ja", "region_name", "country"]
     list_filter = ["region"]
     search_fields = ["id", "name", "name_en", "name_ja"]
+
+    @admin.display(description=gettext_lazy("name en"), ordering="name_en")
+    def english_name(self, obj: Resort) -> str:
+        return format_html('<span lang="en">{}</span>', obj.name_en)  # the resort's English name, as it is
+
+    @admin.display(description=gettext_lazy("region"), ordering="region")
+    def region_name(self, obj: Resort) -> str:
+        return region_names().get(obj.region, obj.region)
 
 
 @admin.register(SkierProfile)

@@ -19,7 +19,14 @@ from django.utils.translation import gettext_lazy, ngettext
 
 from matching.admin import dashboard
 from matching.admin.actions import ACTIONS, MAX_BULK, ActionSpec, export, report, run_one
-from matching.admin.base import ROLE_LABELS, ReadOnlyAdmin, chosen_action_name, short_duration, status_badge
+from matching.admin.base import (
+    ROLE_LABELS,
+    ReadOnlyAdmin,
+    chosen_action_name,
+    short_duration,
+    status_badge,
+    stored_english,
+)
 from matching.admin.filters import (
     AttentionFilter,
     CreatedFilter,
@@ -30,6 +37,7 @@ from matching.admin.filters import (
     uuid_prefix_q,
 )
 from matching.admin.reauth import recent_sign_in_required
+from matching.admin.words import actor_words, event_words, status_words
 from matching.models import (
     Search,
     SearchEvent,
@@ -295,8 +303,11 @@ class SearchAdmin(ExactSearchMixin, ReadOnlyAdmin):
 
 @admin.register(SearchEvent)
 class SearchEventAdmin(ExactSearchMixin, ReadOnlyAdmin):
-    list_display = ["at", "search", "attempt", "kind", "from_status", "to_status", "actor"]
-    list_filter = [fixed_filter("kind", gettext_lazy("kind"), [(k.value, k.value) for k in SearchEventKind])]
+    list_display = ["at", "search", "attempt", "kind_shown", "from_shown", "to_shown", "actor_shown"]
+    list_filter = [fixed_filter("kind", gettext_lazy("kind"), [(k.value, k.label) for k in SearchEventKind])]
+    # The change page: kinds, statuses and actors in the staff member's words; the detail as stored (English).
+    fields = ["search", "attempt", "at", "kind_shown", "from_shown", "to_shown", "actor_shown", "detail_shown"]
+    readonly_fields = fields
     list_select_related = ["search"]
     search_fields = ["search__search_id"]  # shows the box; the lookup is a uuid prefix (get_search_results)
     # Not by actor: no index serves it over millions of events; staff actions have their own list.
@@ -305,6 +316,26 @@ class SearchEventAdmin(ExactSearchMixin, ReadOnlyAdmin):
     show_full_result_count = False
     ordering = ["-id"]  # newest first; with a kind, through `event_kind_id_idx`
     sortable_by = ()  # no other column of 4M rows has an index to sort by
+
+    @admin.display(description=gettext_lazy("kind"))
+    def kind_shown(self, obj: SearchEvent) -> str:
+        return event_words(obj.kind)
+
+    @admin.display(description=gettext_lazy("from status"))
+    def from_shown(self, obj: SearchEvent) -> str:
+        return status_words(obj.from_status)
+
+    @admin.display(description=gettext_lazy("to status"))
+    def to_shown(self, obj: SearchEvent) -> str:
+        return status_words(obj.to_status)
+
+    @admin.display(description=gettext_lazy("actor"))
+    def actor_shown(self, obj: SearchEvent) -> str:
+        return actor_words(obj.actor)
+
+    @admin.display(description=gettext_lazy("detail"))
+    def detail_shown(self, obj: SearchEvent) -> str:
+        return stored_english(obj.detail)
 
 
 @admin.register(SearchResult)
