@@ -154,14 +154,15 @@ def _audited(
 
 
 def engine_unavailable_reason(*, engine: str, search: Search) -> str:
-    """Why `search` cannot run on `engine` here ("" if it can)."""
+    """Why `search` cannot run on `engine` here ("" if it can): the setting that is missing or wrong,
+    as the configuration error says it (a setting's name reads the same in every language)."""
     if engine == Engine.DURABLE:
         try:
             DurableApiConfig.from_settings()
         except DurableApiConfigError as exc:
-            return f"the durable engine is not configured here ({exc})"
+            return str(exc)
         if not settings.MATCHING_WORKFLOW_CALLBACK_URL:
-            return "the durable engine is not configured here (MATCHING_WORKFLOW_CALLBACK_URL is not set)"
+            return "MATCHING_WORKFLOW_CALLBACK_URL is not set"
     # Both engines vet (issue 8): a vetted search may run on either.
     return ""
 
@@ -182,7 +183,12 @@ def search_staff_retry(*, search: Search, user, reason: str, engine: str | None 
             {"status": search.status},
         )
     elif problem := engine_unavailable_reason(engine=target, search=search):
-        result = ActionResult(StaffActionOutcome.FAILED, f"cannot run on {target}: {problem}")
+        result = ActionResult(
+            StaffActionOutcome.FAILED,
+            f"cannot run on {target}: the durable engine is not configured here ({problem})",
+            "engine_unconfigured",
+            {"engine": target, "error": problem},
+        )
     elif search_retry(search=search, acting_user=_actor(user), reason=reason, engine=target):
         result = ActionResult(
             StaffActionOutcome.DONE,
@@ -328,8 +334,9 @@ def search_staff_intervene(
             message = f"the vetting request was already answered ({code or 409})"
             audit(ActionResult(StaffActionOutcome.SKIPPED, message, "already_answered", {"code": code or 409}))
         else:
-            audit(ActionResult(StaffActionOutcome.FAILED, str(exc)))
-    except DurableApiError as exc:
+            params = {"status_code": exc.status_code, "body": str(exc.body)}
+            audit(ActionResult(StaffActionOutcome.FAILED, str(exc), "durable_rejected", params))
+    except DurableApiError as exc:  # the transport's own words (a timeout, an open breaker)
         audit(ActionResult(StaffActionOutcome.FAILED, str(exc)))
     return audited[0]
 
@@ -343,11 +350,14 @@ def search_staff_resync(*, search: Search, user, reason: str) -> ActionResult:
     follows in a transaction of its own."""
     before, attempt = search.status, search.attempt
     try:
-        result = ActionResult(StaffActionOutcome.DONE, search_mirror_resync(search=search))
+        report = search_mirror_resync(search=search)
+        result = ActionResult(StaffActionOutcome.DONE, report.message, "resync", {"parts": report.parts})
     except MirrorNotApplicable as exc:
-        result = ActionResult(StaffActionOutcome.SKIPPED, str(exc))
+        result = ActionResult(StaffActionOutcome.SKIPPED, str(exc), exc.code)
     except DynamoStateError as exc:
-        result = ActionResult(StaffActionOutcome.FAILED, f"DynamoDB could not be read: {exc}")
+        result = ActionResult(
+            StaffActionOutcome.FAILED, f"DynamoDB could not be read: {exc}", "dynamo_unreadable", {"error": str(exc)}
+        )
     return _audited(
         user=user,
         action=StaffActionKind.RESYNC,

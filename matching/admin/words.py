@@ -41,6 +41,28 @@ RESULT_MESSAGES = {
     ),
     "routing_unchanged": gettext_lazy("routing is already %(mode)s"),
     "routing_switched": gettext_lazy("new searches now go: %(mode)s"),
+    "engine_unconfigured": gettext_lazy(
+        "cannot run on %(engine)s: the durable engine is not configured here (%(error)s)"
+    ),
+    "durable_rejected": gettext_lazy("Durable API answered %(status_code)s: %(body)s"),
+    "resync_celery_only": gettext_lazy("it ran on Celery only: its timeline comes from the console's own events"),
+    "dynamo_unreadable": gettext_lazy("DynamoDB could not be read: %(error)s"),
+}
+# A resync's report ("resync" above), part by part, joined with "; " (workflows.mirror.refresh.ResyncReport).
+RESYNC_PARTS = {
+    "resync_no_item": gettext_lazy("DynamoDB has no item for it (never started on the durable side, or deleted)"),
+    "resync_applied": ngettext_lazy(
+        "applied item v%(version)s (%(item_status)s), %(count)d timeline entries",
+        "applied item v%(version)s (%(item_status)s), %(count)d timeline entries",
+        "count",
+    ),
+    "resync_already": gettext_lazy("already at item v%(version)s (%(item_status)s)"),
+    "resync_status_changed": gettext_lazy("the search went from %(before)s to %(status)s"),
+    "resync_history": ngettext_lazy("history: %(count)d new event(s)", "history: %(count)d new event(s)", "count"),
+    "resync_history_complete": ngettext_lazy(
+        "history: %(count)d new event(s) (complete)", "history: %(count)d new event(s) (complete)", "count"
+    ),
+    "resync_history_unread": gettext_lazy("history not read: %(error)s"),
 }
 # Engines inside a sentence ("started on durable"): their stored names in English.
 ENGINE_WORDS = {Engine.CELERY: pgettext_lazy("engine in a sentence", "celery"),
@@ -67,6 +89,8 @@ def _word_params(params: dict) -> dict:
     words = dict(params)
     if "status" in words and words["status"] in SearchStatus.values:
         words["status"] = str(SearchStatus(words["status"]).label).lower()
+    if "before" in words and words["before"] in SearchStatus.values:
+        words["before"] = str(SearchStatus(words["before"]).label).lower()
     if "engine" in words:
         words["engine"] = str(ENGINE_WORDS.get(words["engine"], words["engine"]))
     if "actor" in words:
@@ -78,10 +102,14 @@ def _word_params(params: dict) -> dict:
 
 def result_words(code: str, params: dict, message: str) -> str:
     """A service result in the active language; another system's message (no code) as it came."""
-    template = RESULT_MESSAGES.get(code)
-    if template is None:
-        return message
     try:
+        if code == "resync":
+            return pgettext("between the parts of a resync report", "; ").join(
+                str(RESYNC_PARTS[part] % _word_params(values)) for part, values in params["parts"]
+            )
+        template = RESULT_MESSAGES.get(code)
+        if template is None:
+            return message
         return template % _word_params(params)
     except (KeyError, TypeError, ValueError):  # a record written by an older release: its English stays
         return message

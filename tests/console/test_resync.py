@@ -22,7 +22,7 @@ def test_resync_applies_a_newer_item_now(operator_client, state):  # noqa: F811
     assert search.status == "awaiting_vetting"
     assert WorkflowExecution.objects.get(search=search).version == 4
     said = texts(response)
-    assert "done: applied item v4 (awaiting_vetting)" in said and "went from running to awaiting_vetting" in said
+    assert "done: applied item v4 (awaiting_vetting)" in said and "went from running to awaiting vetting" in said
     row = StaffAction.objects.get(search=search)
     assert (row.action, row.status_before, row.status_after, row.outcome) == (
         "resync", "running", "awaiting_vetting", "done",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from django.core.cache import cache
 from django.utils import timezone
@@ -67,8 +68,20 @@ def mirror_refresh_if_stale(*, search: Search) -> bool:
 class MirrorNotApplicable(Exception):
     """The search has nothing in DynamoDB to resync from (it never ran on the durable engine)."""
 
+    code = "resync_celery_only"
 
-def search_mirror_resync(*, search: Search) -> str:
+
+@dataclass(frozen=True)
+class ResyncReport:
+    """What a resync changed: `message` in English (the audit trail keeps it), and the same as
+    parts, each a code and the values it names, for the console to word in the staff member's
+    language (matching.admin.words.RESYNC_PARTS)."""
+
+    message: str
+    parts: list[tuple[str, dict]] = field(default_factory=list)
+
+
+def search_mirror_resync(*, search: Search) -> ResyncReport:
     """Staff's "resync now": read the search's DynamoDB item at once (strongly consistent) and apply it
     with the version rule, then copy its execution's history. Returns what changed, in words.
 
@@ -83,24 +96,32 @@ def search_mirror_resync(*, search: Search) -> str:
         WorkflowExecution.objects.filter(search_id=search.pk, attempt=search.attempt).update(
             last_synced_at=timezone.now()
         )
-        return "DynamoDB has no item for it (never started on the durable side, or deleted)"
+        return ResyncReport(
+            "DynamoDB has no item for it (never started on the durable side, or deleted)", [("resync_no_item", {})]
+        )
     before = search.status
     applied = mirror_apply_items(items=[item], actor="staff-resync")
     search.refresh_from_db()
+    version, item_status = item.get("version"), item.get("status")
     if applied.applied:
-        said = f"applied item v{item.get('version')} ({item.get('status')}), {applied.timeline_added} timeline entries"
+        said = f"applied item v{version} ({item_status}), {applied.timeline_added} timeline entries"
+        parts = [("resync_applied", {"version": version, "item_status": item_status, "count": applied.timeline_added})]
     else:
-        said = f"already at item v{item.get('version')} ({item.get('status')})"
+        said = f"already at item v{version} ({item_status})"
+        parts = [("resync_already", {"version": version, "item_status": item_status})]
     if search.status != before:
         said += f"; the search went from {before} to {search.status}"
+        parts.append(("resync_status_changed", {"before": before, "status": search.status}))
     execution = WorkflowExecution.objects.filter(search_id=search.pk, attempt=int(item["attempt"])).first()
     if execution is not None and execution.execution_arn:
         try:
             added, ended = execution_history_sync(execution=execution, reader=DurableExecutionsReader.from_settings())
             said += f"; history: {added} new event(s){' (complete)' if ended else ''}"
+            parts.append(("resync_history_complete" if ended else "resync_history", {"count": added}))
         except DurableExecutionsError as exc:
             said += f"; history not read: {exc}"
-    return said
+            parts.append(("resync_history_unread", {"error": str(exc)}))
+    return ResyncReport(said, parts)
 
 
 @contextmanager
