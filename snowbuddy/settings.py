@@ -557,7 +557,8 @@ OIDC_RP_CLIENT_ID = env_str("OIDC_CLIENT_ID")
 OIDC_RP_CLIENT_SECRET = env_secret("OIDC_CLIENT_SECRET")
 OIDC_RP_SCOPES = env_str("OIDC_SCOPES", "openid email profile") or "openid email profile"
 OIDC_RP_SIGN_ALGO = env_choice("OIDC_SIGN_ALGO", "rs256", ("rs256", "es256", "ps256")).upper()
-OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME", "the company account") or "the company account"
+# Shown on the sign-in button ("Sign in with …") verbatim; empty: "the company account" in the reader's language.
+OIDC_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME", "")
 OIDC_USE_PKCE = True
 OIDC_TIMEOUT = env_int("OIDC_TIMEOUT_SECONDS", 10, minimum=1, maximum=60)
 OIDC_AUTHENTICATE_CLASS = "snowbuddy.staff.oidc.StaffAuthenticationRequestView"

@@ -51,11 +51,17 @@ def _context(request, title: str, **extra) -> dict:
     return {**admin.site.each_context(request), "title": title, "next": _next(request), **extra}
 
 
+def provider_name() -> str:
+    """The IdP as the sign-in pages name it: OIDC_PROVIDER_NAME as configured, else the company's
+    account in the reader's language."""
+    return settings.OIDC_PROVIDER_NAME or _("the company account")
+
+
 def sso_context() -> dict:
     return {
         "oidc_enabled": settings.OIDC_ENABLED,
         "password_login": settings.STAFF_PASSWORD_LOGIN,
-        "provider_name": settings.OIDC_PROVIDER_NAME,
+        "provider_name": provider_name(),
     }
 
 
@@ -82,7 +88,7 @@ def not_allowed(request):
     context = _context(
         request,
         _("Not allowed"),
-        provider_name=settings.OIDC_PROVIDER_NAME,
+        provider_name=provider_name(),
         groups_claim=settings.OIDC_GROUPS_CLAIM,
         operator_groups=_code_list(settings.OIDC_OPERATOR_GROUPS),
         reviewer_groups=_code_list(settings.OIDC_REVIEWER_GROUPS),
@@ -175,7 +181,7 @@ def reauth(request):
     target = _next(request)
     if not signed_in_with_password(request):
         sso = reverse("oidc_authentication_init") + "?" + urlencode({"next": target, "reauth": "1"})
-        context = _context(request, _("Sign in again"), sso_url=sso, provider_name=settings.OIDC_PROVIDER_NAME,
+        context = _context(request, _("Sign in again"), sso_url=sso, provider_name=provider_name(),
                            reauth_minutes=settings.STAFF_REAUTH_SECONDS // 60)  # fmt: skip
         return TemplateResponse(request, "staff/reauth.html", context)
     has_totp = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
