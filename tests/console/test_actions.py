@@ -10,6 +10,7 @@ import pytest
 from django.urls import reverse
 
 from matching.models import Engine, Search, SearchEvent, SearchStatus, StaffAction
+from tests.console.catalogue import english_left
 from tests.console.conftest import make_search, with_results
 from tests.console.helpers import CHANGELIST, act_url, confirm_bulk, confirm_single, messages_of, texts
 from workflows.durable_console.reconcile import Outcome, _conclude
@@ -96,8 +97,17 @@ def test_rerun_on_durable_fails_readably_when_the_durable_engine_is_not_configur
     response = confirm_single(operator_client, search, "rerun_durable")
     search.refresh_from_db()
     assert search.attempt == 1
-    assert any(level == "error" and "durable engine is not configured" in text for level, text in messages_of(response))
+    first = messages_of(response)
+    assert any(level == "error" and "durable engine is not configured" in text for level, text in first)
     assert audit(search).outcome == "failed"
+    stored = audit(search).detail
+    assert stored == ("cannot run on durable: the durable engine is not configured here "
+                      "(MATCHING_WORKFLOW_URL is not set)")  # fmt: skip
+    # In Chinese, the same result in words; the audit trail keeps its English.
+    operator_client.post(reverse("staff-preference"), {"sb-language": "zh-hant", "sb-time_zone": "UTC", "sb-next": "/"})
+    said = messages_of(confirm_single(operator_client, search, "rerun_durable"))[len(first) :]  # not yet shown: kept
+    assert any(level == "error" and "無法在 Durable 上執行" in text for level, text in said)
+    assert english_left(" ".join(text for _, text in said)) == []
 
 
 def test_a_vetted_search_is_rerun_on_celery_like_any_other(operator_client, durable_api):

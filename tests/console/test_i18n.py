@@ -18,9 +18,12 @@ import pyotp
 import pytest
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.html import strip_tags
+from django.utils.text import camel_case_to_spaces, capfirst
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from matching.admin.words import result_words
 from matching.models import ApiClientKey, Engine, StaffAction, StaffPreference
 from matching.services.keys import api_key_create
 from matching.services.match_requests import match_request_answer, match_request_send
@@ -192,6 +195,33 @@ def test_the_staff_door_in_traditional_chinese_keeps_no_english_label(django_use
     assert "登入失敗次數過多" in chinese(locked, "locked out")
 
 
+def test_an_unnamed_provider_is_the_company_account_in_the_readers_language(settings):
+    """OIDC_PROVIDER_NAME unset: the button names the company's account in the reader's language; set, as it is."""
+    settings.OIDC_ENABLED, settings.OIDC_PROVIDER_NAME, settings.STAFF_PASSWORD_LOGIN = True, "", True
+    assert "使用 公司帳號 登入" in chinese(Client(**ZH_BROWSER).get("/admin/login/"), "sign-in page")
+    english = Client(HTTP_ACCEPT_LANGUAGE="en").get("/admin/login/").content.decode()
+    assert "Sign in with the company account" in english
+    settings.OIDC_PROVIDER_NAME = "Example Corp SSO"
+    assert "使用 Example Corp SSO 登入" in chinese(Client(**ZH_BROWSER).get("/admin/login/"), "sign-in page")
+
+
+def test_a_resync_report_is_worded_in_the_staff_members_language():
+    """The resync's report is stored in English and as coded parts; the console words the parts."""
+    parts = [("resync_applied", {"version": 4, "item_status": "awaiting_vetting", "count": 2}),
+             ("resync_status_changed", {"before": "running", "status": "awaiting_vetting"}),
+             ("resync_history_complete", {"count": 3})]  # fmt: skip
+    with translation.override("zh-hant"):
+        said = result_words("resync", {"parts": parts}, "stored English")
+        assert said.startswith("已套用項目 v4（awaiting_vetting），時間軸新增 2 筆；") and "「等待審核」" in said  # noqa: RUF001
+        assert english_left(said) == []
+        unread = result_words("resync", {"parts": [("resync_history_unread", {"error": "HTTP 503"})]}, "")
+        assert unread == "未能讀取執行歷程：HTTP 503"  # noqa: RUF001
+    with translation.override("en"):
+        said = result_words("resync", {"parts": parts}, "stored English")
+    assert said == ("applied item v4 (awaiting_vetting), 2 timeline entries; the search went from running to "
+                    "awaiting vetting; history: 3 new event(s) (complete)")  # fmt: skip
+
+
 def test_the_sign_in_questions_and_session_ends_speak_the_staff_members_language(operator_client, settings):
     choose(operator_client, "zh-hant")
     session = operator_client.session
@@ -253,3 +283,109 @@ def test_exports_are_the_same_bytes_in_every_language_and_zone(operator_client, 
         stamps = {row["created_at_utc"] for row in csv.DictReader(io.StringIO(body))}
     assert all(stamp.endswith("Z") for stamp in stamps)
     assert created.strftime("%Y-%m-%dT%H:%M:%S.") + f"{created.microsecond // 1000:03d}Z" in stamps
+
+
+# --- every console list and page -----------------------------------------------------------------------
+
+# Apps that ship no Traditional Chinese of their own (django-otp's devices, django-axes' sign-in records):
+# their pages are rendered (they must work in zh-Hant) but their own English is theirs to translate.
+UNTRANSLATED_APPS = {"otp_totp", "otp_static", "axes"}
+_HEADER = re.compile(r'<th scope="col"[^>]*>.*?<div class="text">(?:<a [^>]*>|<span>)(.*?)(?:</a>|</span>)', re.S)
+_LABEL = re.compile(r"<label[^>]*>(.*?)</label>", re.S)
+# Permission names are rows Django writes in English at migrate time ("Can add search event") and never
+# translates: the permission pickers of the user and group pages are left out.
+_PERMISSION_PICKER = re.compile(r'<select [^>]*name="(?:user_)?permissions".*?</select>', re.S)
+
+
+def _a_row_of_every_model(user) -> None:
+    """A few rows, so every registered list has a line and every model a change page."""
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+    from django_otp.plugins.otp_static.models import StaticDevice
+
+    from matching.models import (
+        ProfileSyncState,
+        SearchNotification,
+        SearchVetting,
+        SubmitIdempotencyKey,
+        UserEvent,
+    )
+    from tests.helpers.factories import SkierProfileFactory
+    from workflows.models import (
+        EngineRouting,
+        ExecutionTimelineEntry,
+        SearchDispatch,
+        SyncWatermark,
+        WebhookDelivery,
+        WorkflowExecution,
+    )
+
+    now = timezone.now()
+    SkierProfileFactory(user_id="u100001", nickname="小雪", role="coach", skill_level=7)
+    done = with_results(make_search(status="succeeded", engine=Engine.DURABLE))
+    SearchNotification.objects.create(search=done, attempt=1, status="succeeded", tries=1, last_status_code=503,
+                                      last_error="HTTP 503")  # fmt: skip
+    SearchVetting.objects.create(search=done, attempt=1, deadline_at=now, candidates=[{"user_id": "u000001"}],
+                                 token_nonce="n", token_sha256="h", answered_at=now,
+                                 answered_by="globalcoach")  # fmt: skip
+    StaffAction.objects.create(user=user, username=user.username, action="retry", search=done, attempt=1, reason="演練",
+                               outcome="done", status_before="failed", status_after="pending",
+                               detail="attempt 2 started on celery",
+                               detail_code={"code": "attempt_started",
+                                            "params": {"attempt": 2, "engine": "celery"}})  # fmt: skip
+    ProfileSyncState.objects.create(source="user-core", run_mode="full", pages_done=3, watermark=now)
+    SubmitIdempotencyKey.objects.create(seeker_id="owner-1", key="k-0001", fingerprint="0" * 64, search=done)
+    api_key_create(name="partner-a", note="由合作夥伴維運團隊保管")
+    request, _ = match_request_send(requester_id="alice-1", target_user_id="bob-2")
+    match_request_answer(match_request=request, acting_user_id="bob-2", action="decline")
+    UserEvent.objects.create(match_request=request, event_type="snowbuddy.match.request.declined", body={}, tries=2,
+                             last_status_code=502, last_error="HTTP 502")  # fmt: skip
+    SearchDispatch.objects.create(search=done, attempt=1, engine=Engine.DURABLE, sent_at=now, send_count=1)
+    execution = WorkflowExecution.objects.create(search=done, attempt=1, engine=Engine.DURABLE, status="succeeded",
+                                                 execution_name=f"{done.pk}-a1", version=4, drift_state="flagged",
+                                                 drift_checked_at=now, last_synced_at=now)  # fmt: skip
+    ExecutionTimelineEntry.objects.create(execution=execution, key="h-1", at=now, source="history", kind="step",
+                                          name="rank-candidates", event="StepSucceeded")  # fmt: skip
+    WebhookDelivery.objects.create(webhook_id="wh-0001", search=done, status="succeeded", version=4, outcome="applied")
+    SyncWatermark.objects.create(name="dynamo-sync", position="2026-12-06T00:00:00Z", last_full_sync_at=now)
+    EngineRouting.objects.create(pk=1, mode="celery", changed_at=now, changed_by=user.username, reason="演練")
+    TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    StaticDevice.objects.create(user=user, name="recovery", confirmed=True)
+    seen = {"username": "nobody", "ip_address": "127.0.0.1", "user_agent": "test", "http_accept": "*/*",
+            "path_info": "/admin/login/"}  # fmt: skip
+    AccessAttempt.objects.create(**seen, get_data="", post_data="", failures_since_start=1)
+    AccessLog.objects.create(**seen)
+    AccessFailureLog.objects.create(**seen)
+
+
+def _untranslated_labels(html: str, model) -> list[str]:
+    """Column headers and field labels that are Django's automatic English for one of the model's fields
+    (the field has no verbose name, or its verbose name has no translation)."""
+    automatic = {capfirst(f.name.replace("_", " ")) for f in model._meta.get_fields() if not f.auto_created}
+    named = camel_case_to_spaces(model.__name__)
+    automatic |= {capfirst(named), capfirst(f"{named}s")}
+    shown = [strip_tags(text).strip().rstrip(":").strip() for text in _HEADER.findall(html) + _LABEL.findall(html)]
+    return sorted({text for text in shown if text in automatic})
+
+
+def test_every_console_list_and_page_in_traditional_chinese_keeps_no_english_label(admin_client, admin_user, resorts):
+    """Every registered admin list, and one change page of each model, in zh-Hant: no English string of
+    the catalogue, and no column or field label left as Django's automatic English."""
+    from django.contrib import admin
+
+    choose(admin_client, "zh-hant")
+    _a_row_of_every_model(admin_user)
+    for model in admin.site._registry:
+        meta = model._meta
+        listed = admin_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_changelist"))
+        assert listed.status_code == 200, meta.label
+        row = model._default_manager.order_by("pk").first()
+        assert row is not None, f"{meta.label}: no row to open"
+        opened = admin_client.get(reverse(f"admin:{meta.app_label}_{meta.model_name}_change", args=[row.pk]))
+        assert opened.status_code == 200, meta.label
+        if meta.app_label in UNTRANSLATED_APPS:
+            continue
+        for page, response in (("list", listed), ("change page", opened)):
+            html = _PERMISSION_PICKER.sub("", response.content.decode())
+            assert response["Content-Language"] == "zh-hant", (meta.label, page)
+            assert english_left(visible_text(html)) == [], (meta.label, page)
+            assert _untranslated_labels(html, model) == [], (meta.label, page)
