@@ -44,7 +44,7 @@ class SearchDispatch(models.Model):
         return gettext("%(search)s attempt %(attempt)s via %(engine)s") % {
             "search": self.search_id,
             "attempt": self.attempt,
-            "engine": self.get_engine_display(),
+            "engine": pgettext("engine in a sentence", self.engine),  # matching.admin.words.ENGINE_WORDS
         }
 
     @property
