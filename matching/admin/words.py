@@ -163,12 +163,22 @@ def event_words(kind: str) -> str:
     return str(EVENT_WORDS.get(kind, kind))
 
 
+USER_ACTOR_PREFIX = "user:"  # matching.services.searches and the API: "user:<id>", "… via key:<prefix>"
+VIA_KEY = " via key:"
+
+
 def actor_words(actor: str) -> str:
-    """Who did it: "staff:olga" as the staff member, "system" as the console itself; others by name."""
+    """Who did it: "staff:olga" as the staff member, "system" as the console itself, "user:u1 via
+    key:ab12" as the user through an API key; others by name."""
     if actor.startswith(STAFF_ACTOR_PREFIX):
         return pgettext("actor", "staff %(name)s") % {"name": actor.removeprefix(STAFF_ACTOR_PREFIX)}
     if actor == "system":
         return pgettext("actor", "system")
+    if actor.startswith(USER_ACTOR_PREFIX):
+        name, _, key = actor.removeprefix(USER_ACTOR_PREFIX).partition(VIA_KEY)
+        if key:
+            return pgettext("actor", "user %(name)s via key %(key)s") % {"name": name, "key": key}
+        return pgettext("actor", "user %(name)s") % {"name": name}
     return actor
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from matching.admin.searches import SearchEventAdmin
 from matching.admin.words import actor_words
@@ -60,6 +60,14 @@ def test_the_staff_actor_string_and_its_words():
     assert STAFF_ACTOR_PREFIX == "staff:"
     assert staff_actor("olga") == "staff:olga"
     assert actor_words(staff_actor("olga")) == "staff olga"
+
+
+def test_a_users_actor_string_is_worded_with_its_key_in_either_language():
+    assert actor_words("user:u-1") == "user u-1"
+    assert actor_words("user:u-1 via key:ab12cd34") == "user u-1 via key ab12cd34"
+    with translation.override("zh-hant"):
+        assert actor_words("user:u-1 via key:ab12cd34") == "使用者 u-1（經由金鑰 ab12cd34）"
+    assert actor_words("durable-sync") == "durable-sync"  # other actors by name
 
 
 @pytest.mark.parametrize("engine", [Engine.CELERY, Engine.DURABLE])
