@@ -66,7 +66,7 @@ def test_a_users_actor_string_is_worded_with_its_key_in_either_language():
     assert actor_words("user:u-1") == "user u-1"
     assert actor_words("user:u-1 via key:ab12cd34") == "user u-1 via key ab12cd34"
     with translation.override("zh-hant"):
-        assert actor_words("user:u-1 via key:ab12cd34") == "使用者 u-1（經由金鑰 ab12cd34）"
+        assert actor_words("user:u-1 via key:ab12cd34") == "使用者 u-1（經由金鑰 ab12cd34）"  # noqa: RUF001
     assert actor_words("durable-sync") == "durable-sync"  # other actors by name
 
 
