@@ -118,14 +118,15 @@ def candidate_search_ids(user_id: str, limit: int = 1000) -> list:
     )
 
 
-def fixed_filter(field: str, title, choices: list[tuple[str, str]]) -> type[admin.SimpleListFilter]:
-    """A list filter on a field without `choices`, with fixed lookups (no SELECT DISTINCT)."""
+def fixed_filter(field: str, title, choices) -> type[admin.SimpleListFilter]:
+    """A list filter on a field without `choices`, with fixed lookups (no SELECT DISTINCT). `choices`
+    is a list of (value, label), or a function returning one per request (labels in its language)."""
 
     class FixedFilter(admin.SimpleListFilter):
         parameter_name = field
 
         def lookups(self, request, model_admin):
-            return choices
+            return choices() if callable(choices) else choices
 
         def queryset(self, request, queryset):
             return queryset.filter(**{field: self.value()}) if self.value() else queryset

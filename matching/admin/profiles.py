@@ -18,12 +18,16 @@ from matching.models import (
 )
 from matching.selectors import region_names
 from matching.services.profiles import profile_delete, profile_upsert
+from matching.vocabulary.regions import KNOWN_REGIONS
 
 
 @admin.register(Resort)
 class ResortAdmin(admin.ModelAdmin):
     list_display = ["id", "english_name", "name_ja", "region_name", "country"]
-    list_filter = ["region"]
+    # The regions in the reader's language (the resort list's own Chinese names), as the column shows them.
+    list_filter = [
+        fixed_filter("region", gettext_lazy("region"), lambda: [(r, region_names().get(r, r)) for r in KNOWN_REGIONS])
+    ]
     search_fields = ["id", "name", "name_en", "name_ja"]
 
     @admin.display(description=gettext_lazy("name en"), ordering="name_en")

@@ -24,7 +24,7 @@ from django.utils.text import camel_case_to_spaces, capfirst
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from matching.admin.words import result_words
-from matching.models import ApiClientKey, Engine, StaffAction, StaffPreference
+from matching.models import ApiClientKey, Engine, Resort, StaffAction, StaffPreference
 from matching.services.keys import api_key_create
 from matching.services.match_requests import match_request_answer, match_request_send
 from snowbuddy.staff.sessions import SEEN_AT, SIGNED_IN_AT
@@ -389,3 +389,16 @@ def test_every_console_list_and_page_in_traditional_chinese_keeps_no_english_lab
             assert response["Content-Language"] == "zh-hant", (meta.label, page)
             assert english_left(visible_text(html)) == [], (meta.label, page)
             assert _untranslated_labels(html, model) == [], (meta.label, page)
+
+
+def test_the_resort_lists_region_filter_names_regions_as_the_column_does(admin_client, resorts):
+    """The resort list's region filter offers the resort list's own Chinese names in zh-Hant, and
+    filters by the stored name."""
+    choose(admin_client, "zh-hant")
+    url = reverse("admin:matching_resort_changelist")
+    page = admin_client.get(url).content.decode()
+    assert "長野縣" in page and "Nagano Prefecture" not in visible_text(page)
+    filtered = admin_client.get(url, {"region": "Nagano Prefecture"})
+    assert filtered.status_code == 200
+    shown = {resort.id for resort in filtered.context["cl"].result_list}
+    assert shown and shown == set(Resort.objects.filter(region="Nagano Prefecture").values_list("id", flat=True))
