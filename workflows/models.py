@@ -21,7 +21,10 @@ class SearchDispatch(models.Model):
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     send_count = models.PositiveIntegerField(_("send count"), default=0)
-    last_error = models.TextField(_("last error"), blank=True)
+    last_error = models.TextField(_("last error"), blank=True)  # in English
+    # What `last_error` says as a code and its values when the Durable API client's transport failed
+    # (DurableApiError.code/.params; matching.admin.words words it); empty for other errors.
+    last_error_code = models.JSONField(_("last error code"), default=dict, blank=True)
     # A durable start failed in a way that may have started it anyway (a timeout, a dropped
     # connection, a 5xx): the next send asks the Durable API for the execution before starting.
     start_uncertain = models.BooleanField(_("start uncertain"), default=False)
@@ -87,7 +90,10 @@ class WorkflowExecution(models.Model):
         _("history complete"), default=False
     )  # the execution ended and its history is copied
     drift_state = models.CharField(_("drift state"), max_length=12, choices=DriftState.choices, blank=True)
-    drift_reason = models.TextField(_("drift reason"), blank=True)
+    drift_reason = models.TextField(_("drift reason"), blank=True)  # in English
+    # What `drift_reason` says as a code and the values it names, {"code": …, "params": {…}}
+    # (matching.admin.words words it in the staff member's language); empty on older rows.
+    drift_reason_code = models.JSONField(_("drift reason code"), default=dict, blank=True)
     drift_checked_at = models.DateTimeField(_("drift checked at"), null=True, blank=True)
 
     class Meta:

@@ -336,8 +336,8 @@ def search_staff_intervene(
         else:
             params = {"status_code": exc.status_code, "body": str(exc.body)}
             audit(ActionResult(StaffActionOutcome.FAILED, str(exc), "durable_rejected", params))
-    except DurableApiError as exc:  # the transport's own words (a timeout, an open breaker)
-        audit(ActionResult(StaffActionOutcome.FAILED, str(exc)))
+    except DurableApiError as exc:  # the transport's failure (a timeout, an open breaker), worded by its code
+        audit(ActionResult(StaffActionOutcome.FAILED, str(exc), exc.code, exc.params))
     return audited[0]
 
 

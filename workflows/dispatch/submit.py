@@ -193,6 +193,12 @@ def dispatch_send(*, dispatch_id: int, quick: bool = False) -> bool:
         return _dispatch_send(dispatch, quick=quick)
 
 
+def _error_code(exc: Exception) -> dict:
+    """A Durable API failure's code and values beside its English (the console words them); {} else."""
+    code = getattr(exc, "code", "") if isinstance(exc, DurableApiError) else ""
+    return {"code": code, "params": exc.params} if code else {}
+
+
 def _dispatch_send(dispatch: SearchDispatch, *, quick: bool) -> bool:
     search = dispatch.search
     if search.attempt != dispatch.attempt or search.is_terminal:
@@ -203,7 +209,10 @@ def _dispatch_send(dispatch: SearchDispatch, *, quick: bool) -> bool:
     except (DurableApiRejected, DurableApiConfigError) as exc:
         # The request itself is wrong; resending cannot help. Fail the search readably.
         SearchDispatch.objects.filter(pk=dispatch.pk).update(
-            sent_at=timezone.now(), send_count=F("send_count") + 1, last_error=str(exc)[:2000]
+            sent_at=timezone.now(),
+            send_count=F("send_count") + 1,
+            last_error=str(exc)[:2000],
+            last_error_code=_error_code(exc),
         )
         metrics.outbox_send(
             outbox="dispatch", outcome="refused", search_id=search.pk, attempt=dispatch.attempt,
@@ -220,6 +229,7 @@ def _dispatch_send(dispatch: SearchDispatch, *, quick: bool) -> bool:
         SearchDispatch.objects.filter(pk=dispatch.pk).update(
             send_count=F("send_count") + 1,
             last_error=f"{type(exc).__name__}: {exc}"[:2000],
+            last_error_code=_error_code(exc),
             **({"start_uncertain": True} if uncertain else {}),
         )
         metrics.outbox_send(
@@ -229,7 +239,11 @@ def _dispatch_send(dispatch: SearchDispatch, *, quick: bool) -> bool:
         return False
     with transaction.atomic(durable=True):
         SearchDispatch.objects.filter(pk=dispatch.pk).update(
-            sent_at=timezone.now(), send_count=F("send_count") + 1, last_error="", start_uncertain=False
+            sent_at=timezone.now(),
+            send_count=F("send_count") + 1,
+            last_error="",
+            last_error_code={},
+            start_uncertain=False,
         )
     metrics.outbox_send(
         outbox="dispatch", outcome="sent", search_id=search.pk, attempt=dispatch.attempt, engine=dispatch.engine

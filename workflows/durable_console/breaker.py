@@ -117,13 +117,19 @@ class CircuitBreaker:
     def allow_request(self) -> bool:
         return self.state().state != "open"
 
-    def open_reason(self) -> str:
+    def open_reason(self, current: BreakerState | None = None) -> str:
         """Why the breaker is not closed ("" when it is): new searches fail over while it is not."""
-        current = self.state()
+        current = current or self.state()
         if current.state == "closed":
             return ""
+        params = self.open_params(current)
+        return f"Durable API circuit {current.state.replace('_', '-')} since {params['since']} UTC: {current.reason}"
+
+    @staticmethod
+    def open_params(current: BreakerState) -> dict:
+        """The values `open_reason` names, for the console to word (matching.admin.words)."""
         opened = time.strftime("%H:%M:%S", time.gmtime(current.opened_at or 0))
-        return f"Durable API circuit {current.state.replace('_', '-')} since {opened} UTC: {current.reason}"
+        return {"state": current.state, "since": opened, "reason": current.reason}
 
     def record_success(self) -> None:
         if self._get(self._open_key):

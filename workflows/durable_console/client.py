@@ -34,7 +34,19 @@ logger = logging.getLogger(__name__)
 
 
 class DurableApiError(Exception):
-    """Base class: something went wrong talking to the Durable API."""
+    """Base class: something went wrong talking to the Durable API.
+
+    The message is English (the audit trail and the log keep it); `code` and `params` say the same
+    for the console to word in the staff member's language (matching.admin.words), "" and {} when
+    there is nothing to word (a configuration error names settings)."""
+
+    code = ""
+    params: dict
+
+    def __init__(self, *args: Any, code: str = "", params: dict | None = None):
+        super().__init__(*args)
+        self.code = code
+        self.params = params or {}
 
 
 class DurableApiConfigError(DurableApiError):
@@ -48,8 +60,8 @@ class DurableApiUnavailable(DurableApiError):
     connection dropped after sending, a 5xx), as opposed to never leaving (connection refused).
     """
 
-    def __init__(self, message: str, *, maybe_delivered: bool = False):
-        super().__init__(message)
+    def __init__(self, message: str, *, maybe_delivered: bool = False, code: str = "", params: dict | None = None):
+        super().__init__(message, code=code, params=params)
         self.maybe_delivered = maybe_delivered
 
 
@@ -61,7 +73,11 @@ class DurableApiRejected(DurableApiError):
     """A 4xx answer: the request itself is wrong (or not allowed). Retrying will not help."""
 
     def __init__(self, status_code: int, body: Any):
-        super().__init__(f"Durable API answered {status_code}: {body}")
+        super().__init__(
+            f"Durable API answered {status_code}: {body}",
+            code="durable_rejected",
+            params={"status_code": status_code, "body": str(body)},
+        )
         self.status_code = status_code
         self.body = body
 
@@ -218,7 +234,12 @@ class DurableApiClient:
         max_attempts = min(attempts or self.config.max_attempts, self.config.max_attempts)
         for attempt in range(1, max_attempts + 1):
             if not self.breaker.allow_request():
-                raise DurableApiCircuitOpen(f"{method} {path} not sent: {self.breaker.open_reason()}")
+                current = self.breaker.state()
+                raise DurableApiCircuitOpen(
+                    f"{method} {path} not sent: {self.breaker.open_reason(current)}",
+                    code="durable_circuit_open",
+                    params={"request": f"{method} {path}", **self.breaker.open_params(current)},
+                )
             headers = self._auth_headers(method, url, data)
             try:
                 response = self.session.request(
@@ -249,7 +270,10 @@ class DurableApiClient:
                 )
                 time.sleep(delay)
         raise DurableApiUnavailable(
-            f"{method} {path} failed after {max_attempts} tries: {last_error}", maybe_delivered=maybe_delivered
+            f"{method} {path} failed after {max_attempts} tries: {last_error}",
+            maybe_delivered=maybe_delivered,
+            code="durable_unavailable",
+            params={"request": f"{method} {path}", "count": max_attempts, "error": str(last_error)},
         )
 
     def _auth_headers(self, method: str, url: str, data: bytes) -> dict[str, str]:

@@ -118,8 +118,14 @@ _DRIFT_STATE = {
 }
 
 
-def _conclude(search: Search, attempt: int, outcome: Outcome, reason: str) -> ReconcileResult:
-    """Record the verdict on the attempt's mirror row; a new flag is also a SearchEvent."""
+def _conclude(
+    search: Search, attempt: int, outcome: Outcome, reason: str, code: str = "", params: dict | None = None
+) -> ReconcileResult:
+    """Record the verdict on the attempt's mirror row; a new flag is also a SearchEvent.
+
+    `reason` is the English the audit trail and the log keep; `code` and `params` say the same for
+    the console to word in the staff member's language (matching.admin.words.DRIFT_REASONS), stored
+    beside it as `drift_reason_code` (no code: the English is shown as it is)."""
     now = timezone.now()
     state = _DRIFT_STATE[outcome]
     with transaction.atomic(durable=True):
@@ -130,7 +136,10 @@ def _conclude(search: Search, attempt: int, outcome: Outcome, reason: str) -> Re
             state = DriftState.ACKNOWLEDGED  # staff have seen this attempt's drift; do not raise it again
         newly_flagged = state == DriftState.FLAGGED and execution.drift_state != DriftState.FLAGGED
         WorkflowExecution.objects.filter(pk=execution.pk).update(
-            drift_state=state, drift_reason=reason[:2000], drift_checked_at=now
+            drift_state=state,
+            drift_reason=reason[:2000],
+            drift_reason_code={"code": code, "params": params or {}} if code else {},
+            drift_checked_at=now,
         )
         search_attention_mark(search_id=search.pk, attempt=attempt, drift=state == DriftState.FLAGGED)
         if newly_flagged:
@@ -174,17 +183,28 @@ def search_reconcile(
 
 def _reconcile_celery(search: Search, config: ReconcileConfig) -> ReconcileResult:
     attempt, status = search.attempt, search.status
+
+    def ok(reason: str, code: str, **params: Any) -> ReconcileResult:
+        return _conclude(search, attempt, Outcome.OK, reason, code, {"status": status, **params})
+
     if status == SearchStatus.AWAITING_VETTING:
-        return _conclude(search, attempt, Outcome.OK, f"{status}: waiting on GlobalCoach until its deadline")
+        return ok(f"{status}: waiting on GlobalCoach until its deadline", "celery_awaiting_vetting")
     if status not in (SearchStatus.DISPATCHED, SearchStatus.RUNNING):
-        return _conclude(search, attempt, Outcome.OK, f"{status}: left to the dispatch sweeper")
+        return ok(f"{status}: left to the dispatch sweeper", "celery_sweeper")
     if search.lease_expires_at is None:
-        return _conclude(search, attempt, Outcome.OK, f"{status}: being sent again by the lease sweeper")
+        return ok(f"{status}: being sent again by the lease sweeper", "celery_lease_resend")
     left = int((search.lease_expires_at - timezone.now()).total_seconds())
-    holder = search.lease_owner or "the queue"
+    holder = search.lease_owner or "the queue"  # the code's holder is the owner: "" is worded "the queue"
     if left >= 0:
-        return _conclude(search, attempt, Outcome.OK, f"{status}: leased to {holder} for {left}s more")
-    return _conclude(search, attempt, Outcome.OK, f"{status}: lease of {holder} expired {-left}s ago; re-sent shortly")
+        return ok(
+            f"{status}: leased to {holder} for {left}s more", "celery_leased", holder=search.lease_owner, seconds=left
+        )
+    return ok(
+        f"{status}: lease of {holder} expired {-left}s ago; re-sent shortly",
+        "celery_lease_expired",
+        holder=search.lease_owner,
+        seconds=-left,
+    )
 
 
 # --- durable -------------------------------------------------------------------------------------
@@ -205,7 +225,14 @@ def _reconcile_durable(
             state_reader = state_reader or WorkflowStateReader.from_settings()
             item = state_reader.get(str(search.pk))
         except DynamoStateError as exc:
-            return _conclude(search, attempt, Outcome.FLAGGED, f"could not read the DynamoDB item: {exc}")
+            return _conclude(
+                search,
+                attempt,
+                Outcome.FLAGGED,
+                f"could not read the DynamoDB item: {exc}",
+                "dynamo_unreadable",
+                {"error": str(exc)},
+            )
     mirror = WorkflowExecution.objects.filter(search_id=search.pk, attempt=attempt).first()
     arn = mirror.execution_arn if mirror else ""
 
@@ -217,31 +244,61 @@ def _reconcile_durable(
                 attempt,
                 Outcome.FLAGGED,
                 f"DynamoDB holds attempt {item_attempt}, newer than the console's attempt {attempt}",
+                "item_newer_attempt",
+                {"item_attempt": item_attempt, "attempt": attempt},
             )
         if item_attempt < attempt:
             if in_grace:
-                return _conclude(search, attempt, Outcome.OK, f"attempt {attempt} is being started")
+                return _conclude(
+                    search,
+                    attempt,
+                    Outcome.OK,
+                    f"attempt {attempt} is being started",
+                    "attempt_starting",
+                    {"attempt": attempt},
+                )
             return _conclude(
                 search,
                 attempt,
                 Outcome.FLAGGED,
                 f"DynamoDB still holds attempt {item_attempt} ({item_status}): attempt {attempt} was never "
                 f"started on the durable engine",
+                "attempt_never_started",
+                {"item_attempt": item_attempt, "item_status": item_status, "attempt": attempt},
             )
-        repaired = _apply_item(search, item)
+        repaired, params = _apply_item(search, item)
         if repaired:
-            return _conclude(search, attempt, Outcome.REPAIRED, repaired)
+            return _conclude(search, attempt, Outcome.REPAIRED, repaired, "repaired_from_item", params)
         arn = item.get("execution_arn") or arn
 
     if not arn:
         if in_grace:
-            return _conclude(search, attempt, Outcome.OK, f"{before}: the durable execution is being started")
-        what = (
-            "no DynamoDB item"
-            if item is None
-            else f"an item with no execution ARN (dispatch {(item.get('dispatch') or {}).get('state', 'unknown')})"
+            return _conclude(
+                search,
+                attempt,
+                Outcome.OK,
+                f"{before}: the durable execution is being started",
+                "execution_starting",
+                {"before": before},
+            )
+        if item is None:
+            return _conclude(
+                search,
+                attempt,
+                Outcome.FLAGGED,
+                f"{before} for {idle}s with no DynamoDB item",
+                "no_item",
+                {"before": before, "seconds": idle},
+            )
+        dispatch = (item.get("dispatch") or {}).get("state", "unknown")
+        return _conclude(
+            search,
+            attempt,
+            Outcome.FLAGGED,
+            f"{before} for {idle}s with an item with no execution ARN (dispatch {dispatch})",
+            "no_execution_arn",
+            {"before": before, "seconds": idle, "dispatch": str(dispatch)},
         )
-        return _conclude(search, attempt, Outcome.FLAGGED, f"{before} for {idle}s with {what}")
 
     try:
         executions_reader = executions_reader or DurableExecutionsReader.from_settings()
@@ -253,31 +310,64 @@ def _reconcile_durable(
             Outcome.FLAGGED,
             f"the durable execution does not exist (expired, deleted or never started) while the console "
             f"says {search.status}",
+            "execution_missing",
+            {"status": search.status},
         )
     except DurableExecutionsError as exc:
-        return _conclude(search, attempt, Outcome.FLAGGED, f"could not read the durable execution: {exc}")
+        return _conclude(
+            search,
+            attempt,
+            Outcome.FLAGGED,
+            f"could not read the durable execution: {exc}",
+            "execution_unreadable",
+            {"error": str(exc)},
+        )
 
     item_says = "no DynamoDB item" if item is None else f"item {item.get('status')} v{item.get('version')}"
+    # The item as the sentences name it (None: no item); the console words it (matching.admin.words).
+    item_named = None if item is None else {"status": str(item.get("status")), "version": item.get("version")}
     if execution.status in durable_history.LIVE_STATUSES:
         if item is None:
             return _conclude(
-                search, attempt, Outcome.FLAGGED, f"the durable execution is {execution.status} but it has no item"
+                search,
+                attempt,
+                Outcome.FLAGGED,
+                f"the durable execution is {execution.status} but it has no item",
+                "live_without_item",
+                {"execution_status": execution.status},
             )
-        return _conclude(search, attempt, Outcome.OK, f"execution {execution.status}, {item_says}")
+        return _conclude(
+            search,
+            attempt,
+            Outcome.OK,
+            f"execution {execution.status}, {item_says}",
+            "live",
+            {"execution_status": execution.status, "item": item_named},
+        )
     if execution.status in _ENDED_EXECUTION:
-        return _repair_from_execution(search, execution, state_reader, item_says)
+        return _repair_from_execution(search, execution, state_reader, item_says, item_named)
     if execution.status == durable_history.SUCCEEDED:
         return _conclude(
             search,
             attempt,
             Outcome.FLAGGED,
             f"the durable execution succeeded but {item_says} is not finished: its results never reached DynamoDB",
+            "succeeded_unfinished",
+            {"item": item_named},
         )
-    return _conclude(search, attempt, Outcome.FLAGGED, f"the durable execution is {execution.status}; {item_says}")
+    return _conclude(
+        search,
+        attempt,
+        Outcome.FLAGGED,
+        f"the durable execution is {execution.status}; {item_says}",
+        "execution_other",
+        {"execution_status": execution.status, "item": item_named},
+    )
 
 
-def _apply_item(search: Search, item: dict[str, Any]) -> str:
-    """Bring the search to the item's state. Returns what was repaired ("" if nothing)."""
+def _apply_item(search: Search, item: dict[str, Any]) -> tuple[str, dict]:
+    """Bring the search to the item's state. Returns what was repaired ("" if nothing) and the
+    values that sentence names."""
     before = search.status
     mirror_apply_items(items=[item], actor=RECONCILER)
     search.refresh_from_db()
@@ -288,12 +378,17 @@ def _apply_item(search: Search, item: dict[str, Any]) -> str:
             mirror_apply_item_status(search=search, item=item, actor=RECONCILER)
         search.refresh_from_db()
     if search.status == before:
-        return ""
-    return f"the console said {before}; the DynamoDB item (v{item.get('version')}) says {search.status}"
+        return "", {}
+    params = {"before": before, "version": item.get("version"), "status": search.status}
+    return f"the console said {before}; the DynamoDB item (v{item.get('version')}) says {search.status}", params
 
 
 def _repair_from_execution(
-    search: Search, execution: DurableExecution, state_reader: WorkflowStateReader | None, item_says: str
+    search: Search,
+    execution: DurableExecution,
+    state_reader: WorkflowStateReader | None,
+    item_says: str,
+    item_named: dict | None,
 ) -> ReconcileResult:
     attempt, before = search.attempt, search.status
     # The item may have caught up since it was read (the workflow's last write, or a cancel): prefer it.
@@ -302,9 +397,9 @@ def _repair_from_execution(
     except DynamoStateError:
         fresh = None
     if fresh is not None and int(fresh.get("attempt") or 0) == attempt and fresh.get("status") not in ACTIVE_STATUSES:
-        repaired = _apply_item(search, fresh)
+        repaired, params = _apply_item(search, fresh)
         if repaired:
-            return _conclude(search, attempt, Outcome.REPAIRED, repaired)
+            return _conclude(search, attempt, Outcome.REPAIRED, repaired, "repaired_from_item", params)
     status, why = _ENDED_EXECUTION[execution.status]
     error = f"{why}: {execution.error_text}" if execution.error_text else why
     ended_at = execution.ended_at or timezone.now()
@@ -318,12 +413,21 @@ def _repair_from_execution(
             )
     if not changed:
         search.refresh_from_db()
-        return _conclude(search, attempt, Outcome.OK, f"finished ({search.status}) while being checked")
+        return _conclude(
+            search,
+            attempt,
+            Outcome.OK,
+            f"finished ({search.status}) while being checked",
+            "finished_meanwhile",
+            {"status": search.status},
+        )
     return _conclude(
         search,
         attempt,
         Outcome.REPAIRED,
         f"the console said {before} ({item_says}) but the durable execution is {execution.status}: now {status}",
+        "repaired_from_execution",
+        {"before": before, "item": item_named, "execution_status": execution.status, "status": status},
     )
 
 
