@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from matching.admin.base import ReadOnlyAdmin, machine_data, stored_english
 from matching.admin.filters import STATUS_CHOICES, ExactSearchMixin, fixed_filter
-from matching.admin.words import KIND_WORDS, kind_words, status_words
+from matching.admin.words import KIND_WORDS, drift_words, error_words, kind_words, status_words
 from matching.models import SearchVetting
 from workflows.models import (
     EngineRouting,
@@ -26,7 +26,7 @@ EXECUTION_NAME = re.compile(r"(?P<search_id>[0-9a-fA-F-]{36})-a(?P<attempt>[0-9]
 
 @admin.register(SearchDispatch)
 class SearchDispatchAdmin(ExactSearchMixin, ReadOnlyAdmin):
-    list_display = ["search", "attempt", "engine", "created_at", "sent_at", "send_count", "last_error"]
+    list_display = ["search", "attempt", "engine", "created_at", "sent_at", "send_count", "last_error_shown"]
     list_filter = ["engine", ("sent_at", admin.EmptyFieldListFilter)]
     list_select_related = ["search"]
     search_fields = ["search__seeker_id"]
@@ -37,6 +37,11 @@ class SearchDispatchAdmin(ExactSearchMixin, ReadOnlyAdmin):
     # full sort per page), and no column is sortable for the same reason.
     ordering = ["-id"]
     sortable_by = ()
+
+    @admin.display(description=_("last error"))
+    def last_error_shown(self, obj: SearchDispatch) -> str:
+        """A Durable API transport failure in the staff member's words; any other error as stored."""
+        return error_words(obj.last_error_code) or stored_english(obj.last_error)
 
 
 class ExecutionTimelineInline(admin.TabularInline):
@@ -71,7 +76,7 @@ class WorkflowExecutionAdmin(ExactSearchMixin, ReadOnlyAdmin):
     list_display = [
         "search", "attempt", "engine", "status_shown", "version", "drift_state", "drift_checked_at", "last_synced_at",
     ]  # fmt: skip
-    # The change page: the status in the staff member's words, the engine's and the drift check's texts as stored.
+    # The change page: the status and a coded drift reason in the staff member's words, the engine's error as stored.
     fields = ["search", "attempt", "engine", "execution_name", "execution_arn", "status_shown", "version",
               "error_shown", "started_at", "ended_at", "last_synced_at", "celery_task_id", "item_updated_at",
               "history_synced_at", "history_complete", "drift_state", "drift_reason_shown",
@@ -109,7 +114,7 @@ class WorkflowExecutionAdmin(ExactSearchMixin, ReadOnlyAdmin):
 
     @admin.display(description=_("drift reason"))
     def drift_reason_shown(self, obj: WorkflowExecution) -> str:
-        return stored_english(obj.drift_reason)
+        return drift_words(obj.drift_reason_code) or stored_english(obj.drift_reason)
 
 
 @admin.register(WebhookDelivery)

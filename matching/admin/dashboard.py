@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy, ngettext
 from django.views import View
 
 from matching.admin.reauth import recent_sign_in_required
-from matching.admin.words import outcome_words, result_words
+from matching.admin.words import drift_words, outcome_words, result_words
 from matching.candidates.warm_index import index_health
 from matching.models import Engine, Search, SearchStatus, SearchVetting, StaffAction, StaffActionKind
 from matching.selectors import api_keys_near_expiry, stuck_q
@@ -152,13 +152,15 @@ class DashboardView(View):
             .order_by()
         }
         drift = list(Search.objects.filter(drift_flagged=True).order_by("-created_at")[:LIST_LIMIT])
-        reasons = dict(
-            WorkflowExecution.objects.filter(search_id__in=[s.pk for s in drift])
+        reasons = {
+            search_id: (reason, code)
+            for search_id, reason, code in WorkflowExecution.objects.filter(search_id__in=[s.pk for s in drift])
             .order_by("attempt")
-            .values_list("search_id", "drift_reason")
-        )
+            .values_list("search_id", "drift_reason", "drift_reason_code")
+        }
         for search in drift:
-            search.drift_reason = reasons.get(search.pk, "")
+            search.drift_reason, code = reasons.get(search.pk, ("", {}))
+            search.drift_worded = drift_words(code)  # "" for an older row: its English is shown
         routing = EngineRouting.objects.filter(pk=1).first()
         percentiles = _percentiles(since)
         context = {

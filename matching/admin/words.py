@@ -64,6 +64,75 @@ RESYNC_PARTS = {
     ),
     "resync_history_unread": gettext_lazy("history not read: %(error)s"),
 }
+# The drift reconciler's reasons (workflows.durable_console.reconcile), by the code stored beside the
+# English on the mirror row (WorkflowExecution.drift_reason_code); the names are those of its params.
+# The durable execution's status (RUNNING, SUCCEEDED, …) is the engine's own word and stays as it is.
+DRIFT_REASONS = {
+    "celery_awaiting_vetting": pgettext_lazy("drift reason", "%(status)s: waiting on GlobalCoach until its deadline"),
+    "celery_sweeper": pgettext_lazy("drift reason", "%(status)s: left to the dispatch sweeper"),
+    "celery_lease_resend": pgettext_lazy("drift reason", "%(status)s: being sent again by the lease sweeper"),
+    "celery_leased": pgettext_lazy("drift reason", "%(status)s: leased to %(holder)s for %(seconds)ss more"),
+    "celery_lease_expired": pgettext_lazy(
+        "drift reason", "%(status)s: lease of %(holder)s expired %(seconds)ss ago; re-sent shortly"
+    ),
+    "dynamo_unreadable": pgettext_lazy("drift reason", "could not read the DynamoDB item: %(error)s"),
+    "item_newer_attempt": pgettext_lazy(
+        "drift reason", "DynamoDB holds attempt %(item_attempt)s, newer than the console's attempt %(attempt)s"
+    ),
+    "attempt_starting": pgettext_lazy("drift reason", "attempt %(attempt)s is being started"),
+    "attempt_never_started": pgettext_lazy(
+        "drift reason",
+        "DynamoDB still holds attempt %(item_attempt)s (%(item_status)s): attempt %(attempt)s was never started on "
+        "the durable engine",
+    ),
+    "repaired_from_item": pgettext_lazy(
+        "drift reason", "the console said %(before)s; the DynamoDB item (v%(version)s) says %(status)s"
+    ),
+    "execution_starting": pgettext_lazy("drift reason", "%(before)s: the durable execution is being started"),
+    "no_item": pgettext_lazy("drift reason", "%(before)s for %(seconds)ss with no DynamoDB item"),
+    "no_execution_arn": pgettext_lazy(
+        "drift reason", "%(before)s for %(seconds)ss with an item with no execution ARN (dispatch %(dispatch)s)"
+    ),
+    "execution_missing": pgettext_lazy(
+        "drift reason",
+        "the durable execution does not exist (expired, deleted or never started) while the console says %(status)s",
+    ),
+    "execution_unreadable": pgettext_lazy("drift reason", "could not read the durable execution: %(error)s"),
+    "live_without_item": pgettext_lazy(
+        "drift reason", "the durable execution is %(execution_status)s but it has no item"
+    ),
+    "live": pgettext_lazy("drift reason", "execution %(execution_status)s, %(item)s"),
+    "succeeded_unfinished": pgettext_lazy(
+        "drift reason",
+        "the durable execution succeeded but %(item)s is not finished: its results never reached DynamoDB",
+    ),
+    "execution_other": pgettext_lazy("drift reason", "the durable execution is %(execution_status)s; %(item)s"),
+    "finished_meanwhile": pgettext_lazy("drift reason", "finished (%(status)s) while being checked"),
+    "repaired_from_execution": pgettext_lazy(
+        "drift reason",
+        "the console said %(before)s (%(item)s) but the durable execution is %(execution_status)s: now %(status)s",
+    ),
+}
+# The DynamoDB item inside a drift reason ("%(item)s" above): none, or its status and version.
+NO_ITEM = pgettext_lazy("drift reason", "no DynamoDB item")
+ITEM_NAMED = pgettext_lazy("drift reason", "item %(item_status)s v%(version)s")
+THE_QUEUE = pgettext_lazy("drift reason: who holds a Celery lease", "the queue")
+# The Durable API client's transport failures (workflows.durable_console.client.DurableApiError
+# .code/.params): the request as "METHOD /path", the error as the transport said it.
+TRANSPORT_MESSAGES = {
+    "durable_circuit_open": gettext_lazy(
+        "%(request)s not sent: the Durable API circuit is %(state)s since %(since)s UTC (%(reason)s)"
+    ),
+    "durable_unavailable": ngettext_lazy(
+        "%(request)s failed after %(count)d try: %(error)s",
+        "%(request)s failed after %(count)d tries: %(error)s",
+        "count",
+    ),
+}
+BREAKER_STATE_WORDS = {
+    "open": pgettext_lazy("circuit breaker", "open"),
+    "half_open": pgettext_lazy("circuit breaker", "half-open"),
+}
 # Engines inside a sentence ("started on durable"): their stored names in English.
 ENGINE_WORDS = {Engine.CELERY: pgettext_lazy("engine in a sentence", "celery"),
                 Engine.DURABLE: pgettext_lazy("engine in a sentence", "durable")}  # fmt: skip
@@ -100,6 +169,41 @@ def _word_params(params: dict) -> dict:
     return words
 
 
+def drift_words(stored: dict) -> str:
+    """Why the reconciler judged a mirror row as it did, from the code it stored beside the reason
+    (WorkflowExecution.drift_reason_code); "" for an older row (its stored English is shown as it is)."""
+    stored = stored or {}
+    template = DRIFT_REASONS.get(stored.get("code", ""))
+    if template is None:
+        return ""
+    try:
+        params = _word_params(stored.get("params") or {})
+        if "item_status" in params:
+            params["item_status"] = status_words(params["item_status"])
+        if "holder" in params:
+            params["holder"] = params["holder"] or str(THE_QUEUE)
+        if "item" in params:
+            item = params["item"]
+            params["item"] = (
+                str(ITEM_NAMED % {"item_status": status_words(item["status"]), "version": item["version"]})
+                if item
+                else str(NO_ITEM)
+            )
+        return template % params
+    except (KeyError, TypeError, ValueError):  # a code this release words differently: the English stays
+        return ""
+
+
+def error_words(stored: dict) -> str:
+    """A Durable API failure stored with its code (SearchDispatch.last_error_code) in words; "" when
+    there is none (the stored English is shown as it is)."""
+    stored = stored or {}
+    code = stored.get("code", "")
+    if code not in TRANSPORT_MESSAGES and code not in RESULT_MESSAGES:
+        return ""
+    return result_words(code, stored.get("params") or {}, "")
+
+
 def result_words(code: str, params: dict, message: str) -> str:
     """A service result in the active language; another system's message (no code) as it came."""
     try:
@@ -107,6 +211,11 @@ def result_words(code: str, params: dict, message: str) -> str:
             return pgettext("between the parts of a resync report", "; ").join(
                 str(RESYNC_PARTS[part] % _word_params(values)) for part, values in params["parts"]
             )
+        if code in TRANSPORT_MESSAGES:
+            words = dict(params)
+            if "state" in words:
+                words["state"] = str(BREAKER_STATE_WORDS.get(words["state"], words["state"]))
+            return TRANSPORT_MESSAGES[code] % words
         template = RESULT_MESSAGES.get(code)
         if template is None:
             return message
