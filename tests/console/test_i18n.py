@@ -402,3 +402,88 @@ def test_the_resort_lists_region_filter_names_regions_as_the_column_does(admin_c
     assert filtered.status_code == 200
     shown = {resort.id for resort in filtered.context["cl"].result_list}
     assert shown and shown == set(Resort.objects.filter(region="Nagano Prefecture").values_list("id", flat=True))
+
+
+# --- the drift reconciler's reasons and the Durable API's transport failures -------------------------------
+
+
+def _drift_row(search, *, reason: str, code: dict) -> None:
+    from workflows.models import DriftState, WorkflowExecution
+
+    WorkflowExecution.objects.create(search=search, attempt=1, engine=Engine.DURABLE, drift_state=DriftState.FLAGGED,
+                                     drift_reason=reason, drift_reason_code=code,
+                                     drift_checked_at=timezone.now())  # fmt: skip
+    type(search).objects.filter(pk=search.pk).update(drift_flagged=True)
+
+
+def test_a_drift_reason_is_worded_on_the_pages_and_an_older_one_stays_in_english(operator_client):
+    """A reason stored with its code (tests/mirror/test_drift_words.py: the reconciler stores them) is
+    shown in the reader's language on the search page, the dashboard and the mirror's pages; a row
+    from before the codes shows its stored English, marked lang="en"."""
+    worded = make_search(status="running", engine=Engine.DURABLE, idle_seconds=900)
+    code = {"code": "succeeded_unfinished", "params": {"item": {"status": "running", "version": 2}}}
+    _drift_row(worded, reason="the durable execution succeeded but item running v2 is not finished: its results "
+                              "never reached DynamoDB", code=code)  # fmt: skip
+    older = make_search(status="dispatched", engine=Engine.DURABLE, idle_seconds=900)
+    _drift_row(older, reason="dispatched for 900s with no DynamoDB item", code={})
+    # Their dispatch records' last errors: a transport failure with its code, and an older one without.
+    from workflows.models import SearchDispatch
+
+    unsent = {"request": "POST /workflows/matching", "count": 3, "error": "ConnectTimeout"}
+    SearchDispatch.objects.create(search=worded, attempt=1, engine=Engine.DURABLE, send_count=3,
+                                  last_error="DurableApiUnavailable: POST /workflows/matching failed after 3 tries: "
+                                             "ConnectTimeout",
+                                  last_error_code={"code": "durable_unavailable", "params": unsent})  # fmt: skip
+    SearchDispatch.objects.create(search=older, attempt=1, engine=Engine.DURABLE, send_count=1,
+                                  last_error="ConnectionError: refused")  # fmt: skip
+    execution = reverse("admin:workflows_workflowexecution_change", args=[worded.executions.get().pk])
+    old_execution = reverse("admin:workflows_workflowexecution_change", args=[older.executions.get().pk])
+    pages = {"search page": reverse("admin:matching_search_change", args=[worded.pk]), "dashboard": reverse(DASHBOARD),
+             "execution": execution}  # fmt: skip
+    choose(operator_client, "zh-hant")
+    for name, url in pages.items():
+        text = chinese(operator_client.get(url), name)
+        assert "Durable 執行已成功，但項目「執行中」v2尚未結束：結果從未寫入 DynamoDB" in text, name  # noqa: RUF001
+        if name == "search page":
+            assert "POST /workflows/matching 嘗試 3 次後失敗：ConnectTimeout" in text  # noqa: RUF001
+    old_english = '<span lang="en">dispatched for 900s with no DynamoDB item</span>'
+    older_page = operator_client.get(reverse("admin:matching_search_change", args=[older.pk])).content.decode()
+    assert old_english in older_page and '<span lang="en">ConnectionError: refused</span>' in older_page
+    assert old_english in operator_client.get(old_execution).content.decode()
+    assert (
+        '<td lang="en">dispatched for 900s with no DynamoDB item</td>'
+        in operator_client.get(reverse(DASHBOARD)).content.decode()
+    )
+    choose(operator_client, "en")
+    for name, url in pages.items():
+        page = operator_client.get(url).content.decode()
+        assert "the durable execution succeeded but item running v2 is not finished" in page, name
+        assert '<span lang="en">the durable execution succeeded' not in page, name
+        if name == "search page":
+            assert "POST /workflows/matching failed after 3 tries: ConnectTimeout" in page
+
+
+def test_a_durable_api_transport_failure_is_worded_for_staff_and_stored_in_english(operator_client, durable_api):
+    """A Durable API that answers 503 through every try, then the breaker it opened: the action's
+    message in the staff member's language, the audit row's detail in English beside its code."""
+    durable_api.intervene_status = 503
+    first, second = (make_search(status="awaiting_vetting", engine=Engine.DURABLE) for _ in range(2))
+    choose(operator_client, "zh-hant")
+    failed = " ".join(text for _, text in messages_of(confirm_single(operator_client, first, "intervene",
+                                                                          decision="reject")))  # fmt: skip
+    assert f"POST /workflows/matching/{first.pk}/intervene 嘗試 3 次後失敗：" in failed  # noqa: RUF001
+    stored = StaffAction.objects.get(search=first)
+    assert stored.detail.startswith(f"POST /workflows/matching/{first.pk}/intervene failed after 3 tries: ")
+    assert stored.detail_code["code"] == "durable_unavailable"
+    refused = " ".join(text for _, text in messages_of(confirm_single(operator_client, second, "intervene",
+                                                                           decision="reject")))  # fmt: skip
+    assert f"POST /workflows/matching/{second.pk}/intervene 未送出：Durable API 斷路器自 UTC " in refused  # noqa: RUF001
+    assert "起處於「斷開」狀態" in refused
+    assert english_left(failed + refused) == []
+    assert StaffAction.objects.get(search=second).detail.startswith(
+        f"POST /workflows/matching/{second.pk}/intervene not sent: Durable API circuit open since "
+    )
+    choose(operator_client, "en")
+    said = " ".join(text for _, text in messages_of(confirm_single(operator_client, second, "intervene",
+                                                                        decision="reject")))  # fmt: skip
+    assert f"POST /workflows/matching/{second.pk}/intervene not sent: the Durable API circuit is open since " in said

@@ -4,7 +4,9 @@ nothing is lost, and the sweeper sends it later."""
 import time
 
 import pytest
+from django.utils import translation
 
+from matching.admin.words import error_words
 from matching.models import Search, SearchStatus
 from tests.helpers.dispatch import past_the_grace
 from workflows.dispatch.submit import dispatch_relay
@@ -35,6 +37,10 @@ def test_a_search_is_accepted_quickly_and_kept_when_the_durable_api_is_down(owne
     dispatch = SearchDispatch.objects.get(search=search)
     assert dispatch.sent_at is None and dispatch.send_count == 1
     assert "failed after 1 tries" in dispatch.last_error
+    # Beside the English, the failure's code and values: the search page words them for staff.
+    assert dispatch.last_error_code["code"] == "durable_unavailable"
+    with translation.override("zh-hant"):
+        assert "POST /workflows/matching/start 嘗試 1 次後失敗：" in error_words(dispatch.last_error_code)  # noqa: RUF001
 
 
 def test_the_sweeper_retries_a_dispatch_the_durable_api_missed(owner, resorts, durable_api_down, settings):
