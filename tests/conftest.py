@@ -24,6 +24,17 @@ def _cache_apart_from_the_broker():
 
 
 @pytest.fixture(autouse=True)
+def _language_reset():
+    """A test-client request in zh-Hant leaves that language active on the test's thread (the locale
+    middleware activates it, nothing deactivates it): each test starts in the default language."""
+    yield
+    if settings.configured:
+        from django.utils import translation
+
+        translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache():
     # Throttle counters and the resort map live in the cache; tests must not share them.
     # (`make test` gives the cache its own Redis database: clearing it leaves the broker alone.)

@@ -51,7 +51,7 @@ def test_with_every_list_page_the_bench_also_finds_each_filter_and_sort_of_the_o
 
     labels = [page.label for page in admin_bench.discover_pages(superuser, [], every_list_page=True)]
 
-    assert "event list, filter kind: drift_acknowledged" in labels
+    assert "event list, filter kind: drift acknowledged" in labels
     assert "webhook delivery list, filter outcome: unknown_search" in labels
     assert "search notification list, filter status: Timed out" in labels
     assert "search notification list, filter status: Running" not in labels  # never a finished attempt's
