@@ -37,6 +37,10 @@ def _instrument_console() -> None:
 
     # Django's: a server span per request (continuing an incoming traceparent, e.g. the workflow's
     # callback), named by the route pattern. Must run before the WSGI handler loads its middleware.
-    for instrumentor in (DjangoInstrumentor(), CeleryInstrumentor(), PsycopgInstrumentor()):
-        if not instrumentor.is_instrumented_by_opentelemetry:
+    # OTEL_PYTHON_DISABLED_INSTRUMENTATIONS leaves out the ones it names, as auto-instrumentation does.
+    disabled = tracing.disabled_instrumentations()
+    instrumentors = {"django": DjangoInstrumentor, "celery": CeleryInstrumentor, "psycopg": PsycopgInstrumentor}
+    for name, instrumentor_class in instrumentors.items():
+        instrumentor = instrumentor_class()
+        if name not in disabled and not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()

@@ -25,7 +25,17 @@ from django.conf import settings
 from snowbuddy.tracing import setup
 from workflows.durable import tracing
 on = setup("web")
+def instrumented():
+    from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+    classes = {"botocore": BotocoreInstrumentor, "celery": CeleryInstrumentor, "django": DjangoInstrumentor,
+               "psycopg": PsycopgInstrumentor, "requests": RequestsInstrumentor}
+    return sorted(name for name, cls in classes.items() if cls().is_instrumented_by_opentelemetry)
 print(json.dumps({
+    "instrumented": instrumented() if on else [],
     "on": on,
     "enabled": tracing.enabled(),
     "sdk": sorted(m for m in sys.modules if m.startswith("opentelemetry.sdk")),
@@ -51,6 +61,7 @@ def _probe(**otel: str) -> dict:
 def test_without_otel_variables_no_sdk_is_set_up():
     probe = _probe()
     assert probe == {
+        "instrumented": [],
         "on": False,
         "enabled": False,
         "sdk": [],
@@ -68,6 +79,17 @@ def test_an_otlp_endpoint_turns_it_on_and_instruments_the_console():
     assert "opentelemetry.instrumentation.django" in probe["instrumentations"]
     assert "opentelemetry.instrumentation.psycopg" in probe["instrumentations"]
     assert probe["middleware"], "Django's instrumentation middleware is in place"
+    assert probe["instrumented"] == ["botocore", "celery", "django", "psycopg", "requests"]
+
+
+def test_the_standard_variable_leaves_out_the_instrumentations_it_names():
+    probe = _probe(
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_BSP_SCHEDULE_DELAY="600000",
+        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="psycopg, botocore",
+    )
+    assert probe["on"]
+    assert probe["instrumented"] == ["celery", "django", "requests"]
 
 
 @pytest.mark.parametrize(

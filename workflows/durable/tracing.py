@@ -53,6 +53,13 @@ def wanted(env: Mapping[str, str] | None = None) -> bool:
     return bool(exporters or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 
 
+def disabled_instrumentations(env: Mapping[str, str] | None = None) -> set[str]:
+    """The instrumentations OTEL_PYTHON_DISABLED_INSTRUMENTATIONS names (comma-separated: django,
+    celery, psycopg, requests, botocore), as OpenTelemetry's auto-instrumentation reads it."""
+    env = os.environ if env is None else env
+    return {n.strip().lower() for n in (env.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS") or "").split(",") if n.strip()}
+
+
 def configure(service_name: str, *, instrument: tuple[str, ...] = ("requests", "botocore")) -> bool:
     """Set up the SDK in this process once (again after a fork). True if tracing is on.
 
@@ -98,6 +105,7 @@ def configure(service_name: str, *, instrument: tuple[str, ...] = ("requests", "
         trace.set_tracer_provider(provider)
         _provider = provider
         _configured_pid = os.getpid()
+        instrument = tuple(name for name in instrument if name not in disabled_instrumentations())
         if "requests" in instrument:
             from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
