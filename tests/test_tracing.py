@@ -145,3 +145,54 @@ def test_health_checks_and_scrapes_make_no_traces():
     # (the console exporter prints the spans too, at exit)
     line = next(line for line in result.stdout.splitlines() if line.startswith("SERVER SPANS "))
     assert json.loads(line.removeprefix("SERVER SPANS ")) == ["GET matching/searches$"]
+
+
+@pytest.mark.django_db
+def test_the_worker_stages_are_spans_whose_sql_is_counted_not_traced(
+    resorts, monkeypatch, django_capture_on_commit_callbacks
+):
+    # In this process: a private provider (the global one is set once per process) and the psycopg
+    # instrumentation on the test's own database connection.
+    from django.db import connection
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from matching.models import SearchStatus
+    from tests.helpers.bodies import OPEN_BUDDY
+    from tests.helpers.dispatch import stub_dispatch_send
+    from workflows.celery_engine.run import search_run_on_celery
+    from workflows.celery_engine.stage_spans import STATEMENT_COUNT
+    from workflows.dispatch.submit import search_submit
+
+    stub_dispatch_send(monkeypatch)
+    with django_capture_on_commit_callbacks(execute=True):
+        search = search_submit(seeker_id="owner-1", preferences=OPEN_BUDDY)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "enabled", lambda: True)
+    monkeypatch.setattr(tracing, "tracer", lambda: provider.get_tracer("test"))
+    connection.ensure_connection()
+    PsycopgInstrumentor.instrument_connection(connection.connection, tracer_provider=provider)
+    try:
+        with provider.get_tracer("test").start_as_current_span("run"):
+            connection.cursor().execute("SELECT 1")  # outside a stage: a span of its own
+            with django_capture_on_commit_callbacks(execute=True):
+                outcome = search_run_on_celery(search_id=str(search.pk), attempt=1)
+    finally:
+        PsycopgInstrumentor.uninstrument_connection(connection.connection)
+    assert outcome.startswith("succeeded"), outcome
+    search.refresh_from_db()
+    assert search.status == SearchStatus.SUCCEEDED
+
+    spans = exporter.get_finished_spans()
+    run = next(s for s in spans if s.name == "run")
+    stages = {s.name: s for s in spans if s.name.startswith("stage ")}
+    assert list(stages) == ["stage claim", "stage candidates", "stage search", "stage store"]
+    assert all(s.parent.span_id == run.context.span_id for s in stages.values())
+    assert stages["stage claim"].attributes[STATEMENT_COUNT] >= 1
+    assert stages["stage store"].attributes[STATEMENT_COUNT] >= 3
+    statements = [s for s in spans if "db.system" in s.attributes or "db.system.name" in s.attributes]
+    assert [s.attributes.get("db.statement") for s in statements] == ["SELECT 1"]
