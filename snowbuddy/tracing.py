@@ -4,6 +4,10 @@ Called from gunicorn's post_fork (each web worker), Celery's worker_process_init
 worker_init for a pool that does not fork) and manage.py (runserver, commands). Off, and nothing
 of the SDK imported, unless the OTEL_* variables ask for an exporter (workflows/durable/tracing.py,
 which also sets up the requests and botocore instrumentations the Lambda side shares).
+
+A SQL statement run outside any span makes no span (a trace of its own would be noise: health
+checks, scrapes, the lease heartbeat); the worker's stages count theirs instead of tracing each
+(workflows/celery_engine/stage_spans.py).
 """
 
 from __future__ import annotations
@@ -44,3 +48,25 @@ def _instrument_console() -> None:
         instrumentor = instrumentor_class()
         if name not in disabled and not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()
+    from django.db.backends.signals import connection_created
+
+    connection_created.connect(_statements_outside_a_trace_untraced, dispatch_uid="snowbuddy-tracing")
+
+
+def _statements_outside_a_trace_untraced(sender, connection, **_kwargs) -> None:
+    """On each new database connection: a statement run outside any span makes no span.
+
+    Without this, each would be a trace of its own: the excluded /health and /metrics (their
+    SELECT 1 and the collector's gauges), the lease heartbeat's renewals, a command's queries."""
+    connection.execute_wrappers.append(_untraced_without_a_parent)
+
+
+def _untraced_without_a_parent(execute, sql, params, many, context):
+    from opentelemetry import trace
+
+    if trace.get_current_span().get_span_context().is_valid:
+        return execute(sql, params, many, context)
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    with suppress_instrumentation():
+        return execute(sql, params, many, context)
