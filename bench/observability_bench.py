@@ -106,8 +106,21 @@ def _scraper(urls: list[str], token: str, stop: threading.Event, scrapes: list[f
             scrapes.append((time.perf_counter() - began) * 1000)
 
 
+def _per_trace(by_trace: dict[str, list], traces: list[str], service: str | None = None) -> str:
+    """'median N spans (name mean, …)' over `traces`, SQL statements counted as one name."""
+    counts, names = [], {}
+    for t in traces:
+        mine = [s for s in by_trace[t] if service is None or s.service == service]
+        counts.append(len(mine))
+        for s in mine:
+            kind = "SQL" if "db.system" in s.attributes or "db.system.name" in s.attributes else s.name
+            names[kind] = names.get(kind, 0) + 1
+    detail = ", ".join(f"{n} {c / len(traces):.1f}" for n, c in sorted(names.items(), key=lambda i: -i[1]))
+    return f"median {statistics.median(counts):.0f} spans ({detail})"
+
+
 def _span_counts(spans: list) -> None:
-    """Median spans per search (its POST's trace), by process, and per poll (a GET's own trace)."""
+    """Spans per search (its POST's trace), by process, and per poll (a GET's own trace)."""
     by_trace: dict[str, list] = {}
     for s in spans:
         by_trace.setdefault(s.trace_id, []).append(s)
@@ -115,26 +128,14 @@ def _span_counts(spans: list) -> None:
     searches = [t for t, root in roots.items() if root.name.startswith("POST")]
     polls = [t for t, root in roots.items() if root.name.startswith("GET")]
     if searches:
-        services = sorted({s.service for t in searches for s in by_trace[t]})
-        parts = []
-        for service in services:
-            counts = [sum(1 for s in by_trace[t] if s.service == service) for t in searches]
-            names = {}
-            for t in searches:
-                for s in by_trace[t]:
-                    if s.service == service:
-                        kind = "SQL" if "db.system" in s.attributes or "db.system.name" in s.attributes else s.name
-                        names[kind] = names.get(kind, 0) + 1
-            detail = ", ".join(f"{n} {c / len(searches):.1f}" for n, c in sorted(names.items(), key=lambda i: -i[1]))
-            parts.append(f"  {service}: median {statistics.median(counts):.0f} spans ({detail})")
         print(f"spans per search trace ({len(searches)} searches):")
-        print("\n".join(parts))
+        for service in sorted({s.service for t in searches for s in by_trace[t]}):
+            print(f"  {service}: {_per_trace(by_trace, searches, service)}")
     if polls:
-        counts = [len(by_trace[t]) for t in polls]
-        print(f"spans per poll trace ({len(polls)} polls): median {statistics.median(counts):.0f}")
-    others = len(roots) - len(searches) - len(polls)
+        print(f"spans per poll trace ({len(polls)} polls): {_per_trace(by_trace, polls)}")
+    others = [root.name for t, root in roots.items() if t not in searches and t not in polls]
     if others:
-        print(f"other root spans (traces of their own): {others}")
+        print(f"other traces: {len(others)} ({', '.join(sorted(set(others))[:8])})")
 
 
 def main() -> None:
