@@ -57,8 +57,11 @@ def _statements_outside_a_trace_untraced(sender, connection, **_kwargs) -> None:
     """On each new database connection: a statement run outside any span makes no span.
 
     Without this, each would be a trace of its own: the excluded /health and /metrics (their
-    SELECT 1 and the collector's gauges), the lease heartbeat's renewals, a command's queries."""
-    connection.execute_wrappers.append(_untraced_without_a_parent)
+    SELECT 1 and the collector's gauges), the lease heartbeat's renewals, a command's queries.
+    Once per connection object: Django reuses it when it connects again (the relay reconnects for
+    each burst), and a wrapper per reconnect would make every statement slower than the last."""
+    if _untraced_without_a_parent not in connection.execute_wrappers:
+        connection.execute_wrappers.append(_untraced_without_a_parent)
 
 
 def _untraced_without_a_parent(execute, sql, params, many, context):

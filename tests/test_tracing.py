@@ -137,6 +137,10 @@ for path in ("/health", "/metrics", "/matching/searches"):
 spans = exporter.get_finished_spans()
 print("SERVER SPANS", json.dumps(sorted({s.name for s in spans if s.kind.name == "SERVER"})))
 print("OTHER ROOTS", json.dumps([s.name for s in spans if s.parent is None and s.kind.name != "SERVER"]))
+for _ in range(3):  # as the dispatch relay does after each burst
+    connection.close()
+    connection.ensure_connection()
+print("WRAPPERS", [w.__name__ for w in connection.execute_wrappers])
 """
 
 
@@ -153,6 +157,9 @@ def test_health_checks_and_scrapes_make_no_traces():
     assert json.loads(line.removeprefix("SERVER SPANS ")) == ["GET matching/searches$"]
     line = next(line for line in result.stdout.splitlines() if line.startswith("OTHER ROOTS "))
     assert json.loads(line.removeprefix("OTHER ROOTS ")) == []
+    # The rule is set once per connection object, however often it connects again.
+    line = next(line for line in result.stdout.splitlines() if line.startswith("WRAPPERS "))
+    assert line == "WRAPPERS ['_untraced_without_a_parent']"
 
 
 @pytest.mark.django_db
