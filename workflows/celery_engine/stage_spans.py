@@ -1,12 +1,13 @@
 """A span per stage of a Celery run (claim, candidates, search, store), its SQL counted, not traced.
 
-The psycopg instrumentation makes a span per SQL statement. On the worker's hot path that is some
-fifteen spans a search, each a few hundred microseconds of Python on a path of ~40 ms (measured:
-docs/observability.md, "Overhead"). Inside a stage span the statements are still run and counted
-(`db.statement_count` on the stage's span) but make no span of their own; everything else keeps
-its instrumentation: the Celery publish of the notification task on commit, any HTTP call.
+The psycopg instrumentation makes a span per SQL statement: on the worker's hot path some ten a
+search, each a few hundred microseconds of Python on a path of ~30 ms (measured: docs/
+observability.md, "Overhead"). Inside a stage span the statements still run and are counted
+(`db.statement_count` on the stage's span, workflows/durable/tracing.py's `statements_counted`) but
+make no span of their own; everything else keeps its instrumentation: the Celery publish of the
+notification task on commit, any HTTP call.
 
-With tracing off, or the stage not in a recording span, `stage_span` is a bare `yield`.
+With tracing off, `stage_span` is a bare `yield`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from django.db import connection
 
 from workflows.durable import tracing
 
-STATEMENT_COUNT = "db.statement_count"
+STATEMENT_COUNT = tracing.STATEMENT_COUNT
 
 
 @contextmanager
@@ -28,23 +29,8 @@ def stage_span(stage: str) -> Iterator[None]:
     if not tracing.enabled():
         yield
         return
-    with tracing.tracer().start_as_current_span(f"stage {stage}", attributes={"stage": stage}) as span:
-        if not span.is_recording():
-            yield
-            return
-        # The psycopg (dbapi) instrumentation skips a statement run under this.
-        from opentelemetry.instrumentation.utils import suppress_instrumentation
-
-        count = 0
-
-        def untraced(execute, sql, params, many, context):
-            nonlocal count
-            count += 1
-            with suppress_instrumentation():
-                return execute(sql, params, many, context)
-
-        try:
-            with connection.execute_wrapper(untraced):
-                yield
-        finally:
-            span.set_attribute(STATEMENT_COUNT, count)
+    with (
+        tracing.tracer().start_as_current_span(f"stage {stage}", attributes={"stage": stage}),
+        tracing.statements_counted(connection),
+    ):
+        yield
