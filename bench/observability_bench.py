@@ -133,9 +133,14 @@ def _span_counts(spans: list) -> None:
             print(f"  {service}: {_per_trace(by_trace, searches, service)}")
     if polls:
         print(f"spans per poll trace ({len(polls)} polls): {_per_trace(by_trace, polls)}")
-    others = [root.name for t, root in roots.items() if t not in searches and t not in polls]
+    others = [
+        f"{root.service} {root.attributes.get('db.statement', root.name)[:40]}"
+        for t, root in roots.items()
+        if t not in searches and t not in polls
+    ]
     if others:
-        print(f"other traces: {len(others)} ({', '.join(sorted(set(others))[:8])})")
+        kinds = ", ".join(f"{k} {others.count(k)}" for k in sorted(set(others))[:8])
+        print(f"other traces: {len(others)} ({kinds})")
 
 
 def main() -> None:
