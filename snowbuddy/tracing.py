@@ -61,7 +61,8 @@ def _statements_outside_a_trace_untraced(sender, connection, **_kwargs) -> None:
     Once per connection object: Django reuses it when it connects again (the relay reconnects for
     each burst), and a wrapper per reconnect would make every statement slower than the last."""
     if _untraced_without_a_parent not in connection.execute_wrappers:
-        connection.execute_wrappers.append(_untraced_without_a_parent)
+        # First, outermost: a block's execute_wrapper() that opened the connection pops its own.
+        connection.execute_wrappers.insert(0, _untraced_without_a_parent)
 
 
 def _untraced_without_a_parent(execute, sql, params, many, context):

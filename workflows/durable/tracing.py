@@ -209,10 +209,13 @@ def statements_counted(connection: Any) -> Iterator[None]:
         with suppress_instrumentation():
             return execute(sql, params, many, context)
 
+    # Not Django's execute_wrapper(), which pops the last wrapper on the way out: a connection
+    # opened inside the block (Celery closes the worker's after every task) may have added one.
+    connection.execute_wrappers.append(untraced)
     try:
-        with connection.execute_wrapper(untraced):
-            yield
+        yield
     finally:
+        connection.execute_wrappers.remove(untraced)
         span.set_attribute(STATEMENT_COUNT, count)
 
 
