@@ -17,7 +17,11 @@ ratio (target: ≤ 1.05 on the median).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench9 .venv/bin/python bench/observability_bench.py \\
         [--profiles 100000] [--searches 40] [--redis-off redis://127.0.0.1:6379/14] \\
-        [--redis-on redis://127.0.0.1:6379/13] [--features tracing,json_logs,metrics] [--show-trace]
+        [--redis-on redis://127.0.0.1:6379/13] [--features tracing,json_logs,metrics] [--show-trace] \\
+        [--poll-seconds 1] [--trace-sample 0.1] [--on-env OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=psycopg]
+
+With tracing, it also counts the spans the collector got: per search (the trace of its POST) and
+per process, and per poll (each GET is a trace of its own).
 """
 
 from __future__ import annotations
@@ -102,6 +106,43 @@ def _scraper(urls: list[str], token: str, stop: threading.Event, scrapes: list[f
             scrapes.append((time.perf_counter() - began) * 1000)
 
 
+def _per_trace(by_trace: dict[str, list], traces: list[str], service: str | None = None) -> str:
+    """'median N spans (name mean, …)' over `traces`, SQL statements counted as one name."""
+    counts, names = [], {}
+    for t in traces:
+        mine = [s for s in by_trace[t] if service is None or s.service == service]
+        counts.append(len(mine))
+        for s in mine:
+            kind = "SQL" if "db.system" in s.attributes or "db.system.name" in s.attributes else s.name
+            names[kind] = names.get(kind, 0) + 1
+    detail = ", ".join(f"{n} {c / len(traces):.1f}" for n, c in sorted(names.items(), key=lambda i: -i[1]))
+    return f"median {statistics.median(counts):.0f} spans ({detail})"
+
+
+def _span_counts(spans: list) -> None:
+    """Spans per search (its POST's trace), by process, and per poll (a GET's own trace)."""
+    by_trace: dict[str, list] = {}
+    for s in spans:
+        by_trace.setdefault(s.trace_id, []).append(s)
+    roots = {s.trace_id: s for s in spans if not s.parent_span_id}
+    searches = [t for t, root in roots.items() if root.name.startswith("POST")]
+    polls = [t for t, root in roots.items() if root.name.startswith("GET")]
+    if searches:
+        print(f"spans per search trace ({len(searches)} searches):")
+        for service in sorted({s.service for t in searches for s in by_trace[t]}):
+            print(f"  {service}: {_per_trace(by_trace, searches, service)}")
+    if polls:
+        print(f"spans per poll trace ({len(polls)} polls): {_per_trace(by_trace, polls)}")
+    others = [
+        f"{root.service} {root.attributes.get('db.statement', root.name)[:40]}"
+        for t, root in roots.items()
+        if t not in searches and t not in polls
+    ]
+    if others:
+        kinds = ", ".join(f"{k} {others.count(k)}" for k in sorted(set(others))[:8])
+        print(f"other traces: {len(others)} ({kinds})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", type=int, default=100_000)
@@ -120,6 +161,13 @@ def main() -> None:
         help="keep this fraction of traces (OTEL_TRACES_SAMPLER=parentbased_traceidratio); 1 keeps all",
     )
     parser.add_argument("--show-trace", action="store_true", help="print the spans of the last search's trace")
+    parser.add_argument(
+        "--on-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra variable for the 'on' console only (repeatable), e.g. OTEL_BSP_SCHEDULE_DELAY=10000",
+    )
     parser.add_argument(
         "--poll-seconds", type=float, default=POLL_SECONDS, help="the client's poll interval (SnowTrace's browser: 1)"
     )
@@ -192,6 +240,7 @@ def main() -> None:
                 "MATCHING_WORKER_METRICS_PORT": str(worker_port),
             }
 
+        on_env.update(item.split("=", 1) for item in args.on_env)
         consoles = {
             "off": _console(stack, "off", off_env, log_dir),
             "on": _console(stack, "on", on_env, log_dir, worker_env),
@@ -216,7 +265,8 @@ def main() -> None:
     print(f"\nPOST /matching/searches → succeeded, Celery engine, {args.profiles:,} profiles, "
           f"{args.searches} searches per console, alternating, polled every {args.poll_seconds:g} s; "
           f"'on' = {', '.join(sorted(features))}"
-          + (f" (traces sampled at {args.trace_sample:g})" if args.trace_sample < 1 else ""))  # fmt: skip
+          + (f" (traces sampled at {args.trace_sample:g})" if args.trace_sample < 1 else "")
+          + (f"; 'on' also {' '.join(args.on_env)}" if args.on_env else ""))  # fmt: skip
     print(f"{'console':<9}{'server median ms':>18}{'p90':>9}{'client median ms':>18}{'p90':>9}")
     medians = {}
     for which, runs in results.items():
@@ -239,6 +289,7 @@ def main() -> None:
             f"collector: {len(spans)} spans in {collector.requests} OTLP requests from {', '.join(services)}; "
             f"median {per_trace:.0f} spans per trace"
         )
+        _span_counts(spans)
     if collector is not None and args.show_trace:
         root = [s for s in spans if not s.parent_span_id and "POST" in s.name][-1]
         print(f"the last search's trace ({root.trace_id}): service, span, duration, start after the POST's")

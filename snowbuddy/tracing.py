@@ -4,6 +4,10 @@ Called from gunicorn's post_fork (each web worker), Celery's worker_process_init
 worker_init for a pool that does not fork) and manage.py (runserver, commands). Off, and nothing
 of the SDK imported, unless the OTEL_* variables ask for an exporter (workflows/durable/tracing.py,
 which also sets up the requests and botocore instrumentations the Lambda side shares).
+
+A SQL statement run outside any span makes no span (a trace of its own would be noise: health
+checks, scrapes, the lease heartbeat); the worker's stages count theirs instead of tracing each
+(workflows/celery_engine/stage_spans.py).
 """
 
 from __future__ import annotations
@@ -37,6 +41,36 @@ def _instrument_console() -> None:
 
     # Django's: a server span per request (continuing an incoming traceparent, e.g. the workflow's
     # callback), named by the route pattern. Must run before the WSGI handler loads its middleware.
-    for instrumentor in (DjangoInstrumentor(), CeleryInstrumentor(), PsycopgInstrumentor()):
-        if not instrumentor.is_instrumented_by_opentelemetry:
+    # OTEL_PYTHON_DISABLED_INSTRUMENTATIONS leaves out the ones it names, as auto-instrumentation does.
+    disabled = tracing.disabled_instrumentations()
+    instrumentors = {"django": DjangoInstrumentor, "celery": CeleryInstrumentor, "psycopg": PsycopgInstrumentor}
+    for name, instrumentor_class in instrumentors.items():
+        instrumentor = instrumentor_class()
+        if name not in disabled and not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()
+    from django.db.backends.signals import connection_created
+
+    connection_created.connect(_statements_outside_a_trace_untraced, dispatch_uid="snowbuddy-tracing")
+
+
+def _statements_outside_a_trace_untraced(sender, connection, **_kwargs) -> None:
+    """On each new database connection: a statement run outside any span makes no span.
+
+    Without this, each would be a trace of its own: the excluded /health and /metrics (their
+    SELECT 1 and the collector's gauges), the lease heartbeat's renewals, a command's queries.
+    Once per connection object: Django reuses it when it connects again (the relay reconnects for
+    each burst), and a wrapper per reconnect would make every statement slower than the last."""
+    if _untraced_without_a_parent not in connection.execute_wrappers:
+        # First, outermost: a block's execute_wrapper() that opened the connection pops its own.
+        connection.execute_wrappers.insert(0, _untraced_without_a_parent)
+
+
+def _untraced_without_a_parent(execute, sql, params, many, context):
+    from opentelemetry import trace
+
+    if trace.get_current_span().get_span_context().is_valid:
+        return execute(sql, params, many, context)
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    with suppress_instrumentation():
+        return execute(sql, params, many, context)

@@ -25,7 +25,17 @@ from django.conf import settings
 from snowbuddy.tracing import setup
 from workflows.durable import tracing
 on = setup("web")
+def instrumented():
+    from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.instrumentation.django import DjangoInstrumentor
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+    classes = {"botocore": BotocoreInstrumentor, "celery": CeleryInstrumentor, "django": DjangoInstrumentor,
+               "psycopg": PsycopgInstrumentor, "requests": RequestsInstrumentor}
+    return sorted(name for name, cls in classes.items() if cls().is_instrumented_by_opentelemetry)
 print(json.dumps({
+    "instrumented": instrumented() if on else [],
     "on": on,
     "enabled": tracing.enabled(),
     "sdk": sorted(m for m in sys.modules if m.startswith("opentelemetry.sdk")),
@@ -51,6 +61,7 @@ def _probe(**otel: str) -> dict:
 def test_without_otel_variables_no_sdk_is_set_up():
     probe = _probe()
     assert probe == {
+        "instrumented": [],
         "on": False,
         "enabled": False,
         "sdk": [],
@@ -68,6 +79,17 @@ def test_an_otlp_endpoint_turns_it_on_and_instruments_the_console():
     assert "opentelemetry.instrumentation.django" in probe["instrumentations"]
     assert "opentelemetry.instrumentation.psycopg" in probe["instrumentations"]
     assert probe["middleware"], "Django's instrumentation middleware is in place"
+    assert probe["instrumented"] == ["botocore", "celery", "django", "psycopg", "requests"]
+
+
+def test_the_standard_variable_leaves_out_the_instrumentations_it_names():
+    probe = _probe(
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9",
+        OTEL_BSP_SCHEDULE_DELAY="600000",
+        OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="psycopg, botocore",
+    )
+    assert probe["on"]
+    assert probe["instrumented"] == ["celery", "django", "requests"]
 
 
 @pytest.mark.parametrize(
@@ -105,15 +127,39 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 exporter = InMemorySpanExporter()
 trace.get_tracer_provider().add_span_processor(SimpleSpanProcessor(exporter))
+from django.db import connection
+connection.ensure_connection()  # its set-up statement (time zone) runs outside Django's cursor
+exporter.clear()
 from django.test import Client
 client = Client(raise_request_exception=False, HTTP_HOST="localhost")
 for path in ("/health", "/metrics", "/matching/searches"):
     client.get(path)
-print("SERVER SPANS", json.dumps(sorted({s.name for s in exporter.get_finished_spans() if s.kind.name == "SERVER"})))
+spans = exporter.get_finished_spans()
+print("SERVER SPANS", json.dumps(sorted({s.name for s in spans if s.kind.name == "SERVER"})))
+print("OTHER ROOTS", json.dumps([s.name for s in spans if s.parent is None and s.kind.name != "SERVER"]))
+for _ in range(3):  # as the dispatch relay does after each burst
+    connection.close()
+    connection.ensure_connection()
+print("WRAPPERS", [w.__name__ for w in connection.execute_wrappers])
+import threading
+from workflows.durable import tracing
+left = []
+def worker():  # a Celery child: its connections opened inside a stage, closed after each task
+    for _ in range(3):
+        with tracing.tracer().start_as_current_span("stage"), tracing.statements_counted(connection):
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT 1")
+        connection.close()
+    left.extend(w.__name__ for w in connection.execute_wrappers)
+thread = threading.Thread(target=worker)
+thread.start()
+thread.join()
+print("WORKER WRAPPERS", left)
 """
 
 
 def test_health_checks_and_scrapes_make_no_traces():
+    # Not even their SQL statements (the health check's SELECT 1) as traces of their own.
     env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
     env.update(DJANGO_SETTINGS_MODULE="snowbuddy.settings", OTEL_TRACES_EXPORTER="console")
     result = subprocess.run(
@@ -123,3 +169,62 @@ def test_health_checks_and_scrapes_make_no_traces():
     # (the console exporter prints the spans too, at exit)
     line = next(line for line in result.stdout.splitlines() if line.startswith("SERVER SPANS "))
     assert json.loads(line.removeprefix("SERVER SPANS ")) == ["GET matching/searches$"]
+    line = next(line for line in result.stdout.splitlines() if line.startswith("OTHER ROOTS "))
+    assert json.loads(line.removeprefix("OTHER ROOTS ")) == []
+    # The rule is set once per connection object, however often it connects again, and a counting
+    # block leaves no wrapper behind (each one left would slow every later statement).
+    line = next(line for line in result.stdout.splitlines() if line.startswith("WRAPPERS "))
+    assert line == "WRAPPERS ['_untraced_without_a_parent']"
+    line = next(line for line in result.stdout.splitlines() if line.startswith("WORKER WRAPPERS "))
+    assert line == "WORKER WRAPPERS ['_untraced_without_a_parent']"
+
+
+@pytest.mark.django_db
+def test_the_worker_stages_are_spans_whose_sql_is_counted_not_traced(
+    resorts, monkeypatch, django_capture_on_commit_callbacks
+):
+    # In this process: a private provider (the global one is set once per process) and the psycopg
+    # instrumentation on the test's own database connection.
+    from django.db import connection
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from matching.models import SearchStatus
+    from tests.helpers.bodies import OPEN_BUDDY
+    from tests.helpers.dispatch import stub_dispatch_send
+    from workflows.celery_engine.run import search_run_on_celery
+    from workflows.celery_engine.stage_spans import STATEMENT_COUNT
+    from workflows.dispatch.submit import search_submit
+
+    stub_dispatch_send(monkeypatch)
+    with django_capture_on_commit_callbacks(execute=True):
+        search = search_submit(seeker_id="owner-1", preferences=OPEN_BUDDY)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "enabled", lambda: True)
+    monkeypatch.setattr(tracing, "tracer", lambda: provider.get_tracer("test"))
+    connection.ensure_connection()
+    PsycopgInstrumentor.instrument_connection(connection.connection, tracer_provider=provider)
+    try:
+        with provider.get_tracer("test").start_as_current_span("run"):
+            connection.cursor().execute("SELECT 1")  # outside a stage: a span of its own
+            with django_capture_on_commit_callbacks(execute=True):
+                outcome = search_run_on_celery(search_id=str(search.pk), attempt=1)
+    finally:
+        PsycopgInstrumentor.uninstrument_connection(connection.connection)
+    assert outcome.startswith("succeeded"), outcome
+    search.refresh_from_db()
+    assert search.status == SearchStatus.SUCCEEDED
+
+    spans = exporter.get_finished_spans()
+    run = next(s for s in spans if s.name == "run")
+    stages = {s.name: s for s in spans if s.name.startswith("stage ")}
+    assert list(stages) == ["stage claim", "stage candidates", "stage search", "stage store"]
+    assert all(s.parent.span_id == run.context.span_id for s in stages.values())
+    assert stages["stage claim"].attributes[STATEMENT_COUNT] >= 1
+    assert stages["stage store"].attributes[STATEMENT_COUNT] >= 3
+    statements = [s for s in spans if "db.system" in s.attributes or "db.system.name" in s.attributes]
+    assert [s.attributes.get("db.statement") for s in statements] == ["SELECT 1"]

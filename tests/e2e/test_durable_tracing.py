@@ -5,7 +5,8 @@ console (a real gunicorn worker: the request, its dispatch relay thread and the 
 Durable API server, and the Lambda stand-in hosting the workflow. They are told about it only by
 the standard OTEL_* variables. One vetted coach search runs (GlobalCoach approves), and its spans
 must all share one trace id, with the callback's server span a child of a workflow span. On the
-Celery engine, the worker's task continues the submit's trace through the relay's publish.
+Celery engine, the worker's task continues the submit's trace through the relay's publish, and
+its stages are spans whose SQL is counted rather than traced.
 """
 
 from __future__ import annotations
@@ -228,5 +229,18 @@ def test_a_celery_search_is_one_trace_from_the_submit_to_the_worker(otlp, tmp_pa
     assert (publish.service, publish.name) == ("snowbuddy-web", "apply_async/workflows.tasks.run_search")
     relay = by_id[publish.parent_span_id]
     assert relay.name == "dispatch send celery" and not by_id[relay.parent_span_id].parent_span_id
-    # The worker's SQL (claim, results, the transition) is in the same trace, below its run.
-    assert any(s.service == "snowbuddy-worker" and s.parent_span_id == run.span_id for s in spans)
+    assert relay.attributes["db.statement_count"] >= 1  # marking the record sent: counted, not traced
+    # The worker's stages are in the same trace, below its run, with their SQL counted, not traced
+    # (as the relay's is).
+    stages = sorted((s for s in spans if s.name.startswith("stage ")), key=lambda s: s.start_ns)
+    assert [s.name for s in stages] == ["stage claim", "stage candidates", "stage search", "stage store"]
+    assert all(s.service == "snowbuddy-worker" and s.parent_span_id == run.span_id for s in stages)
+    assert stages[0].attributes["db.statement_count"] >= 1 and stages[-1].attributes["db.statement_count"] >= 1
+    # (Only a new connection's time-zone set-up escapes: Django runs it outside its cursor wrappers.)
+    traced = [
+        s.attributes["db.statement"]
+        for s in spans
+        if by_id.get(s.parent_span_id) in [relay, *stages] and "db.system" in s.attributes
+        and not s.attributes["db.statement"].startswith("SELECT set_config('TimeZone'")
+    ]  # fmt: skip
+    assert traced == []

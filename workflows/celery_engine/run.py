@@ -18,6 +18,7 @@ from matching.services.searches import (
     search_time_out,
 )
 from workflows.celery_engine.heartbeat import LeaseHeartbeat
+from workflows.celery_engine.stage_spans import stage_span
 from workflows.celery_engine.vetting import vetting_start, vetting_wanted
 
 
@@ -27,10 +28,12 @@ def search_run_on_celery(
     """Claim, match and finish one attempt under a renewed lease. Returns what happened, for the log.
 
     Candidates come from this process's warm index (matching/candidates/warm_index.py). `timings`, when
-    given, receives each stage's seconds: claim, candidates (index refresh), search, store."""
+    given, receives each stage's seconds: claim, candidates (index refresh), search, store. With
+    tracing on, each stage is a span, its SQL statements counted on it (stage_spans.py)."""
     stages = timings if timings is not None else {}
     began = time.perf_counter()
-    search = search_claim(search_id=search_id, attempt=attempt, worker=worker)
+    with stage_span("claim"):
+        search = search_claim(search_id=search_id, attempt=attempt, worker=worker)
     stages["claim"] = (lap := time.perf_counter()) - began
     if search is None:
         return "skipped: not claimable (finished, cancelled, superseded, or leased to a live worker)"
@@ -39,18 +42,21 @@ def search_run_on_celery(
         if search.deadline_at <= timezone.now():
             search_time_out(search_id=search.pk, attempt=attempt, generation=generation)
             return "timed out before running"
-        index = candidate_index().current()
+        with stage_span("candidates"):
+            index = candidate_index().current()
         stages["candidates"] = (mark := time.perf_counter()) - lap
-        request = SearchRequest.from_preferences(search.seeker_id, search.preferences)
-        matches = index.search(request)
-        nicknames = profile_nicknames(user_ids=[m.user_id for m in matches])
+        with stage_span("search"):
+            request = SearchRequest.from_preferences(search.seeker_id, search.preferences)
+            matches = index.search(request)
+            nicknames = profile_nicknames(user_ids=[m.user_id for m in matches])
         stages["search"] = (lap := time.perf_counter()) - mark
         if matches and vetting_wanted(search.preferences):
             metrics.search_stages(engine=Engine.CELERY, stages=stages)
             return vetting_start(search=search, matches=matches, nicknames=nicknames)
-        succeeded = search_succeed(
-            search_id=search.pk, attempt=attempt, matches=matches, nicknames=nicknames, generation=generation
-        )
+        with stage_span("store"):
+            succeeded = search_succeed(
+                search_id=search.pk, attempt=attempt, matches=matches, nicknames=nicknames, generation=generation
+            )
         stages["store"] = time.perf_counter() - lap
     metrics.search_stages(engine=Engine.CELERY, stages=stages)
     spent = ", ".join(f"{name} {seconds * 1000:.1f} ms" for name, seconds in stages.items())

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from celery import current_app
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerError
@@ -186,10 +186,15 @@ def dispatch_send(*, dispatch_id: int, quick: bool = False) -> bool:
     dispatch = SearchDispatch.objects.select_related("search").get(pk=dispatch_id)
     if dispatch.sent_at is not None:
         return True
-    # In the trace of the request that wrote the record, whichever thread or process sends it.
+    # In the trace of the request that wrote the record, whichever thread or process sends it. Its
+    # SQL (marking the record sent, the search's event) is counted on the span, not a span each: on
+    # the path from submit to finish, beside the worker (docs/observability.md, "Overhead").
     parent = {"traceparent": dispatch.traceparent} if dispatch.traceparent else None
     attributes = {"snowbuddy.search_id": str(dispatch.search_id), "snowbuddy.attempt": dispatch.attempt}
-    with tracing.span_in(f"dispatch send {dispatch.engine}", parent, attributes=attributes):
+    with (
+        tracing.span_in(f"dispatch send {dispatch.engine}", parent, attributes=attributes),
+        tracing.statements_counted(connection),
+    ):
         return _dispatch_send(dispatch, quick=quick)
 
 

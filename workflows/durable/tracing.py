@@ -36,6 +36,8 @@ TRACER_NAME = "snowbuddy"
 # The W3C trace-context headers: the console signs them with the Durable API start
 # (workflows/durable_console/client.py).
 CARRIER_KEYS = ("traceparent", "tracestate")
+# On a span whose SQL statements were counted rather than traced one by one (statements_counted).
+STATEMENT_COUNT = "db.statement_count"
 
 _lock = threading.Lock()
 _configured_pid: int | None = None
@@ -51,6 +53,13 @@ def wanted(env: Mapping[str, str] | None = None) -> bool:
     if exporters == {"none"}:
         return False
     return bool(exporters or env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
+
+
+def disabled_instrumentations(env: Mapping[str, str] | None = None) -> set[str]:
+    """The instrumentations OTEL_PYTHON_DISABLED_INSTRUMENTATIONS names (comma-separated: django,
+    celery, psycopg, requests, botocore), as OpenTelemetry's auto-instrumentation reads it."""
+    env = os.environ if env is None else env
+    return {n.strip().lower() for n in (env.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS") or "").split(",") if n.strip()}
 
 
 def configure(service_name: str, *, instrument: tuple[str, ...] = ("requests", "botocore")) -> bool:
@@ -98,6 +107,7 @@ def configure(service_name: str, *, instrument: tuple[str, ...] = ("requests", "
         trace.set_tracer_provider(provider)
         _provider = provider
         _configured_pid = os.getpid()
+        instrument = tuple(name for name in instrument if name not in disabled_instrumentations())
         if "requests" in instrument:
             from opentelemetry.instrumentation.requests import RequestsInstrumentor
 
@@ -175,6 +185,38 @@ def span_in(
         set_status_on_exception=False,
     ) as span:
         yield span
+
+
+@contextmanager
+def statements_counted(connection: Any) -> Iterator[None]:
+    """SQL run on `connection` (a Django database connection: anything with ``execute_wrapper``)
+    inside this block makes no span of its own; the current span gets their number as
+    ``db.statement_count``. A span per statement is most of tracing's cost on a hot path (docs/
+    observability.md, "Overhead"). Anything else in the block keeps its spans (a Celery publish on
+    commit, an HTTP call). A bare ``yield`` with tracing off or the current span not recording."""
+    span = trace.get_current_span()
+    if not enabled() or not span.is_recording():
+        yield
+        return
+    # The psycopg (dbapi) instrumentation makes no span for a statement run under this.
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    count = 0
+
+    def untraced(execute: Callable[..., T], sql: Any, params: Any, many: bool, context: Any) -> T:
+        nonlocal count
+        count += 1
+        with suppress_instrumentation():
+            return execute(sql, params, many, context)
+
+    # Not Django's execute_wrapper(), which pops the last wrapper on the way out: a connection
+    # opened inside the block (Celery closes the worker's after every task) may have added one.
+    connection.execute_wrappers.append(untraced)
+    try:
+        yield
+    finally:
+        connection.execute_wrappers.remove(untraced)
+        span.set_attribute(STATEMENT_COUNT, count)
 
 
 def in_current_context(name: str, fn: Callable[..., T]) -> Callable[..., T]:
