@@ -52,14 +52,19 @@ def test_without_the_https_variables_check_deploy_warns(tmp_path):
         assert warning in result.stderr
 
 
-def test_the_production_variables_set_the_settings(tmp_path):
-    code = (
-        "from django.conf import settings as s; "
-        "print(s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_HSTS_PRELOAD, "
-        "s.SECURE_SSL_REDIRECT, s.SECURE_PROXY_SSL_HEADER, s.SESSION_COOKIE_SECURE, s.DEBUG)"
-    )
+def _production_settings(tmp_path, *names: str) -> subprocess.CompletedProcess:
+    """Print the named settings (`s.NAME` expressions) as a process with the production example's
+    variables reads them."""
+    code = "from django.conf import settings as s; print(" + ", ".join(names) + ")"
     env = {**production_env(tmp_path), "DJANGO_SETTINGS_MODULE": "snowbuddy.settings"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_the_production_variables_set_the_settings(tmp_path):
+    result = _production_settings(
+        tmp_path, "s.SECURE_HSTS_SECONDS", "s.SECURE_HSTS_INCLUDE_SUBDOMAINS", "s.SECURE_HSTS_PRELOAD",
+        "s.SECURE_SSL_REDIRECT", "s.SECURE_PROXY_SSL_HEADER", "s.SESSION_COOKIE_SECURE", "s.DEBUG",
+    )  # fmt: skip
     assert result.stdout.split() == [
         "31536000", "True", "True", "True", "('HTTP_X_FORWARDED_PROTO',", "'https')", "True", "False",
     ]  # fmt: skip
@@ -79,13 +84,10 @@ def test_health_is_exempt_from_the_https_redirect(client, settings):
 
 
 def test_the_production_example_signs_staff_in_through_the_idp_with_pkce(tmp_path):
-    code = (
-        "from django.conf import settings as s; "
-        "print(s.OIDC_ENABLED, s.OIDC_USE_PKCE, s.STAFF_PASSWORD_LOGIN, s.STAFF_REQUIRE_MFA, "
-        "s.STAFF_CLIENT_IP_HEADER, ','.join(s.AUTHENTICATION_BACKENDS), len(s.OIDC_RP_CLIENT_SECRET) >= 50)"
-    )
-    env = {**production_env(tmp_path), "DJANGO_SETTINGS_MODULE": "snowbuddy.settings"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = _production_settings(
+        tmp_path, "s.OIDC_ENABLED", "s.OIDC_USE_PKCE", "s.STAFF_PASSWORD_LOGIN", "s.STAFF_REQUIRE_MFA",
+        "s.STAFF_CLIENT_IP_HEADER", "','.join(s.AUTHENTICATION_BACKENDS)", "len(s.OIDC_RP_CLIENT_SECRET) >= 50",
+    )  # fmt: skip
     assert result.stdout.split() == [
         "True", "True", "False", "True", "X-Forwarded-For",
         "axes.backends.AxesStandaloneBackend,snowbuddy.staff.oidc.StaffOIDCBackend", "True",

@@ -63,13 +63,18 @@ class SearchNotificationAdmin(ExactSearchMixin, ReadOnlyAdmin):
             ngettext("Queued %(count)d notification for redelivery.", "Queued %(count)d notifications for redelivery.",
                      count) % {"count": count},
         )  # fmt: skip
-        if skipped:
-            self.message_user(
-                request,
-                ngettext("%(count)d already pending: left to its next try.",
-                         "%(count)d already pending: left to their next try.", skipped) % {"count": skipped},
-                messages.WARNING,
-            )  # fmt: skip
+        _report_already_pending(self, request, skipped)
+
+
+def _report_already_pending(model_admin, request, skipped: int) -> None:
+    """After a redelivery: the rows left alone because they were pending already."""
+    if skipped:
+        model_admin.message_user(
+            request,
+            ngettext("%(count)d already pending: left to its next try.",
+                     "%(count)d already pending: left to their next try.", skipped) % {"count": skipped},
+            messages.WARNING,
+        )  # fmt: skip
 
 
 @admin.register(UserEvent)
@@ -104,10 +109,4 @@ class UserEventAdmin(ExactSearchMixin, ReadOnlyAdmin):
             ngettext("Queued %(count)d event for redelivery.", "Queued %(count)d events for redelivery.", count)
             % {"count": count},
         )
-        if skipped:
-            self.message_user(
-                request,
-                ngettext("%(count)d already pending: left to its next try.",
-                         "%(count)d already pending: left to their next try.", skipped) % {"count": skipped},
-                messages.WARNING,
-            )  # fmt: skip
+        _report_already_pending(self, request, skipped)

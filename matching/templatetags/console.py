@@ -26,21 +26,23 @@ def zone_label(value: dt.datetime) -> str:
     return "UTC" + value.strftime("%z") if value.tzinfo else "UTC"
 
 
-@register.filter
-def ms(value: dt.datetime | None) -> str:
-    """A time to the millisecond in the staff member's zone: 2026-11-30 17:15:02.123 UTC+0800."""
+def _to_the_millisecond(value: dt.datetime | None, seconds_format: str) -> str:
     if not value:
         return "—"
     value = _local(value)
-    return value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d} {zone_label(value)}"
+    return value.strftime(seconds_format) + f"{value.microsecond // 1000:03d} {zone_label(value)}"
+
+
+@register.filter
+def ms(value: dt.datetime | None) -> str:
+    """A time to the millisecond in the staff member's zone: 2026-11-30 17:15:02.123 UTC+0800."""
+    return _to_the_millisecond(value, "%Y-%m-%d %H:%M:%S.")
 
 
 @register.filter
 def ms_time(value: dt.datetime | None) -> str:
-    if not value:
-        return "—"
-    value = _local(value)
-    return value.strftime("%H:%M:%S.") + f"{value.microsecond // 1000:03d} {zone_label(value)}"
+    """The same without the date: 17:15:02.123 UTC+0800."""
+    return _to_the_millisecond(value, "%H:%M:%S.")
 
 
 @register.simple_tag

@@ -172,6 +172,11 @@ def test_staff_redeliver_a_dead_letter_from_the_admin(search, receiver, client, 
     row.refresh_from_db()
     assert row.state == NotificationState.PENDING and row.retry_until is None
     assert search.events.filter(kind="notification_redelivery", actor="staff:operator").exists()
+    again = client.post(
+        "/admin/matching/searchnotification/", {"action": "redeliver", "_selected_action": [row.pk]}, follow=True
+    )
+    assert b"Queued 0 notifications for redelivery" in again.content
+    assert b"1 already pending: left to its next try." in again.content  # tried anyway, at its next try
 
     assert notifications_deliver_due() == 1
     assert receiver.by_webhook_id[row.webhook_id]["status"] == "failed"
