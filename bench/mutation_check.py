@@ -301,6 +301,23 @@ MUTATIONS = [
         "def search_staff_retry(",
         ("tests/console/test_action_audit_atomic.py::test_a_retry_whose_audit_fails_leaves_no_new_attempt",),
     ),
+    Mutation(
+        "the block search skips a part whose best score only ties the top K's last",
+        "matching/engine/index.py",
+        "if full and top.score[-1] > best and worst > rules.MIN_SCORE:",
+        "if full and top.score[-1] >= best and worst > rules.MIN_SCORE:",
+        ("tests/engine/test_blocks.py::test_blocks_rank_and_count_as_the_scan_and_the_baseline_and_skip_parts",),
+    ),
+    Mutation(
+        "the block search counts a skipped part without checking its worst score passes",
+        "matching/engine/index.py",
+        "if full and top.score[-1] > best and worst > rules.MIN_SCORE:",
+        "if full and top.score[-1] > best:",
+        (
+            "tests/engine/test_blocks.py::"
+            "test_a_part_whose_worst_score_could_fail_the_threshold_is_scored_not_just_counted",
+        ),
+    ),
 ]
 
 

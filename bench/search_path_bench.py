@@ -63,6 +63,8 @@ TARGET_RATIO_100K = 30.0
 TARGET_WARM_1M_MS = 150.0
 TARGET_INDEX_1M_MB = 300.0
 TARGET_POST_100K_MS = 150.0
+TARGET_ENGINE_1M_MS = 10.0
+TARGET_ENGINE_10M_MS = 100.0
 
 
 def _rss_kb() -> int:
@@ -208,13 +210,55 @@ def cold_ranking(seeker_id: str, prefs: dict, regions: dict) -> list[list]:
     return [[m.user_id, m.score] for m in matches]
 
 
+def bench_engine(index, shapes) -> dict:
+    """The engine alone on one index: the block search against the scan of every row (the
+    unpartitioned path), alternating which runs first, on every shape; both answers compared."""
+    from matching.engine import SearchRequest
+
+    blocks, scan, scored, counted, identical = [], [], 0, 0, 0
+    requests = [SearchRequest.from_preferences(seeker, prefs) for seeker, prefs in shapes]
+    for request in requests[:2]:  # warm-up
+        index.search_counted(request)
+        index.search_counted(request, partitioned=False)
+    for i, request in enumerate(requests):
+        order = (True, False) if i % 2 == 0 else (False, True)
+        answers = {}
+        for partitioned in order:
+            began = time.perf_counter()
+            answers[partitioned] = index.search_counted(request, partitioned=partitioned)
+            (blocks if partitioned else scan).append(time.perf_counter() - began)
+        identical += answers[True] == answers[False]
+        _, count, rows = index.search_scored(request)
+        scored += rows
+        counted += count
+    return {
+        "blocks_ms": statistics.median(blocks) * 1000,
+        "blocks_p90_ms": statistics.quantiles(blocks, n=10)[-1] * 1000,
+        "scan_ms": statistics.median(scan) * 1000,
+        "scan_p90_ms": statistics.quantiles(scan, n=10)[-1] * 1000,
+        "ratio": statistics.median(scan) / statistics.median(blocks),
+        "scored_share": scored / max(counted, 1),
+        "identical": identical,
+        "searches": len(requests),
+    }
+
+
+def print_engine(label: str, figures: dict) -> None:
+    print(
+        f"engine at {label}, {figures['searches']} searches: block search median {figures['blocks_ms']:.2f} ms "
+        f"(p90 {figures['blocks_p90_ms']:.2f}), scan of every row {figures['scan_ms']:.2f} ms "
+        f"(p90 {figures['scan_p90_ms']:.2f}), scan/blocks {figures['ratio']:.1f}x; rows scored "
+        f"{figures['scored_share']:.1%} of the matches; identical {figures['identical']}/{figures['searches']}"
+    )
+
+
 def bench_synthetic(size: int, shapes) -> dict:
     """The warm index's arrays repeated up to `size` profiles under new random user ids (the
     bench's distribution, without writing them to PostgreSQL); engine search times and memory."""
     import numpy as np
 
     from matching.candidates.warm_index import candidate_index
-    from matching.engine import ProfileIndex, SearchRequest
+    from matching.engine import ProfileIndex
 
     base = candidate_index().current().base
     times = -(-size // len(base))
@@ -237,20 +281,9 @@ def bench_synthetic(size: int, shapes) -> dict:
         tiled = type(column)(column.vocab, size, np.tile(np.asarray(column.non_empty), times)[:size])
         tiled.words = [np.tile(np.asarray(w), times)[:size] for w in column.words]
         setattr(index, name, tiled)
-    timings = []
-    for seeker, prefs in [*shapes[:2], *shapes]:
-        request = SearchRequest.from_preferences(seeker, prefs)
-        began = time.perf_counter()
-        index.search(request)
-        timings.append(time.perf_counter() - began)
-    timings = sorted(timings[2:])
-    return {
-        "profiles": size,
-        "index_mb": index.nbytes() / 1e6,
-        "rss_mb": _rss_kb() / 1024,
-        "search_ms": statistics.median(timings) * 1000,
-        "p90_ms": statistics.quantiles(timings, n=10)[-1] * 1000,
-    }
+    index = index.in_block_order()  # as the builder leaves every index
+    engine = bench_engine(index, shapes)
+    return {"profiles": size, "index_mb": index.nbytes() / 1e6, "rss_mb": _rss_kb() / 1024, "engine": engine}
 
 
 def stored_ranking(search_id) -> list[tuple]:
@@ -574,6 +607,9 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--searches", type=int, default=24, help="searches per size and path (at least 20)")
     parser.add_argument("--post-searches", type=int, default=30)
+    parser.add_argument(
+        "--engine-searches", type=int, default=60, help="shapes for the engine alone: block search vs scan"
+    )
     parser.add_argument("--post-size", type=int, default=100_000, help="0 skips the worker measurement")
     parser.add_argument("--redis-url", default=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14"))
     parser.add_argument(
@@ -650,7 +686,7 @@ def main() -> None:
         print(f"PostgreSQL database {name} ({kind}); Redis broker {args.redis_url}, cache {args.redis_cache_url}")
         log_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="search-bench-")))
 
-        summaries, post = [], None
+        summaries, post, engines = [], None, {}
         # A kept database already holds the first `have` profiles of the deterministic sequence.
         have = SkierProfile.objects.count()
         for n in sizes:
@@ -665,6 +701,9 @@ def main() -> None:
             candidate_index().current()  # this process's own warm index, loaded before timing
             seekers = list(SkierProfile.objects.order_by("?").values_list("user_id", flat=True)[:200])
             shapes = search_shapes(args.searches, regions, seekers)
+            engine_shapes = search_shapes(args.engine_searches, regions, seekers)
+            engines[n] = bench_engine(candidate_index().current().base, engine_shapes)
+            print_engine(f"{n:,} profiles", engines[n])
             if not args.processes_only:
                 summaries.append(print_size(n, load, bench_paths(shapes)))
             if n == args.post_size:
@@ -699,14 +738,14 @@ def main() -> None:
             process_rows = bench_processes(args.processes, env, process_shapes, cold, log_dir)
             print_processes(process_rows, n)
         if args.synthetic_size:
-            synthetic = bench_synthetic(args.synthetic_size, shapes)
+            synthetic = bench_synthetic(args.synthetic_size, engine_shapes)
+            engines[args.synthetic_size] = synthetic["engine"]
             print(
                 f"\n== {synthetic['profiles']:,} profiles made in memory (the {sizes[-1]:,}-profile index's arrays "
                 f"repeated under new user ids) ==\n"
-                f"index {synthetic['index_mb']:.0f} MB; process RSS {synthetic['rss_mb']:.0f} MB; "
-                f"engine search median {synthetic['search_ms']:.1f} ms, p90 {synthetic['p90_ms']:.1f} ms "
-                f"over {len(shapes)} searches"
+                f"index {synthetic['index_mb']:.0f} MB; process RSS {synthetic['rss_mb']:.0f} MB"
             )
+            print_engine(f"{synthetic['profiles']:,} profiles", synthetic["engine"])
 
         print("\ntargets:")
         by_size = {s["n"]: s for s in summaries}
@@ -725,7 +764,12 @@ def main() -> None:
             ok = median_post <= TARGET_POST_100K_MS
             print(f"  POST → succeeded ≤ {TARGET_POST_100K_MS:.0f} ms median at {args.post_size:,}: "
                   f"{median_post:.1f} ms → {'met' if ok else 'NOT met'}")  # fmt: skip
-        all_identical = all(s["identical"] == s["searches"] for s in summaries)
+        for size, target in ((1_000_000, TARGET_ENGINE_1M_MS), (10_000_000, TARGET_ENGINE_10M_MS)):
+            if size in engines:
+                median = engines[size]["blocks_ms"]
+                print(f"  engine search ≤ {target:.0f} ms median at {size:,}: {median:.1f} ms → "
+                      f"{'met' if median <= target else 'NOT met'}")  # fmt: skip
+        all_identical = all(s["identical"] == s["searches"] for s in [*summaries, *engines.values()])
         print(f"  identical rankings on every search: {'yes' if all_identical else 'NO'}")
         if not all_identical:
             raise SystemExit(1)

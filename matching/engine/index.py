@@ -4,8 +4,9 @@ Long on purpose: the vectorised rules mirror `rules.py` one for one, and reading
 in one module is how a change to a rule is checked against its baseline.
 
 `ProfileIndex.build` turns profiles into numpy columns once (`ProfileIndexBuilder` does it chunk by
-chunk, for callers that stream rows from a database); `search` then applies the rules of
-`rules.py` to every profile at once and must return exactly what `match_baseline` returns.
+chunk, for callers that stream rows from a database), its rows sorted by role and skill level;
+`search` then applies the rules of `rules.py` to the rows a search can match, block by block, and
+must return exactly what `match_baseline` returns (and what scanning every row returns).
 Set-valued fields (resorts, regions, dates, certifications) are interned to small ints and held
 as per-row bitmasks (up to `_MAX_WORDS` uint64 words) or, beyond that, as CSR rows. User ids are
 held as one fixed-width bytes array (UTF-8): no Python object per profile, and bytes order is
@@ -87,10 +88,18 @@ class _SetColumn:
         """Interned ids of the values this column has seen; unseen values can match nobody."""
         return sorted({self.vocab[v] for v in values if v in self.vocab})
 
-    def intersects(self, values: Iterable[str], rows: np.ndarray | None = None) -> np.ndarray:
-        """For each row (or each of `rows`), whether its set shares a value with `values`."""
+    def intersects(
+        self, values: Iterable[str], rows: np.ndarray | None = None, window: tuple[int, int] | None = None
+    ) -> np.ndarray:
+        """For each row (or each of `rows`, or each row of the `window` [start, stop)), whether its
+        set shares a value with `values`."""
         ids = self.ids_of(values)
-        size = self.n_rows if rows is None else len(rows)
+        if rows is not None:
+            size = len(rows)
+        elif window is not None:
+            size = window[1] - window[0]
+        else:
+            size = self.n_rows
         hit = np.zeros(size, dtype=bool)
         if not ids:
             return hit
@@ -100,7 +109,12 @@ class _SetColumn:
                 masks[i >> 6] |= 1 << (i & 63)
             for column, mask in zip(self.words, masks, strict=True):
                 if mask:
-                    values_ = column if rows is None else column[rows]
+                    if rows is not None:
+                        values_ = column[rows]
+                    elif window is not None:
+                        values_ = column[window[0] : window[1]]  # a view: no copy
+                    else:
+                        values_ = column
                     hit |= (values_ & np.uint64(mask)) != 0
             return hit
         wanted = np.zeros(len(self.vocab), dtype=bool)
@@ -108,7 +122,23 @@ class _SetColumn:
         hits_before = np.zeros(len(self.flat) + 1, dtype=np.int64)
         np.cumsum(wanted[self.flat], out=hits_before[1:])
         per_row = hits_before[self.offsets[1:]] - hits_before[self.offsets[:-1]] > 0
-        return per_row if rows is None else per_row[rows]
+        if rows is not None:
+            return per_row[rows]
+        return per_row if window is None else per_row[window[0] : window[1]]
+
+    def reordered(self, order: np.ndarray) -> _SetColumn:
+        """The same sets with row i taken from row `order[i]`."""
+        column = type(self)(self.vocab, self.n_rows, self.non_empty[order])
+        if self.words is not None:
+            column.words = [np.ascontiguousarray(w[order]) for w in self.words]
+            return column
+        lengths = np.diff(self.offsets)[order]
+        column.offsets = np.zeros(self.n_rows + 1, dtype=np.int64)
+        np.cumsum(lengths, out=column.offsets[1:])
+        # Each new row's values are its old row's run: start there and count up within the run.
+        shift = np.repeat(self.offsets[:-1][order] - column.offsets[:-1], lengths)
+        column.flat = self.flat[np.arange(int(column.offsets[-1]), dtype=np.int64) + shift]
+        return column
 
 
 def _or_bits_into(words: np.ndarray, lengths: np.ndarray, ids: np.ndarray) -> None:
@@ -312,7 +342,7 @@ class ProfileIndexBuilder:
         index.uid_order = np.argsort(index.user_ids, kind="stable").astype(np.int64)
         index.uid_rank = np.empty(n, dtype=np.int64)
         index.uid_rank[index.uid_order] = np.arange(n, dtype=np.int64)
-        return index
+        return index.in_block_order()
 
 
 _EMPTY_IDS = np.zeros(0, dtype="S1")
@@ -346,9 +376,11 @@ class ProfileIndex:
     certifications: _SetColumn
     uid_order: np.ndarray  # int64 positions sorted by user_id
     uid_rank: np.ndarray  # int64, each position's place in user_id order
+    in_blocks: bool  # rows sorted by (role, skill): see `in_block_order`
 
     def __init__(self) -> None:  # use ProfileIndex.build or ProfileIndexBuilder
         self.user_ids = _EMPTY_IDS
+        self.in_blocks = False
 
     def __len__(self) -> int:
         return len(self.user_ids)
@@ -364,7 +396,11 @@ class ProfileIndex:
 
     def positions_of(self, user_ids: Iterable[str]) -> np.ndarray:
         """Every position holding one of `user_ids` (ids absent from the index are skipped)."""
-        keys = np.array([uid.encode() for uid in user_ids], dtype=np.bytes_)
+        width = self.user_ids.dtype.itemsize
+        # Keys of the column's own dtype (another makes numpy cast, i.e. copy, the whole column);
+        # an id longer than the column's width is held by no row.
+        encoded = [key for key in (uid.encode() for uid in user_ids) if len(key) <= width]
+        keys = np.array(encoded, dtype=self.user_ids.dtype)
         if not len(keys) or not len(self):
             return np.zeros(0, dtype=np.int64)
         lo = np.searchsorted(self.user_ids, keys, side="left", sorter=self.uid_order)
@@ -382,6 +418,28 @@ class ProfileIndex:
         clone.open = open_to_matching
         return clone
 
+    def in_block_order(self) -> ProfileIndex:
+        """This index with its rows sorted by role, then skill level (stable): each role is one
+        block of rows, and a skill range is one contiguous run of each block, so a search reads
+        slices (views) instead of filtering every row, and can skip a block whose best possible
+        score cannot reach its top K (`search_counted`). The builder returns indexes in this order."""
+        if self.in_blocks:
+            return self
+        order = np.lexsort((self.skill, self.role))
+        index = ProfileIndex()
+        index.resort_regions = self.resort_regions
+        index.role_vocab = self.role_vocab
+        for name in ("user_ids", "skill", "open", "knowledge", "role"):
+            setattr(index, name, np.ascontiguousarray(getattr(self, name)[order]))
+        for name in ("resorts", "regions", "dates", "certifications"):
+            setattr(index, name, getattr(self, name).reordered(order))
+        new_position = np.empty(len(order), dtype=np.int64)
+        new_position[order] = np.arange(len(order), dtype=np.int64)
+        index.uid_order = new_position[self.uid_order]
+        index.uid_rank = np.ascontiguousarray(self.uid_rank[order])
+        index.in_blocks = True
+        return index
+
     def nbytes(self) -> int:
         """Bytes held by this index's columns (numpy buffers and the small vocabularies)."""
         total = sum(
@@ -396,10 +454,29 @@ class ProfileIndex:
         """The same ranking as `match_baseline(request, profiles, resort_regions)`."""
         return self.search_counted(request)[0]
 
-    def search_counted(self, request: SearchRequest) -> tuple[list[Match], int]:
-        """The ranking, and how many profiles matched before the `limit` cap."""
+    def search_counted(self, request: SearchRequest, *, partitioned: bool = True) -> tuple[list[Match], int]:
+        """The ranking, and how many profiles matched before the `limit` cap.
+
+        An index in block order is searched block by block (`_search_blocks`); `partitioned=False`
+        scans every row at once (`_search_scan`), the reference the block search must equal."""
         if not len(self) or request.limit <= 0:
             return [], 0
+        if partitioned and self.in_blocks:
+            matches, count, _ = self._search_blocks(request)
+            return matches, count
+        return self._search_scan(request)
+
+    def search_scored(self, request: SearchRequest) -> tuple[list[Match], int, int]:
+        """`search_counted`'s answer plus how many rows were scored (the rest were counted from
+        the filters alone, or skipped as out of range): what the partitioning saved."""
+        if not len(self) or request.limit <= 0:
+            return [], 0, 0
+        if self.in_blocks:
+            return self._search_blocks(request)
+        matches, count = self._search_scan(request)
+        return matches, count, count
+
+    def _search_scan(self, request: SearchRequest) -> tuple[list[Match], int]:
         keep = self.open & (self.skill >= request.skill_level_min)
         keep &= self.skill <= request.skill_level_max
         keep[self.positions_of([request.seeker_id])] = False
@@ -434,22 +511,86 @@ class ProfileIndex:
         top = _top_k(score[passing], self.uid_rank[rows[passing]], len(self), request.limit)
         chosen = passing[top]
 
-        matches = [
-            Match(
-                user_id=self.user_id_at(rows[i]),
-                score=float(score[i]),
-                breakdown=rules.make_breakdown(
-                    1.0,  # the skill filter leaves only in-range candidates
-                    float(location[i]),
-                    float(availability[i]),
-                    float(role[i]),
-                    None if knowledge is None else float(knowledge[i]),
-                ),
-                rank=rank,
-            )
-            for rank, i in enumerate(chosen.tolist(), start=1)
-        ]
-        return matches, len(passing)
+        chosen_parts = _Scored(rows, score, location, availability, role, knowledge).take(chosen)
+        return chosen_parts.matches(self), len(passing)
+
+    def _search_blocks(self, request: SearchRequest) -> tuple[list[Match], int, int]:
+        """The ranking of `_search_scan`, read block by block.
+
+        Each role block's skill range is a slice. On it the filters (open, not the seeker,
+        certifications, location) make one mask per location tier (a common resort, a common
+        region only, or no location named), and each (role, tier) part has a constant role and
+        location score, hence a best and a worst possible rounded score. Parts are scored best
+        first; once the top K is full and its K-th score beats a part's best, that part and every
+        later one cannot place: they are only counted, from their masks (every row of a part whose
+        worst score passes the threshold is a match; a part that might fall below it is scored).
+        Rounding is monotone, so the bounds hold for the rounded scores the ranking compares."""
+        seeker_regions = rules.expand_regions(request.resorts, request.regions, self.resort_regions)
+        names_location = bool(request.resorts or request.regions)
+        seeker_rows = self.positions_of([request.seeker_id]).tolist()
+        parts: list[tuple[float, float, int, np.ndarray, float, float]] = []
+        for code, role_name in enumerate(self.role_vocab):
+            start, stop = self._block_skill_range(code, request.skill_level_min, request.skill_level_max)
+            if start >= stop:
+                continue
+            keep = self.open[start:stop].copy()
+            for row in seeker_rows:
+                if start <= row < stop:
+                    keep[row - start] = False
+            window = (start, stop)
+            if request.required_certifications:
+                keep &= self.certifications.intersects(request.required_certifications, window=window)
+            role = rules.role_score(role_name, request.role)
+            if names_location:
+                resort = self.resorts.intersects(request.resorts, window=window)
+                region = self.regions.intersects(seeker_regions, window=window)
+                tiers = ((rules.LOCATION_RESORT, keep & resort), (rules.LOCATION_REGION, keep & ~resort & region))
+            else:
+                tiers = ((0.0, keep),)
+            for location, mask in tiers:
+                best, worst = _score_bounds(request, location, role)
+                parts.append((best, worst, start, mask, location, role))
+        parts.sort(key=lambda part: -part[0])  # stable: equal bounds keep block order
+
+        top: _Scored | None = None
+        count = scored_rows = 0
+        for best, worst, start, mask, location, role in parts:
+            full = top is not None and len(top.rows) >= request.limit
+            if full and top.score[-1] > best and worst > rules.MIN_SCORE:
+                count += int(np.count_nonzero(mask))  # cannot place, and every row passes
+                continue
+            rows = np.flatnonzero(mask) + start
+            if not len(rows):
+                continue
+            scored_rows += len(rows)
+            part = self._score_rows(request, rows, location, role)
+            passing = np.flatnonzero(part.score > rules.MIN_SCORE)
+            count += len(passing)
+            part = part.take(passing)
+            if top is not None:
+                part = top.join(part)
+            top = part.take(_top_k(part.score, self.uid_rank[part.rows], len(self), request.limit))
+        return ([] if top is None else top.matches(self)), count, scored_rows
+
+    def _block_skill_range(self, code: int, skill_min: int, skill_max: int) -> tuple[int, int]:
+        """Rows [start, stop) of role `code` with a skill level in [skill_min, skill_max]."""
+        # Keys of the column's own dtype: any other makes numpy cast (copy) the whole column.
+        role = np.array(code, dtype=self.role.dtype)
+        first = int(np.searchsorted(self.role, role, side="left"))
+        last = int(np.searchsorted(self.role, role, side="right"))
+        skills = self.skill[first:last]
+        low, high = np.array([skill_min, skill_max], dtype=self.skill.dtype)
+        start = int(np.searchsorted(skills, low, side="left"))
+        return first + start, first + int(np.searchsorted(skills, high, side="right"))
+
+    def _score_rows(self, request: SearchRequest, rows: np.ndarray, location: float, role: float) -> _Scored:
+        """The scores of `rows`, which share one location and one role score."""
+        location_ = np.full(len(rows), location)
+        availability = self._availability(request, rows)
+        role_ = np.full(len(rows), role)
+        knowledge = self._knowledge(request, rows) if request.include_knowledge_score else None
+        score = _round_scores(_weighted_total(location_, availability, role_, knowledge))
+        return _Scored(rows, score, location_, availability, role_, knowledge)
 
     def _availability(self, request: SearchRequest, rows: np.ndarray) -> np.ndarray:
         if not request.dates:
@@ -470,6 +611,64 @@ class ProfileIndex:
         # Same IEEE operations as rules.knowledge_score: |a - b| / 100, 1 - x, clamp.
         closeness = np.clip(1.0 - np.abs(float(seeker) - candidate) / 100, 0.0, 1.0)
         return np.where(unknown, rules.KNOWLEDGE_UNKNOWN, closeness)
+
+
+class _Scored:
+    """Scored rows and their per-dimension values, kept side by side (one entry per row)."""
+
+    def __init__(self, rows, score, location, availability, role, knowledge) -> None:
+        self.rows, self.score, self.location = rows, score, location
+        self.availability, self.role, self.knowledge = availability, role, knowledge
+
+    def take(self, which: np.ndarray) -> _Scored:
+        knowledge = None if self.knowledge is None else self.knowledge[which]
+        return _Scored(*(column[which] for column in self._columns()), knowledge)
+
+    def join(self, other: _Scored) -> _Scored:
+        knowledge = None if self.knowledge is None else np.concatenate([self.knowledge, other.knowledge])
+        return _Scored(
+            *(np.concatenate([a, b]) for a, b in zip(self._columns(), other._columns(), strict=True)), knowledge
+        )
+
+    def _columns(self) -> tuple[np.ndarray, ...]:
+        return self.rows, self.score, self.location, self.availability, self.role
+
+    def matches(self, index: ProfileIndex) -> list[Match]:
+        """These rows as matches, ranked in the order given."""
+        return [
+            Match(
+                user_id=index.user_id_at(int(self.rows[i])),
+                score=float(self.score[i]),
+                breakdown=rules.make_breakdown(
+                    1.0,  # the skill filter leaves only in-range candidates
+                    float(self.location[i]),
+                    float(self.availability[i]),
+                    float(self.role[i]),
+                    None if self.knowledge is None else float(self.knowledge[i]),
+                ),
+                rank=i + 1,
+            )
+            for i in range(len(self.rows))
+        ]
+
+
+def _score_bounds(request: SearchRequest, location: float, role: float) -> tuple[float, float]:
+    """The best and worst rounded score a row with this location and role score can get, by the
+    same float operations as its real score (sums and products of non-negative terms, and
+    rounding, are monotone, so the real rounded score lies between them)."""
+    if request.dates:
+        availability = (rules.AVAILABILITY_COMMON, 0.0)
+    else:
+        availability = (rules.AVAILABILITY_UNKNOWN, rules.AVAILABILITY_UNKNOWN)
+    if not request.include_knowledge_score:
+        knowledge = None
+    elif request.knowledge_score:
+        knowledge = np.array([1.0, 0.0])
+    else:
+        knowledge = np.array([rules.KNOWLEDGE_UNKNOWN, rules.KNOWLEDGE_UNKNOWN])
+    total = _weighted_total(np.full(2, location), np.array(availability), np.full(2, role), knowledge)
+    best, worst = _round_scores(total).tolist()
+    return best, worst
 
 
 def _build_region_column(

@@ -37,7 +37,7 @@ import numpy as np
 
 from .index import ProfileIndex, _SetColumn
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: rows in block order (role, then skill level)
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
 _PREFIX = "snap-"
@@ -67,7 +67,12 @@ def index_arrays(index: ProfileIndex) -> tuple[dict[str, np.ndarray], dict[str, 
         else:
             arrays[f"{name}.flat"] = column.flat
             arrays[f"{name}.offsets"] = column.offsets
-    rest = {"role_vocab": list(index.role_vocab), "set_vocabs": vocabs, "resort_regions": index.resort_regions}
+    rest = {
+        "role_vocab": list(index.role_vocab),
+        "set_vocabs": vocabs,
+        "resort_regions": index.resort_regions,
+        "in_blocks": index.in_blocks,
+    }
     return arrays, rest
 
 
@@ -77,6 +82,7 @@ def index_from_arrays(arrays: dict[str, np.ndarray], rest: dict[str, Any]) -> Pr
         setattr(index, name, arrays[name])
     index.resort_regions = dict(rest["resort_regions"])
     index.role_vocab = {name: code for code, name in enumerate(rest["role_vocab"])}
+    index.in_blocks = bool(rest["in_blocks"])
     n = len(index.user_ids)
     for name in _SET_COLUMNS:
         vocab = {value: code for code, value in enumerate(rest["set_vocabs"][name])}
