@@ -108,13 +108,12 @@ class _SetColumn:
             for i in ids:
                 masks[i >> 6] |= 1 << (i & 63)
             for column, mask in zip(self.words, masks, strict=True):
-                if mask:
-                    if rows is not None:
-                        values_ = column[rows]
-                    elif window is not None:
-                        values_ = column[window[0] : window[1]]  # a view: no copy
-                    else:
-                        values_ = column
+                if not mask:
+                    continue
+                if window is not None:
+                    _or_hits_in_chunks(hit, column, window[0], np.uint64(mask))
+                else:
+                    values_ = column if rows is None else column[rows]
                     hit |= (values_ & np.uint64(mask)) != 0
             return hit
         wanted = np.zeros(len(self.vocab), dtype=bool)
@@ -139,6 +138,21 @@ class _SetColumn:
         shift = np.repeat(self.offsets[:-1][order] - column.offsets[:-1], lengths)
         column.flat = self.flat[np.arange(int(column.offsets[-1]), dtype=np.int64) + shift]
         return column
+
+
+_CHUNK_ROWS = 1 << 16  # a window is tested this many rows at a time: bounded scratch, cache-sized
+
+
+def _or_hits_in_chunks(hit: np.ndarray, column: np.ndarray, start: int, mask: np.uint64) -> None:
+    """hit[i] |= column[start + i] & mask != 0, through two small reused buffers: a search's
+    scratch stays the same size whatever the window's (a process keeps what malloc once gave it)."""
+    size = min(len(hit), _CHUNK_ROWS)
+    words, found = np.empty(size, dtype=np.uint64), np.empty(size, dtype=bool)
+    for lo in range(0, len(hit), _CHUNK_ROWS):
+        hi = min(lo + _CHUNK_ROWS, len(hit))
+        np.bitwise_and(column[start + lo : start + hi], mask, out=words[: hi - lo])
+        np.not_equal(words[: hi - lo], 0, out=found[: hi - lo])
+        hit[lo:hi] |= found[: hi - lo]
 
 
 def _or_bits_into(words: np.ndarray, lengths: np.ndarray, ids: np.ndarray) -> None:

@@ -31,13 +31,16 @@ class LiveProfileIndex:
         delta_index: ProfileIndex | None = None,
     ):
         self.base = base
-        self.hidden = np.zeros(len(base), dtype=bool) if hidden is None else hidden
+        # One bool per base row, made at the first change: until then nothing is hidden, and a
+        # process mapping a host snapshot holds no per-row array of its own.
+        self.hidden = hidden
         self.delta: dict[str, Profile] = dict(delta or {})
-        self._visible_base = base.with_open(base.open & ~self.hidden) if self.hidden.any() else base
+        hides = hidden is not None and hidden.any()
+        self._visible_base = base.with_open(base.open & ~hidden) if hides else base
         if delta_index is None and self.delta:
             delta_index = ProfileIndex.build(self.delta.values(), base.resort_regions)
         self._delta_index = delta_index
-        self._base_hidden_count = int(self.hidden.sum())
+        self._base_hidden_count = int(hidden.sum()) if hides else 0
         self._size = int(self._visible_base.open.sum()) + len(self.delta)
 
     @property
@@ -77,8 +80,8 @@ class LiveProfileIndex:
             return self
         hidden = self.hidden
         positions = self.base.positions_of(touched)
-        if len(positions) and not hidden[positions].all():
-            hidden = hidden.copy()
+        if len(positions) and (hidden is None or not hidden[positions].all()):
+            hidden = np.zeros(len(self.base), dtype=bool) if hidden is None else hidden.copy()
             hidden[positions] = True
         return LiveProfileIndex(self.base, hidden=hidden, delta=delta)
 
@@ -105,7 +108,7 @@ class LiveProfileIndex:
 
     def nbytes(self) -> int:
         """Bytes held: the base's columns, the hidden mask and visible `open` copy, the delta."""
-        total = self.base.nbytes() + self.hidden.nbytes
+        total = self.base.nbytes() + (0 if self.hidden is None else self.hidden.nbytes)
         if self._visible_base is not self.base:
             total += self._visible_base.open.nbytes
         if self._delta_index is not None:
