@@ -143,10 +143,11 @@ for _ in range(3):  # as the dispatch relay does after each burst
 print("WRAPPERS", [w.__name__ for w in connection.execute_wrappers])
 import threading
 from workflows.durable import tracing
+from workflows.tracing import statements_counted
 left = []
 def worker():  # a Celery child: its connections opened inside a stage, closed after each task
     for _ in range(3):
-        with tracing.tracer().start_as_current_span("stage"), tracing.statements_counted(connection):
+        with tracing.tracer().start_as_current_span("stage"), statements_counted(connection):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
         connection.close()
@@ -195,8 +196,8 @@ def test_the_worker_stages_are_spans_whose_sql_is_counted_not_traced(
     from tests.helpers.bodies import OPEN_BUDDY
     from tests.helpers.dispatch import stub_dispatch_send
     from workflows.celery_engine.run import search_run_on_celery
-    from workflows.celery_engine.stage_spans import STATEMENT_COUNT
     from workflows.dispatch.submit import search_submit
+    from workflows.tracing import STATEMENT_COUNT
 
     stub_dispatch_send(monkeypatch)
     with django_capture_on_commit_callbacks(execute=True):

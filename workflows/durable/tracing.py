@@ -36,8 +36,6 @@ TRACER_NAME = "snowbuddy"
 # The W3C trace-context headers: the console signs them with the Durable API start
 # (workflows/durable_console/client.py).
 CARRIER_KEYS = ("traceparent", "tracestate")
-# On a span whose SQL statements were counted rather than traced one by one (statements_counted).
-STATEMENT_COUNT = "db.statement_count"
 
 _lock = threading.Lock()
 _configured_pid: int | None = None
@@ -185,38 +183,6 @@ def span_in(
         set_status_on_exception=False,
     ) as span:
         yield span
-
-
-@contextmanager
-def statements_counted(connection: Any) -> Iterator[None]:
-    """SQL run on `connection` (a Django database connection: anything with ``execute_wrapper``)
-    inside this block makes no span of its own; the current span gets their number as
-    ``db.statement_count``. A span per statement is most of tracing's cost on a hot path (docs/
-    observability.md, "Overhead"). Anything else in the block keeps its spans (a Celery publish on
-    commit, an HTTP call). A bare ``yield`` with tracing off or the current span not recording."""
-    span = trace.get_current_span()
-    if not enabled() or not span.is_recording():
-        yield
-        return
-    # The psycopg (dbapi) instrumentation makes no span for a statement run under this.
-    from opentelemetry.instrumentation.utils import suppress_instrumentation
-
-    count = 0
-
-    def untraced(execute: Callable[..., T], sql: Any, params: Any, many: bool, context: Any) -> T:
-        nonlocal count
-        count += 1
-        with suppress_instrumentation():
-            return execute(sql, params, many, context)
-
-    # Not Django's execute_wrapper(), which pops the last wrapper on the way out: a connection
-    # opened inside the block (Celery closes the worker's after every task) may have added one.
-    connection.execute_wrappers.append(untraced)
-    try:
-        yield
-    finally:
-        connection.execute_wrappers.remove(untraced)
-        span.set_attribute(STATEMENT_COUNT, count)
 
 
 def in_current_context(name: str, fn: Callable[..., T]) -> Callable[..., T]:
