@@ -229,3 +229,48 @@ def test_the_worker_stages_are_spans_whose_sql_is_counted_not_traced(
     assert stages["stage store"].attributes[STATEMENT_COUNT] >= 3
     statements = [s for s in spans if "db.system" in s.attributes or "db.system.name" in s.attributes]
     assert [s.attributes.get("db.statement") for s in statements] == ["SELECT 1"]
+
+
+@pytest.mark.django_db
+def test_the_search_apis_submit_and_poll_count_their_sql_on_the_request_span(resorts, api_key, no_dispatch, monkeypatch):
+    # The request's server span is the current span when the view runs (the Django instrumentation's
+    # middleware makes it; here the test's own span stands in for it, on a private provider).
+    from django.db import connection
+    from django.test import Client
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from tests.helpers.bodies import OPEN_BUDDY
+    from workflows.tracing import STATEMENT_COUNT
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "enabled", lambda: True)
+    client = Client(HTTP_X_API_KEY=api_key, HTTP_X_USER_ID="owner-1", HTTP_ACCEPT="application/json; version=2")
+    connection.ensure_connection()
+    PsycopgInstrumentor.instrument_connection(connection.connection, tracer_provider=provider)
+    try:
+        with provider.get_tracer("test").start_as_current_span("POST matching/searches$"):
+            submitted = client.post("/matching/searches", OPEN_BUDDY, content_type="application/json")
+        assert submitted.status_code == 202, submitted.content
+        with provider.get_tracer("test").start_as_current_span("GET matching/searches/(?P<search_id>[^/]+)$"):
+            polled = client.get(f"/matching/searches/{submitted.json()['search_id']}")
+        assert polled.status_code == 200, polled.content
+        with provider.get_tracer("test").start_as_current_span("elsewhere"):
+            connection.cursor().execute("SELECT 1")  # SQL outside the search API: a span of its own
+    finally:
+        PsycopgInstrumentor.uninstrument_connection(connection.connection)
+
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    # The key, the search, its event and dispatch record on the submit; the key and the search on a poll.
+    assert spans["POST matching/searches$"].attributes[STATEMENT_COUNT] >= 4
+    assert spans["GET matching/searches/(?P<search_id>[^/]+)$"].attributes[STATEMENT_COUNT] >= 2
+    assert STATEMENT_COUNT not in spans["elsewhere"].attributes
+    statements = [s for s in spans.values() if "db.system" in s.attributes or "db.system.name" in s.attributes]
+    assert [(s.attributes.get("db.statement"), s.parent.span_id) for s in statements] == [
+        ("SELECT 1", spans["elsewhere"].context.span_id)
+    ]
+    assert connection.execute_wrappers == [], "the counting wrapper is gone after each request"
