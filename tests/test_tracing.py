@@ -232,7 +232,9 @@ def test_the_worker_stages_are_spans_whose_sql_is_counted_not_traced(
 
 
 @pytest.mark.django_db
-def test_the_search_apis_submit_and_poll_count_their_sql_on_the_request_span(resorts, api_key, no_dispatch, monkeypatch):
+def test_the_search_apis_submit_and_poll_count_their_sql_on_the_request_span(
+    resorts, api_key, no_dispatch, monkeypatch
+):
     # The request's server span is the current span when the view runs (the Django instrumentation's
     # middleware makes it; here the test's own span stands in for it, on a private provider).
     from django.db import connection
@@ -251,6 +253,9 @@ def test_the_search_apis_submit_and_poll_count_their_sql_on_the_request_span(res
     monkeypatch.setattr(tracing, "enabled", lambda: True)
     client = Client(HTTP_X_API_KEY=api_key, HTTP_X_USER_ID="owner-1", HTTP_ACCEPT="application/json; version=2")
     connection.ensure_connection()
+    # uninstrument_connection() leaves the flag set, and a later instrument_connection() would keep
+    # another test's provider.
+    connection.connection._is_instrumented_by_opentelemetry = False
     PsycopgInstrumentor.instrument_connection(connection.connection, tracer_provider=provider)
     try:
         with provider.get_tracer("test").start_as_current_span("POST matching/searches$"):

@@ -40,6 +40,7 @@ CARRIER_KEYS = ("traceparent", "tracestate")
 _lock = threading.Lock()
 _configured_pid: int | None = None
 _provider: Any = None
+_tracer: trace.Tracer | None = None
 
 
 def wanted(env: Mapping[str, str] | None = None) -> bool:
@@ -131,7 +132,13 @@ def flush(timeout_millis: int = 5000) -> None:
 
 
 def tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME)
+    """This code's tracer. One object per process: the SDK's get_tracer() builds its scope and
+    resets the warnings filters on every call (a span per stage, per send). Got before the SDK is
+    set up, it is the API's proxy, which hands over to the real one once there is one."""
+    global _tracer
+    if _tracer is None:
+        _tracer = trace.get_tracer(TRACER_NAME)
+    return _tracer
 
 
 def carrier() -> dict[str, str]:
