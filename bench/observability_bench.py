@@ -279,8 +279,10 @@ def main() -> None:
     server_ratio = medians["on"][0] / medians["off"][0]
     client_ratio = medians["on"][1] / medians["off"][1]
     print(f"on/off median ratio: server {server_ratio:.3f}, client {client_ratio:.3f} (target ≤ {TARGET_RATIO})")
-    if collector is not None:
-        spans = collector.spans()
+    spans = collector.spans() if collector is not None else []
+    if collector is not None and not spans:
+        print("collector: no spans (nothing sampled)")
+    elif collector is not None:
         services = sorted({s.service for s in spans})
         per_trace = statistics.median(
             [sum(1 for s in spans if s.trace_id == t) for t in {s.trace_id for s in spans if not s.parent_span_id}]
@@ -290,7 +292,7 @@ def main() -> None:
             f"median {per_trace:.0f} spans per trace"
         )
         _span_counts(spans)
-    if collector is not None and args.show_trace:
+    if spans and args.show_trace:
         root = [s for s in spans if not s.parent_span_id and "POST" in s.name][-1]
         print(f"the last search's trace ({root.trace_id}): service, span, duration, start after the POST's")
         for s in sorted(collector.spans(root.trace_id), key=lambda s: s.start_ns):

@@ -84,6 +84,19 @@ def _worker_child_exits(pid=None, **_kwargs) -> None:
     process_exited(pid or os.getpid())
 
 
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _database_connections_as_after_a_request(task=None, **_kwargs) -> None:
+    # Django's rule around each request, around each task: close a connection that is broken, left
+    # in a failed transaction or older than DATABASE_CONN_MAX_AGE; keep it otherwise (Celery's fix-up
+    # leaves it open: CELERY_DB_REUSE_MAX). An eager task runs inside its caller's transaction.
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
+
+
 # Tasks that act on one search: their log lines carry its id, attempt and engine (snowbuddy/logs.py).
 _SEARCH_TASKS = {"workflows.tasks.run_search", "workflows.tasks.deliver_notifications"}
 _task_log_tokens: dict[str, object] = {}

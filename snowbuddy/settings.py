@@ -254,6 +254,11 @@ else:
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery") or "celery"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_SWEEP_INTERVAL_SECONDS = env_int("CELERY_SWEEP_INTERVAL_SECONDS", 30, minimum=1)
+# A worker keeps its database connection between tasks as a web worker does between requests
+# (DATABASE_CONN_MAX_AGE, closed at once when broken: snowbuddy/celery.py); without this Celery's
+# Django fix-up closes it around every task, and each search opened a new PostgreSQL connection.
+# The fix-up still closes it after this many tasks.
+CELERY_DB_REUSE_MAX = 1000
 # A dispatch record older than this with no send is considered lost and re-sent.
 DISPATCH_GRACE_SECONDS = env_int("DISPATCH_GRACE_SECONDS", 20, minimum=0)
 

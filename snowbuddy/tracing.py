@@ -6,8 +6,9 @@ of the SDK imported, unless the OTEL_* variables ask for an exporter (workflows/
 which also sets up the requests and botocore instrumentations the Lambda side shares).
 
 A SQL statement run outside any span makes no span (a trace of its own would be noise: health
-checks, scrapes, the lease heartbeat); the worker's stages count theirs instead of tracing each
-(workflows/celery_engine/stage_spans.py).
+checks, scrapes, the lease heartbeat), nor does Django's health check of a kept connection; the
+worker's stages, the relay's send and the search API's requests count theirs on their span instead
+of tracing each (`statements_counted` in workflows/tracing.py).
 """
 
 from __future__ import annotations
@@ -63,6 +64,21 @@ def _statements_outside_a_trace_untraced(sender, connection, **_kwargs) -> None:
     if _untraced_without_a_parent not in connection.execute_wrappers:
         # First, outermost: a block's execute_wrapper() that opened the connection pops its own.
         connection.execute_wrappers.insert(0, _untraced_without_a_parent)
+    if "is_usable" not in vars(connection):
+        # The health check (conn_health_checks) of a kept connection, a SELECT 1 on the raw
+        # connection outside Django's cursor wrappers, once per request or task: a span of its own
+        # in every poll's trace, or a trace of its own in the relay's thread. It makes none.
+        connection.is_usable = _health_check_untraced(connection.is_usable)
+
+
+def _health_check_untraced(is_usable):
+    def untraced() -> bool:
+        from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+        with suppress_instrumentation():
+            return is_usable()
+
+    return untraced
 
 
 def _untraced_without_a_parent(execute, sql, params, many, context):

@@ -95,6 +95,9 @@ def pytest_runtest_teardown(item, nextitem):
     services = sys.modules.get("workflows.dispatch.submit")
     if services is not None:
         services.dispatch_relay.wait_idle(timeout=15)
+        if nextitem is None:
+            # The relay keeps its connection between bursts: the test database is dropped next.
+            services.dispatch_relay.close_connection(timeout=15)
 
 
 @pytest.fixture(autouse=True)

@@ -143,10 +143,11 @@ for _ in range(3):  # as the dispatch relay does after each burst
 print("WRAPPERS", [w.__name__ for w in connection.execute_wrappers])
 import threading
 from workflows.durable import tracing
+from workflows.tracing import statements_counted
 left = []
 def worker():  # a Celery child: its connections opened inside a stage, closed after each task
     for _ in range(3):
-        with tracing.tracer().start_as_current_span("stage"), tracing.statements_counted(connection):
+        with tracing.tracer().start_as_current_span("stage"), statements_counted(connection):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT 1")
         connection.close()
@@ -195,8 +196,8 @@ def test_the_worker_stages_are_spans_whose_sql_is_counted_not_traced(
     from tests.helpers.bodies import OPEN_BUDDY
     from tests.helpers.dispatch import stub_dispatch_send
     from workflows.celery_engine.run import search_run_on_celery
-    from workflows.celery_engine.stage_spans import STATEMENT_COUNT
     from workflows.dispatch.submit import search_submit
+    from workflows.tracing import STATEMENT_COUNT
 
     stub_dispatch_send(monkeypatch)
     with django_capture_on_commit_callbacks(execute=True):
@@ -228,3 +229,53 @@ def test_the_worker_stages_are_spans_whose_sql_is_counted_not_traced(
     assert stages["stage store"].attributes[STATEMENT_COUNT] >= 3
     statements = [s for s in spans if "db.system" in s.attributes or "db.system.name" in s.attributes]
     assert [s.attributes.get("db.statement") for s in statements] == ["SELECT 1"]
+
+
+@pytest.mark.django_db
+def test_the_search_apis_submit_and_poll_count_their_sql_on_the_request_span(
+    resorts, api_key, no_dispatch, monkeypatch
+):
+    # The request's server span is the current span when the view runs (the Django instrumentation's
+    # middleware makes it; here the test's own span stands in for it, on a private provider).
+    from django.db import connection
+    from django.test import Client
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from tests.helpers.bodies import OPEN_BUDDY
+    from workflows.tracing import STATEMENT_COUNT
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "enabled", lambda: True)
+    client = Client(HTTP_X_API_KEY=api_key, HTTP_X_USER_ID="owner-1", HTTP_ACCEPT="application/json; version=2")
+    connection.ensure_connection()
+    # uninstrument_connection() leaves the flag set, and a later instrument_connection() would keep
+    # another test's provider.
+    connection.connection._is_instrumented_by_opentelemetry = False
+    PsycopgInstrumentor.instrument_connection(connection.connection, tracer_provider=provider)
+    try:
+        with provider.get_tracer("test").start_as_current_span("POST matching/searches$"):
+            submitted = client.post("/matching/searches", OPEN_BUDDY, content_type="application/json")
+        assert submitted.status_code == 202, submitted.content
+        with provider.get_tracer("test").start_as_current_span("GET matching/searches/(?P<search_id>[^/]+)$"):
+            polled = client.get(f"/matching/searches/{submitted.json()['search_id']}")
+        assert polled.status_code == 200, polled.content
+        with provider.get_tracer("test").start_as_current_span("elsewhere"):
+            connection.cursor().execute("SELECT 1")  # SQL outside the search API: a span of its own
+    finally:
+        PsycopgInstrumentor.uninstrument_connection(connection.connection)
+
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    # The key, the search, its event and dispatch record on the submit; the key and the search on a poll.
+    assert spans["POST matching/searches$"].attributes[STATEMENT_COUNT] >= 4
+    assert spans["GET matching/searches/(?P<search_id>[^/]+)$"].attributes[STATEMENT_COUNT] >= 2
+    assert STATEMENT_COUNT not in spans["elsewhere"].attributes
+    statements = [s for s in spans.values() if "db.system" in s.attributes or "db.system.name" in s.attributes]
+    assert [(s.attributes.get("db.statement"), s.parent.span_id) for s in statements] == [
+        ("SELECT 1", spans["elsewhere"].context.span_id)
+    ]
+    assert connection.execute_wrappers == [], "the counting wrapper is gone after each request"

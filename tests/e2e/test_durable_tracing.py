@@ -221,6 +221,20 @@ def test_a_celery_search_is_one_trace_from_the_submit_to_the_worker(otlp, tmp_pa
             return next((s for s in otlp.spans(trace_id) if s.name == "run/workflows.tasks.run_search"), None)
 
         run = wait_for(run_span, timeout=30, message="the worker's task span at the collector")
+        # A poll (SnowTrace's browser: once a second) is a trace of its own, its SQL counted on its span.
+        polled = requests.get(f"http://127.0.0.1:{port}/matching/searches/{search_id}", headers=headers, timeout=30)
+        assert polled.status_code == 200, polled.text
+
+        def poll_span():
+            return next((s for s in otlp.spans() if s.name.startswith("GET matching/searches/")), None)
+
+        poll = wait_for(poll_span, timeout=30, message="the poll's span at the collector")
+    assert not poll.parent_span_id and poll.attributes["db.statement_count"] >= 2
+    assert [
+        s.name
+        for s in otlp.spans(poll.trace_id)
+        if s is not poll and not str(s.attributes.get("db.statement", "")).startswith("SELECT set_config('TimeZone'")
+    ] == []  # (a worker's first connection sets its time zone outside Django's cursor wrappers)
     spans = otlp.spans(trace_id)
     by_id = {s.span_id: s for s in spans}
     assert run.service == "snowbuddy-worker"
@@ -230,6 +244,9 @@ def test_a_celery_search_is_one_trace_from_the_submit_to_the_worker(otlp, tmp_pa
     relay = by_id[publish.parent_span_id]
     assert relay.name == "dispatch send celery" and not by_id[relay.parent_span_id].parent_span_id
     assert relay.attributes["db.statement_count"] >= 1  # marking the record sent: counted, not traced
+    # The submit's own SQL (the key, the search, its event and dispatch record) is counted on its span.
+    submit = by_id[relay.parent_span_id]
+    assert submit.name == "POST matching/searches$" and submit.attributes["db.statement_count"] >= 4
     # The worker's stages are in the same trace, below its run, with their SQL counted, not traced
     # (as the relay's is).
     stages = sorted((s for s in spans if s.name.startswith("stage ")), key=lambda s: s.start_ns)
@@ -240,7 +257,7 @@ def test_a_celery_search_is_one_trace_from_the_submit_to_the_worker(otlp, tmp_pa
     traced = [
         s.attributes["db.statement"]
         for s in spans
-        if by_id.get(s.parent_span_id) in [relay, *stages] and "db.system" in s.attributes
+        if by_id.get(s.parent_span_id) in [submit, relay, *stages] and "db.system" in s.attributes
         and not s.attributes["db.statement"].startswith("SELECT set_config('TimeZone'")
     ]  # fmt: skip
     assert traced == []

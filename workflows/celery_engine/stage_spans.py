@@ -3,7 +3,7 @@
 The psycopg instrumentation makes a span per SQL statement: on the worker's hot path some ten a
 search, each a few hundred microseconds of Python on a path of ~30 ms (measured: docs/
 observability.md, "Overhead"). Inside a stage span the statements still run and are counted
-(`db.statement_count` on the stage's span, workflows/durable/tracing.py's `statements_counted`) but
+(`db.statement_count` on the stage's span, `statements_counted` in workflows/tracing.py) but
 make no span of their own; everything else keeps its instrumentation: the Celery publish of the
 notification task on commit, any HTTP call.
 
@@ -18,8 +18,7 @@ from contextlib import contextmanager
 from django.db import connection
 
 from workflows.durable import tracing
-
-STATEMENT_COUNT = tracing.STATEMENT_COUNT
+from workflows.tracing import statements_counted
 
 
 @contextmanager
@@ -31,6 +30,6 @@ def stage_span(stage: str) -> Iterator[None]:
         return
     with (
         tracing.tracer().start_as_current_span(f"stage {stage}", attributes={"stage": stage}),
-        tracing.statements_counted(connection),
+        statements_counted(connection),
     ):
         yield

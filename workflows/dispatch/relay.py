@@ -28,6 +28,7 @@ from workflows.models import SearchDispatch
 logger = logging.getLogger(__name__)
 
 QUIET_SECONDS = 2.0  # after the broker was unreachable, leave its records to the sweeper this long
+_CLOSE_CONNECTION = -1  # not a record: the thread closes its database connection (close_connection)
 
 
 class DispatchRelay:
@@ -55,6 +56,15 @@ class DispatchRelay:
             time.sleep(0.01)
         return True
 
+    def close_connection(self, timeout: float = 10.0) -> bool:
+        """Have the thread close its database connection now and wait for it (tests: before the test
+        database is dropped). False if it did not within `timeout`."""
+        with self._lock:
+            if self._pid != os.getpid():
+                return True  # no thread in this process, so no connection
+        self._queue.put(_CLOSE_CONNECTION)
+        return self.wait_idle(timeout)
+
     def forget_failures(self) -> None:
         """Send at once again to every engine (tests start each case afresh)."""
         self._quiet_until.clear()
@@ -70,17 +80,29 @@ class DispatchRelay:
             threading.Thread(target=self._run, name="dispatch-relay", daemon=True).start()
 
     def _run(self) -> None:
+        # The thread's database connection is kept between bursts as a request thread's is (at most
+        # CONN_MAX_AGE, closed at once when broken), not opened again for each: a connect is a new
+        # PostgreSQL backend on every submit. Idle for CONN_MAX_AGE, it is closed.
         work = self._queue
+        max_age = connection.settings_dict.get("CONN_MAX_AGE")
+        idle_seconds = max_age if max_age else None  # 0: closed after each burst anyway
         while True:
-            dispatch_id = work.get()
             try:
-                self._handle(dispatch_id)
+                dispatch_id = work.get(timeout=idle_seconds)
+            except queue.Empty:
+                connection.close()
+                continue
+            try:
+                if dispatch_id == _CLOSE_CONNECTION:
+                    connection.close()
+                else:
+                    self._handle(dispatch_id)
             except Exception:
                 logger.exception("dispatch relay: sending record %s failed; the sweeper will", dispatch_id)
             finally:
                 work.task_done()
                 if work.empty():
-                    connection.close()  # no idle connection held between bursts
+                    connection.close_if_unusable_or_obsolete()
 
     def _handle(self, dispatch_id: int) -> None:
         engine = SearchDispatch.objects.filter(pk=dispatch_id).values_list("engine", flat=True).first()

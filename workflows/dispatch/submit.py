@@ -46,6 +46,7 @@ from workflows.models import (
     WorkflowExecution,
 )
 from workflows.outbound.notifications import notifications_kick
+from workflows.tracing import statements_counted
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ def dispatch_send(*, dispatch_id: int, quick: bool = False) -> bool:
     attributes = {"snowbuddy.search_id": str(dispatch.search_id), "snowbuddy.attempt": dispatch.attempt}
     with (
         tracing.span_in(f"dispatch send {dispatch.engine}", parent, attributes=attributes),
-        tracing.statements_counted(connection),
+        statements_counted(connection),
     ):
         return _dispatch_send(dispatch, quick=quick)
 

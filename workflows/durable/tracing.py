@@ -36,12 +36,11 @@ TRACER_NAME = "snowbuddy"
 # The W3C trace-context headers: the console signs them with the Durable API start
 # (workflows/durable_console/client.py).
 CARRIER_KEYS = ("traceparent", "tracestate")
-# On a span whose SQL statements were counted rather than traced one by one (statements_counted).
-STATEMENT_COUNT = "db.statement_count"
 
 _lock = threading.Lock()
 _configured_pid: int | None = None
 _provider: Any = None
+_tracer: trace.Tracer | None = None
 
 
 def wanted(env: Mapping[str, str] | None = None) -> bool:
@@ -133,7 +132,13 @@ def flush(timeout_millis: int = 5000) -> None:
 
 
 def tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME)
+    """This code's tracer. One object per process: the SDK's get_tracer() builds its scope and
+    resets the warnings filters on every call (a span per stage, per send). Got before the SDK is
+    set up, it is the API's proxy, which hands over to the real one once there is one."""
+    global _tracer
+    if _tracer is None:
+        _tracer = trace.get_tracer(TRACER_NAME)
+    return _tracer
 
 
 def carrier() -> dict[str, str]:
@@ -185,38 +190,6 @@ def span_in(
         set_status_on_exception=False,
     ) as span:
         yield span
-
-
-@contextmanager
-def statements_counted(connection: Any) -> Iterator[None]:
-    """SQL run on `connection` (a Django database connection: anything with ``execute_wrapper``)
-    inside this block makes no span of its own; the current span gets their number as
-    ``db.statement_count``. A span per statement is most of tracing's cost on a hot path (docs/
-    observability.md, "Overhead"). Anything else in the block keeps its spans (a Celery publish on
-    commit, an HTTP call). A bare ``yield`` with tracing off or the current span not recording."""
-    span = trace.get_current_span()
-    if not enabled() or not span.is_recording():
-        yield
-        return
-    # The psycopg (dbapi) instrumentation makes no span for a statement run under this.
-    from opentelemetry.instrumentation.utils import suppress_instrumentation
-
-    count = 0
-
-    def untraced(execute: Callable[..., T], sql: Any, params: Any, many: bool, context: Any) -> T:
-        nonlocal count
-        count += 1
-        with suppress_instrumentation():
-            return execute(sql, params, many, context)
-
-    # Not Django's execute_wrapper(), which pops the last wrapper on the way out: a connection
-    # opened inside the block (Celery closes the worker's after every task) may have added one.
-    connection.execute_wrappers.append(untraced)
-    try:
-        yield
-    finally:
-        connection.execute_wrappers.remove(untraced)
-        span.set_attribute(STATEMENT_COUNT, count)
 
 
 def in_current_context(name: str, fn: Callable[..., T]) -> Callable[..., T]:
