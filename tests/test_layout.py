@@ -9,10 +9,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOYABLE = ("matching", "workflows", "snowbuddy")
-# Beside the layers (docs/architecture.md): the wiring, the Lambda side, the apps' configs, migrations.
+# Beside the layers (docs/architecture.md): the wiring, the Lambda side, the tracing helpers, the apps'
+# configs, migrations.
 BESIDE_THE_LAYERS = (
     "snowbuddy",
     "workflows.durable",
+    "workflows.tracing",
     "matching.apps",
     "workflows.apps",
     "matching.migrations",
