@@ -18,9 +18,8 @@ from tests.conftest import CONSOLE_ANSWERS, start_celery_worker, stop_celery_wor
 from tests.console.conftest import OPERATORS, ensure_console_groups
 from tests.console.helpers import act_url, confirm_single
 from tests.helpers.bodies import E2E_COACH
-from tests.helpers.dispatch import stub_dispatch_send
+from tests.helpers.dispatch import stub_dispatch_send, stub_dispatch_send_undo
 from tests.helpers.polling import wait_for
-from workflows.dispatch.submit import dispatch_relay
 from workflows.staff_actions import search_intervene
 from workflows.tasks import expire_overdue_searches, run_search
 
@@ -154,10 +153,8 @@ def test_a_worker_killed_while_the_search_waits_loses_nothing(
     globalcoach.set_mode("approve_all", delay_seconds=3)
     stub_dispatch_send(monkeypatch)  # run it on our own worker
     search_id = _submit(snowtrace)
-    # The relay sends after commit, in its own thread: let it finish with the stub before undoing it,
-    # or the real send hands the search to the session's worker instead of ours.
-    assert dispatch_relay.wait_idle(timeout=15)
-    monkeypatch.undo()
+    # Or the real send would hand the search to the session's worker instead of ours.
+    stub_dispatch_send_undo(monkeypatch)
     own = start_celery_worker(tmp_path / "vetting-worker.log", worker_env, queues="vetting-crash", pool="prefork")
     try:
         run_search.apply_async(args=[search_id, 1], queue="vetting-crash")

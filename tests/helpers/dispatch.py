@@ -22,6 +22,16 @@ def stub_dispatch_send(monkeypatch: pytest.MonkeyPatch, answer: bool = True, *, 
     monkeypatch.setattr(TARGET, send)
 
 
+def stub_dispatch_send_undo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Undo the stub (and the test's other patches) once the relay thread has handed it every record
+    committed so far: the relay sends after commit, in its own thread, and a send after the undo
+    would be the real one."""
+    from workflows.dispatch.submit import dispatch_relay
+
+    assert dispatch_relay.wait_idle(timeout=15), "the dispatch relay did not finish within 15 s"
+    monkeypatch.undo()
+
+
 def past_the_grace(seconds: float = 1.0):
     """An injected sweep time (`dispatch_sweep(now=...)`) at which every record written so far is older
     than DISPATCH_GRACE_SECONDS, the configured grace (no need to set it to 0)."""

@@ -10,7 +10,7 @@ from matching.models import Search, SearchResult, SearchStatus, SkierProfile
 from matching.selectors import resort_regions
 from matching.services.keys import api_key_create
 from matching.services.profiles import profile_fields
-from tests.helpers.dispatch import past_the_grace, stub_dispatch_send
+from tests.helpers.dispatch import past_the_grace, stub_dispatch_send, stub_dispatch_send_undo
 from tests.helpers.polling import wait_for
 from workflows.dispatch.submit import dispatch_sweep
 from workflows.models import SearchDispatch
@@ -71,7 +71,7 @@ def test_a_search_whose_dispatch_was_lost_is_sent_by_the_sweeper(
     # Simulate a crash between commit and send: the after-commit send never happens.
     stub_dispatch_send(monkeypatch, answer=False)
     search_id = owner.post("/matching/searches", PREFS).json()["search_id"]
-    monkeypatch.undo()
+    stub_dispatch_send_undo(monkeypatch)
     assert _status(search_id) == SearchStatus.PENDING
     assert SearchDispatch.objects.get(search_id=search_id).sent_at is None
 

@@ -14,7 +14,7 @@ from matching.models import Search, SearchStatus, SearchVetting, SkierProfile
 from matching.selectors import resort_regions
 from matching.services.profiles import profile_fields
 from matching.services.searches import searches_expire_overdue
-from tests.helpers.dispatch import stub_dispatch_send
+from tests.helpers.dispatch import stub_dispatch_send, stub_dispatch_send_undo
 from tests.helpers.errors import error_codes
 from workflows.celery_engine.run import search_run_on_celery
 from workflows.celery_engine.vetting import vetting_requests_send_due
@@ -184,7 +184,7 @@ def test_a_request_lost_before_it_was_sent_goes_out_with_the_beat_sweep(profiles
     monkeypatch.setattr("workflows.celery_engine.vetting.vetting_request_send", lambda **kw: "crashed before sending")
     search = search_submit(seeker_id="owner-1", preferences=COACH)
     search_run_on_celery(search_id=str(search.pk), attempt=1)
-    monkeypatch.undo()
+    stub_dispatch_send_undo(monkeypatch)
     assert globalcoach.requests == {}
     assert vetting_requests_send_due() == 1
     assert len(globalcoach.requests) == 1
