@@ -11,8 +11,8 @@ worker (prefork, 2 processes) on its own Redis database:
   scraped every 15 s as Prometheus would) — see --features.
 
 Both log at the console's default level (INFO; --log-level), so "JSON logs" changes the lines'
-format, not how many there are; --off-log-level WARNING gives the quieter baseline of the runs
-before 2026-12-07, against which JSON logs also cost writing the lines at all.
+format, not how many there are; --off-log-level WARNING gives the quieter baseline of the earlier
+runs (docs/benchmarks.md), against which JSON logs also cost writing the lines at all.
 
 Searches alternate between the two (off, on, on, off, …), one at a time, so both see the same
 machine load; each is POSTed and polled until `succeeded`. It prints, per console, the medians of
@@ -186,7 +186,8 @@ def _timeline(spans: list) -> None:
         print(f"  {service:<18} {name[:50]:<50} {start:7.2f} → {end:7.2f}")
 
 
-MILESTONES = ("submitted", "dispatched", "sent", "claim began", "claimed", "finished")
+# In the order a search usually reaches them: the claim begins while the relay still writes its records.
+MILESTONES = ("submitted", "claim began", "dispatched", "sent", "claimed", "finished")
 
 
 def _milestones(warmups: int) -> dict[str, dict[str, float]]:
